@@ -1,0 +1,33 @@
+# civicmap: the two commands are `make run` and `make test`.
+.PHONY: run test setup build widget lint bench clean
+
+# Set-up, build, embedded database, demo campaign, and serve http://localhost:8080
+run: setup widget
+	cargo build --release
+	./target/release/civicmap serve --demo --listen 127.0.0.1:8080
+
+# Set-up, then every test (Rust unit and integration tests against a real PostGIS).
+test: setup
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --quiet -- -D warnings
+	./scripts/test.sh
+
+setup:
+	./scripts/setup.sh
+
+build:
+	cargo build --release
+
+widget:
+	@if [ -f widget/package.json ]; then cd widget && npm ci --no-audit --no-fund && npm run build; fi
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+bench: setup
+	./benches/submissions-load.sh
+
+clean:
+	cargo clean
+	rm -rf var widget/dist widget/node_modules

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what civicmap needs from the OS packages, only when it is missing:
+# PostgreSQL 15+ with PostGIS 3 (server binaries for the embedded cluster), and, with
+# --browser, Debian's Chromium for the widget's browser tests. Debian/Ubuntu only.
+set -euo pipefail
+
+need=()
+have_postgis() {
+  for dir in /usr/share/postgresql/*/extension; do
+    [ -f "$dir/postgis.control" ] && [ -x "/usr/lib/postgresql/$(basename "$(dirname "$dir")")/bin/initdb" ] && return 0
+  done
+  return 1
+}
+have_postgis || need+=(postgresql postgresql-postgis)
+if [ "${1:-}" = "--browser" ]; then
+  command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need+=(chromium)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+  echo "setup: please install ${need[*]} with your system's package manager (apt-get not found)" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+echo "setup: installing ${need[*]}" >&2
+$sudo apt-get update -qq
+packages=()
+for p in "${need[@]}"; do
+  if [ "$p" = postgresql-postgis ]; then
+    # postgis for the newest PostgreSQL server packaged here (e.g. postgresql-15-postgis-3).
+    p=$(apt-cache search --names-only '^postgresql-[0-9]+-postgis-3$' | awk '{print $1}' | sort -V | tail -n 1)
+    [ -n "$p" ] || { echo "setup: no postgresql-N-postgis-3 package found" >&2; exit 1; }
+    packages+=("$p" postgresql-contrib)
+  else
+    packages+=("$p")
+  fi
+done
+$sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+# Debian starts a system cluster on port 5432 when it installs the server; civicmap runs its
+# own cluster on a private Unix socket and does not need it.
+have_postgis || { echo "setup: PostGIS is still missing after install" >&2; exit 1; }

@@ -1,0 +1,224 @@
+//! Staff API tokens: created by `civicmap token create`, stored as SHA-256 hashes, checked in
+//! constant time, each with one role.
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::http::AppState;
+use crate::http::error::ApiError;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything: campaigns, districts, tokens, and what the other roles do.
+    Admin,
+    /// Reviews and hides submissions.
+    Moderator,
+    /// Reads exact positions and raw exports.
+    Planner,
+}
+
+impl Role {
+    /// The role's name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Moderator => "moderator",
+            Role::Planner => "planner",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Role::Admin, Role::Moderator, Role::Planner]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+
+    /// Whether a token of this role may use a route that requires `required`.
+    pub fn allows(self, required: Role) -> bool {
+        self == Role::Admin || self == required
+    }
+}
+
+const PREFIX: &str = "cmk";
+
+/// SHA-256 of `bytes`; how secrets (staff tokens, edit tokens) are stored.
+pub fn hash_secret(secret: impl AsRef<[u8]>) -> Vec<u8> {
+    Sha256::digest(secret.as_ref()).to_vec()
+}
+
+/// A new random secret: 32 bytes from the OS generator, base64url without padding.
+pub fn new_secret() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// Creates a token and returns it. The secret is shown only this once.
+pub async fn create_token(
+    pool: &PgPool,
+    name: &str,
+    role: Role,
+    expires_at: Option<OffsetDateTime>,
+) -> anyhow::Result<String> {
+    let secret = new_secret();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO api_tokens (name, role, secret_hash, expires_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(name)
+    .bind(role.as_str())
+    .bind(hash_secret(&secret))
+    .bind(expires_at)
+    .fetch_one(pool)
+    .await?;
+    Ok(format!("{PREFIX}_{id}_{secret}"))
+}
+
+#[derive(Default, sqlx::FromRow)]
+struct TokenRow {
+    name: String,
+    role: String,
+    secret_hash: Vec<u8>,
+    expires_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+/// The holder of a valid token.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    /// The token's id.
+    pub token_id: i64,
+    /// The token's name (who holds it).
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// Checks a bearer token: known, secret matching (constant time), not revoked, not expired.
+pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, ApiError> {
+    let invalid = || ApiError::Unauthorized("the bearer token is not valid".into());
+    let mut parts = token.splitn(3, '_');
+    let (Some(PREFIX), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid());
+    };
+    let id: i64 = id.parse().map_err(|_| invalid())?;
+    let row: Option<TokenRow> = sqlx::query_as(
+        "SELECT name, role, secret_hash, expires_at, revoked_at FROM api_tokens WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    // Compare against a dummy hash when the id is unknown so both paths cost the same.
+    let row = row.unwrap_or_else(|| TokenRow {
+        secret_hash: vec![0; 32],
+        ..TokenRow::default()
+    });
+    let matches: bool = hash_secret(secret).ct_eq(&row.secret_hash).into();
+    let role = Role::parse(&row.role)
+        .filter(|_| matches)
+        .ok_or_else(invalid)?;
+    let TokenRow {
+        name,
+        expires_at,
+        revoked_at,
+        ..
+    } = row;
+    if revoked_at.is_some() {
+        return Err(ApiError::Unauthorized("this token has been revoked".into()));
+    }
+    if expires_at.is_some_and(|t| t <= OffsetDateTime::now_utc()) {
+        return Err(ApiError::Unauthorized("this token has expired".into()));
+    }
+    Ok(Staff {
+        token_id: id,
+        name,
+        role,
+    })
+}
+
+/// A role required by a route, as a type: `Authorized<Admin>` in a handler's arguments
+/// refuses every request without a valid admin token.
+pub trait RequiredRole: Send + Sync {
+    /// The role.
+    const ROLE: Role;
+}
+
+/// Marker for routes that need an admin token.
+pub struct Admin;
+impl RequiredRole for Admin {
+    const ROLE: Role = Role::Admin;
+}
+
+/// Marker for routes that need a moderator token.
+pub struct Moderator;
+impl RequiredRole for Moderator {
+    const ROLE: Role = Role::Moderator;
+}
+
+/// Marker for routes that need a planner token.
+pub struct Planner;
+impl RequiredRole for Planner {
+    const ROLE: Role = Role::Planner;
+}
+
+/// Extractor: the request carries `Authorization: Bearer <token>` of role `R` (or admin).
+pub struct Authorized<R: RequiredRole>(pub Staff, PhantomData<R>);
+
+impl<R: RequiredRole> FromRequestParts<AppState> for Authorized<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthorized(
+                "this route needs an `Authorization: Bearer <token>` header".into(),
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        let staff = verify(&state.db, token.trim()).await?;
+        if !staff.role.allows(R::ROLE) {
+            return Err(ApiError::Forbidden(format!(
+                "this route needs the {} role; this token has the {} role",
+                R::ROLE.as_str(),
+                staff.role.as_str()
+            )));
+        }
+        Ok(Self(staff, PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_allows_everything_and_others_only_themselves() {
+        assert!(Role::Admin.allows(Role::Planner));
+        assert!(Role::Planner.allows(Role::Planner));
+        assert!(!Role::Planner.allows(Role::Admin));
+        assert!(!Role::Moderator.allows(Role::Planner));
+    }
+
+    #[test]
+    fn secrets_are_long_and_distinct() {
+        let (a, b) = (new_secret(), new_secret());
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+        assert_eq!(hash_secret(&a).len(), 32);
+    }
+}

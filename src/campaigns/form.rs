@@ -1,0 +1,419 @@
+//! A campaign's form: the few questions it asks, and the checks every answer goes through.
+//!
+//! The same rules run for the API, the bulk import and (mirrored in TypeScript) the widget.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::Localized;
+use crate::http::error::FieldError;
+
+/// Most fields a form may have.
+pub const MAX_FIELDS: usize = 50;
+/// Longest free-text answer a form may allow.
+pub const MAX_TEXT_LENGTH: u32 = 10_000;
+/// Largest integer that a JSON number carries exactly (2^53).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
+
+/// The questions of a campaign.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Form {
+    /// The fields, in the order they are shown.
+    pub fields: Vec<Field>,
+}
+
+/// One question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Field {
+    /// The answer's key in a submission's `properties`: lowercase letters, digits, `_`.
+    pub key: String,
+    /// The question, in French and English.
+    pub label: Localized,
+    /// An optional hint shown under the question.
+    #[serde(default)]
+    pub help: Option<Localized>,
+    /// Whether an answer must be given. For a boolean, "given" means true or false.
+    #[serde(default)]
+    pub required: bool,
+    /// Whether the answer may appear in public aggregates (choice and boolean fields only).
+    #[serde(default)]
+    pub public: bool,
+    /// The type of answer and its constraints.
+    #[serde(flatten)]
+    pub kind: FieldKind,
+}
+
+/// The type of an answer, with its constraints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FieldKind {
+    /// Free text of at most `max_length` characters.
+    Text {
+        /// Most characters allowed.
+        max_length: u32,
+    },
+    /// A number, optionally bounded and whole.
+    Number {
+        /// Smallest value allowed.
+        #[serde(default)]
+        min: Option<f64>,
+        /// Largest value allowed.
+        #[serde(default)]
+        max: Option<f64>,
+        /// Whether only whole numbers are allowed.
+        #[serde(default)]
+        integer: bool,
+    },
+    /// One value out of a list.
+    Choice {
+        /// The allowed values and their labels.
+        options: Vec<ChoiceOption>,
+    },
+    /// Yes or no.
+    Boolean,
+}
+
+/// One allowed value of a choice field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChoiceOption {
+    /// The value stored in answers.
+    pub value: String,
+    /// What the citizen sees.
+    pub label: Localized,
+}
+
+fn is_valid_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && key.len() <= 40
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+impl Form {
+    /// Checks that the form itself is well made (unique keys, sane bounds, options present).
+    /// Errors name the field as `form.fields[i]...`.
+    pub fn check(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.fields.len() > MAX_FIELDS {
+            errors.push(FieldError::new(
+                "form.fields",
+                format!("at most {MAX_FIELDS} fields"),
+            ));
+        }
+        for (i, field) in self.fields.iter().enumerate() {
+            let at = |what: &str| format!("form.fields[{i}]{what}");
+            if !is_valid_key(&field.key) {
+                errors.push(FieldError::new(
+                    at(".key"),
+                    "must start with a lowercase letter and contain only a-z, 0-9 and _ (at most 40 characters)",
+                ));
+            }
+            if self.fields[..i].iter().any(|f| f.key == field.key) {
+                errors.push(FieldError::new(
+                    at(".key"),
+                    format!("duplicate key `{}`", field.key),
+                ));
+            }
+            match &field.kind {
+                FieldKind::Text { max_length } => {
+                    if *max_length == 0 || *max_length > MAX_TEXT_LENGTH {
+                        errors.push(FieldError::new(
+                            at(".max_length"),
+                            format!("must be between 1 and {MAX_TEXT_LENGTH}"),
+                        ));
+                    }
+                    if field.public {
+                        errors.push(FieldError::new(
+                            at(".public"),
+                            "free-text answers can never be public",
+                        ));
+                    }
+                }
+                FieldKind::Number { min, max, .. } => {
+                    if min.is_some_and(|m| !m.is_finite()) || max.is_some_and(|m| !m.is_finite()) {
+                        errors.push(FieldError::new(at(""), "min and max must be finite"));
+                    } else if let (Some(lo), Some(hi)) = (min, max)
+                        && lo > hi
+                    {
+                        errors.push(FieldError::new(at(".min"), "must not be greater than max"));
+                    }
+                    if field.public {
+                        errors.push(FieldError::new(
+                            at(".public"),
+                            "only choice and boolean answers can be public",
+                        ));
+                    }
+                }
+                FieldKind::Choice { options } => {
+                    if options.is_empty() {
+                        errors.push(FieldError::new(at(".options"), "needs at least one option"));
+                    }
+                    for (j, option) in options.iter().enumerate() {
+                        if option.value.is_empty() || option.value.len() > 100 {
+                            errors.push(FieldError::new(
+                                at(&format!(".options[{j}].value")),
+                                "must be 1 to 100 bytes",
+                            ));
+                        }
+                        if options[..j].iter().any(|o| o.value == option.value) {
+                            errors.push(FieldError::new(
+                                at(&format!(".options[{j}].value")),
+                                format!("duplicate option `{}`", option.value),
+                            ));
+                        }
+                    }
+                }
+                FieldKind::Boolean => {}
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Checks a submission's answers against the form and returns them normalised (text
+    /// trimmed, absent optional answers left out). Every problem is reported, each naming its
+    /// field as `properties.KEY`.
+    pub fn validate_answers(
+        &self,
+        answers: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut clean = Map::new();
+        for key in answers.keys() {
+            if !self.fields.iter().any(|f| &f.key == key) {
+                let known: Vec<&str> = self.fields.iter().map(|f| f.key.as_str()).collect();
+                errors.push(FieldError::new(
+                    format!("properties.{key}"),
+                    format!(
+                        "unknown field; this campaign asks for: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        for field in &self.fields {
+            let at = format!("properties.{}", field.key);
+            let value = match answers.get(&field.key) {
+                None | Some(Value::Null) => {
+                    if field.required {
+                        errors.push(FieldError::new(at, "is required"));
+                    }
+                    continue;
+                }
+                Some(value) => value,
+            };
+            match field.check_value(value) {
+                Ok(Some(value)) => {
+                    clean.insert(field.key.clone(), value);
+                }
+                Ok(None) if field.required => errors.push(FieldError::new(at, "is required")),
+                Ok(None) => {}
+                Err(detail) => errors.push(FieldError::new(at, detail)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(clean)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+impl Field {
+    /// The normalised answer, `None` for an empty text, or why the value is refused.
+    fn check_value(&self, value: &Value) -> Result<Option<Value>, String> {
+        match &self.kind {
+            FieldKind::Text { max_length } => {
+                let text = value.as_str().ok_or("must be a string")?.trim();
+                let length = text.chars().count();
+                if length > *max_length as usize {
+                    return Err(format!(
+                        "must be at most {max_length} characters (got {length})"
+                    ));
+                }
+                if text
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+                {
+                    return Err("must not contain control characters".to_owned());
+                }
+                Ok((!text.is_empty()).then(|| Value::String(text.to_owned())))
+            }
+            FieldKind::Number { min, max, integer } => {
+                let number = value
+                    .as_f64()
+                    .filter(|_| value.is_number())
+                    .ok_or("must be a number")?;
+                if !number.is_finite() {
+                    return Err("must be a finite number".to_owned());
+                }
+                if *integer && (number.fract() != 0.0 || number.abs() > MAX_SAFE_INTEGER) {
+                    return Err("must be a whole number".to_owned());
+                }
+                if let Some(min) = min
+                    && number < *min
+                {
+                    return Err(format!("must be at least {min}"));
+                }
+                if let Some(max) = max
+                    && number > *max
+                {
+                    return Err(format!("must be at most {max}"));
+                }
+                Ok(Some(value.clone()))
+            }
+            FieldKind::Choice { options } => {
+                let choice = value
+                    .as_str()
+                    .ok_or("must be a string naming one of the options")?;
+                if options.iter().any(|o| o.value == choice) {
+                    Ok(Some(value.clone()))
+                } else {
+                    let allowed: Vec<&str> = options.iter().map(|o| o.value.as_str()).collect();
+                    Err(format!("must be one of: {}", allowed.join(", ")))
+                }
+            }
+            FieldKind::Boolean => match value {
+                Value::Bool(_) => Ok(Some(value.clone())),
+                _ => Err("must be true or false".to_owned()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn form() -> Form {
+        serde_json::from_value(json!({"fields": [
+            {"key": "households", "type": "number", "label": {"fr": "Foyers", "en": "Households"},
+             "required": true, "min": 1, "max": 500, "integer": true},
+            {"key": "connection", "type": "choice", "label": {"fr": "Connexion", "en": "Connection"},
+             "required": true, "options": [
+                {"value": "adsl", "label": {"fr": "ADSL", "en": "ADSL"}},
+                {"value": "none", "label": {"fr": "Aucune", "en": "None"}}]},
+            {"key": "comment", "type": "text", "label": {"fr": "Commentaire", "en": "Comment"},
+             "max_length": 10},
+            {"key": "tenant", "type": "boolean", "label": {"fr": "Locataire", "en": "Tenant"}}
+        ]}))
+        .unwrap()
+    }
+
+    fn errors(answers: Value) -> Vec<FieldError> {
+        form()
+            .validate_answers(answers.as_object().unwrap())
+            .unwrap_err()
+    }
+
+    #[test]
+    fn valid_answers_come_back_normalised() {
+        let clean = form()
+            .validate_answers(
+                json!({"households": 3, "connection": "adsl", "comment": "  hi  ", "tenant": null})
+                    .as_object()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            Value::Object(clean),
+            json!({"households": 3, "connection": "adsl", "comment": "hi"})
+        );
+    }
+
+    #[test]
+    fn each_kind_of_bad_answer_names_its_field() {
+        let cases = [
+            (
+                json!({"connection": "adsl"}),
+                "properties.households",
+                "is required",
+            ),
+            (
+                json!({"households": 0, "connection": "adsl"}),
+                "properties.households",
+                "must be at least 1",
+            ),
+            (
+                json!({"households": 501, "connection": "adsl"}),
+                "properties.households",
+                "must be at most 500",
+            ),
+            (
+                json!({"households": 2.5, "connection": "adsl"}),
+                "properties.households",
+                "must be a whole number",
+            ),
+            (
+                json!({"households": "3", "connection": "adsl"}),
+                "properties.households",
+                "must be a number",
+            ),
+            (
+                json!({"households": 1, "connection": "fibre"}),
+                "properties.connection",
+                "must be one of: adsl, none",
+            ),
+            (
+                json!({"households": 1, "connection": "adsl", "comment": "12345678901"}),
+                "properties.comment",
+                "must be at most 10 characters (got 11)",
+            ),
+            (
+                json!({"households": 1, "connection": "adsl", "tenant": "yes"}),
+                "properties.tenant",
+                "must be true or false",
+            ),
+            (
+                json!({"households": 1, "connection": "adsl", "colour": "red"}),
+                "properties.colour",
+                "unknown field; this campaign asks for: households, connection, comment, tenant",
+            ),
+        ];
+        for (answers, field, detail) in cases {
+            let errors = errors(answers.clone());
+            assert_eq!(
+                errors,
+                vec![FieldError::new(field, detail)],
+                "answers: {answers}"
+            );
+        }
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        assert_eq!(errors(json!({"extra": 1})).len(), 3);
+    }
+
+    #[test]
+    fn a_badly_made_form_is_refused() {
+        let bad: Form = serde_json::from_value(json!({"fields": [
+            {"key": "Bad Key", "type": "text", "label": {"fr": "a", "en": "a"}, "max_length": 0},
+            {"key": "n", "type": "number", "label": {"fr": "a", "en": "a"}, "min": 5, "max": 1},
+            {"key": "n", "type": "choice", "label": {"fr": "a", "en": "a"}, "options": []}
+        ]}))
+        .unwrap();
+        let fields: Vec<String> = bad
+            .check()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "form.fields[0].key",
+                "form.fields[0].max_length",
+                "form.fields[1].min",
+                "form.fields[2].key",
+                "form.fields[2].options"
+            ]
+        );
+        assert!(form().check().is_ok());
+    }
+}

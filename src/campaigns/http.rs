@@ -1,0 +1,95 @@
+//! Campaign routes: the public metadata and the admin API.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use super::{Campaign, CampaignInput};
+use crate::auth::{Admin, Authorized};
+use crate::http::AppState;
+use crate::http::error::{ApiResult, Problem};
+use crate::http::extract::{JsonBody, PathParams};
+
+/// `/api/v1/campaigns/{slug}` and `/api/v1/admin/campaigns[/{slug}]`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/campaigns/{slug}", get(get_campaign))
+        .route(
+            "/api/v1/admin/campaigns",
+            post(create_campaign).get(list_campaigns),
+        )
+        .route(
+            "/api/v1/admin/campaigns/{slug}",
+            get(get_campaign_admin).patch(update_campaign),
+        )
+}
+
+/// A public campaign's metadata and form.
+#[utoipa::path(get, path = "/api/v1/campaigns/{slug}", tag = "public",
+    params(("slug" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, description = "The campaign", body = Campaign),
+        (status = 404, description = "No such public campaign", body = Problem),
+    ))]
+pub async fn get_campaign(
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+) -> ApiResult<Json<Campaign>> {
+    Ok(Json(super::get_public(&state.db, &slug).await?))
+}
+
+/// Every campaign, drafts included.
+#[utoipa::path(get, path = "/api/v1/admin/campaigns", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "All campaigns", body = [Campaign]),
+              (status = 401, description = "No valid token", body = Problem)))]
+pub async fn list_campaigns(
+    _: Authorized<Admin>,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<Campaign>>> {
+    Ok(Json(super::list(&state.db).await?))
+}
+
+async fn get_campaign_admin(
+    _: Authorized<Admin>,
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+) -> ApiResult<Json<Campaign>> {
+    Ok(Json(super::get(&state.db, &slug).await?))
+}
+
+/// Creates a campaign.
+#[utoipa::path(post, path = "/api/v1/admin/campaigns", tag = "admin", security(("bearer" = [])),
+    request_body = CampaignInput,
+    responses(
+        (status = 201, description = "Created", body = Campaign),
+        (status = 409, description = "Slug taken", body = Problem),
+        (status = 422, description = "Invalid settings", body = Problem),
+    ))]
+pub async fn create_campaign(
+    _: Authorized<Admin>,
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<CampaignInput>,
+) -> ApiResult<(StatusCode, Json<Campaign>)> {
+    let campaign = super::create(&state.db, input).await?;
+    tracing::info!(campaign = %campaign.slug, "campaign created");
+    Ok((StatusCode::CREATED, Json(campaign)))
+}
+
+/// Changes a campaign: absent fields stay as they are, `null` clears a nullable one.
+#[utoipa::path(patch, path = "/api/v1/admin/campaigns/{slug}", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "Campaign name")),
+    request_body = CampaignInput,
+    responses(
+        (status = 200, description = "Updated", body = Campaign),
+        (status = 404, description = "No such campaign", body = Problem),
+        (status = 422, description = "Invalid settings", body = Problem),
+    ))]
+pub async fn update_campaign(
+    _: Authorized<Admin>,
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+    JsonBody(input): JsonBody<CampaignInput>,
+) -> ApiResult<Json<Campaign>> {
+    Ok(Json(super::update(&state.db, &slug, input).await?))
+}

@@ -1,0 +1,512 @@
+//! Campaigns: what a city asks, where, when, and under which privacy and moderation rules.
+
+pub mod form;
+pub mod http;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use sqlx::{PgExecutor, PgPool};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::http::error::{ApiError, ApiResult, FieldError};
+pub use form::Form;
+
+/// A text in French and English.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Localized {
+    /// French.
+    pub fr: String,
+    /// English.
+    pub en: String,
+}
+
+/// Where a campaign is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Being prepared; not public.
+    Draft,
+    /// Public and taking contributions (between `opens_at` and `closes_at` when set).
+    Open,
+    /// Public, read-only.
+    Closed,
+}
+
+/// When contributions become public.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Moderation {
+    /// Public at once; a moderator can hide them afterwards.
+    Post,
+    /// Public only once a moderator approves them.
+    Pre,
+}
+
+/// Interface language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// French.
+    Fr,
+    /// English.
+    En,
+}
+
+/// How much of the campaign's data is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Privacy {
+    /// Public positions are snapped to a grid of this many metres.
+    pub public_precision_m: i32,
+    /// A published count below this is withheld.
+    pub min_count: i32,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Self {
+            public_precision_m: 50,
+            min_count: 5,
+        }
+    }
+}
+
+impl Privacy {
+    fn check(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if !(1..=10_000).contains(&self.public_precision_m) {
+            errors.push(FieldError::new(
+                "privacy.public_precision_m",
+                "must be between 1 and 10000 metres",
+            ));
+        }
+        if !(1..=1_000).contains(&self.min_count) {
+            errors.push(FieldError::new(
+                "privacy.min_count",
+                "must be between 1 and 1000",
+            ));
+        }
+        errors
+    }
+}
+
+/// A campaign as the public and the widget see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Campaign {
+    #[serde(skip)]
+    pub id: i64,
+    /// URL name, e.g. `fibre-pour-tous`.
+    pub slug: String,
+    pub title: Localized,
+    pub description: Localized,
+    pub default_lang: Lang,
+    pub status: Status,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub opens_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub closes_at: Option<OffsetDateTime>,
+    /// `[min_lon, min_lat, max_lon, max_lat]` of the campaign's area, if it has one.
+    pub bounds: Option<[f64; 4]>,
+    pub form: Form,
+    pub privacy: Privacy,
+    pub moderation: Moderation,
+    /// Credits for the map data, to be shown with the map.
+    pub attribution: String,
+}
+
+/// Attribution shown wherever district outlines from OpenStreetMap are displayed.
+pub const ATTRIBUTION: &str = "© OpenStreetMap contributors";
+
+impl Campaign {
+    /// Whether the campaign takes contributions at `now`; if not, why.
+    pub fn accepts_contributions(&self, now: OffsetDateTime) -> Result<(), ApiError> {
+        match self.status {
+            Status::Open => {}
+            Status::Draft => {
+                return Err(ApiError::Conflict("this campaign is not open yet".into()));
+            }
+            Status::Closed => {
+                return Err(ApiError::Conflict(
+                    "this campaign is closed to contributions".into(),
+                ));
+            }
+        }
+        if let Some(opens_at) = self.opens_at
+            && now < opens_at
+        {
+            return Err(ApiError::Conflict(format!(
+                "this campaign opens at {opens_at}"
+            )));
+        }
+        if let Some(closes_at) = self.closes_at
+            && now >= closes_at
+        {
+            return Err(ApiError::Conflict(format!(
+                "this campaign closed at {closes_at}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CampaignRow {
+    id: i64,
+    slug: String,
+    title_fr: String,
+    title_en: String,
+    description_fr: String,
+    description_en: String,
+    default_lang: String,
+    status: String,
+    opens_at: Option<OffsetDateTime>,
+    closes_at: Option<OffsetDateTime>,
+    form: sqlx::types::Json<Form>,
+    public_precision_m: i32,
+    min_count: i32,
+    moderation: String,
+    min_lon: Option<f64>,
+    min_lat: Option<f64>,
+    max_lon: Option<f64>,
+    max_lat: Option<f64>,
+}
+
+/// `SELECT ... FROM campaigns` followed by the given clause, as one static SQL string.
+macro_rules! select_campaign {
+    ($tail:literal) => {
+        concat!("SELECT id, slug, title_fr, title_en, description_fr, description_en,
+        default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, moderation,
+        ST_XMin(effective_area) AS min_lon, ST_YMin(effective_area) AS min_lat,
+        ST_XMax(effective_area) AS max_lon, ST_YMax(effective_area) AS max_lat
+    FROM campaigns ", $tail)
+    };
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> T {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .expect("the database CHECK constraints only allow known values")
+}
+
+impl From<CampaignRow> for Campaign {
+    fn from(row: CampaignRow) -> Self {
+        let bounds = match (row.min_lon, row.min_lat, row.max_lon, row.max_lat) {
+            // PostGIS keeps bounding boxes in single precision: round to 1e-7 degrees (1 cm).
+            (Some(a), Some(b), Some(c), Some(d)) => {
+                Some([a, b, c, d].map(|v| (v * 1e7).round() / 1e7))
+            }
+            _ => None,
+        };
+        Campaign {
+            id: row.id,
+            slug: row.slug,
+            title: Localized {
+                fr: row.title_fr,
+                en: row.title_en,
+            },
+            description: Localized {
+                fr: row.description_fr,
+                en: row.description_en,
+            },
+            default_lang: parse(&row.default_lang),
+            status: parse(&row.status),
+            opens_at: row.opens_at,
+            closes_at: row.closes_at,
+            bounds,
+            form: row.form.0,
+            privacy: Privacy {
+                public_precision_m: row.public_precision_m,
+                min_count: row.min_count,
+            },
+            moderation: parse(&row.moderation),
+            attribution: ATTRIBUTION.to_owned(),
+        }
+    }
+}
+
+fn as_text<T: Serialize>(value: T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => text,
+        _ => unreachable!("unit enums serialize to strings"),
+    }
+}
+
+/// The campaign with this slug, drafts included.
+pub async fn find(db: impl PgExecutor<'_>, slug: &str) -> ApiResult<Option<Campaign>> {
+    if !is_valid_slug(slug) {
+        return Ok(None);
+    }
+    let row: Option<CampaignRow> = sqlx::query_as(select_campaign!("WHERE slug = $1"))
+        .bind(slug)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(Campaign::from))
+}
+
+/// The campaign with this slug, or a 404 naming it.
+pub async fn get(db: impl PgExecutor<'_>, slug: &str) -> ApiResult<Campaign> {
+    find(db, slug).await?.ok_or_else(|| not_found(slug))
+}
+
+/// The 404 for an unknown campaign.
+pub fn not_found(slug: &str) -> ApiError {
+    ApiError::NotFound(format!("no campaign named `{slug}`"))
+}
+
+/// The public campaign with this slug: drafts are not public and answer 404.
+pub async fn get_public(db: impl PgExecutor<'_>, slug: &str) -> ApiResult<Campaign> {
+    match find(db, slug).await? {
+        Some(campaign) if campaign.status != Status::Draft => Ok(campaign),
+        _ => Err(not_found(slug)),
+    }
+}
+
+/// Every campaign, newest first.
+pub async fn list(db: impl PgExecutor<'_>) -> ApiResult<Vec<Campaign>> {
+    let rows: Vec<CampaignRow> =
+        sqlx::query_as(select_campaign!("ORDER BY created_at DESC, id DESC"))
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().map(Campaign::from).collect())
+}
+
+/// Deserializes a field that may be absent (outer `None`), `null` (`Some(None)`) or a value.
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The settings of a campaign, as the admin API and the demo loader give them. On creation
+/// absent fields take their defaults; on update absent fields are left as they are, and `null`
+/// clears a nullable field.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignInput {
+    /// Required on creation; cannot be changed afterwards.
+    pub slug: Option<String>,
+    pub title: Option<Localized>,
+    pub description: Option<Localized>,
+    pub default_lang: Option<Lang>,
+    pub status: Option<Status>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub opens_at: Option<Option<Rfc3339>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub closes_at: Option<Option<Rfc3339>>,
+    /// A GeoJSON Polygon or MultiPolygon; `null` means "the union of the districts".
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
+    pub area: Option<Option<serde_json::Value>>,
+    pub form: Option<Form>,
+    pub privacy: Option<Privacy>,
+    pub moderation: Option<Moderation>,
+}
+
+/// A point in time written as RFC 3339, e.g. `2026-12-01T00:00:00Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct Rfc3339(#[serde(with = "time::serde::rfc3339")] pub OffsetDateTime);
+
+fn is_valid_slug(slug: &str) -> bool {
+    let bytes = slug.as_bytes();
+    (1..=64).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+}
+
+/// Creates a campaign from `input` (slug and title required).
+pub async fn create(pool: &PgPool, input: CampaignInput) -> ApiResult<Campaign> {
+    let slug = input.slug.clone().unwrap_or_default();
+    let mut errors = Vec::new();
+    if !is_valid_slug(&slug) {
+        errors.push(FieldError::new(
+            "slug",
+            "is required: 1 to 64 characters among a-z, 0-9 and -, not starting or ending with -",
+        ));
+    }
+    if input.title.is_none() {
+        errors.push(FieldError::new(
+            "title",
+            "is required, as {\"fr\": ..., \"en\": ...}",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let mut tx = pool.begin().await?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO campaigns (slug, title_fr, title_en) VALUES ($1, '', '')
+         ON CONFLICT (slug) DO NOTHING RETURNING id",
+    )
+    .bind(&slug)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let id =
+        id.ok_or_else(|| ApiError::Conflict(format!("a campaign named `{slug}` already exists")))?;
+    let campaign = apply(
+        &mut tx,
+        id,
+        CampaignInput {
+            slug: None,
+            ..input
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(campaign)
+}
+
+/// Changes the campaign named `slug` as `input` says.
+pub async fn update(pool: &PgPool, slug: &str, input: CampaignInput) -> ApiResult<Campaign> {
+    if input.slug.as_deref().is_some_and(|s| s != slug) {
+        return Err(ApiError::field("slug", "cannot be changed"));
+    }
+    let mut tx = pool.begin().await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE slug = $1 FOR UPDATE")
+        .bind(slug)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| not_found(slug))?;
+    let campaign = apply(&mut tx, id, input).await?;
+    tx.commit().await?;
+    Ok(campaign)
+}
+
+/// Writes `input` over the locked campaign `id`, checks the result, and returns it.
+async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> ApiResult<Campaign> {
+    let current: Campaign = sqlx::query_as::<_, CampaignRow>(select_campaign!("WHERE id = $1"))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?
+        .into();
+    let mut errors = Vec::new();
+    let title = input.title.unwrap_or(current.title);
+    if title.fr.trim().is_empty() || title.en.trim().is_empty() {
+        errors.push(FieldError::new(
+            "title",
+            "needs a French and an English text",
+        ));
+    }
+    let description = input.description.unwrap_or(current.description);
+    let form = input.form.unwrap_or(current.form);
+    if let Err(form_errors) = form.check() {
+        errors.extend(form_errors);
+    }
+    let privacy = input.privacy.unwrap_or(current.privacy);
+    errors.extend(privacy.check());
+    let opens_at = input.opens_at.map_or(current.opens_at, |o| o.map(|t| t.0));
+    let closes_at = input
+        .closes_at
+        .map_or(current.closes_at, |o| o.map(|t| t.0));
+    if let (Some(opens), Some(closes)) = (opens_at, closes_at)
+        && opens >= closes
+    {
+        errors.push(FieldError::new("closes_at", "must be after opens_at"));
+    }
+    let area = match input.area {
+        Some(Some(value)) => match crate::districts::geometry::polygonal_geojson(&value) {
+            Ok(geojson) => Some(Some(geojson)),
+            Err(reason) => {
+                errors.push(FieldError::new("area", reason));
+                None
+            }
+        },
+        Some(None) => Some(None),
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let status = input.status.unwrap_or(current.status);
+    sqlx::query(
+        "UPDATE campaigns SET title_fr = $2, title_en = $3, description_fr = $4,
+            description_en = $5, default_lang = $6, status = $7, opens_at = $8, closes_at = $9,
+            form = $10, public_precision_m = $11, min_count = $12, moderation = $13,
+            updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&title.fr)
+    .bind(&title.en)
+    .bind(&description.fr)
+    .bind(&description.en)
+    .bind(as_text(input.default_lang.unwrap_or(current.default_lang)))
+    .bind(as_text(status))
+    .bind(opens_at)
+    .bind(closes_at)
+    .bind(sqlx::types::Json(&form))
+    .bind(privacy.public_precision_m)
+    .bind(privacy.min_count)
+    .bind(as_text(input.moderation.unwrap_or(current.moderation)))
+    .execute(&mut *tx)
+    .await?;
+    if let Some(area) = area {
+        let set: Option<Option<bool>> = sqlx::query_scalar(concat!(
+            "UPDATE campaigns SET area = ",
+            crate::repaired_polygonal!("$2"),
+            " WHERE id = $1 RETURNING NOT ST_IsEmpty(area)"
+        ))
+        .bind(id)
+        .bind(area)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if set == Some(Some(false)) {
+            return Err(ApiError::field("area", "is empty once repaired"));
+        }
+    }
+    refresh_effective_area(&mut *tx, id).await?;
+    let campaign: Campaign = sqlx::query_as::<_, CampaignRow>(select_campaign!("WHERE id = $1"))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?
+        .into();
+    if campaign.status == Status::Open && campaign.bounds.is_none() {
+        return Err(ApiError::field(
+            "status",
+            "a campaign needs districts or an area before it can open",
+        ));
+    }
+    Ok(campaign)
+}
+
+/// Recomputes the area submissions are checked against: the given area, else the union of
+/// the districts.
+pub async fn refresh_effective_area(db: impl PgExecutor<'_>, id: i64) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE campaigns SET effective_area = COALESCE(area,
+            (SELECT ST_Multi(ST_CollectionExtract(ST_Union(geom), 3)) FROM districts WHERE campaign_id = $1))
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_url_safe() {
+        assert!(is_valid_slug("fibre-pour-tous"));
+        assert!(is_valid_slug("a"));
+        for bad in ["", "-a", "a-", "Fibre", "a b", "é", &"a".repeat(65)] {
+            assert!(!is_valid_slug(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_update_tells_absent_from_null() {
+        let input: CampaignInput = serde_json::from_str(r#"{"opens_at": null}"#).unwrap();
+        assert_eq!(input.opens_at, Some(None));
+        assert_eq!(input.closes_at, None);
+        let input: CampaignInput =
+            serde_json::from_str(r#"{"closes_at": "2026-12-01T00:00:00Z"}"#).unwrap();
+        assert!(matches!(input.closes_at, Some(Some(_))));
+    }
+}

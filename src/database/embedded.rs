@@ -1,0 +1,304 @@
+//! A private PostgreSQL cluster that civicmap runs itself when no `DATABASE_URL` is given.
+//!
+//! The cluster lives under the data directory, listens on a Unix socket only (no TCP port),
+//! trusts local connections (the socket directory is private) and is started and stopped with
+//! the machine's own `initdb` and `pg_ctl`. PostgreSQL refuses to run as root, so when
+//! civicmap runs as root the cluster runs as the `postgres` system user.
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use anyhow::{Context, bail};
+use sha2::Digest;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use tokio::process::Command;
+
+/// Database and role name inside the embedded cluster.
+pub const DATABASE: &str = "civicmap";
+const PORT: u16 = 5432;
+/// sun_path is 108 bytes on Linux; the socket file name adds `/.s.PGSQL.5432`.
+const MAX_SOCKET_DIR_LEN: usize = 90;
+
+/// A PostgreSQL cluster under a directory of ours.
+#[derive(Debug, Clone)]
+pub struct EmbeddedCluster {
+    bin_dir: PathBuf,
+    root: PathBuf,
+    socket_dir: PathBuf,
+    owner: Option<nix::unistd::User>,
+}
+
+impl EmbeddedCluster {
+    /// Describes (without starting) the cluster under `root`: data in `root/pg`, socket in
+    /// `root/run`, log in `root/log/postgres.log`.
+    pub fn new(root: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create data directory {}", root.display()))?;
+        let root = root.canonicalize()?;
+        let mut socket_dir = root.join("run");
+        if socket_dir.as_os_str().len() > MAX_SOCKET_DIR_LEN {
+            // Too long for a Unix socket path: use a short directory named after the root.
+            let digest = format!(
+                "{:x}",
+                sha2::Sha256::digest(root.as_os_str().as_encoded_bytes())
+            );
+            socket_dir = std::env::temp_dir().join(format!("civicmap-{}", &digest[..16]));
+        }
+        let owner = if nix::unistd::geteuid().is_root() {
+            Some(
+                nix::unistd::User::from_name("postgres")?
+                    .context("running as root, but there is no `postgres` system user to run the embedded PostgreSQL as (install the postgresql package)")?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            bin_dir: find_bin_dir()?,
+            root,
+            socket_dir,
+            owner,
+        })
+    }
+
+    /// Where the cluster's files are.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("pg")
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.root.join("log").join("postgres.log")
+    }
+
+    /// Connection options for the civicmap database, over the Unix socket.
+    pub fn connect_options(&self) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(&self.socket_dir)
+            .port(PORT)
+            .username(DATABASE)
+            .database(DATABASE)
+    }
+
+    /// A `DATABASE_URL` for the civicmap database over the Unix socket.
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://{DATABASE}@localhost:{PORT}/{DATABASE}?host={}",
+            self.socket_dir.display()
+        )
+    }
+
+    /// Creates the cluster if needed, starts it unless it already runs, and creates the
+    /// civicmap database. Waits until the server accepts connections.
+    pub async fn start(&self) -> anyhow::Result<()> {
+        self.prepare_dirs()?;
+        if !self.data_dir().join("PG_VERSION").exists() {
+            tracing::info!(dir = %self.data_dir().display(), "creating the embedded PostgreSQL cluster");
+            let data_dir = self.data_dir();
+            let args: [&OsStr; 8] = [
+                "-D".as_ref(),
+                data_dir.as_os_str(),
+                "-U".as_ref(),
+                DATABASE.as_ref(),
+                "--auth=trust".as_ref(),
+                "--encoding=UTF8".as_ref(),
+                "--no-locale".as_ref(),
+                "--no-instructions".as_ref(),
+            ];
+            self.run("initdb", &args).await?;
+        }
+        if !self.is_running().await? {
+            tracing::info!(socket = %self.socket_dir.display(), "starting the embedded PostgreSQL");
+            let options = format!(
+                "-k {} -p {PORT} -c listen_addresses='' -c unix_socket_permissions=0700",
+                self.socket_dir.display()
+            );
+            let data_dir = self.data_dir();
+            let log_file = self.log_file();
+            let args: [&OsStr; 10] = [
+                "start".as_ref(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "-D".as_ref(),
+                data_dir.as_os_str(),
+                "-l".as_ref(),
+                log_file.as_os_str(),
+                "-o".as_ref(),
+                options.as_ref(),
+            ];
+            self.run("pg_ctl", &args).await.with_context(|| {
+                format!(
+                    "the embedded PostgreSQL did not start; see {}",
+                    self.log_file().display()
+                )
+            })?;
+        }
+        self.create_database().await
+    }
+
+    /// Stops the cluster, letting running transactions be rolled back cleanly ("fast" mode).
+    pub async fn stop(&self) -> anyhow::Result<()> {
+        if !self.is_running().await? {
+            return Ok(());
+        }
+        tracing::info!("stopping the embedded PostgreSQL");
+        let data_dir = self.data_dir();
+        let args: [&OsStr; 6] = [
+            "stop".as_ref(),
+            "-w".as_ref(),
+            "-m".as_ref(),
+            "fast".as_ref(),
+            "-D".as_ref(),
+            data_dir.as_os_str(),
+        ];
+        self.run("pg_ctl", &args).await?;
+        Ok(())
+    }
+
+    /// True when a postmaster runs on this data directory.
+    pub async fn is_running(&self) -> anyhow::Result<bool> {
+        if !self.data_dir().join("PG_VERSION").exists() {
+            return Ok(false);
+        }
+        let data_dir = self.data_dir();
+        let args: [&OsStr; 3] = ["status".as_ref(), "-D".as_ref(), data_dir.as_os_str()];
+        let output = self.command("pg_ctl", &args).output().await?;
+        // pg_ctl status: 0 running, 3 not running, 4 no accessible data directory.
+        Ok(output.status.code() == Some(0))
+    }
+
+    fn prepare_dirs(&self) -> anyhow::Result<()> {
+        for dir in [
+            self.data_dir(),
+            self.socket_dir.clone(),
+            self.root.join("log"),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::set_permissions(self.data_dir(), std::fs::Permissions::from_mode(0o700))?;
+        std::fs::set_permissions(&self.socket_dir, std::fs::Permissions::from_mode(0o700))?;
+        if let Some(owner) = &self.owner {
+            // The postgres user must reach the root through its parents and own what it writes.
+            std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o755))?;
+            for dir in [
+                self.data_dir(),
+                self.socket_dir.clone(),
+                self.root.join("log"),
+            ] {
+                chown_recursive(&dir, owner)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_database(&self) -> anyhow::Result<()> {
+        let mut conn = self
+            .connect_options()
+            .database("postgres")
+            .connect()
+            .await
+            .context("cannot connect to the embedded PostgreSQL")?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(DATABASE)
+                .fetch_one(&mut conn)
+                .await?;
+        if !exists {
+            sqlx::query("CREATE DATABASE civicmap")
+                .execute(&mut conn)
+                .await?;
+        }
+        conn.close().await?;
+        Ok(())
+    }
+
+    fn command(&self, program: &str, args: &[&OsStr]) -> Command {
+        let mut command = Command::new(self.bin_dir.join(program));
+        command
+            .args(args)
+            .current_dir(&self.root)
+            .env("LC_ALL", "C")
+            .kill_on_drop(false);
+        if let Some(owner) = &self.owner {
+            command.uid(owner.uid.as_raw()).gid(owner.gid.as_raw());
+        }
+        command
+    }
+
+    async fn run(&self, program: &str, args: &[&OsStr]) -> anyhow::Result<Output> {
+        let output = self
+            .command(program, args)
+            .output()
+            .await
+            .with_context(|| format!("cannot run {}", self.bin_dir.join(program).display()))?;
+        if !output.status.success() {
+            bail!(
+                "{program} failed ({}): {}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(output)
+    }
+}
+
+fn chown_recursive(path: &Path, owner: &nix::unistd::User) -> anyhow::Result<()> {
+    nix::unistd::chown(path, Some(owner.uid), Some(owner.gid))
+        .with_context(|| format!("cannot give {} to the postgres user", path.display()))?;
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_symlink() {
+                chown_recursive(&entry.path(), owner)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Finds a directory with `initdb`, `pg_ctl` and `postgres`: `CIVICMAP_PG_BIN` if set, else
+/// the newest `/usr/lib/postgresql/*/bin` (preferring one whose PostGIS is installed), else
+/// the PATH.
+fn find_bin_dir() -> anyhow::Result<PathBuf> {
+    let has_all = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|p| dir.join(p).is_file())
+    };
+    if let Some(dir) = std::env::var_os("CIVICMAP_PG_BIN") {
+        let dir = PathBuf::from(dir);
+        if has_all(&dir) {
+            return Ok(dir);
+        }
+        bail!(
+            "CIVICMAP_PG_BIN={} has no initdb, pg_ctl and postgres",
+            dir.display()
+        );
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, dir)| has_all(dir))
+        .collect();
+    versions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
+    let with_postgis = versions.iter().find(|(v, _)| {
+        Path::new(&format!(
+            "/usr/share/postgresql/{v}/extension/postgis.control"
+        ))
+        .exists()
+    });
+    if let Some((_, dir)) = with_postgis.or(versions.first()) {
+        return Ok(dir.clone());
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .find(|dir| has_all(dir))
+        .context("no PostgreSQL server binaries (initdb, pg_ctl, postgres) found under /usr/lib/postgresql/*/bin or on PATH; install postgresql and postgis, or set DATABASE_URL")
+}

@@ -1,0 +1,80 @@
+//! The PostgreSQL + PostGIS store: connecting, migrating, readiness, and the embedded cluster.
+
+pub mod embedded;
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// The schema migrations, embedded in the binary from `migrations/`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// How long a request waits for a database connection before it gets a 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A pool that connects lazily and tests connections before handing them out, so that the
+/// service starts while the database is down and heals by itself when it comes back.
+pub fn pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .idle_timeout(Duration::from_secs(300))
+        .test_before_acquire(true)
+        .connect_lazy_with(options.application_name("civicmap"))
+}
+
+/// Applies the pending migrations. Safe to run from several instances at once (sqlx takes an
+/// advisory lock).
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Why the service is not ready to serve.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("database unreachable: {0}")]
+    Unreachable(#[from] sqlx::Error),
+    #[error("migrations not applied: database at version {applied:?}, binary expects {expected}")]
+    Migrations { applied: Option<i64>, expected: i64 },
+}
+
+/// Checks that the database answers and that every migration of this binary is applied.
+pub async fn readiness(pool: &PgPool) -> Result<(), NotReady> {
+    let expected = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await
+            .or_else(|e| match &e {
+                // No migrations table yet: reachable, but not migrated.
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(None),
+                _ => Err(e),
+            })?;
+    if applied.is_some_and(|v| v >= expected) {
+        Ok(())
+    } else {
+        Err(NotReady::Migrations { applied, expected })
+    }
+}
+
+/// True when `error` means "the database cannot be reached right now" rather than a bug:
+/// such errors become 503 responses with Retry-After.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P0x: server shutting down or starting up;
+            // 53300: too many connections.
+            code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+        }),
+        _ => false,
+    }
+}

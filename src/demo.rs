@@ -1,0 +1,113 @@
+//! The demo campaign "Fibre pour tous": the 11 districts of Nanterre and a few hundred
+//! synthetic households that asked for fibre, always the same (fixed seed).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::campaigns::{self, Campaign, CampaignInput};
+use crate::districts::{self, PropertyNames};
+use crate::submissions::{self, NewSubmission};
+
+/// The districts of Nanterre, from OpenStreetMap (© OpenStreetMap contributors, ODbL).
+pub const NANTERRE_DISTRICTS: &str = include_str!("../data/nanterre-quartiers.geojson");
+
+/// The demo campaign's name.
+pub const SLUG: &str = "fibre-pour-tous";
+
+/// How many synthetic submissions the demo starts with.
+pub const POINTS: usize = 400;
+
+/// The demo campaign's settings.
+pub fn campaign_input() -> CampaignInput {
+    serde_json::from_value(json!({
+        "slug": SLUG,
+        "title": {"fr": "Fibre pour tous", "en": "Fibre for everyone"},
+        "description": {
+            "fr": "Vous voulez la fibre et ne pouvez pas l'avoir ? Placez votre logement sur la carte : la ville montrera la demande, quartier par quartier, à l'opérateur.",
+            "en": "You want fibre internet and cannot get it? Put your home on the map: the city will show the operator the demand, district by district."
+        },
+        "default_lang": "fr",
+        "form": {"fields": [
+            {"key": "households", "type": "number", "required": true, "min": 1, "max": 500, "integer": true,
+             "label": {"fr": "Nombre de foyers à cette adresse", "en": "Households at this address"},
+             "help": {"fr": "Pour un immeuble, le nombre de logements qui attendent la fibre.", "en": "For a building, the number of homes waiting for fibre."}},
+            {"key": "connection", "type": "choice", "required": true, "public": true,
+             "label": {"fr": "Connexion actuelle", "en": "Current connection"},
+             "options": [
+                {"value": "adsl", "label": {"fr": "ADSL", "en": "ADSL"}},
+                {"value": "cable", "label": {"fr": "Câble", "en": "Cable"}},
+                {"value": "4g-5g", "label": {"fr": "4G / 5G", "en": "4G / 5G"}},
+                {"value": "none", "label": {"fr": "Aucune", "en": "None"}}]},
+            {"key": "building", "type": "choice", "required": true, "public": true,
+             "label": {"fr": "Type de bâtiment", "en": "Building type"},
+             "options": [
+                {"value": "house", "label": {"fr": "Maison", "en": "House"}},
+                {"value": "apartment", "label": {"fr": "Immeuble", "en": "Apartment building"}}]},
+            {"key": "works_from_home", "type": "boolean", "public": true,
+             "label": {"fr": "Quelqu'un télétravaille dans le foyer", "en": "Someone works from home"}},
+            {"key": "comment", "type": "text", "max_length": 500,
+             "label": {"fr": "Commentaire (facultatif)", "en": "Comment (optional)"}}
+        ]},
+        "privacy": {"public_precision_m": 50, "min_count": 5},
+        "moderation": "post"
+    }))
+    .expect("the demo campaign is well formed")
+}
+
+/// Synthetic answers for the demo form, drawn with `rng`.
+pub fn answers(rng: &mut impl Rng) -> serde_json::Map<String, Value> {
+    let connection = ["adsl", "adsl", "adsl", "cable", "4g-5g", "none"][rng.random_range(0..6)];
+    let building = if rng.random_bool(0.6) {
+        "apartment"
+    } else {
+        "house"
+    };
+    let households = if building == "house" {
+        1
+    } else {
+        rng.random_range(2..=40)
+    };
+    let value = json!({
+        "households": households,
+        "connection": connection,
+        "building": building,
+        "works_from_home": rng.random_bool(0.4),
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!(),
+    }
+}
+
+/// Creates the demo campaign with its districts and points, unless it exists already.
+/// Returns the campaign and whether it was created now.
+pub async fn load(pool: &PgPool) -> anyhow::Result<(Campaign, bool)> {
+    if let Some(existing) = campaigns::find(pool, SLUG).await? {
+        return Ok((existing, false));
+    }
+    campaigns::create(pool, campaign_input()).await?;
+    let collection: Value = serde_json::from_str(NANTERRE_DISTRICTS)?;
+    districts::import(pool, SLUG, &collection, &PropertyNames::default()).await?;
+    let open = CampaignInput {
+        status: Some(campaigns::Status::Open),
+        ..Default::default()
+    };
+    let campaign = campaigns::update(pool, SLUG, open).await?;
+
+    let areas: Vec<_> = crate::synthetic::polygons_of(&collection, "code")
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(2026);
+    for point in crate::synthetic::points_in(&areas, POINTS, 2026) {
+        let submission = NewSubmission {
+            point,
+            answers: answers(&mut rng),
+        };
+        submissions::store(pool, &campaign, &submission, None).await?;
+    }
+    tracing::info!(campaign = SLUG, points = POINTS, "demo campaign loaded");
+    Ok((campaign, true))
+}

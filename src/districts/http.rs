@@ -1,0 +1,117 @@
+//! District routes: import (admin) and the public districts layer with published counts.
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ImportReport, PropertyNames};
+use crate::auth::{Admin, Authorized};
+use crate::http::AppState;
+use crate::http::error::{ApiResult, Problem};
+use crate::http::extract::{JsonBody, PathParams, QueryParams};
+
+/// Largest district file accepted by the API.
+const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
+
+/// `/api/v1/campaigns/{slug}/districts.geojson` and `/api/v1/admin/campaigns/{slug}/districts`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/campaigns/{slug}/districts.geojson",
+            get(districts_geojson),
+        )
+        .route(
+            "/api/v1/admin/campaigns/{slug}/districts",
+            put(import_districts).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
+}
+
+/// Which properties of the features hold the districts' names and codes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ImportQuery {
+    /// Property with the district's name (default `name`).
+    name_prop: Option<String>,
+    /// Property with the district's code (default `code`).
+    code_prop: Option<String>,
+}
+
+/// Replaces a campaign's districts with a GeoJSON FeatureCollection of (Multi)Polygons.
+#[utoipa::path(put, path = "/api/v1/admin/campaigns/{slug}/districts", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "Campaign name"), ImportQuery),
+    request_body(content = Object, content_type = "application/geo+json", description = "A GeoJSON FeatureCollection"),
+    responses(
+        (status = 200, description = "Imported", body = ImportReport),
+        (status = 422, description = "A feature is refused, with its index and reason", body = Problem),
+    ))]
+pub async fn import_districts(
+    _: Authorized<Admin>,
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+    QueryParams(query): QueryParams<ImportQuery>,
+    JsonBody(collection): JsonBody<Value>,
+) -> ApiResult<Json<ImportReport>> {
+    let defaults = PropertyNames::default();
+    let names = PropertyNames {
+        name: query.name_prop.unwrap_or(defaults.name),
+        code: query.code_prop.unwrap_or(defaults.code),
+    };
+    Ok(Json(
+        super::import(&state.db, &slug, &collection, &names).await?,
+    ))
+}
+
+/// The districts of a public campaign with their published counts. A count below the
+/// campaign's minimum is `null` and flagged `withheld`, never shown as 0.
+#[utoipa::path(get, path = "/api/v1/campaigns/{slug}/districts.geojson", tag = "public",
+    params(("slug" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, description = "GeoJSON FeatureCollection; each feature has code, name, count, withheld", content_type = "application/geo+json", body = Object),
+        (status = 404, description = "No such public campaign", body = Problem),
+    ))]
+pub async fn districts_geojson(
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+) -> ApiResult<Response> {
+    let campaign = crate::campaigns::get_public(&state.db, &slug).await?;
+    let (shapes, counts) = tokio::try_join!(
+        super::shapes(&state.db, campaign.id),
+        crate::aggregates::district_counts(&state.db, campaign.id)
+    )?;
+    let published = counts.published(i64::from(campaign.privacy.min_count));
+    let features: Vec<Value> = shapes
+        .into_iter()
+        .map(|shape| {
+            let position = counts.districts.iter().position(|(id, _)| *id == shape.id);
+            // A district created between the two reads has no count yet: withhold it.
+            let count = position.map_or(crate::aggregates::PublishedCount { count: None, withheld: true }, |i| published.cells[i]);
+            json!({
+                "type": "Feature",
+                "id": shape.code,
+                "properties": {"code": shape.code, "name": shape.name, "count": count.count, "withheld": count.withheld},
+                "geometry": shape.geometry.0,
+            })
+        })
+        .collect();
+    let outside = published.cells.last().copied();
+    let body = json!({
+        "type": "FeatureCollection",
+        "features": features,
+        "campaign": campaign.slug,
+        "min_count": campaign.privacy.min_count,
+        "total": published.total,
+        "outside_districts": outside,
+        "attribution": crate::campaigns::ATTRIBUTION,
+    });
+    let mut response = Json(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/geo+json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}

@@ -1,0 +1,63 @@
+//! The widget's static files: the embed loader, the iframe page, the bundles and the demo page.
+//!
+//! The files are built from `widget/` by `npm run build` (the Makefile does it); the server
+//! only maps routes to them.
+
+use std::path::Path;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::services::ServeDir;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// `/`, `/embed.js`, `/embed/{campaign}`, `/embed/{campaign}/edit` and `/widget/*`.
+pub fn router(widget_dir: &Path) -> Router<AppState> {
+    Router::new()
+        .route("/", get(|state: State<AppState>| file(state, "demo.html")))
+        .route(
+            "/embed.js",
+            get(|state: State<AppState>| file(state, "dist/embed.js")),
+        )
+        .route(
+            "/embed/{campaign}",
+            get(|state: State<AppState>| file(state, "embed.html")),
+        )
+        .route(
+            "/embed/{campaign}/edit",
+            get(|state: State<AppState>| file(state, "embed.html")),
+        )
+        .nest_service("/widget", ServeDir::new(widget_dir.join("dist")))
+}
+
+async fn file(State(state): State<AppState>, relative: &'static str) -> Result<Response, ApiError> {
+    let path = state.config.widget_dir.join(relative);
+    let bytes = tokio::fs::read(&path).await.map_err(|_| {
+        ApiError::NotFound(format!(
+            "{relative} is not built; run `make widget` (looked in {})",
+            state.config.widget_dir.display()
+        ))
+    })?;
+    let mut response = bytes.into_response();
+    let content_type = content_type(Path::new(relative));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}

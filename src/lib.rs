@@ -1,0 +1,17 @@
+//! civicmap: an embeddable collaborative map for cities.
+//!
+//! Citizens drop pins on a campaign's map; the pins are stored in PostGIS, counted per district
+//! in the same transaction, and published only in aggregated, privacy-preserving forms.
+//! See `docs/ARCHITECTURE.md` for a map of the modules.
+
+pub mod aggregates;
+pub mod auth;
+pub mod campaigns;
+pub mod cli;
+pub mod database;
+pub mod demo;
+pub mod districts;
+pub mod http;
+pub mod location;
+pub mod submissions;
+pub mod synthetic;

@@ -1,0 +1,5 @@
+//! The `civicmap` binary: a thin shell over [`civicmap::cli`].
+
+fn main() -> std::process::ExitCode {
+    civicmap::cli::main()
+}

@@ -1,0 +1,219 @@
+//! Bad input of every kind gets a clear 4xx problem+json, never a 5xx.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, answers, point, problem};
+
+#[tokio::test]
+async fn malformed_requests_get_clear_client_errors() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("robust", json!({})).await;
+    let url = app.url("/api/v1/campaigns/robust/submissions");
+    let post = |body: String, content_type: &'static str| {
+        app.client
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    let cases: Vec<(String, &str, StatusCode, &str)> = vec![
+        (
+            "{".into(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "the body is not valid JSON: it ends too early",
+        ),
+        (
+            "{\"type\": NaN}".into(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "the body is not valid JSON",
+        ),
+        (
+            r#"{"type":"Feature","geometry":{"type":"Point","coordinates":[1e999, 48]}}"#.into(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "number out of range",
+        ),
+        (
+            format!("{}{}", "[".repeat(5000), "]".repeat(5000)),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "recursion limit exceeded",
+        ),
+        (
+            serde_json::to_string(&point(2.05, 48.05, answers())).unwrap(),
+            "text/plain",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type: application/json",
+        ),
+        (
+            format!(
+                "{{\"type\": \"Feature\", \"pad\": \"{}\"}}",
+                "x".repeat(17 * 1024)
+            ),
+            "application/json",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than this route accepts",
+        ),
+        (
+            "\u{0}\u{1}binary".into(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "the body is not valid JSON",
+        ),
+    ];
+    for (body, content_type, status, detail) in cases {
+        let refused = problem(post(body, content_type).await.unwrap(), status).await;
+        assert!(
+            refused["detail"].as_str().unwrap().contains(detail),
+            "{refused}"
+        );
+    }
+    // A geo+json content type is JSON too.
+    let ok = post(
+        serde_json::to_string(&point(2.05, 48.05, answers())).unwrap(),
+        "application/geo+json",
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn unknown_things_are_named_in_404s() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        ("/api/v1/campaigns/nope", "no campaign named `nope`"),
+        (
+            "/api/v1/campaigns/nope/districts.geojson",
+            "no campaign named `nope`",
+        ),
+        (
+            "/api/v1/nothing/here",
+            "no route for GET /api/v1/nothing/here",
+        ),
+    ];
+    for (path, detail) in cases {
+        let refused = problem(app.get(path).await, StatusCode::NOT_FOUND).await;
+        assert_eq!(refused["detail"], detail);
+    }
+    let refused = problem(
+        app.submit("nope", 2.0, 48.0, answers()).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(refused["detail"], "no campaign named `nope`");
+    let refused = problem(
+        app.client
+            .put(app.url("/api/v1/campaigns/nope"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
+    assert_eq!(
+        refused["detail"],
+        "PUT is not allowed on /api/v1/campaigns/nope"
+    );
+}
+
+#[tokio::test]
+async fn odd_but_valid_inputs_never_cause_a_server_error() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("odd", json!({})).await;
+    let url = app.url("/api/v1/campaigns/odd/submissions");
+    let bodies = [
+        json!(null),
+        json!("Feature"),
+        json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.05, 48.05, 35.0]}, "properties": answers()}),
+        json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [-0.0, 48.05]}, "properties": answers()}),
+        json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.05, 48.05]}, "properties": {"households": 1e300, "connection": "adsl"}}),
+        json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.05, 48.05]}, "properties": {"households": 2, "connection": "adsl", "comment": "\u{0}"}}),
+        json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.05, 48.05]}, "properties": {"households": 2, "connection": "adsl", "comment": "日本語🙂"}}),
+        json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [2.05, 48.05]}, "properties": {"households": 18446744073709551615u64, "connection": "adsl"}}),
+    ];
+    for body in bodies {
+        let response = app.client.post(&url).json(&body).send().await.unwrap();
+        assert!(
+            response.status().is_success() || response.status().is_client_error(),
+            "{body} -> {}",
+            response.status()
+        );
+    }
+    for header in ["", " ", &"k".repeat(300)] {
+        let response = app
+            .client
+            .post(&url)
+            .header("Idempotency-Key", header)
+            .json(&point(2.05, 48.05, answers()))
+            .send()
+            .await
+            .unwrap();
+        problem(response, StatusCode::BAD_REQUEST).await;
+    }
+    // NUL characters cannot be stored in PostgreSQL text: a clear 400, not a 500.
+    let nul_title = json!({"slug": "nul", "title": {"fr": "a\u{0}b", "en": "x"}});
+    let refused = problem(
+        app.admin_post("/api/v1/admin/campaigns", &nul_title).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(refused["detail"].as_str().unwrap().contains("NUL"));
+    let weird_paths = [
+        "/api/v1/campaigns/%FF%FE",
+        "/api/v1/campaigns/a%00b/districts.geojson",
+        "/api/v1/campaigns/odd/submissions/..%2F..%2Fetc",
+    ];
+    for path in weird_paths {
+        let response = app.get(path).await;
+        assert!(
+            response.status().is_client_error(),
+            "{path} -> {}",
+            response.status()
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_the_openapi_document() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/v1/campaigns/{slug}/submissions",
+        "/api/v1/campaigns/{slug}/districts.geojson",
+        "/api/v1/admin/campaigns",
+        "/readyz",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+}
+
+#[tokio::test]
+async fn readiness_fails_until_migrations_are_applied() {
+    let (pool, _) = crate::helpers::fresh_database().await;
+    sqlx::query("DELETE FROM _sqlx_migrations")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let app = TestApp::spawn_on(pool).await;
+    let refused = problem(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not ready: migrations not applied"),
+        "{refused}"
+    );
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}

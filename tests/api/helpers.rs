@@ -1,0 +1,352 @@
+//! Test harness: every test gets its own database (copied from a migrated PostGIS template)
+//! and a real civicmap server on a loopback port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use civicmap::http::{AppState, ServerConfig};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
+use tokio::sync::OnceCell;
+
+/// The test cluster, started by `make test` (scripts/test.sh).
+fn server_options() -> PgConnectOptions {
+    let url = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL must point at a PostgreSQL + PostGIS server: run the tests with `make test`",
+    );
+    url.parse().expect("DATABASE_URL is a PostgreSQL URL")
+}
+
+/// Name of a template database holding PostGIS and every migration of this build.
+fn template_name() -> String {
+    let mut hash = Sha256::new();
+    for migration in civicmap::database::MIGRATOR.iter() {
+        hash.update(migration.version.to_le_bytes());
+        hash.update(&migration.checksum);
+    }
+    format!("civicmap_tpl_{}", &format!("{:x}", hash.finalize())[..12])
+}
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+/// Creates the template once per cluster (guarded by an advisory lock across processes).
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = template_name();
+            let mut admin = server_options()
+                .database("postgres")
+                .connect()
+                .await
+                .expect("connect to the test cluster");
+            sqlx::query("SELECT pg_advisory_lock(20261126)")
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                    .bind(&name)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap();
+            if !exists {
+                let building = format!("{name}_building");
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {building}"
+                )))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                let pool = civicmap::database::pool(server_options().database(&building), 2);
+                civicmap::database::migrate(&pool)
+                    .await
+                    .expect("migrate the template");
+                pool.close().await;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "ALTER DATABASE {building} RENAME TO {name}"
+                )))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "ALTER DATABASE {name} WITH is_template = true"
+                )))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            }
+            sqlx::query("SELECT pg_advisory_unlock(20261126)")
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            admin.close().await.unwrap();
+            name
+        })
+        .await
+}
+
+/// A fresh database with every migration applied, and its connection options.
+pub async fn fresh_database() -> (PgPool, PgConnectOptions) {
+    let template = template().await;
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = server_options()
+        .database("postgres")
+        .connect()
+        .await
+        .unwrap();
+    // Two CREATE DATABASE from one template at the same instant can collide; retry briefly.
+    for attempt in 0.. {
+        match sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {template}"
+        )))
+        .execute(&mut admin)
+        .await
+        {
+            Ok(_) => break,
+            Err(e) if attempt < 20 => {
+                eprintln!("retrying CREATE DATABASE: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot create a test database: {e}"),
+        }
+    }
+    admin.close().await.unwrap();
+    let options = server_options().database(&name);
+    (civicmap::database::pool(options.clone(), 10), options)
+}
+
+/// A running civicmap server over its own database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: PgPool,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+}
+
+impl TestApp {
+    /// A server on a fresh database, with an admin token.
+    pub async fn spawn() -> Self {
+        let (db, _) = fresh_database().await;
+        Self::spawn_on(db).await
+    }
+
+    /// A server on the given pool.
+    pub async fn spawn_on(db: PgPool) -> Self {
+        let state = AppState {
+            db: db.clone(),
+            config: Arc::new(ServerConfig {
+                widget_dir: "widget".into(),
+            }),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(civicmap::http::serve(
+            listener,
+            civicmap::http::app(state),
+            std::future::pending(),
+        ));
+        let admin_token =
+            civicmap::auth::create_token(&db, "test admin", civicmap::auth::Role::Admin, None)
+                .await
+                .unwrap_or_default();
+        Self {
+            addr,
+            db,
+            client: reqwest::Client::new(),
+            admin_token,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn admin_post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_patch(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_put(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates campaign `slug` with the test form and `settings` merged in, imports the
+    /// three test districts and opens it.
+    pub async fn open_campaign(&self, slug: &str, settings: Value) -> Value {
+        let mut body =
+            json!({"slug": slug, "title": {"fr": "Essai", "en": "Test"}, "form": test_form()});
+        if let (Some(body), Some(settings)) = (body.as_object_mut(), settings.as_object()) {
+            body.extend(settings.clone());
+        }
+        let response = self.admin_post("/api/v1/admin/campaigns", &body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{}",
+            response.text().await.unwrap()
+        );
+        let response = self
+            .admin_put(
+                &format!("/api/v1/admin/campaigns/{slug}/districts"),
+                &test_districts(),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{}",
+            response.text().await.unwrap()
+        );
+        let response = self
+            .admin_patch(
+                &format!("/api/v1/admin/campaigns/{slug}"),
+                &json!({"status": "open"}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{}",
+            response.text().await.unwrap()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Posts a submission at `(lon, lat)` with `answers`.
+    pub async fn submit(&self, slug: &str, lon: f64, lat: f64, answers: Value) -> Response {
+        self.client
+            .post(self.url(&format!("/api/v1/campaigns/{slug}/submissions")))
+            .json(&point(lon, lat, answers))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Published count per district code (None when withheld), plus "total".
+    pub async fn counts(&self, slug: &str) -> std::collections::BTreeMap<String, Option<i64>> {
+        let body: Value = self
+            .get(&format!("/api/v1/campaigns/{slug}/districts.geojson"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mut counts: std::collections::BTreeMap<String, Option<i64>> = body["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["properties"]["code"].as_str().unwrap().to_owned(),
+                    f["properties"]["count"].as_i64(),
+                )
+            })
+            .collect();
+        counts.insert("total".into(), body["total"]["count"].as_i64());
+        counts.insert(
+            "outside".into(),
+            body["outside_districts"]["count"].as_i64(),
+        );
+        counts
+    }
+}
+
+/// A GeoJSON Point Feature.
+pub fn point(lon: f64, lat: f64, answers: Value) -> Value {
+    json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": answers})
+}
+
+/// The form of the test campaigns.
+pub fn test_form() -> Value {
+    json!({"fields": [
+        {"key": "households", "type": "number", "label": {"fr": "Foyers", "en": "Households"}, "required": true, "min": 1, "max": 500, "integer": true},
+        {"key": "connection", "type": "choice", "label": {"fr": "Connexion", "en": "Connection"}, "required": true,
+         "options": [{"value": "adsl", "label": {"fr": "ADSL", "en": "ADSL"}}, {"value": "none", "label": {"fr": "Aucune", "en": "None"}}]},
+        {"key": "comment", "type": "text", "label": {"fr": "Commentaire", "en": "Comment"}, "max_length": 20},
+        {"key": "tenant", "type": "boolean", "label": {"fr": "Locataire", "en": "Tenant"}}
+    ]})
+}
+
+/// Valid answers to the test form.
+pub fn answers() -> Value {
+    json!({"households": 2, "connection": "adsl"})
+}
+
+/// A square polygon ring with its south-west corner at (x, y) and side `size` degrees.
+pub fn square(x: f64, y: f64, size: f64) -> Value {
+    json!([[
+        [x, y],
+        [x + size, y],
+        [x + size, y + size],
+        [x, y + size],
+        [x, y]
+    ]])
+}
+
+/// Three districts side by side: west [2.0, 2.1], middle [2.1, 2.2] (a MultiPolygon of a
+/// south and a north half), east [2.2, 2.3], all between latitudes 48.0 and 48.1.
+pub fn test_districts() -> Value {
+    json!({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "West", "code": "west"}, "geometry": {"type": "Polygon", "coordinates": square(2.0, 48.0, 0.1)}},
+        {"type": "Feature", "properties": {"name": "Middle", "code": "middle"}, "geometry": {"type": "MultiPolygon", "coordinates": [
+            [[[2.1, 48.0], [2.2, 48.0], [2.2, 48.05], [2.1, 48.05], [2.1, 48.0]]],
+            [[[2.1, 48.05], [2.2, 48.05], [2.2, 48.1], [2.1, 48.1], [2.1, 48.05]]]
+        ]}},
+        {"type": "Feature", "properties": {"name": "East", "code": "east"}, "geometry": {"type": "Polygon", "coordinates": square(2.2, 48.0, 0.1)}}
+    ]})
+}
+
+/// Asserts `response` is a problem+json with `status`, and returns the problem.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    assert!(!body["detail"].as_str().unwrap().is_empty());
+    body
+}
+
+/// The fields named by a validation problem.
+pub fn problem_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect()
+}
