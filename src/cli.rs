@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -82,6 +81,10 @@ struct ServeArgs {
     /// Folder of the widget (its built bundles are in dist/).
     #[arg(long, env = "CIVICMAP_WIDGET_DIR", default_value = "widget")]
     widget_dir: PathBuf,
+    /// Database connections that store submissions, each in batches of whatever requests
+    /// are waiting (group commit). Must be below --max-connections.
+    #[arg(long, env = "CIVICMAP_SUBMISSION_WRITERS", default_value_t = 2)]
+    submission_writers: usize,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -320,12 +323,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         tracing::info!("civicmap listening on http://{}", listener.local_addr()?);
-        let state = AppState {
-            db: pool.clone(),
-            config: Arc::new(ServerConfig {
+        let state = AppState::new(
+            pool.clone(),
+            ServerConfig {
                 widget_dir: args.widget_dir.clone(),
-            }),
-        };
+                submission_writers: args.submission_writers,
+            },
+        );
         let housekeeping = tokio::spawn(housekeeping(pool.clone()));
         let served = crate::http::serve(
             listener,

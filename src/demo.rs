@@ -8,7 +8,7 @@ use sqlx::PgPool;
 
 use crate::campaigns::{self, Campaign, CampaignInput};
 use crate::districts::{self, PropertyNames};
-use crate::submissions::{self, NewSubmission};
+use crate::submissions::{self, NewSubmission, Pending};
 
 /// The districts of Nanterre, from OpenStreetMap (© OpenStreetMap contributors, ODbL).
 pub const NANTERRE_DISTRICTS: &str = include_str!("../data/nanterre-quartiers.geojson");
@@ -100,14 +100,24 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<(Campaign, bool)> {
         .into_iter()
         .map(|(_, a)| a)
         .collect();
+    let campaign = std::sync::Arc::new(campaign);
     let mut rng = ChaCha8Rng::seed_from_u64(2026);
-    for point in crate::synthetic::points_in(&areas, POINTS, 2026) {
-        let submission = NewSubmission {
-            point,
-            answers: answers(&mut rng),
-        };
-        submissions::store(pool, &campaign, &submission, None).await?;
+    let batch: Vec<Pending> = crate::synthetic::points_in(&areas, POINTS, 2026)
+        .into_iter()
+        .map(|point| Pending {
+            campaign: campaign.clone(),
+            submission: NewSubmission {
+                point,
+                answers: answers(&mut rng),
+            },
+            key: None,
+        })
+        .collect();
+    for result in submissions::store_batch(pool, &batch, crate::aggregates::random_shard()).await? {
+        if !matches!(result?, submissions::Stored::Created(_)) {
+            anyhow::bail!("the demo campaign changed while its points were loaded");
+        }
     }
     tracing::info!(campaign = SLUG, points = POINTS, "demo campaign loaded");
-    Ok((campaign, true))
+    Ok((Campaign::clone(&campaign), true))
 }

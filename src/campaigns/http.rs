@@ -36,7 +36,9 @@ pub async fn get_campaign(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
 ) -> ApiResult<Json<Campaign>> {
-    Ok(Json(super::get_public(&state.db, &slug).await?))
+    Ok(Json(Campaign::clone(
+        &*state.campaigns.get_public(&state.db, &slug).await?,
+    )))
 }
 
 /// Every campaign, drafts included.
@@ -91,5 +93,7 @@ pub async fn update_campaign(
     PathParams(slug): PathParams<String>,
     JsonBody(input): JsonBody<CampaignInput>,
 ) -> ApiResult<Json<Campaign>> {
-    Ok(Json(super::update(&state.db, &slug, input).await?))
+    let campaign = super::update(&state.db, &slug, input).await?;
+    state.campaigns.invalidate(&slug).await;
+    Ok(Json(campaign))
 }

@@ -1,5 +1,6 @@
 //! Campaigns: what a city asks, where, when, and under which privacy and moderation rules.
 
+pub mod cache;
 pub mod form;
 pub mod http;
 
@@ -113,6 +114,12 @@ pub struct Campaign {
     pub moderation: Moderation,
     /// Credits for the map data, to be shown with the map.
     pub attribution: String,
+    /// True when the area is the union of the districts (no explicit area).
+    #[serde(skip)]
+    pub by_districts: bool,
+    /// Version of the settings, area and districts this copy reflects.
+    #[serde(skip)]
+    pub config_version: i64,
 }
 
 /// Attribution shown wherever district outlines from OpenStreetMap are displayed.
@@ -166,10 +173,9 @@ struct CampaignRow {
     public_precision_m: i32,
     min_count: i32,
     moderation: String,
-    min_lon: Option<f64>,
-    min_lat: Option<f64>,
-    max_lon: Option<f64>,
-    max_lat: Option<f64>,
+    bounds: Option<Vec<f64>>,
+    by_districts: bool,
+    config_version: i64,
 }
 
 /// `SELECT ... FROM campaigns` followed by the given clause, as one static SQL string.
@@ -177,8 +183,7 @@ macro_rules! select_campaign {
     ($tail:literal) => {
         concat!("SELECT id, slug, title_fr, title_en, description_fr, description_en,
         default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, moderation,
-        ST_XMin(effective_area) AS min_lon, ST_YMin(effective_area) AS min_lat,
-        ST_XMax(effective_area) AS max_lon, ST_YMax(effective_area) AS max_lat
+        bounds, area IS NULL AS by_districts, config_version
     FROM campaigns ", $tail)
     };
 }
@@ -190,13 +195,7 @@ fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> T {
 
 impl From<CampaignRow> for Campaign {
     fn from(row: CampaignRow) -> Self {
-        let bounds = match (row.min_lon, row.min_lat, row.max_lon, row.max_lat) {
-            // PostGIS keeps bounding boxes in single precision: round to 1e-7 degrees (1 cm).
-            (Some(a), Some(b), Some(c), Some(d)) => {
-                Some([a, b, c, d].map(|v| (v * 1e7).round() / 1e7))
-            }
-            _ => None,
-        };
+        let bounds = row.bounds.and_then(|b| <[f64; 4]>::try_from(b).ok());
         Campaign {
             id: row.id,
             slug: row.slug,
@@ -220,6 +219,8 @@ impl From<CampaignRow> for Campaign {
             },
             moderation: parse(&row.moderation),
             attribution: ATTRIBUTION.to_owned(),
+            by_districts: row.by_districts,
+            config_version: row.config_version,
         }
     }
 }
@@ -426,7 +427,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
         "UPDATE campaigns SET title_fr = $2, title_en = $3, description_fr = $4,
             description_en = $5, default_lang = $6, status = $7, opens_at = $8, closes_at = $9,
             form = $10, public_precision_m = $11, min_count = $12, moderation = $13,
-            updated_at = now()
+            updated_at = now(), config_version = config_version + 1
          WHERE id = $1",
     )
     .bind(id)
@@ -458,7 +459,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
             return Err(ApiError::field("area", "is empty once repaired"));
         }
     }
-    refresh_effective_area(&mut *tx, id).await?;
+    refresh_effective_area(tx, id).await?;
     let campaign: Campaign = sqlx::query_as::<_, CampaignRow>(select_campaign!("WHERE id = $1"))
         .bind(id)
         .fetch_one(&mut *tx)
@@ -473,16 +474,27 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
     Ok(campaign)
 }
 
-/// Recomputes the area submissions are checked against: the given area, else the union of
-/// the districts.
-pub async fn refresh_effective_area(db: impl PgExecutor<'_>, id: i64) -> ApiResult<()> {
+/// Recomputes the area submissions are checked against (the given area, else the union of
+/// the districts) and its bounds, and bumps the campaign's version.
+pub async fn refresh_effective_area(db: &mut sqlx::PgConnection, id: i64) -> ApiResult<()> {
     sqlx::query(
-        "UPDATE campaigns SET effective_area = COALESCE(area,
-            (SELECT ST_Multi(ST_CollectionExtract(ST_Union(geom), 3)) FROM districts WHERE campaign_id = $1))
+        "UPDATE campaigns SET config_version = config_version + 1, updated_at = now(),
+            effective_area = COALESCE(area, (SELECT ST_Multi(ST_CollectionExtract(ST_Union(geom), 3))
+                                             FROM districts WHERE campaign_id = $1))
          WHERE id = $1",
     )
     .bind(id)
-    .execute(db)
+    .execute(&mut *db)
+    .await?;
+    // Bounding boxes are single precision in PostGIS: round to 1e-7 degree (1 cm).
+    sqlx::query(
+        "UPDATE campaigns SET bounds = CASE WHEN effective_area IS NULL THEN NULL ELSE ARRAY[
+            round(ST_XMin(effective_area)::numeric, 7), round(ST_YMin(effective_area)::numeric, 7),
+            round(ST_XMax(effective_area)::numeric, 7), round(ST_YMax(effective_area)::numeric, 7)]::float8[] END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *db)
     .await?;
     Ok(())
 }

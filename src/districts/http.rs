@@ -59,9 +59,9 @@ pub async fn import_districts(
         name: query.name_prop.unwrap_or(defaults.name),
         code: query.code_prop.unwrap_or(defaults.code),
     };
-    Ok(Json(
-        super::import(&state.db, &slug, &collection, &names).await?,
-    ))
+    let report = super::import(&state.db, &slug, &collection, &names).await?;
+    state.campaigns.invalidate(&slug).await;
+    Ok(Json(report))
 }
 
 /// The districts of a public campaign with their published counts. A count below the
@@ -76,7 +76,7 @@ pub async fn districts_geojson(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
 ) -> ApiResult<Response> {
-    let campaign = crate::campaigns::get_public(&state.db, &slug).await?;
+    let campaign = state.campaigns.get_public(&state.db, &slug).await?;
     let (shapes, counts) = tokio::try_join!(
         super::shapes(&state.db, campaign.id),
         crate::aggregates::district_counts(&state.db, campaign.id)

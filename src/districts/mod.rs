@@ -190,6 +190,12 @@ pub async fn import(
         return Err(ApiError::Validation(errors));
     }
 
+    // Wait for in-flight submissions and hold new ones until this import commits, so that no
+    // submission is assigned to a district that no longer exists and the counts rebuilt here
+    // miss none (the statements that wait see the new districts once they run).
+    sqlx::query("LOCK TABLE submissions, district_counts IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM districts WHERE campaign_id = $1")
         .bind(campaign_id)
         .execute(&mut *tx)
@@ -217,7 +223,7 @@ pub async fn import(
     .await?
     .rows_affected();
     crate::aggregates::rebuild(&mut tx, campaign_id).await?;
-    crate::campaigns::refresh_effective_area(&mut *tx, campaign_id).await?;
+    crate::campaigns::refresh_effective_area(&mut tx, campaign_id).await?;
     tx.commit().await?;
     tracing::info!(
         campaign = slug,

@@ -29,6 +29,25 @@ pub struct AppState {
     pub db: PgPool,
     /// Server settings.
     pub config: Arc<ServerConfig>,
+    /// Public campaigns recently read.
+    pub campaigns: crate::campaigns::cache::CampaignCache,
+    /// The queue that stores submissions in batches.
+    pub submissions: crate::submissions::writer::BatchWriter,
+}
+
+impl AppState {
+    /// State over `db` with `config` and empty caches.
+    pub fn new(db: PgPool, config: ServerConfig) -> Self {
+        Self {
+            submissions: crate::submissions::writer::BatchWriter::start(
+                db.clone(),
+                config.submission_writers,
+            ),
+            db,
+            config: Arc::new(config),
+            campaigns: Default::default(),
+        }
+    }
 }
 
 /// Settings of the HTTP server.
@@ -36,6 +55,18 @@ pub struct AppState {
 pub struct ServerConfig {
     /// Folder holding the widget (`embed.html`, `demo.html`, and the built bundles in `dist/`).
     pub widget_dir: PathBuf,
+    /// Connections that store submissions in batches (see [`crate::submissions::writer`]).
+    pub submission_writers: usize,
+}
+
+impl ServerConfig {
+    /// Default settings, serving the widget from `widget_dir`.
+    pub fn new(widget_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            widget_dir: widget_dir.into(),
+            submission_writers: 2,
+        }
+    }
 }
 
 /// Longest a request may take before it is answered 408.

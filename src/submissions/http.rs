@@ -9,7 +9,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{IdempotencyKey, Receipt, Stored};
+use super::{IdempotencyKey, Pending, Receipt, Stored};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
@@ -30,10 +30,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-fn idempotency_key<'a>(
-    headers: &'a HeaderMap,
-    body: &Value,
-) -> ApiResult<Option<IdempotencyKey<'a>>> {
+fn idempotency_key(headers: &HeaderMap, body: &Value) -> ApiResult<Option<IdempotencyKey>> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -49,7 +46,7 @@ fn idempotency_key<'a>(
         })?;
     let canonical = serde_json::to_vec(body).map_err(anyhow::Error::from)?;
     Ok(Some(IdempotencyKey {
-        key,
+        key: key.to_owned(),
         request_hash: crate::auth::hash_secret(&canonical),
     }))
 }
@@ -75,15 +72,32 @@ pub async fn create_submission(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
-    let campaign = crate::campaigns::get_public(&state.db, &slug).await?;
-    campaign.accepts_contributions(OffsetDateTime::now_utc())?;
     let key = idempotency_key(&headers, &body)?;
-    let submission = super::parse_feature(&campaign, &body).map_err(ApiError::Validation)?;
-    let (replayed, receipt) =
-        match super::store(&state.db, &campaign, &submission, key.as_ref()).await? {
-            Stored::Created(receipt) => (false, receipt),
-            Stored::Replayed(receipt) => (true, receipt),
+    let mut attempts = 0;
+    let (replayed, receipt) = loop {
+        let campaign = state.campaigns.get_public(&state.db, &slug).await?;
+        campaign.accepts_contributions(OffsetDateTime::now_utc())?;
+        let submission = super::parse_feature(&campaign, &body).map_err(ApiError::Validation)?;
+        let pending = Pending {
+            campaign,
+            submission,
+            key: key.clone(),
         };
+        match state.submissions.store(pending).await? {
+            Stored::Created(receipt) => break (false, receipt),
+            Stored::Replayed(receipt) => break (true, receipt),
+            // The campaign changed since it was cached: check again against the new settings.
+            Stored::Stale if attempts < 3 => {
+                attempts += 1;
+                state.campaigns.invalidate(&slug).await;
+            }
+            Stored::Stale => {
+                return Err(ApiError::Conflict(
+                    "the campaign is being changed; please retry".into(),
+                ));
+            }
+        }
+    };
     let location = format!("/api/v1/campaigns/{slug}/submissions/{}", receipt.id);
     let mut response = (StatusCode::CREATED, Json(receipt)).into_response();
     if replayed {
@@ -118,7 +132,7 @@ pub async fn erase_submission(
     PathParams((slug, id)): PathParams<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    let campaign = crate::campaigns::get_public(&state.db, &slug).await?;
+    let campaign = state.campaigns.get_public(&state.db, &slug).await?;
     let id = Uuid::parse_str(&id)
         .map_err(|_| ApiError::NotFound(format!("no submission `{id}` (not a valid id)")))?;
     let token = headers

@@ -2,6 +2,9 @@
 //! same statement, erasable with the secret edit token the citizen was given.
 
 pub mod http;
+pub mod writer;
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -129,137 +132,200 @@ pub struct Receipt {
 }
 
 /// An idempotency key as sent by a client, checked.
-pub struct IdempotencyKey<'a> {
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
     /// The key.
-    pub key: &'a str,
+    pub key: String,
     /// SHA-256 of the request it came with; a reuse with another request is refused.
     pub request_hash: Vec<u8>,
 }
 
 /// How storing went.
+#[derive(Debug)]
 pub enum Stored {
     /// A new submission.
     Created(Receipt),
     /// A retry of an earlier request with the same idempotency key: its first result.
     Replayed(Receipt),
+    /// Nothing stored: the campaign's settings changed since `campaign` was read.
+    Stale,
 }
 
-/// Most attempts when a concurrent district re-import removes the district being assigned.
-const ATTEMPTS: usize = 3;
+/// A submission to store, checked against its campaign as the caller read it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The campaign as read (its `config_version` is checked when storing).
+    pub campaign: Arc<Campaign>,
+    /// The checked point and answers.
+    pub submission: NewSubmission,
+    /// The client's idempotency key, if any.
+    pub key: Option<IdempotencyKey>,
+}
 
-/// Stores a submission: checks it is inside the campaign's area, assigns its district (the
-/// first in import order, for points on a shared border), bumps the district's counter and
-/// records the idempotency key, in one statement and hence one transaction. Returns once
-/// committed.
-pub async fn store(
+/// Stores one submission; see [`store_batch`].
+pub async fn store(pool: &PgPool, pending: Pending) -> ApiResult<Stored> {
+    let shard = crate::aggregates::random_shard();
+    let mut results = store_batch(pool, std::slice::from_ref(&pending), shard).await?;
+    results.pop().expect("one result per submission")
+}
+
+/// Stores submissions in one statement, hence one transaction: for each, checks that its
+/// campaign has not changed and that it is inside the area, assigns its district (the first in
+/// import order, for points on a shared border), records its idempotency key, and adds the
+/// published ones to the district counters. Returns once committed, one result per
+/// submission in order; an error of the whole statement (database down) is the outer error.
+///
+/// Storing many at once is what lets civicmap sustain more submissions per second than
+/// PostgreSQL sustains single-row inserts: see [`writer`].
+///
+/// Published submissions are added to counter shard `shard`: concurrent callers that use
+/// different shards never wait on each other's counter rows.
+pub async fn store_batch(
     pool: &PgPool,
-    campaign: &Campaign,
-    submission: &NewSubmission,
-    key: Option<&IdempotencyKey<'_>>,
-) -> ApiResult<Stored> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match try_store(pool, campaign, submission, key).await {
-            // 23503: a district vanished under us (re-imported); the statement is safe to retry.
-            Err(ApiError::Internal(e))
-                if attempt < ATTEMPTS
-                    && e.downcast_ref::<sqlx::Error>()
-                        .and_then(|e| e.as_database_error())
-                        .and_then(|e| e.code())
-                        .as_deref()
-                        == Some("23503") => {}
-            other => return other,
-        }
+    batch: &[Pending],
+    shard: i16,
+) -> ApiResult<Vec<ApiResult<Stored>>> {
+    struct Prepared {
+        id: Uuid,
+        token: String,
+        status: Status,
+        edit_url: String,
     }
-}
-
-async fn try_store(
-    pool: &PgPool,
-    campaign: &Campaign,
-    submission: &NewSubmission,
-    key: Option<&IdempotencyKey<'_>>,
-) -> ApiResult<Stored> {
-    let id = Uuid::new_v4();
-    let token = new_secret();
-    let status = match campaign.moderation {
-        Moderation::Post => Status::Published,
-        Moderation::Pre => Status::Pending,
-    };
-    let edit_url = format!("/embed/{}/edit#id={id}&token={token}", campaign.slug);
-    let row: (bool, bool, Option<String>, Option<String>) = sqlx::query_as(
-        "WITH pt AS (SELECT ST_SetSRID(ST_MakePoint($2, $3), 4326) AS g),
-         inside AS (
-            SELECT 1 FROM campaigns c, pt WHERE c.id = $1 AND ST_Intersects(c.effective_area, pt.g)),
-         district AS (
-            SELECT d.id, d.code, d.name FROM districts d, pt
-            WHERE d.campaign_id = $1 AND ST_Intersects(d.geom, pt.g)
-            ORDER BY d.position LIMIT 1),
+    let prepared: Vec<Prepared> = batch
+        .iter()
+        .map(|p| {
+            // Time-ordered ids keep the primary key index append-only.
+            let id = Uuid::now_v7();
+            let token = new_secret();
+            let status = match p.campaign.moderation {
+                Moderation::Post => Status::Published,
+                Moderation::Pre => Status::Pending,
+            };
+            let edit_url = format!("/embed/{}/edit#id={id}&token={token}", p.campaign.slug);
+            Prepared {
+                id,
+                token,
+                status,
+                edit_url,
+            }
+        })
+        .collect();
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        fresh: bool,
+        inside: bool,
+        created: bool,
+        code: Option<String>,
+        name: Option<String>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH input AS (
+            SELECT * FROM unnest($1::uuid[], $2::int8[], $3::float8[], $4::float8[], $5::jsonb[],
+                                 $6::text[], $7::bytea[], $8::text[], $9::bytea[], $10::text[],
+                                 $11::text[], $12::int8[], $13::bool[])
+            WITH ORDINALITY AS i(id, campaign_id, lon, lat, answers, status, token_hash, key,
+                                 request_hash, token, edit_url, version, by_districts, ord)),
+         placed AS (
+            SELECT i.*, pt.g, d.id AS district_id, d.code, d.name, c.id IS NOT NULL AS fresh,
+                c.id IS NOT NULL AND CASE
+                    -- When the area is the union of the districts, being in a district is
+                    -- being inside, and the union's (possibly large) polygon is not read.
+                    WHEN i.by_districts THEN d.id IS NOT NULL
+                    ELSE EXISTS (SELECT 1 FROM campaigns a
+                                 WHERE a.id = i.campaign_id AND ST_Intersects(a.effective_area, pt.g))
+                END AS inside
+            FROM input i
+            CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS g) pt
+            LEFT JOIN campaigns c ON c.id = i.campaign_id AND c.config_version = i.version
+            LEFT JOIN LATERAL (
+                SELECT d.id, d.code, d.name FROM districts d
+                WHERE d.campaign_id = i.campaign_id AND ST_Intersects(d.geom, pt.g)
+                ORDER BY d.position LIMIT 1) d ON true),
          idem AS (
             INSERT INTO idempotency_keys (campaign_id, key, request_hash, submission_id, response)
-            SELECT $1, $8, $9, $4, jsonb_build_object(
-                'id', $4::uuid, 'status', $6::text, 'edit_token', $10::text, 'edit_url', $11::text,
-                'district', (SELECT jsonb_build_object('code', code, 'name', name) FROM district))
-            WHERE $8::text IS NOT NULL AND EXISTS (SELECT 1 FROM inside)
+            SELECT campaign_id, key, request_hash, id, jsonb_build_object(
+                'id', id, 'status', status, 'edit_token', token, 'edit_url', edit_url,
+                'district', CASE WHEN district_id IS NOT NULL
+                                 THEN jsonb_build_object('code', code, 'name', name) END)
+            FROM placed WHERE inside AND key IS NOT NULL
             ON CONFLICT (campaign_id, key) DO NOTHING
-            RETURNING 1),
+            RETURNING submission_id),
          created AS (
             INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, edit_token_hash)
-            SELECT $4, $1, (SELECT id FROM district), pt.g, $5, $6, $7 FROM pt
-            WHERE EXISTS (SELECT 1 FROM inside) AND ($8::text IS NULL OR EXISTS (SELECT 1 FROM idem))
-            RETURNING district_id),
+            SELECT id, campaign_id, district_id, g, answers, status, token_hash FROM placed
+            WHERE inside AND (key IS NULL OR id IN (SELECT submission_id FROM idem))
+            RETURNING id, campaign_id, district_id, status),
          counted AS (
             INSERT INTO district_counts (campaign_id, district_id, shard, published)
-            SELECT $1, district_id, $12, 1 FROM created WHERE $6 = 'published'
+            SELECT campaign_id, district_id, $14, count(*) FROM created
+            WHERE status = 'published' GROUP BY campaign_id, district_id
             ON CONFLICT ON CONSTRAINT district_counts_key
-            DO UPDATE SET published = district_counts.published + 1)
-         SELECT EXISTS (SELECT 1 FROM inside), EXISTS (SELECT 1 FROM created),
-                (SELECT code FROM district), (SELECT name FROM district)",
+            DO UPDATE SET published = district_counts.published + EXCLUDED.published)
+         SELECT fresh, inside, id IN (SELECT id FROM created) AS created, code, name
+         FROM placed ORDER BY ord",
     )
-    .bind(campaign.id)
-    .bind(submission.point.lon())
-    .bind(submission.point.lat())
-    .bind(id)
-    .bind(sqlx::types::Json(&submission.answers))
-    .bind(status.as_str())
-    .bind(hash_secret(&token))
-    .bind(key.map(|k| k.key))
-    .bind(key.map(|k| k.request_hash.as_slice()))
-    .bind(&token)
-    .bind(&edit_url)
-    .bind(crate::aggregates::random_shard())
-    .fetch_one(pool)
+    .bind(prepared.iter().map(|p| p.id).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.campaign.id).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.submission.point.lon()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.submission.point.lat()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| sqlx::types::Json(&p.submission.answers)).collect::<Vec<_>>())
+    .bind(prepared.iter().map(|p| p.status.as_str()).collect::<Vec<_>>())
+    .bind(prepared.iter().map(|p| hash_secret(&p.token)).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.key.as_ref().map(|k| k.key.as_str())).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.key.as_ref().map(|k| k.request_hash.as_slice())).collect::<Vec<_>>())
+    .bind(prepared.iter().map(|p| p.token.as_str()).collect::<Vec<_>>())
+    .bind(prepared.iter().map(|p| p.edit_url.as_str()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.campaign.config_version).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.campaign.by_districts).collect::<Vec<_>>())
+    .bind(shard)
+    .fetch_all(pool)
     .await?;
-    let (inside, created, code, name) = row;
-    if !inside {
-        return Err(ApiError::field(
-            "geometry",
-            "is outside the campaign's area",
-        ));
+    let mut results = Vec::with_capacity(batch.len());
+    for ((pending, prepared), row) in batch.iter().zip(prepared).zip(rows) {
+        let Row {
+            fresh,
+            inside,
+            created,
+            code,
+            name,
+        } = row;
+        let result = if !fresh {
+            Ok(Stored::Stale)
+        } else if !inside {
+            Err(ApiError::field(
+                "geometry",
+                "is outside the campaign's area",
+            ))
+        } else if created {
+            let district = code
+                .zip(name)
+                .map(|(code, name)| DistrictRef { code, name });
+            Ok(Stored::Created(Receipt {
+                id: prepared.id,
+                status: prepared.status.as_str().to_owned(),
+                district,
+                edit_token: prepared.token,
+                edit_url: prepared.edit_url,
+            }))
+        } else {
+            let key = pending
+                .key
+                .as_ref()
+                .expect("without a key, an inside point is always created");
+            replay(pool, &pending.campaign, key).await
+        };
+        results.push(result);
     }
-    if created {
-        let district = code
-            .zip(name)
-            .map(|(code, name)| DistrictRef { code, name });
-        return Ok(Stored::Created(Receipt {
-            id,
-            status: status.as_str().to_owned(),
-            district,
-            edit_token: token,
-            edit_url,
-        }));
-    }
-    let key = key.expect("without a key, an inside point is always created");
-    replay(pool, campaign, key).await
+    Ok(results)
 }
 
 /// The first result of a request whose idempotency key is being reused.
-async fn replay(pool: &PgPool, campaign: &Campaign, key: &IdempotencyKey<'_>) -> ApiResult<Stored> {
+async fn replay(pool: &PgPool, campaign: &Campaign, key: &IdempotencyKey) -> ApiResult<Stored> {
     let row: Option<(Vec<u8>, Option<sqlx::types::Json<Receipt>>)> = sqlx::query_as(
         "SELECT request_hash, response FROM idempotency_keys WHERE campaign_id = $1 AND key = $2",
     )
     .bind(campaign.id)
-    .bind(key.key)
+    .bind(&key.key)
     .fetch_optional(pool)
     .await?;
     match row {
@@ -299,7 +365,7 @@ pub async fn erase(pool: &PgPool, campaign: &Campaign, id: Uuid, token: &str) ->
         ));
     }
     // Keep the key (so that a late retry does not re-create the point) but drop its receipt.
-    sqlx::query("UPDATE idempotency_keys SET response = NULL WHERE submission_id = $1")
+    sqlx::query("UPDATE idempotency_keys SET response = NULL, submission_id = NULL WHERE submission_id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;

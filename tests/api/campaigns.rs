@@ -300,3 +300,62 @@ async fn admin_routes_refuse_missing_wrong_and_under_privileged_tokens() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_settings_change_on_one_instance_applies_at_once_to_submissions_on_another() {
+    let first = TestApp::spawn().await;
+    let second = TestApp::spawn_on(first.db.clone()).await;
+    first.open_campaign("shared", json!({})).await;
+    // The second instance reads (and caches) the campaign.
+    assert_eq!(
+        second.get("/api/v1/campaigns/shared").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        second
+            .submit("shared", 2.05, 48.05, crate::helpers::answers())
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+
+    // The first instance adds a required question.
+    let mut form = test_form();
+    form["fields"].as_array_mut().unwrap().push(json!({"key": "floor", "type": "number", "label": {"fr": "Étage", "en": "Floor"}, "required": true}));
+    let changed = first
+        .admin_patch("/api/v1/admin/campaigns/shared", &json!({"form": form}))
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+
+    // The second instance enforces it on the very next submission.
+    let refused = problem(
+        second
+            .submit("shared", 2.05, 48.05, crate::helpers::answers())
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem_fields(&refused), ["properties.floor"]);
+    let mut answers = crate::helpers::answers();
+    answers["floor"] = json!(3);
+    assert_eq!(
+        second
+            .submit("shared", 2.05, 48.05, answers.clone())
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+
+    // Closing on the first instance stops submissions on the second at once.
+    first
+        .admin_patch(
+            "/api/v1/admin/campaigns/shared",
+            &json!({"status": "closed"}),
+        )
+        .await;
+    problem(
+        second.submit("shared", 2.05, 48.05, answers).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+}

@@ -2,7 +2,6 @@
 //! and a real civicmap server on a loopback port.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use civicmap::http::{AppState, ServerConfig};
 use reqwest::{Response, StatusCode};
@@ -139,12 +138,7 @@ impl TestApp {
 
     /// A server on the given pool.
     pub async fn spawn_on(db: PgPool) -> Self {
-        let state = AppState {
-            db: db.clone(),
-            config: Arc::new(ServerConfig {
-                widget_dir: "widget".into(),
-            }),
-        };
+        let state = AppState::new(db.clone(), ServerConfig::new("widget"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(civicmap::http::serve(

@@ -34,7 +34,7 @@ async fn a_database_outage_gives_503s_then_heals_without_a_restart() {
     );
     problem(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await;
     problem(
-        app.get("/api/v1/campaigns/outage").await,
+        app.get("/api/v1/campaigns/outage/districts.geojson").await,
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;

@@ -1,0 +1,27 @@
+-- wrk script: POST a submission at one of a few points inside Nanterre's districts, with
+-- valid answers to the demo campaign's form and a fresh Idempotency-Key (as the widget sends).
+-- Used by benches/submissions-load.sh.
+local points = {
+  {2.2066, 48.8924}, {2.1950, 48.8990}, {2.2150, 48.8850}, {2.2000, 48.8800},
+  {2.2200, 48.8950}, {2.1900, 48.8900}, {2.2100, 48.9050}, {2.2250, 48.9000},
+}
+local bodies = {}
+for i, p in ipairs(points) do
+  bodies[i] = string.format(
+    '{"type":"Feature","geometry":{"type":"Point","coordinates":[%f,%f]},' ..
+    '"properties":{"households":%d,"connection":"adsl","building":"apartment"}}', p[1], p[2], i)
+end
+local thread_id = 0
+local counter = 0
+setup = function(thread)
+  thread_id = thread_id + 1
+  thread:set("thread_id", thread_id)
+end
+request = function()
+  counter = counter + 1
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["Idempotency-Key"] = string.format("bench-%d-%d-%d", thread_id, counter, os.time()),
+  }
+  return wrk.format("POST", nil, headers, bodies[(counter % #bodies) + 1])
+end
