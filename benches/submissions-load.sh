@@ -3,14 +3,17 @@
 # district assignment + counter, one transaction each), next to PostgreSQL's own single-row
 # INSERT rate (pgbench) on the same embedded server, in the same run, alternating.
 #
-#   benches/submissions-load.sh [runs=3] [seconds=15] [connections=16]
+#   benches/submissions-load.sh [runs=3] [seconds=15] [concurrency levels="16 64"]
+#
+# For each level, civicmap gets that many concurrent HTTP clients (wrk) and pgbench that
+# many concurrent database clients.
 #
 # Loopback only; stops by itself. Needs wrk (apt-get install wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 seconds=${2:-15}
-conns=${3:-16}
+levels=${3:-16 64}
 port=18080
 dir=target/bench-submissions
 command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1; }
@@ -26,7 +29,7 @@ cleanup() {
   "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-DATABASE_URL=$url "$bin" serve --demo --listen "127.0.0.1:$port" --max-connections "$conns" 2>"$dir/server.log" &
+DATABASE_URL=$url "$bin" serve --demo --listen "127.0.0.1:$port" 2>"$dir/server.log" &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
 
@@ -44,19 +47,21 @@ INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, ed
 SQL
 
 pgbench_tps() {
-  "$pgbin/pgbench" -h "$socket" -U civicmap -n -c "$conns" -j 2 -T "$seconds" -f "$dir/$1.sql" civicmap 2>"$dir/pgbench-$1.log" | awk '/^tps/ {print $3}'
+  "$pgbin/pgbench" -h "$socket" -U civicmap -n -c "$2" -j 2 -T "$seconds" -f "$dir/$1.sql" civicmap 2>"$dir/pgbench-$1.log" | awk '/^tps/ {print $3}'
 }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v); print v} else {sub(/s/,"",v); print v*1000}}'; }
-echo "run,civicmap_rps,civicmap_p50_ms,civicmap_p99_ms,pgbench_bare_table_tps,pgbench_submissions_table_tps"
+echo "run,concurrency,civicmap_rps,civicmap_p50_ms,civicmap_p99_ms,pgbench_bare_table_tps,pgbench_submissions_table_tps"
 for run in $(seq "$runs"); do
-  out=$(wrk -t2 -c"$conns" -d"${seconds}s" --latency -s benches/post-submission.lua \
-        "http://127.0.0.1:$port/api/v1/campaigns/fibre-pour-tous/submissions")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  [ -z "$non2xx" ] || { echo "civicmap answered $non2xx non-2xx responses" >&2; exit 1; }
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_ms)
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_ms)
-  echo "$run,$rps,$p50,$p99,$(pgbench_tps bare),$(pgbench_tps table)"
+  for conns in $levels; do
+    out=$(wrk -t2 -c"$conns" -d"${seconds}s" --latency -s benches/post-submission.lua \
+          "http://127.0.0.1:$port/api/v1/campaigns/fibre-pour-tous/submissions")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+    [ -z "$non2xx" ] || { echo "civicmap answered $non2xx non-2xx responses" >&2; exit 1; }
+    p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_ms)
+    p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_ms)
+    echo "$run,$conns,$rps,$p50,$p99,$(pgbench_tps bare "$conns"),$(pgbench_tps table "$conns")"
+  done
 done
 stored=$(psql_ -c "SELECT count(*) FROM submissions")
-echo "# submissions stored: $stored (400 from the demo + the accepted POSTs); connections=$conns, ${seconds}s per run" >&2
+echo "# submissions stored at the end: $stored; ${seconds}s per measurement" >&2

@@ -33,7 +33,8 @@ pub struct Field {
     /// An optional hint shown under the question.
     #[serde(default)]
     pub help: Option<Localized>,
-    /// Whether an answer must be given. For a boolean, "given" means true or false.
+    /// Whether an answer must be given. A required boolean must be true (a box to tick,
+    /// such as consent).
     #[serde(default)]
     pub required: bool,
     /// Whether the answer may appear in public aggregates (choice and boolean fields only).
@@ -278,6 +279,7 @@ impl Field {
                 }
             }
             FieldKind::Boolean => match value {
+                Value::Bool(false) if self.required => Err("must be checked".to_owned()),
                 Value::Bool(_) => Ok(Some(value.clone())),
                 _ => Err("must be true or false".to_owned()),
             },
@@ -383,6 +385,24 @@ mod tests {
                 "answers: {answers}"
             );
         }
+    }
+
+    #[test]
+    fn a_required_box_must_be_ticked() {
+        let consent: Form = serde_json::from_value(json!({"fields": [
+            {"key": "consent", "type": "boolean", "label": {"fr": "J'accepte", "en": "I agree"}, "required": true}
+        ]}))
+        .unwrap();
+        let check = |v: Value| consent.validate_answers(v.as_object().unwrap());
+        assert!(check(json!({"consent": true})).is_ok());
+        assert_eq!(
+            check(json!({"consent": false})).unwrap_err(),
+            vec![FieldError::new("properties.consent", "must be checked")]
+        );
+        assert_eq!(
+            check(json!({})).unwrap_err(),
+            vec![FieldError::new("properties.consent", "is required")]
+        );
     }
 
     #[test]

@@ -26,6 +26,22 @@ pub fn pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
         .connect_lazy_with(options.application_name("civicmap"))
 }
 
+/// A pool of `size` connections beside `pool`, for the submission writers. Its statements
+/// always use generic plans: the batch insert's plan does not depend on its parameters, and
+/// re-planning it for each batch cost a third of the throughput (docs/PERFORMANCE.md).
+pub fn writer_pool(pool: &PgPool, size: u32) -> PgPool {
+    let options = PgConnectOptions::clone(&pool.connect_options())
+        .application_name("civicmap-writer")
+        .options([("plan_cache_mode", "force_generic_plan")]);
+    PgPoolOptions::new()
+        .max_connections(size.max(1))
+        .min_connections(0)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .idle_timeout(Duration::from_secs(300))
+        .test_before_acquire(true)
+        .connect_lazy_with(options)
+}
+
 /// Applies the pending migrations. Safe to run from several instances at once (sqlx takes an
 /// advisory lock).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

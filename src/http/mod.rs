@@ -40,7 +40,7 @@ impl AppState {
     pub fn new(db: PgPool, config: ServerConfig) -> Self {
         Self {
             submissions: crate::submissions::writer::BatchWriter::start(
-                db.clone(),
+                crate::database::writer_pool(&db, config.submission_writers as u32),
                 config.submission_writers,
             ),
             db,
