@@ -1,5 +1,5 @@
 # civicmap: the two commands are `make run` and `make test`.
-.PHONY: run test setup build widget lint bench clean
+.PHONY: run test setup setup-browser build widget lint bench clean
 
 # Set-up, build, embedded database, demo campaign, and serve http://localhost:8080
 run: setup widget
@@ -7,13 +7,16 @@ run: setup widget
 	./target/release/civicmap serve --demo --listen 127.0.0.1:8080
 
 # Set-up, then every test (Rust unit and integration tests against a real PostGIS).
-test: setup
+test: setup-browser
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --quiet -- -D warnings
 	./scripts/test.sh
 
 setup:
 	./scripts/setup.sh
+
+setup-browser:
+	./scripts/setup.sh --browser
 
 build:
 	cargo build --release

@@ -1,14 +1,45 @@
 #!/usr/bin/env bash
 # Runs every test against a throw-away PostgreSQL + PostGIS cluster on a private Unix socket,
-# started here and stopped on exit, whatever happens.
-set -euo pipefail
+# started here and stopped on exit, whatever happens:
+#   1. the Rust unit and API tests (cargo test; each API test gets its own database);
+#   2. the widget's unit tests (node's test runner);
+#   3. the widget's browser tests: headless Chromium against a real civicmap server serving the
+#      demo campaign from the same cluster.
+# Arguments are passed to `cargo test`; with arguments, the widget tests are skipped.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 dir=target/test-db
 bin=target/debug/civicmap
-cargo build --quiet --bin civicmap
+cargo build --quiet --bin civicmap || exit 1
 rm -rf "$dir"
-url=$("$bin" db start --data-dir "$dir")
-trap '"$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true' EXIT
+url=$("$bin" db start --data-dir "$dir") || exit 1
+server=""
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 export DATABASE_URL="$url"
-cargo test --no-fail-fast "$@"
+
+failed=()
+cargo test --no-fail-fast "$@" || failed+=("cargo test")
+if [ $# -gt 0 ]; then
+  [ ${#failed[@]} -eq 0 ] || { echo "FAILED: ${failed[*]}" >&2; exit 1; }
+  exit 0
+fi
+
+(cd widget && npm ci --no-audit --no-fund --loglevel=error && npm test) || failed+=("widget unit tests")
+
+port=${CIVICMAP_E2E_PORT:-18091}
+"$bin" serve --demo --listen "127.0.0.1:$port" --widget-dir widget 2>"$dir/e2e-server.log" &
+server=$!
+for _ in $(seq 150); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+(cd widget && CIVICMAP_URL="http://127.0.0.1:$port" SCREENSHOT_DIR=../docs/screenshots npm run --silent e2e) \
+  || { failed+=("widget browser tests"); tail -n 30 "$dir/e2e-server.log" >&2; }
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "all test suites passed"

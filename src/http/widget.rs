@@ -23,15 +23,33 @@ pub fn router(widget_dir: &Path) -> Router<AppState> {
             "/embed.js",
             get(|state: State<AppState>| file(state, "dist/embed.js")),
         )
-        .route(
-            "/embed/{campaign}",
-            get(|state: State<AppState>| file(state, "embed.html")),
-        )
-        .route(
-            "/embed/{campaign}/edit",
-            get(|state: State<AppState>| file(state, "embed.html")),
-        )
+        .route("/embed/{campaign}", get(embed_page))
+        .route("/embed/{campaign}/edit", get(embed_page))
         .nest_service("/widget", ServeDir::new(widget_dir.join("dist")))
+}
+
+/// Content-Security-Policy of the iframe page: nothing but civicmap's own files, and framable
+/// by any site (the city's pages).
+const EMBED_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    worker-src 'self' blob:; img-src 'self' data: blob:; connect-src 'self'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors *";
+
+async fn embed_page(state: State<AppState>) -> Result<Response, ApiError> {
+    let mut response = file(state, "embed.html").await?;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(EMBED_CSP),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
 }
 
 async fn file(State(state): State<AppState>, relative: &'static str) -> Result<Response, ApiError> {

@@ -217,3 +217,27 @@ async fn readiness_fails_until_migrations_are_applied() {
     );
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_iframe_page_is_framable_by_any_site_but_loads_only_civicmap_files() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/embed/fibre-pour-tous").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("frame-ancestors *"), "{csp}");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(page.headers().get("x-frame-options").is_none());
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(page.text().await.unwrap().contains("/widget/civicmap.js"));
+    let demo = app.get("/").await;
+    assert_eq!(demo.status(), StatusCode::OK);
+    assert!(
+        demo.text()
+            .await
+            .unwrap()
+            .contains("data-campaign=\"fibre-pour-tous\"")
+    );
+}

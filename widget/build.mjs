@@ -1,0 +1,50 @@
+// Builds the widget into dist/ (served by the civicmap server under /widget/ and /embed.js):
+//   dist/embed.js               tiny loader pasted by cities (<script src=".../embed.js" data-campaign=...>)
+//   dist/civicmap.js            our app + <civicmap-map> custom element (classic script, IIFE)
+//   dist/maplibre-gl.js         MapLibre GL JS, converted to a classic script exposing window.maplibregl
+//   dist/maplibre-gl-worker.js  MapLibre's worker (ES module worker), loaded by maplibre-gl.js
+//   dist/maplibre-gl.css        MapLibre's stylesheet
+//   dist/demo.css               stylesheet of demo.html (kept out of the HTML so a strict CSP works)
+// and .build/lib.mjs (ESM bundle of the pure logic, for the unit tests; not shipped).
+import * as esbuild from 'esbuild';
+import { mkdirSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(fileURLToPath(import.meta.url));
+const dist = join(root, 'dist');
+const ml = join(root, 'node_modules/maplibre-gl/dist');
+mkdirSync(dist, { recursive: true });
+mkdirSync(join(root, '.build'), { recursive: true });
+
+const common = { bundle: true, minify: true, legalComments: 'none', target: ['es2020'], logLevel: 'warning' };
+
+await Promise.all([
+  esbuild.build({ ...common, entryPoints: [join(root, 'src/embed.ts')], outfile: join(dist, 'embed.js'), format: 'iife' }),
+  esbuild.build({ ...common, entryPoints: [join(root, 'src/main.ts')], outfile: join(dist, 'civicmap.js'), format: 'iife', sourcemap: true }),
+  // MapLibre 6 ships ES modules only; convert the main bundle to a classic script with a global
+  // so that pages and our custom element can load it with a plain <script> tag (no CORS needed).
+  // import.meta.url becomes empty in an IIFE: civicmap.js calls maplibregl.setWorkerUrl() itself.
+  esbuild.build({
+    entryPoints: [join(ml, 'maplibre-gl.mjs')], outfile: join(dist, 'maplibre-gl.js'), bundle: true, format: 'iife',
+    globalName: 'maplibregl', minify: true, legalComments: 'inline', logLevel: 'error', target: ['es2020'],
+    banner: { js: '/* MapLibre GL JS ' + JSON.parse(readFileSync(join(root, 'node_modules/maplibre-gl/package.json'), 'utf8')).version + ' | BSD-3-Clause | https://github.com/maplibre/maplibre-gl-js */' },
+  }),
+  esbuild.build({ entryPoints: [join(root, 'src/lib/index.ts')], outfile: join(root, '.build/lib.mjs'), bundle: true, format: 'esm', platform: 'neutral', logLevel: 'warning' }),
+]);
+copyFileSync(join(ml, 'maplibre-gl-worker.mjs'), join(dist, 'maplibre-gl-worker.js'));
+copyFileSync(join(ml, 'maplibre-gl.css'), join(dist, 'maplibre-gl.css'));
+copyFileSync(join(root, 'demo.css'), join(dist, 'demo.css'));
+
+const sizes = {};
+for (const f of ['embed.js', 'civicmap.js', 'maplibre-gl.js', 'maplibre-gl-worker.js', 'maplibre-gl.css']) {
+  const buf = readFileSync(join(dist, f));
+  sizes[f] = { bytes: buf.length, gzip: gzipSync(buf, { level: 9 }).length };
+}
+writeFileSync(join(root, '.build/sizes.json'), JSON.stringify(sizes, null, 2));
+if (!process.argv.includes('--quiet')) {
+  for (const [f, s] of Object.entries(sizes)) console.log(`${f.padEnd(24)} ${String(s.bytes).padStart(9)} B  ${String(s.gzip).padStart(8)} B gzip`);
+}
+const ours = sizes['civicmap.js'].gzip + sizes['embed.js'].gzip;
+if (ours > 40 * 1024) { console.error(`widget code is ${ours} B gzipped, over the 40 KiB budget`); process.exit(1); }

@@ -1,0 +1,943 @@
+// The civicmap widget: header, map (or its text equivalent), contribution form, results table.
+// Rendered into a shadow root by <civicmap-map> (element.ts), both on host pages and in the iframe page.
+import { Api, ApiError, uuid4 } from '../lib/api';
+import { breaksFor, colorFor, totalOf, type ClassBreak } from '../lib/choropleth';
+import { bboxOf, districtAt, interiorPoint, round6 } from '../lib/geo';
+import { chooseLang, formatContributions, formatCount, formatDate, msg, tr, type MsgKey } from '../lib/i18n';
+import { campaignState, type CampaignState, type Mode, type View } from '../lib/options';
+import type { Campaign, DistrictCollection, DistrictFeature, Field, Lang, SubmissionResult } from '../lib/types';
+import { errorMessage, fieldLabel, locationErrorMessage, mapServerErrors, validateAnswers, validateField, validateLonLat, type RawValue } from '../lib/validate';
+import { describedBy, h, setStyle, uid } from './dom';
+import { hasWebGL, loadMapLibre } from './maplibre';
+import { MapView, type TileJson } from './mapview';
+
+export interface AppOptions {
+  /** Base URL of the civicmap server (API, tiles, edit page). */
+  api: string;
+  /** Base URL of the widget's static files (maplibre-gl.js, …), ending with '/'. */
+  assets: string;
+  campaign: string;
+  langAttr: string | null;
+  docLang: string | null;
+  mode: Mode | null;
+  view: View | null;
+  height: string | null;
+  /** Skip the map (also automatic without WebGL). */
+  noMap: boolean;
+  /** Full-page rendering (the iframe page): h1 title and no outer border. */
+  page: boolean;
+  geocoder: string | null;
+  /** Called whenever the title is known (the iframe page forwards it to embed.js). */
+  onTitle?: (title: string) => void;
+}
+
+interface Pin { lon: number; lat: number }
+interface ErrorState { fields: Record<string, string>; geometry: string | null; general: string[] }
+
+const RADIO_MAX = 6;
+
+export class App {
+  private o: AppOptions;
+  private host: HTMLElement;
+  private api: Api;
+  lang: Lang;
+  private campaign: Campaign | null = null;
+  private districts: DistrictCollection | null = null;
+  private breaks: ClassBreak[] = [];
+  private tiles: TileJson | null = null;
+  private state: CampaignState = 'closed';
+  mapView: MapView | null = null;
+  private mapFailed = false;
+  private pin: Pin | null = null;
+  private values: Record<string, RawValue> = {};
+  private sending = false;
+  private attempt: { key: string; fp: string } | null = null;
+  private result: SubmissionResult | null = null;
+  private errors: ErrorState = { fields: {}, geometry: null, general: [] };
+  private updatedCode: string | null = null;
+  private destroyed = false;
+  private announceTimer = 0;
+  private keyAnnounceTimer = 0;
+
+  // DOM references (rebuilt by render()).
+  private r: {
+    info?: HTMLElement; legend?: HTMLElement; meta?: HTMLElement; tbody?: HTMLElement; tfoot?: HTMLElement; panel?: HTMLElement;
+    live?: HTMLElement; locStatus?: HTMLElement; locError?: HTMLElement; locBox?: HTMLElement; districtSelect?: HTMLSelectElement;
+    lon?: HTMLInputElement; lat?: HTMLInputElement; submit?: HTMLButtonElement; summary?: HTMLElement; general?: HTMLElement;
+    form?: HTMLFormElement; mapBox?: HTMLElement; mapEl?: HTMLElement; noMapNote?: HTMLElement; geoStatus?: HTMLElement;
+    fields: Record<string, { controls: HTMLElement[]; error: HTMLElement; group?: HTMLElement }>;
+  } = { fields: {} };
+
+  constructor(host: HTMLElement, o: AppOptions) {
+    this.host = host;
+    this.o = o;
+    this.api = new Api(o.api);
+    this.lang = chooseLang(o.langAttr, o.docLang, null);
+  }
+
+  get pinnedDistrict(): DistrictFeature | null {
+    return this.pin ? districtAt(this.districts, this.pin.lon, this.pin.lat) : null;
+  }
+
+  private get k(): number {
+    return this.districts?.min_count ?? this.campaign?.privacy?.min_count ?? 0;
+  }
+
+  private get placing(): boolean {
+    return this.o.mode !== 'view' && this.state === 'open' && !this.result;
+  }
+
+  private t(key: MsgKey, params?: Record<string, string | number>): string {
+    return msg(this.lang, key, params);
+  }
+
+  // ---------------------------------------------------------------- loading
+
+  async start(): Promise<void> {
+    this.renderState(this.t('loading'), false);
+    try {
+      const wantMap = !this.o.noMap && hasWebGL();
+      const [campaign, districts, tiles] = await Promise.all([
+        this.api.campaign(this.o.campaign),
+        this.api.districts(this.o.campaign),
+        wantMap ? this.api.tileJson(this.o.campaign) : Promise.resolve(null),
+      ]);
+      if (this.destroyed) return;
+      this.campaign = campaign;
+      this.districts = districts;
+      this.tiles = tiles;
+      this.breaks = breaksFor(districts);
+      this.state = campaignState(campaign);
+      this.lang = chooseLang(this.o.langAttr, this.o.docLang, campaign.default_lang);
+      this.mapFailed = !wantMap;
+      this.render();
+      this.o.onTitle?.(tr(campaign.title, this.lang));
+    } catch (e) {
+      if (this.destroyed) return;
+      console.error('[civicmap]', e);
+      const notFound = e instanceof ApiError && e.status === 404;
+      this.renderState(this.t(notFound ? 'notFound' : 'loadError'), !notFound);
+    }
+  }
+
+  setLang(attr: string | null): void {
+    this.o.langAttr = attr;
+    const lang = chooseLang(attr, this.o.docLang, this.campaign?.default_lang);
+    if (lang === this.lang) return;
+    this.lang = lang;
+    if (this.campaign) {
+      this.render();
+      this.o.onTitle?.(tr(this.campaign.title, this.lang));
+    }
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    this.mapView?.destroy();
+    this.mapView = null;
+  }
+
+  private rootEl(): HTMLElement {
+    const el = h('div', { class: 'cm' + (this.o.page ? ' cm-page' : ''), lang: this.lang });
+    if (this.o.height) {
+      setStyle(el, { '--cm-map-h': this.o.height, '--cm-map-h-narrow': this.o.height });
+    }
+    return el;
+  }
+
+  private renderState(text: string, retry: boolean): void {
+    const root = this.rootEl();
+    root.setAttribute('aria-busy', String(!retry && text === this.t('loading')));
+    root.append(h('div', { class: 'cm-state', role: 'status' }, h('p', null, text),
+      retry ? h('button', { class: 'cm-btn cm-secondary', type: 'button', onclick: () => this.start() }, this.t('retry')) : null));
+    this.host.replaceChildren(root);
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  private render(): void {
+    const c = this.campaign!;
+    this.mapView?.destroy();
+    this.mapView = null;
+    this.r = { fields: {} };
+    const root = this.rootEl();
+    const titleId = uid('cm-title');
+    root.setAttribute('role', 'region');
+    root.setAttribute('aria-labelledby', titleId);
+
+    const meta = h('p', { class: 'cm-meta' });
+    this.r.meta = meta;
+    const head = h('header', { class: 'cm-head' },
+      h(this.o.page ? 'h1' : 'h2', { class: 'cm-title', id: titleId }, tr(c.title, this.lang)),
+      meta,
+      tr(c.description, this.lang) ? h('p', { class: 'cm-desc' }, tr(c.description, this.lang)) : null,
+      this.state !== 'open' && this.o.mode !== 'view' ? h('p', { class: 'cm-closednote', role: 'note' }, this.t('closedNotice')) : null,
+    );
+
+    const live = h('div', { class: 'cm-sr', 'aria-live': 'polite', 'aria-atomic': 'true' });
+    this.r.live = live;
+
+    const withPanel = this.o.mode !== 'view' && this.state === 'open';
+    const main = h('div', { class: 'cm-main' + (withPanel ? ' cm-with-panel' : '') });
+    main.append(this.renderMapColumn());
+    if (withPanel) {
+      const panel = h('section', { class: 'cm-panel', 'aria-labelledby': uid('cm-panel-h') });
+      this.r.panel = panel;
+      main.append(panel);
+      this.renderPanel();
+    }
+    main.append(this.renderResults());
+
+    const foot = h('footer', { class: 'cm-foot' },
+      h('span', null, c.attribution || '© OpenStreetMap contributors'),
+      h('span', null, this.t('poweredBy')),
+    );
+    root.append(head, main, foot, live);
+    this.host.replaceChildren(root);
+    this.renderMeta();
+    this.renderLegend();
+    this.renderTable();
+    if (!this.mapFailed) this.startMap();
+  }
+
+  private renderMeta(): void {
+    const c = this.campaign!;
+    const meta = this.r.meta!;
+    let chip: string;
+    if (this.state === 'open') chip = c.closes_at ? this.t('statusOpenUntil', { d: formatDate(c.closes_at, this.lang) }) : this.t('statusOpen');
+    else if (this.state === 'upcoming') chip = c.opens_at ? this.t('statusOpensOn', { d: formatDate(c.opens_at, this.lang) }) : this.t('statusDraft');
+    else chip = c.closes_at && Date.parse(c.closes_at) <= Date.now() ? this.t('statusClosedOn', { d: formatDate(c.closes_at, this.lang) }) : this.t('statusClosed');
+    const tot = totalOf(this.districts!);
+    meta.replaceChildren(
+      h('span', { class: 'cm-chip' + (this.state === 'open' ? '' : ' cm-closed') }, chip),
+      h('span', null, this.t('totalContribs', { v: formatContributions(tot.count, tot.withheld, this.k, this.lang) })),
+    );
+  }
+
+  private renderMapColumn(): HTMLElement {
+    const col = h('div', { class: 'cm-mapcol' });
+    const helpId = uid('cm-maphelp');
+    const note = h('p', { class: 'cm-nomap', role: 'note' }, this.t('noWebgl'));
+    note.hidden = !this.mapFailed;
+    this.r.noMapNote = note;
+    const info = h('div', { class: 'cm-info', 'aria-hidden': 'true' });
+    info.hidden = true;
+    this.r.info = info;
+    const mapEl = h('div', { class: 'cm-map' });
+    this.r.mapEl = mapEl;
+    const box = h('div', { class: 'cm-mapbox' }, mapEl, info);
+    box.hidden = this.mapFailed;
+    this.r.mapBox = box;
+    const legend = h('div', { class: 'cm-legend' });
+    this.r.legend = legend;
+    const help = h('p', { class: 'cm-help', id: helpId }, this.t(this.placing ? 'mapHelpContribute' : 'mapHelpView'));
+    help.hidden = this.mapFailed;
+    col.append(note, box, h('div', { class: 'cm-under' }, legend, help));
+    mapEl.dataset.helpId = helpId;
+    return col;
+  }
+
+  private renderLegend(): void {
+    const legend = this.r.legend!;
+    const titleId = uid('cm-legend-t');
+    const items = this.breaks.map((b) => h('li', null,
+      this.swatch(b.color),
+      b.to == null ? `${this.num(b.from)}+` : b.from === b.to ? this.num(b.from) : `${this.num(b.from)}–${this.num(b.to)}`,
+    ));
+    const hasWithheld = this.k > 0;
+    if (hasWithheld) items.push(h('li', null, h('span', { class: 'cm-swatch cm-swatch-withheld', 'aria-hidden': 'true' }), this.t('legendWithheld', { k: this.k })));
+    if (this.tiles) items.push(h('li', null, h('span', { class: 'cm-swatch cm-swatch-demand', 'aria-hidden': 'true' }), this.t('legendDemand')));
+    legend.replaceChildren(h('span', { class: 'cm-legend-title', id: titleId }, this.t('legendTitle')), h('ul', { class: 'cm-legend-items', 'aria-labelledby': titleId }, items));
+  }
+
+  private swatch(color: string): HTMLElement {
+    const s = h('span', { class: 'cm-swatch', 'aria-hidden': 'true' });
+    setStyle(s, { background: color });
+    return s;
+  }
+
+  private num(n: number): string {
+    return formatCount(n, false, 0, this.lang);
+  }
+
+  private renderResults(): HTMLElement {
+    const hId = uid('cm-results-h');
+    const tbody = h('tbody');
+    const tfoot = h('tfoot');
+    this.r.tbody = tbody;
+    this.r.tfoot = tfoot;
+    return h('section', { class: 'cm-results', 'aria-labelledby': hId },
+      h('h3', { id: hId }, this.t('tableTitle')),
+      h('div', { class: 'cm-tablewrap' },
+        h('table', { class: 'cm-table' },
+          h('caption', null, this.t('tableCaption')),
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, this.t('tableDistrict')), h('th', { scope: 'col', class: 'cm-num' }, this.t('tableCount')))),
+          tbody, tfoot)));
+  }
+
+  private renderTable(): void {
+    const fc = this.districts!;
+    const rows = [...fc.features].sort((a, b) => a.properties.name.localeCompare(b.properties.name, this.lang));
+    this.r.tbody!.replaceChildren(...rows.map((f) => {
+      const p = f.properties;
+      const withheld = !!p.withheld || p.count == null;
+      const tr_ = h('tr', { 'data-code': p.code, class: p.code === this.updatedCode ? 'cm-updated' : null },
+        h('th', { scope: 'row' }, this.swatchFor(p.count, withheld), p.name),
+        h('td', { class: 'cm-num', 'data-count': withheld ? 'withheld' : String(p.count) },
+          withheld ? h('span', { class: 'cm-withheld-text' }, formatCount(null, true, this.k, this.lang)) : formatCount(p.count, false, this.k, this.lang)));
+      return tr_;
+    }));
+    const tot = totalOf(fc);
+    this.r.tfoot!.replaceChildren(h('tr', null, h('th', { scope: 'row' }, this.t('tableTotal')),
+      h('td', { class: 'cm-num', 'data-count': tot.withheld || tot.count == null ? 'withheld' : String(tot.count) }, formatCount(tot.count, tot.withheld, this.k, this.lang))));
+  }
+
+  private swatchFor(count: number | null, withheld: boolean): HTMLElement {
+    if (withheld) return h('span', { class: 'cm-swatch cm-swatch-withheld', 'aria-hidden': 'true' });
+    return this.swatch(colorFor(count, false, this.breaks));
+  }
+
+  // ---------------------------------------------------------------- map
+
+  private async startMap(): Promise<void> {
+    const mapEl = this.r.mapEl!;
+    try {
+      const ml = await loadMapLibre(this.o.assets);
+      if (this.destroyed || !mapEl.isConnected) return;
+      this.mapView = new MapView(ml, {
+        container: mapEl,
+        lang: this.lang,
+        campaign: this.campaign!,
+        districts: this.districts!,
+        breaks: this.breaks,
+        tiles: this.tiles,
+        view: this.o.view,
+        placing: this.placing,
+        describedBy: mapEl.dataset.helpId,
+        onPick: (lon, lat, how) => this.setPin(lon, lat, how === 'key' ? 'key' : 'map'),
+        onConfirm: () => this.confirmPin(),
+        onInspect: (d, how) => this.inspect(d, how),
+        onError: (e) => console.warn('[civicmap] map:', e),
+      });
+      if (this.pin) this.mapView.setPin(this.pin.lon, this.pin.lat);
+      this.renderLocationHow();
+    } catch (e) {
+      console.warn('[civicmap] no map:', e);
+      this.mapFailed = true;
+      if (this.r.mapBox) this.r.mapBox.hidden = true;
+      if (this.r.noMapNote) this.r.noMapNote.hidden = false;
+      this.mapView = null;
+      this.renderLocationHow();
+    }
+  }
+
+  private inspect(d: DistrictFeature | null, how: 'hover' | 'key' | 'click'): void {
+    const info = this.r.info;
+    if (info) {
+      if (!d && how === 'hover') info.hidden = true;
+      else {
+        info.hidden = false;
+        const p = d?.properties;
+        info.replaceChildren(h('strong', null, p ? p.name : this.t('outside')),
+          ...(p ? [h('span', null, formatContributions(p.count, !!p.withheld || p.count == null, this.k, this.lang))] : []));
+      }
+    }
+    if (how === 'key' && !this.placing) {
+      clearTimeout(this.keyAnnounceTimer);
+      this.keyAnnounceTimer = window.setTimeout(() => this.announce(d ? this.t('cursorAnnounce', { d: d.properties.name, c: formatContributions(d.properties.count, !!d.properties.withheld, this.k, this.lang) }) : this.t('outside')), 250);
+    }
+  }
+
+  announce(text: string): void {
+    const live = this.r.live;
+    if (!live) return;
+    clearTimeout(this.announceTimer);
+    live.textContent = '';
+    this.announceTimer = window.setTimeout(() => { live.textContent = text; }, 60);
+  }
+
+  // ---------------------------------------------------------------- location
+
+  private setPin(lon: number, lat: number, how: 'map' | 'key' | 'district' | 'coords' | 'geo' | 'geocoder'): void {
+    this.pin = { lon: round6(lon), lat: round6(lat) };
+    if (how === 'district') {
+      const f = districtAt(this.districts, lon, lat);
+      const b = f ? bboxOf({ type: 'FeatureCollection', features: [f] }) : null;
+      this.mapView?.setPin(lon, lat, !b);
+      if (b) this.mapView?.showBox(b);
+    } else if (how !== 'map' && how !== 'key') this.mapView?.setPin(lon, lat, true);
+    this.errors.geometry = null;
+    this.showLocationError(null);
+    this.renderLocationStatus();
+    const d = this.pinnedDistrict;
+    if (this.r.districtSelect && how !== 'district') this.r.districtSelect.value = d ? d.properties.code : '';
+    if (how !== 'coords') {
+      if (this.r.lon) this.r.lon.value = this.fmtCoord(this.pin.lon);
+      if (this.r.lat) this.r.lat.value = this.fmtCoord(this.pin.lat);
+    }
+    const text = this.t('pinAnnounce', { d: d ? d.properties.name : this.t('outside'), c: d ? formatContributions(d.properties.count, !!d.properties.withheld, this.k, this.lang) : '' }).replace(/, \.$/, '.');
+    if (how === 'key') {
+      clearTimeout(this.keyAnnounceTimer);
+      this.keyAnnounceTimer = window.setTimeout(() => this.announce(text), 250);
+    } else this.announce(text);
+  }
+
+  /** Shows the "outside the campaign area" error when the pin is in no district and outside the bounds. */
+  private warnIfOutside(): void {
+    if (!this.pin || this.pinnedDistrict) return;
+    const v = validateLonLat(this.pin.lon, this.pin.lat, this.campaign?.bounds);
+    if (!v.ok) this.showLocationError(locationErrorMessage(v.error, this.lang));
+  }
+
+  private confirmPin(): void {
+    const d = this.pinnedDistrict;
+    this.announce(this.t('pinConfirmed', { d: d ? d.properties.name : this.t('outside') }));
+    const key = this.campaign?.form.fields[0]?.key;
+    const first = key ? this.r.fields[key]?.controls[0] : this.r.submit;
+    window.setTimeout(() => first?.focus(), 30);
+  }
+
+  private fmtCoord(n: number): string {
+    const s = n.toFixed(5);
+    return this.lang === 'fr' ? s.replace('.', ',') : s;
+  }
+
+  private renderLocationStatus(): void {
+    const el = this.r.locStatus;
+    if (!el) return;
+    if (!this.pin) {
+      el.className = 'cm-locstatus cm-none';
+      el.textContent = this.t('locationNone');
+      return;
+    }
+    const d = this.pinnedDistrict;
+    el.className = 'cm-locstatus';
+    el.replaceChildren(
+      this.t('locationSet', { d: d ? d.properties.name : this.t('outside') }),
+      h('br'),
+      h('span', { class: 'cm-hint' }, this.t('coords', { lon: this.fmtCoord(this.pin.lon), lat: this.fmtCoord(this.pin.lat) })),
+    );
+  }
+
+  private renderLocationHow(): void {
+    const how = this.r.locBox?.querySelector('.cm-lochow');
+    if (how) how.textContent = this.t(this.mapView ? 'locationHowMap' : 'locationHowNoMap');
+  }
+
+  private showLocationError(text: string | null): void {
+    const err = this.r.locError;
+    const box = this.r.locBox;
+    if (!err || !box) return;
+    err.hidden = !text;
+    err.textContent = text ?? '';
+    for (const c of [this.r.lon, this.r.lat, this.r.districtSelect]) {
+      if (!c) continue;
+      if (text) c.setAttribute('aria-invalid', 'true');
+      else c.removeAttribute('aria-invalid');
+      describedBy(c, err.id, !!text);
+    }
+  }
+
+  private useMyLocation(btn: HTMLButtonElement): void {
+    const status = this.r.geoStatus!;
+    if (!('geolocation' in navigator)) {
+      status.textContent = this.t('geoUnsupported');
+      return;
+    }
+    btn.disabled = true;
+    status.textContent = this.t('locating');
+    navigator.geolocation.getCurrentPosition(
+      (pos) => {
+        btn.disabled = false;
+        status.textContent = '';
+        const { longitude, latitude } = pos.coords;
+        this.setPin(longitude, latitude, 'geo');
+        this.warnIfOutside();
+      },
+      () => {
+        btn.disabled = false;
+        status.textContent = this.t('geoDenied');
+      },
+      { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 },
+    );
+  }
+
+  private geocoderUrl(): string | null {
+    return this.campaign?.geocoder?.url || this.o.geocoder || null;
+  }
+
+  private async geocode(q: string, list: HTMLElement, status: HTMLElement): Promise<void> {
+    const tpl = this.geocoderUrl();
+    if (!tpl || !q.trim()) return;
+    const b = this.campaign?.bounds;
+    const url = tpl.replace('{q}', encodeURIComponent(q.trim())).replace('{lang}', this.lang).replace('{bbox}', b ? b.join(',') : '');
+    status.textContent = this.t('searching');
+    list.replaceChildren();
+    try {
+      const res = await fetch(url, { credentials: 'omit' });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const j = await res.json();
+      // GeoJSON FeatureCollection (addok, photon, pelias) or a Nominatim-style array.
+      const items: { label: string; lon: number; lat: number }[] = [];
+      if (j && Array.isArray(j.features)) {
+        for (const f of j.features) {
+          const c = f?.geometry?.coordinates;
+          if (f?.geometry?.type === 'Point' && Array.isArray(c)) items.push({ label: String(f.properties?.label ?? f.properties?.name ?? f.properties?.display_name ?? `${c[0]}, ${c[1]}`), lon: +c[0], lat: +c[1] });
+        }
+      } else if (Array.isArray(j)) {
+        for (const r of j) if (r && r.lat != null && r.lon != null) items.push({ label: String(r.display_name ?? r.name ?? `${r.lon}, ${r.lat}`), lon: +r.lon, lat: +r.lat });
+      }
+      status.textContent = items.length ? this.t('results') + ` (${items.length})` : this.t('noResults');
+      list.replaceChildren(...items.slice(0, 8).map((it) => h('li', null, h('button', {
+        type: 'button',
+        onclick: () => {
+          this.setPin(it.lon, it.lat, 'geocoder');
+          this.warnIfOutside();
+        },
+      }, it.label))));
+    } catch (e) {
+      console.warn('[civicmap] geocoder:', e);
+      status.textContent = this.t('geocoderError');
+    }
+  }
+
+  private renderLocationBlock(): HTMLElement {
+    const legendId = uid('cm-loc');
+    const errId = uid('cm-loc-err');
+    const status = h('p', { class: 'cm-locstatus cm-none' });
+    this.r.locStatus = status;
+    const err = h('p', { class: 'cm-error', id: errId });
+    err.hidden = true;
+    this.r.locError = err;
+
+    const geoStatus = h('p', { class: 'cm-hint', 'aria-live': 'polite' });
+    this.r.geoStatus = geoStatus;
+    const geoBtn: HTMLButtonElement = h('button', { class: 'cm-btn cm-secondary cm-small', type: 'button', onclick: () => this.useMyLocation(geoBtn) }, this.t('useMyLocation'));
+    const geoNoteId = uid('cm-geonote');
+    geoBtn.setAttribute('aria-describedby', geoNoteId);
+
+    // District list: puts the pin at the district's centre.
+    const selId = uid('cm-district');
+    const select = h('select', { id: selId, name: 'cm-district', onchange: () => {
+      const f = this.districts?.features.find((x) => x.properties.code === select.value);
+      if (!f) return;
+      const [lon, lat] = interiorPoint(f);
+      this.setPin(lon, lat, 'district');
+    } },
+    h('option', { value: '' }, this.t('chooseDistrictPlaceholder')),
+    ...[...(this.districts?.features ?? [])].sort((a, b) => a.properties.name.localeCompare(b.properties.name, this.lang))
+      .map((f) => h('option', { value: f.properties.code }, f.properties.name)));
+    this.r.districtSelect = select;
+    const selNoteId = uid('cm-selnote');
+    select.setAttribute('aria-describedby', selNoteId);
+
+    // Coordinates typed by hand.
+    const lonId = uid('cm-lon');
+    const latId = uid('cm-lat');
+    const lon = h('input', { id: lonId, name: 'cm-lon', type: 'text', inputmode: 'decimal', autocomplete: 'off', spellcheck: 'false', class: 'cm-short' });
+    const lat = h('input', { id: latId, name: 'cm-lat', type: 'text', inputmode: 'decimal', autocomplete: 'off', spellcheck: 'false', class: 'cm-short' });
+    this.r.lon = lon;
+    this.r.lat = lat;
+    const placeCoords = () => {
+      const v = validateLonLat(lon.value, lat.value);
+      if (!v.ok) {
+        this.showLocationError(locationErrorMessage(v.error, this.lang));
+        (v.error === 'lat' ? lat : lon).focus();
+        return;
+      }
+      this.setPin(v.lon, v.lat, 'coords');
+      this.warnIfOutside();
+    };
+    const onEnter = (e: Event) => { if ((e as KeyboardEvent).key === 'Enter') { e.preventDefault(); placeCoords(); } };
+    lon.addEventListener('keydown', onEnter);
+    lat.addEventListener('keydown', onEnter);
+
+    let geocoderBlock: HTMLElement | null = null;
+    if (this.geocoderUrl()) {
+      const qId = uid('cm-addr');
+      const q = h('input', { id: qId, type: 'search', autocomplete: 'street-address' });
+      const list = h('ul', { class: 'cm-georesults' });
+      const st = h('p', { class: 'cm-hint', 'aria-live': 'polite' });
+      const go = () => this.geocode(q.value, list, st);
+      q.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); go(); } });
+      geocoderBlock = h('div', { class: 'cm-field' },
+        h('label', { class: 'cm-label', for: qId }, this.t('address')),
+        h('div', { class: 'cm-row' }, h('div', { class: 'cm-field' }, q), h('button', { class: 'cm-btn cm-secondary cm-small', type: 'button', onclick: go }, this.t('search'))),
+        st, list);
+    }
+
+    const box = h('fieldset', { class: 'cm-fieldset cm-box', 'aria-labelledby': legendId },
+      h('legend', { id: legendId, class: 'cm-label' }, this.t('locationLegend'), ' ', h('span', { class: 'cm-req', 'aria-hidden': 'true' }, '*')),
+      status,
+      err,
+      h('p', { class: 'cm-hint cm-lochow' }),
+      h('div', { class: 'cm-field' }, h('div', { class: 'cm-actions' }, geoBtn), h('p', { class: 'cm-hint', id: geoNoteId }, this.t('useMyLocationNote')), geoStatus),
+      geocoderBlock,
+      h('div', { class: 'cm-field' },
+        h('label', { class: 'cm-label', for: selId }, this.t('chooseDistrict')),
+        select,
+        h('p', { class: 'cm-hint', id: selNoteId }, this.t('districtPinNote'))),
+      h('details', null,
+        h('summary', null, this.t('coordsSummary')),
+        h('div', { class: 'cm-row' },
+          h('div', { class: 'cm-field' }, h('label', { for: lonId }, this.t('longitude')), lon),
+          h('div', { class: 'cm-field' }, h('label', { for: latId }, this.t('latitude')), lat),
+          h('button', { class: 'cm-btn cm-secondary cm-small', type: 'button', onclick: placeCoords }, this.t('placePin')))),
+    );
+    this.r.locBox = box;
+    box.dataset.field = 'geometry';
+    return box;
+  }
+
+  // ---------------------------------------------------------------- form
+
+  private renderPanel(): void {
+    const panel = this.r.panel!;
+    const hId = panel.getAttribute('aria-labelledby')!;
+    if (this.state !== 'open') {
+      panel.replaceChildren(h('h3', { id: hId }, this.t(this.state === 'upcoming' ? 'statusDraft' : 'statusClosed')), h('p', null, this.t('closedNotice')));
+      return;
+    }
+    if (this.result) {
+      this.renderSuccess(panel, hId);
+      return;
+    }
+    const c = this.campaign!;
+    const form = h('form', { class: 'cm-form', novalidate: true, onsubmit: (e: Event) => { e.preventDefault(); this.submit(); } });
+    this.r.form = form;
+    const summary = h('div', { class: 'cm-summary', tabindex: '-1' });
+    summary.hidden = true;
+    this.r.summary = summary;
+    const general = h('div', { class: 'cm-alert', role: 'alert' });
+    general.hidden = true;
+    this.r.general = general;
+    form.append(summary, this.renderLocationBlock());
+    for (const f of c.form?.fields ?? []) form.append(this.renderField(f));
+    const submit = h('button', { class: 'cm-btn cm-submit', type: 'submit' }, this.t('submit'));
+    this.r.submit = submit;
+    const p = c.privacy ?? {};
+    form.append(general, h('div', { class: 'cm-actions' }, submit),
+      h('p', { class: 'cm-note' }, this.t('privacy', { p: p.public_precision_m ?? 50, k: p.min_count ?? this.k })));
+    panel.replaceChildren(h('h3', { id: hId }, this.t('formTitle')), h('p', { class: 'cm-note' }, this.t('requiredNote')), form);
+    this.renderLocationStatus();
+    this.renderLocationHow();
+    if (this.pin) {
+      const d = this.pinnedDistrict;
+      if (this.r.districtSelect) this.r.districtSelect.value = d ? d.properties.code : '';
+      this.r.lon!.value = this.fmtCoord(this.pin.lon);
+      this.r.lat!.value = this.fmtCoord(this.pin.lat);
+    }
+    this.applyErrors();
+  }
+
+  private renderField(f: Field): HTMLElement {
+    const id = uid(`cm-f-${f.key.replace(/[^A-Za-z0-9_-]/g, '_')}`);
+    const errId = `${id}-err`;
+    const hintId = `${id}-hint`;
+    const label = fieldLabel(f, this.lang);
+    const req = f.required ? h('span', { class: 'cm-req', 'aria-hidden': 'true' }, ' *') : null;
+    const helpText = tr(f.help ?? null, this.lang);
+    const error = h('p', { class: 'cm-error', id: errId });
+    error.hidden = true;
+    const onInput = (v: RawValue) => {
+      this.values[f.key] = v;
+      this.attempt = null;
+      if (this.errors.fields[f.key]) {
+        const r = validateField(f, v);
+        if (r.ok) { delete this.errors.fields[f.key]; this.applyErrors(); }
+      }
+    };
+    const cur = this.values[f.key];
+    let controls: HTMLElement[] = [];
+    let body: HTMLElement;
+
+    if (f.type === 'boolean') {
+      const input = h('input', { type: 'checkbox', id, name: f.key, required: !!f.required });
+      input.checked = cur === true;
+      input.addEventListener('change', () => onInput(input.checked));
+      controls = [input];
+      body = h('div', { class: 'cm-field', 'data-field': f.key },
+        h('label', { class: 'cm-check', for: id }, input, h('span', null, label, req)),
+        helpText ? h('p', { class: 'cm-hint', id: hintId }, helpText) : null, error);
+      if (helpText) input.setAttribute('aria-describedby', hintId);
+    } else if (f.type === 'choice' && f.options.length <= RADIO_MAX) {
+      const legendId = `${id}-legend`;
+      const radios = f.options.map((o, i) => {
+        const rid = `${id}-${i}`;
+        const input = h('input', { type: 'radio', name: f.key, id: rid, value: o.value, required: !!f.required });
+        input.checked = cur === o.value;
+        input.addEventListener('change', () => { if (input.checked) onInput(o.value); });
+        if (helpText) input.setAttribute('aria-describedby', hintId);
+        controls.push(input);
+        return h('label', { class: 'cm-check', for: rid }, input, h('span', null, tr(o.label, this.lang) || o.value));
+      });
+      const group = h('fieldset', { class: 'cm-fieldset', 'aria-labelledby': legendId, 'data-field': f.key },
+        h('legend', { class: 'cm-label', id: legendId }, label, req),
+        helpText ? h('p', { class: 'cm-hint', id: hintId }, helpText) : null,
+        error,
+        h('div', { class: 'cm-choices' }, radios));
+      body = group;
+    } else {
+      let input: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
+      const hints: string[] = [];
+      if (helpText) hints.push(helpText);
+      if (f.type === 'choice') {
+        input = h('select', { id, name: f.key, required: !!f.required },
+          h('option', { value: '' }, this.t('chooseOption')),
+          ...f.options.map((o) => h('option', { value: o.value }, tr(o.label, this.lang) || o.value)));
+        input.value = typeof cur === 'string' ? cur : '';
+        input.addEventListener('change', () => onInput((input as HTMLSelectElement).value));
+      } else if (f.type === 'number') {
+        const fmt = (n: number) => (this.lang === 'fr' ? String(n).replace('.', ',') : String(n));
+        if (f.min != null && f.max != null) hints.push(this.t('rangeBoth', { min: fmt(f.min), max: fmt(f.max) }));
+        else if (f.min != null) hints.push(this.t('rangeMin', { min: fmt(f.min) }));
+        else if (f.max != null) hints.push(this.t('rangeMax', { max: fmt(f.max) }));
+        else if (f.integer) hints.push(this.t('wholeNumber'));
+        input = h('input', { id, name: f.key, type: 'text', inputmode: f.integer && (f.min == null || f.min >= 0) ? 'numeric' : 'decimal', autocomplete: 'off', required: !!f.required, class: 'cm-short' });
+        input.value = typeof cur === 'string' ? cur : '';
+        input.addEventListener('input', () => onInput((input as HTMLInputElement).value));
+      } else {
+        const long = f.max_length == null || f.max_length > 120;
+        input = long ? h('textarea', { id, name: f.key, rows: '3', required: !!f.required }) : h('input', { id, name: f.key, type: 'text', required: !!f.required });
+        input.value = typeof cur === 'string' ? cur : '';
+        let counter: HTMLElement | null = null;
+        if (f.max_length != null) {
+          counter = h('span', { class: 'cm-counter', id: `${id}-count` });
+          const max = f.max_length;
+          const upd = () => { counter!.textContent = this.t('charCount', { c: [...input.value.trim()].length, n: max }); };
+          upd();
+          input.addEventListener('input', upd);
+        }
+        input.addEventListener('input', () => onInput(input.value));
+        controls = [input];
+        body = h('div', { class: 'cm-field', 'data-field': f.key },
+          h('label', { class: 'cm-label', for: id }, label, req),
+          hints.length ? h('p', { class: 'cm-hint', id: hintId }, hints.join(' ')) : null,
+          error, input, counter);
+        if (hints.length) input.setAttribute('aria-describedby', hintId);
+        if (counter) describedBy(input, counter.id, true);
+        this.r.fields[f.key] = { controls, error };
+        return body;
+      }
+      controls = [input];
+      body = h('div', { class: 'cm-field', 'data-field': f.key },
+        h('label', { class: 'cm-label', for: id }, label, req),
+        hints.length ? h('p', { class: 'cm-hint', id: hintId }, hints.join(' ')) : null,
+        error, input);
+      if (hints.length) input.setAttribute('aria-describedby', hintId);
+    }
+    this.r.fields[f.key] = { controls, error, group: body };
+    return body;
+  }
+
+  /** Shows this.errors next to the fields, in the summary and in the general alert. */
+  private applyErrors(): void {
+    const e = this.errors;
+    for (const [key, ref] of Object.entries(this.r.fields)) {
+      const text = e.fields[key] ?? null;
+      ref.error.hidden = !text;
+      ref.error.textContent = text ?? '';
+      for (const c of ref.controls) {
+        if (text) c.setAttribute('aria-invalid', 'true');
+        else c.removeAttribute('aria-invalid');
+        describedBy(c, ref.error.id, !!text);
+      }
+    }
+    this.showLocationError(e.geometry);
+    const general = this.r.general;
+    if (general) {
+      general.hidden = e.general.length === 0;
+      general.replaceChildren(...e.general.map((g) => h('p', null, g)));
+    }
+  }
+
+  private showSummary(): void {
+    const s = this.r.summary!;
+    const items: { text: string; target: () => HTMLElement | null | undefined }[] = [];
+    const colon = this.lang === 'fr' ? ' : ' : ': ';
+    if (this.errors.geometry) items.push({ text: this.t('locationLegend') + colon + this.errors.geometry, target: () => this.r.districtSelect });
+    for (const f of this.campaign!.form.fields) {
+      const text = this.errors.fields[f.key];
+      if (text) items.push({ text: fieldLabel(f, this.lang) + colon + text, target: () => this.r.fields[f.key]?.controls[0] });
+    }
+    if (!items.length) {
+      s.hidden = true;
+      return;
+    }
+    const hId = uid('cm-sum');
+    s.setAttribute('aria-labelledby', hId);
+    s.replaceChildren(h('h4', { id: hId }, this.t('errSummary', { n: items.length })),
+      h('ul', null, items.map((it) => h('li', null, h('button', { type: 'button', class: 'cm-linkbtn', onclick: () => it.target()?.focus() }, it.text)))));
+    s.hidden = false;
+    s.focus();
+  }
+
+  private collectErrors(): { properties: Record<string, unknown>; ok: boolean } {
+    const c = this.campaign!;
+    const { properties, errors } = validateAnswers(c.form.fields, this.values);
+    this.errors = { fields: {}, geometry: null, general: [] };
+    for (const [k, err] of Object.entries(errors)) this.errors.fields[k] = errorMessage(err, this.lang);
+    if (!this.pin) this.errors.geometry = locationErrorMessage('missing', this.lang);
+    else {
+      // A pin inside a district is fine; elsewhere, outside the campaign's bounds is an error.
+      const v = validateLonLat(this.pin.lon, this.pin.lat, this.pinnedDistrict ? null : c.bounds);
+      if (!v.ok) this.errors.geometry = locationErrorMessage(v.error, this.lang);
+    }
+    return { properties, ok: Object.keys(this.errors.fields).length === 0 && !this.errors.geometry };
+  }
+
+  private setSending(on: boolean): void {
+    this.sending = on;
+    const b = this.r.submit;
+    if (!b) return;
+    b.disabled = on;
+    b.replaceChildren(...(on ? [h('span', { class: 'cm-spinner', 'aria-hidden': 'true' }), this.t('sending')] : [this.t('submit')]));
+    this.r.form?.setAttribute('aria-busy', String(on));
+  }
+
+  async submit(): Promise<void> {
+    if (this.sending || !this.campaign || this.result) return;
+    const { properties, ok } = this.collectErrors();
+    this.applyErrors();
+    if (!ok) {
+      this.showSummary();
+      return;
+    }
+    this.r.summary!.hidden = true;
+    const body = { type: 'Feature', geometry: { type: 'Point', coordinates: [this.pin!.lon, this.pin!.lat] }, properties };
+    const fp = JSON.stringify(body);
+    // Same answers as the previous attempt (retry, double submit): same key, so the server stores one.
+    if (!this.attempt || this.attempt.fp !== fp) this.attempt = { key: uuid4(), fp };
+    this.setSending(true);
+    try {
+      const res = await this.api.submit(this.campaign.slug, body, this.attempt.key);
+      if (this.destroyed) return;
+      this.result = res;
+      this.attempt = null;
+      this.errors = { fields: {}, geometry: null, general: [] };
+      this.values = {};
+      this.mapView?.setPlacing(false);
+      this.renderPanel();
+      this.announce(this.t('thanks'));
+      await this.refreshCounts(res);
+    } catch (e) {
+      if (this.destroyed) return;
+      this.handleSubmitError(e);
+    } finally {
+      if (!this.destroyed && !this.result) this.setSending(false);
+      else this.sending = false;
+    }
+  }
+
+  private handleSubmitError(e: unknown): void {
+    const err = e instanceof ApiError ? e : new ApiError(0, { detail: String(e) });
+    const keys = this.campaign!.form.fields.map((f) => f.key);
+    this.errors = { fields: {}, geometry: null, general: [] };
+    if (err.status === 422 || (err.status === 400 && err.problem.errors?.length)) {
+      const m = mapServerErrors(err.problem, keys);
+      this.errors = { fields: m.fields, geometry: m.geometry, general: m.general.map((g) => this.t('errServer', { d: g })) };
+    } else if (err.status === 503 || err.status === 429 || err.status === 502 || err.status === 504) {
+      this.errors.general = [this.t('errUnavailable', { s: err.retryAfter ?? 30 })];
+    } else if (err.status === 0) {
+      this.errors.general = [this.t('errNetwork')];
+    } else if (err.status >= 400 && err.status < 500) {
+      if (err.status === 409) this.attempt = null;
+      this.errors.general = [this.t('errServer', { d: err.problem.detail || err.problem.title || `HTTP ${err.status}` })];
+    } else {
+      this.errors.general = [this.t('errGeneric', { s: err.problem.detail || `HTTP ${err.status}` })];
+    }
+    this.applyErrors();
+    if (Object.keys(this.errors.fields).length || this.errors.geometry) this.showSummary();
+    else this.announce(this.errors.general.join(' '));
+  }
+
+  private editUrl(res: SubmissionResult): string {
+    const u = new URL(res.edit_url, this.api.base + '/');
+    u.searchParams.set('lang', this.lang);
+    return u.href;
+  }
+
+  private renderSuccess(panel: HTMLElement, hId: string): void {
+    const res = this.result!;
+    const heading = h('h3', { id: hId, tabindex: '-1' }, this.t('thanks'));
+    const where = h('p', { class: 'cm-where' });
+    this.fillWhere(where);
+    const url = this.editUrl(res);
+    const linkId = uid('cm-editurl');
+    const copyStatus = h('span', { class: 'cm-hint', 'aria-live': 'polite' });
+    const urlInput = h('input', { id: linkId, type: 'text', readonly: true, value: url, class: 'cm-editlink' });
+    const copy = async () => {
+      try {
+        await navigator.clipboard.writeText(url);
+      } catch {
+        urlInput.select();
+        try { document.execCommand('copy'); } catch { /* ignore */ }
+      }
+      copyStatus.textContent = this.t('copied');
+    };
+    panel.replaceChildren(h('div', { class: 'cm-success' },
+      heading,
+      where,
+      h('p', null, this.t('editLinkIntro')),
+      h('p', null, h('a', { href: url, target: '_blank', rel: 'noopener', class: 'cm-editanchor' }, this.t('editLink'))),
+      h('label', { class: 'cm-sr', for: linkId }, this.t('editLink')),
+      urlInput,
+      h('div', { class: 'cm-actions' },
+        h('button', { type: 'button', class: 'cm-btn cm-secondary cm-small', onclick: copy }, this.t('copyLink')),
+        copyStatus),
+      h('div', { class: 'cm-actions' },
+        h('button', { type: 'button', class: 'cm-btn cm-secondary', onclick: () => this.another() }, this.t('another')))));
+    window.setTimeout(() => heading.focus(), 30);
+  }
+
+  private fillWhere(where: HTMLElement): void {
+    const res = this.result;
+    if (!res) return;
+    if (res.status === 'pending') {
+      where.textContent = this.t('pending');
+      return;
+    }
+    if (!res.district) {
+      where.textContent = this.t('countedNoDistrict');
+      return;
+    }
+    const f = this.districts?.features.find((x) => x.properties.code === res.district!.code);
+    const p = f?.properties;
+    where.textContent = this.t('countedIn', {
+      d: res.district.name,
+      c: p ? formatContributions(p.count, !!p.withheld || p.count == null, this.k, this.lang) : '…',
+    });
+  }
+
+  private another(): void {
+    this.result = null;
+    this.pin = null;
+    this.updatedCode = null;
+    this.mapView?.setPlacing(true);
+    this.renderPanel();
+    this.renderTable();
+    const first = this.r.form?.querySelector<HTMLElement>('button, input, select');
+    first?.focus();
+  }
+
+  /** Re-fetches the counts (bypassing caches) and updates the map, legend, table and confirmation. */
+  async refreshCounts(res?: SubmissionResult): Promise<void> {
+    try {
+      const fc = await this.api.districts(this.campaign!.slug, Date.now());
+      if (this.destroyed) return;
+      this.districts = fc;
+      this.breaks = breaksFor(fc);
+      this.updatedCode = res?.district?.code ?? null;
+      this.renderMeta();
+      this.renderLegend();
+      this.renderTable();
+      await this.mapView?.update(fc, this.breaks);
+      const where = this.r.panel?.querySelector<HTMLElement>('.cm-where');
+      if (where) this.fillWhere(where);
+      if (where && res && res.status !== 'pending') this.announce(`${this.t('thanks')} ${where.textContent}`);
+      else this.announce(this.t('refreshed'));
+    } catch (e) {
+      console.warn('[civicmap] refresh failed', e);
+    }
+  }
+}

@@ -1,0 +1,185 @@
+import type { I18nText, Lang } from './types';
+
+/** 'fr', 'fr-FR', 'FR_ca' -> 'fr'; 'en-GB' -> 'en'; anything else -> null. */
+export function normalizeLang(v: string | null | undefined): Lang | null {
+  if (!v) return null;
+  const m = /^\s*([a-z]{2})(?:[-_].*)?\s*$/i.exec(v);
+  if (!m) return null;
+  const l = m[1].toLowerCase();
+  return l === 'fr' || l === 'en' ? l : null;
+}
+
+/** Language order: explicit attribute, else the host page's <html lang>, else the campaign's default, else French. */
+export function chooseLang(attr: string | null | undefined, docLang: string | null | undefined, campaignDefault: string | null | undefined): Lang {
+  return normalizeLang(attr) ?? normalizeLang(docLang) ?? normalizeLang(campaignDefault) ?? 'fr';
+}
+
+/** Picks the text in `lang`, falling back to the other language. */
+export function tr(text: I18nText | null | undefined, lang: Lang): string {
+  if (text == null) return '';
+  if (typeof text === 'string') return text;
+  return text[lang] ?? text[lang === 'fr' ? 'en' : 'fr'] ?? '';
+}
+
+const S = {
+  loading: { fr: 'Chargement de la carte…', en: 'Loading the map…' },
+  loadError: { fr: 'La carte n’a pas pu être chargée.', en: 'The map could not be loaded.' },
+  notFound: { fr: 'Cette campagne n’existe pas ou n’est pas publiée.', en: 'This campaign does not exist or is not published.' },
+  retry: { fr: 'Réessayer', en: 'Try again' },
+  mapLabel: { fr: 'Carte des contributions par quartier', en: 'Map of contributions by district' },
+  mapHelpContribute: {
+    fr: 'Cliquez sur la carte à l’endroit de votre logement pour y placer votre repère. Au clavier : donnez le focus à la carte, déplacez le repère avec les flèches, validez avec Entrée.',
+    en: 'Click the map where you live to place your pin. With a keyboard: focus the map, move the pin with the arrow keys, confirm with Enter.',
+  },
+  mapHelpView: {
+    fr: 'Survolez ou touchez un quartier pour voir son nombre de contributions. Au clavier : donnez le focus à la carte et déplacez le curseur avec les flèches.',
+    en: 'Hover or tap a district to see its number of contributions. With a keyboard: focus the map and move the cursor with the arrow keys.',
+  },
+  noWebgl: {
+    fr: 'La carte interactive n’est pas disponible dans ce navigateur. Vous pouvez tout de même participer avec le formulaire et consulter le tableau des résultats.',
+    en: 'The interactive map is not available in this browser. You can still take part with the form and read the results table.',
+  },
+  legendTitle: { fr: 'Contributions par quartier', en: 'Contributions by district' },
+  legendWithheld: { fr: 'moins de {k} (masqué)', en: 'fewer than {k} (hidden)' },
+  legendDemand: { fr: 'Demande (agrégée)', en: 'Demand (aggregated)' },
+  fewerThan: { fr: 'moins de {k}', en: 'fewer than {k}' },
+  contribOne: { fr: '{n} contribution', en: '{n} contribution' },
+  contribMany: { fr: '{n} contributions', en: '{n} contributions' },
+  contribFewer: { fr: 'moins de {k} contributions', en: 'fewer than {k} contributions' },
+  total: { fr: 'Total : {v}', en: 'Total: {v}' },
+  outside: { fr: 'Hors des quartiers de la campagne', en: 'Outside the campaign’s districts' },
+  statusOpen: { fr: 'Ouverte', en: 'Open' },
+  statusOpenUntil: { fr: 'Ouverte jusqu’au {d}', en: 'Open until {d}' },
+  statusClosed: { fr: 'Clôturée', en: 'Closed' },
+  statusClosedOn: { fr: 'Clôturée le {d}', en: 'Closed on {d}' },
+  statusDraft: { fr: 'Pas encore ouverte', en: 'Not open yet' },
+  statusOpensOn: { fr: 'Ouvre le {d}', en: 'Opens on {d}' },
+  closedNotice: { fr: 'Cette campagne n’accepte pas de contributions en ce moment. Voici les résultats.', en: 'This campaign is not accepting contributions at the moment. Here are the results.' },
+  formTitle: { fr: 'Ajouter ma contribution', en: 'Add my contribution' },
+  requiredNote: { fr: 'Les champs marqués d’un astérisque (*) sont obligatoires.', en: 'Fields marked with an asterisk (*) are required.' },
+  requiredMark: { fr: 'obligatoire', en: 'required' },
+  locationLegend: { fr: 'Votre emplacement', en: 'Your location' },
+  locationNone: { fr: 'Aucun emplacement choisi pour l’instant.', en: 'No location chosen yet.' },
+  locationSet: { fr: 'Repère placé : {d}', en: 'Pin placed: {d}' },
+  locationHowMap: { fr: 'Cliquez sur la carte, ou bien :', en: 'Click the map, or:' },
+  locationHowNoMap: { fr: 'Choisissez votre quartier ou saisissez des coordonnées :', en: 'Choose your district or enter coordinates:' },
+  useMyLocation: { fr: 'Utiliser ma position', en: 'Use my location' },
+  useMyLocationNote: { fr: 'Votre navigateur vous demandera l’autorisation. La position sert seulement à placer le repère, que vous pouvez déplacer.', en: 'Your browser will ask for permission. The position is only used to place the pin, which you can move.' },
+  locating: { fr: 'Recherche de votre position…', en: 'Finding your position…' },
+  geoDenied: { fr: 'Position non disponible (autorisation refusée ou délai dépassé). Choisissez votre quartier ou cliquez sur la carte.', en: 'Position unavailable (permission denied or timed out). Choose your district or click the map.' },
+  geoUnsupported: { fr: 'Votre navigateur ne permet pas la géolocalisation.', en: 'Your browser does not support geolocation.' },
+  district: { fr: 'Quartier', en: 'District' },
+  chooseDistrict: { fr: 'Ou choisissez votre quartier', en: 'Or choose your district' },
+  chooseDistrictPlaceholder: { fr: '— Choisir un quartier —', en: '— Choose a district —' },
+  districtPinNote: { fr: 'Le repère est placé au centre du quartier.', en: 'The pin is placed at the centre of the district.' },
+  coordsSummary: { fr: 'Saisir des coordonnées (longitude, latitude)', en: 'Enter coordinates (longitude, latitude)' },
+  longitude: { fr: 'Longitude (ex. 2,2069)', en: 'Longitude (e.g. 2.2069)' },
+  latitude: { fr: 'Latitude (ex. 48,8924)', en: 'Latitude (e.g. 48.8924)' },
+  placePin: { fr: 'Placer le repère', en: 'Place the pin' },
+  address: { fr: 'Rechercher une adresse', en: 'Search for an address' },
+  search: { fr: 'Rechercher', en: 'Search' },
+  searching: { fr: 'Recherche…', en: 'Searching…' },
+  noResults: { fr: 'Aucune adresse trouvée.', en: 'No address found.' },
+  geocoderError: { fr: 'La recherche d’adresse n’a pas fonctionné.', en: 'The address search failed.' },
+  results: { fr: 'Résultats', en: 'Results' },
+  submit: { fr: 'Envoyer ma contribution', en: 'Send my contribution' },
+  sending: { fr: 'Envoi en cours…', en: 'Sending…' },
+  privacy: {
+    fr: 'Votre position exacte n’est jamais publiée : la carte publique montre seulement des nombres par quartier (arrondis à {p} m, masqués en dessous de {k}).',
+    en: 'Your exact position is never published: the public map only shows counts per district (rounded to {p} m, hidden below {k}).',
+  },
+  errSummary: { fr: 'Le formulaire contient {n} erreur(s) :', en: 'The form has {n} error(s):' },
+  errRequired: { fr: 'Ce champ est obligatoire.', en: 'This field is required.' },
+  errRequiredCheck: { fr: 'Cochez cette case pour continuer.', en: 'Tick this box to continue.' },
+  errNumber: { fr: 'Saisissez un nombre.', en: 'Enter a number.' },
+  errInteger: { fr: 'Saisissez un nombre entier.', en: 'Enter a whole number.' },
+  errMin: { fr: 'La valeur doit être au moins {n}.', en: 'The value must be at least {n}.' },
+  errMax: { fr: 'La valeur doit être au plus {n}.', en: 'The value must be at most {n}.' },
+  errMaxLength: { fr: '{n} caractères au maximum (actuellement {c}).', en: 'At most {n} characters (currently {c}).' },
+  errChoice: { fr: 'Choisissez une des options proposées.', en: 'Choose one of the options.' },
+  errLocation: { fr: 'Placez votre repère sur la carte, choisissez un quartier ou saisissez des coordonnées.', en: 'Place your pin on the map, choose a district or enter coordinates.' },
+  errLon: { fr: 'Longitude invalide (entre -180 et 180).', en: 'Invalid longitude (between -180 and 180).' },
+  errLat: { fr: 'Latitude invalide (entre -90 et 90).', en: 'Invalid latitude (between -90 and 90).' },
+  errOutside: { fr: 'Cet emplacement est en dehors de la zone de la campagne.', en: 'This location is outside the campaign area.' },
+  errServer: { fr: 'Le serveur a refusé la contribution : {d}', en: 'The server refused the contribution: {d}' },
+  errUnavailable: { fr: 'Le service est momentanément indisponible. Votre contribution n’a pas été enregistrée ; réessayez dans {s} secondes.', en: 'The service is temporarily unavailable. Your contribution was not saved; try again in {s} seconds.' },
+  errNetwork: { fr: 'Impossible de joindre le serveur. Vérifiez votre connexion puis réessayez.', en: 'Could not reach the server. Check your connection and try again.' },
+  errGeneric: { fr: 'Une erreur est survenue ({s}). Réessayez.', en: 'Something went wrong ({s}). Please try again.' },
+  charCount: { fr: '{c} / {n} caractères', en: '{c} / {n} characters' },
+  yes: { fr: 'Oui', en: 'Yes' },
+  thanks: { fr: 'Merci, votre contribution est enregistrée !', en: 'Thank you, your contribution has been saved!' },
+  countedIn: { fr: 'Elle est comptée dans le quartier {d}, qui compte maintenant {c}.', en: 'It is counted in the district {d}, which now has {c}.' },
+  countedNoDistrict: { fr: 'Elle est comptée, hors des quartiers de la campagne.', en: 'It has been counted, outside the campaign’s districts.' },
+  pending: { fr: 'Elle sera comptée après validation par l’équipe de modération.', en: 'It will be counted after review by the moderation team.' },
+  editLinkIntro: { fr: 'Gardez ce lien : il permet d’effacer votre contribution plus tard.', en: 'Keep this link: it lets you erase your contribution later.' },
+  editLink: { fr: 'Effacer ma contribution', en: 'Erase my contribution' },
+  copyLink: { fr: 'Copier le lien', en: 'Copy the link' },
+  copied: { fr: 'Lien copié.', en: 'Link copied.' },
+  another: { fr: 'Ajouter une autre contribution', en: 'Add another contribution' },
+  tableTitle: { fr: 'Nombre de contributions par quartier', en: 'Number of contributions by district' },
+  tableCaption: { fr: 'Contributions par quartier (équivalent textuel de la carte)', en: 'Contributions by district (text equivalent of the map)' },
+  tableDistrict: { fr: 'Quartier', en: 'District' },
+  tableCount: { fr: 'Contributions', en: 'Contributions' },
+  tableTotal: { fr: 'Total', en: 'Total' },
+  hoverHint: { fr: 'Survolez un quartier', en: 'Hover over a district' },
+  pinAnnounce: { fr: 'Repère : {d}, {c}.', en: 'Pin: {d}, {c}.' },
+  cursorAnnounce: { fr: '{d} : {c}.', en: '{d}: {c}.' },
+  pinConfirmed: { fr: 'Emplacement confirmé : {d}. Complétez maintenant le formulaire.', en: 'Location confirmed: {d}. Now fill in the form.' },
+  yourPin: { fr: 'Votre repère', en: 'Your pin' },
+  refreshed: { fr: 'Les nombres ont été mis à jour.', en: 'The counts have been updated.' },
+  editTitle: { fr: 'Effacer ma contribution', en: 'Erase my contribution' },
+  editIntro: { fr: 'Vous pouvez effacer définitivement votre contribution à la campagne « {t} ». Elle ne sera plus comptée.', en: 'You can permanently erase your contribution to the campaign “{t}”. It will no longer be counted.' },
+  editConfirm: { fr: 'Effacer définitivement', en: 'Erase permanently' },
+  editDone: { fr: 'Votre contribution a été effacée.', en: 'Your contribution has been erased.' },
+  editMissing: { fr: 'Ce lien est incomplet : il manque l’identifiant ou le jeton de la contribution.', en: 'This link is incomplete: the contribution id or token is missing.' },
+  editNotFound: { fr: 'Cette contribution n’existe plus (déjà effacée ?) ou le lien n’est pas valide.', en: 'This contribution no longer exists (already erased?) or the link is not valid.' },
+  backToMap: { fr: 'Retour à la carte', en: 'Back to the map' },
+  poweredBy: { fr: 'Carte participative civicmap', en: 'civicmap participatory map' },
+  moreThanMax: { fr: '{n} et plus', en: '{n} and more' },
+  zoomIn: { fr: 'Zoom avant', en: 'Zoom in' },
+  zoomOut: { fr: 'Zoom arrière', en: 'Zoom out' },
+  resetBearing: { fr: 'Réinitialiser l’orientation', en: 'Reset bearing to north' },
+  ctrlScroll: { fr: 'Utilisez Ctrl + molette pour zoomer', en: 'Use Ctrl + scroll to zoom the map' },
+  cmdScroll: { fr: 'Utilisez ⌘ + molette pour zoomer', en: 'Use ⌘ + scroll to zoom the map' },
+  twoFingers: { fr: 'Utilisez deux doigts pour déplacer la carte', en: 'Use two fingers to move the map' },
+  toggleAttribution: { fr: 'Afficher/masquer les crédits', en: 'Toggle attribution' },
+  rangeBoth: { fr: 'Nombre entre {min} et {max}.', en: 'A number between {min} and {max}.' },
+  rangeMin: { fr: 'Nombre supérieur ou égal à {min}.', en: 'A number of at least {min}.' },
+  rangeMax: { fr: 'Nombre inférieur ou égal à {max}.', en: 'A number of at most {max}.' },
+  wholeNumber: { fr: 'Nombre entier.', en: 'Whole number.' },
+  chooseOption: { fr: '— Choisir —', en: '— Choose —' },
+  coords: { fr: 'Coordonnées : {lon} ; {lat}', en: 'Coordinates: {lon}, {lat}' },
+  totalContribs: { fr: '{v} au total', en: '{v} in total' },
+  iframeTitle: { fr: 'Carte participative civicmap : {c}', en: 'civicmap participatory map: {c}' },
+} as const;
+
+export type MsgKey = keyof typeof S;
+export const MESSAGES: Record<MsgKey, { fr: string; en: string }> = S;
+
+/** Translated message with {placeholders} substituted. */
+export function msg(lang: Lang, key: MsgKey, params: Record<string, string | number> = {}): string {
+  return S[key][lang].replace(/\{(\w+)\}/g, (m, k) => (k in params ? String(params[k]) : m));
+}
+
+export function formatNumber(n: number, lang: Lang): string {
+  return new Intl.NumberFormat(lang === 'fr' ? 'fr-FR' : 'en-GB').format(n);
+}
+
+/** "12 contributions", "1 contribution", "fewer than 5 contributions". French uses the singular for 0 and 1. */
+export function formatContributions(count: number | null, withheld: boolean, k: number, lang: Lang): string {
+  if (withheld || count == null) return msg(lang, 'contribFewer', { k });
+  const one = lang === 'fr' ? count <= 1 : count === 1;
+  return msg(lang, one ? 'contribOne' : 'contribMany', { n: formatNumber(count, lang) });
+}
+
+/** Bare count for tables: "12" or "fewer than 5". */
+export function formatCount(count: number | null, withheld: boolean, k: number, lang: Lang): string {
+  if (withheld || count == null) return msg(lang, 'fewerThan', { k });
+  return formatNumber(count, lang);
+}
+
+export function formatDate(iso: string, lang: Lang): string {
+  const d = new Date(iso);
+  if (isNaN(d.getTime())) return iso;
+  return new Intl.DateTimeFormat(lang === 'fr' ? 'fr-FR' : 'en-GB', { dateStyle: 'long' }).format(d);
+}

@@ -1,0 +1,7 @@
+// Pure logic, bundled to .build/lib.mjs for the unit tests (node --test).
+export * from './i18n';
+export * from './options';
+export * from './validate';
+export * from './geo';
+export * from './choropleth';
+export * from './api';

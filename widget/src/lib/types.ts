@@ -1,0 +1,70 @@
+// Shapes of the civicmap HTTP API (see the server's /api/v1 docs).
+export type Lang = 'fr' | 'en';
+export type I18nText = { fr?: string; en?: string } | string;
+
+interface FieldBase {
+  key: string;
+  label: I18nText;
+  help?: I18nText | null;
+  required?: boolean;
+}
+export interface NumberField extends FieldBase { type: 'number'; min?: number | null; max?: number | null; integer?: boolean }
+export interface ChoiceOption { value: string; label: I18nText }
+export interface ChoiceField extends FieldBase { type: 'choice'; options: ChoiceOption[] }
+export interface TextField extends FieldBase { type: 'text'; max_length?: number | null }
+export interface BooleanField extends FieldBase { type: 'boolean' }
+export type Field = NumberField | ChoiceField | TextField | BooleanField;
+
+export type Basemap =
+  | { type: 'raster'; tiles: string[]; attribution?: string; tileSize?: number; maxzoom?: number }
+  | { type: 'style'; url: string };
+
+export interface Campaign {
+  slug: string;
+  title: I18nText;
+  description?: I18nText | null;
+  status: 'draft' | 'open' | 'closed';
+  opens_at?: string | null;
+  closes_at?: string | null;
+  default_lang?: Lang;
+  bounds?: [number, number, number, number] | null;
+  form: { fields: Field[] };
+  privacy?: { public_precision_m?: number; min_count?: number };
+  moderation?: 'post' | 'pre';
+  attribution?: string;
+  basemap?: Basemap | null;
+  /** Optional, not in the API yet: a geocoder URL template with {q} (and optionally {lang}, {bbox}). */
+  geocoder?: { url: string } | null;
+}
+
+export interface DistrictProps { code: string; name: string; count: number | null; withheld: boolean; share?: number }
+export type Position = number[];
+export type PolygonCoords = Position[][];
+export interface DistrictFeature {
+  type: 'Feature';
+  id?: string | number;
+  properties: DistrictProps;
+  geometry: { type: 'Polygon'; coordinates: PolygonCoords } | { type: 'MultiPolygon'; coordinates: PolygonCoords[] };
+}
+export interface DistrictCollection {
+  type: 'FeatureCollection';
+  features: DistrictFeature[];
+  total?: { count: number | null; withheld: boolean };
+  min_count?: number;
+}
+
+export interface SubmissionResult {
+  id: string;
+  status: 'published' | 'pending';
+  district: { code: string; name: string } | null;
+  edit_token: string;
+  edit_url: string;
+}
+
+export interface Problem {
+  type?: string;
+  title?: string;
+  status?: number;
+  detail?: string;
+  errors?: { field: string; detail: string }[];
+}

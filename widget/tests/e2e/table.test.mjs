@@ -1,0 +1,41 @@
+// The table (text equivalent of the map) shows exactly the API's counts, in French and in English.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, newPage, embedUrl, getDistricts, waitForWidget } from './helpers.mjs';
+
+const browser = await launch();
+test.after(() => browser.close());
+
+for (const lang of ['fr', 'en']) {
+  test(`table equals the API counts (${lang})`, async () => {
+    const page = await newPage(browser);
+    await page.goto(embedUrl(`lang=${lang}`));
+    await waitForWidget(page, { map: false });
+    const fc = await getDistricts();
+    const k = fc.min_count;
+    const rows = await page.locator('civicmap-map table.cm-table tbody tr').evaluateAll((trs) => trs.map((tr) => ({
+      code: tr.getAttribute('data-code'), name: tr.querySelector('th').textContent.trim(), text: tr.querySelector('td').textContent.trim(), data: tr.querySelector('td').getAttribute('data-count'),
+    })));
+    assert.equal(rows.length, fc.features.length, 'one row per district');
+    const fmt = new Intl.NumberFormat(lang === 'fr' ? 'fr-FR' : 'en-GB');
+    for (const f of fc.features) {
+      const p = f.properties;
+      const row = rows.find((r) => r.code === p.code);
+      assert.ok(row, `row for ${p.code}`);
+      assert.equal(row.name, p.name);
+      if (p.withheld || p.count == null) {
+        assert.equal(row.data, 'withheld');
+        assert.equal(row.text, lang === 'fr' ? `moins de ${k}` : `fewer than ${k}`, 'withheld counts are never shown as 0');
+      } else {
+        assert.equal(row.data, String(p.count));
+        assert.equal(row.text, fmt.format(p.count));
+      }
+    }
+    if (fc.total) {
+      const total = await page.locator('civicmap-map table.cm-table tfoot td').getAttribute('data-count');
+      assert.equal(total, fc.total.withheld || fc.total.count == null ? 'withheld' : String(fc.total.count));
+    }
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+}
