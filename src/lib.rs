@@ -15,3 +15,4 @@ pub mod http;
 pub mod location;
 pub mod submissions;
 pub mod synthetic;
+pub mod tiles;

@@ -144,27 +144,59 @@ pub async fn district_counts(
     Ok(counts)
 }
 
-/// Adds `delta` published submissions to `district_id` (or to "outside every district").
-/// Spread over a few shard rows so that concurrent writers rarely wait on one row lock.
+/// Adds `delta` published submissions at `submission_id`'s place: to its district's counter
+/// (or "outside every district") and to its cell of the public grid, and moves the campaign's
+/// data version. Spread over a few shard rows so that concurrent writers rarely wait on one
+/// row lock.
 pub async fn add_published(
-    db: impl PgExecutor<'_>,
-    campaign_id: i64,
-    district_id: Option<i64>,
+    db: &mut sqlx::PgConnection,
+    submission_id: uuid::Uuid,
     delta: i64,
 ) -> ApiResult<()> {
     sqlx::query(
-        "INSERT INTO district_counts (campaign_id, district_id, shard, published)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT ON CONSTRAINT district_counts_key
-         DO UPDATE SET published = district_counts.published + EXCLUDED.published",
+        "WITH s AS (
+            SELECT s.campaign_id, s.district_id, c.grid_size, ST_Transform(s.geom, 3857) AS g
+            FROM submissions s JOIN campaigns c ON c.id = s.campaign_id WHERE s.id = $1),
+         counted AS (
+            INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
+            SELECT campaign_id, district_id, $2, $3, abs($3) FROM s
+            ON CONFLICT ON CONSTRAINT district_counts_key
+            DO UPDATE SET published = district_counts.published + EXCLUDED.published,
+                          changes = district_counts.changes + EXCLUDED.changes)
+         INSERT INTO demand_cells (campaign_id, cx, cy, published)
+         SELECT campaign_id, floor(ST_X(g) / grid_size)::bigint, floor(ST_Y(g) / grid_size)::bigint, $3
+         FROM s WHERE grid_size IS NOT NULL
+         ON CONFLICT (campaign_id, cx, cy)
+         DO UPDATE SET published = demand_cells.published + EXCLUDED.published",
     )
-    .bind(campaign_id)
-    .bind(district_id)
+    .bind(submission_id)
     .bind(random_shard())
     .bind(delta)
-    .execute(db)
+    .execute(&mut *db)
     .await?;
     Ok(())
+}
+
+/// The campaign's settings version and the version of its published data, read together.
+pub async fn versions(db: impl PgExecutor<'_>, campaign_id: i64) -> ApiResult<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "SELECT config_version,
+                (SELECT COALESCE(sum(changes), 0)::bigint FROM district_counts WHERE campaign_id = $1)
+         FROM campaigns WHERE id = $1",
+    )
+    .bind(campaign_id)
+    .fetch_one(db)
+    .await?)
+}
+
+/// The version of a campaign's published data: it moves with every committed change.
+pub async fn data_version(db: impl PgExecutor<'_>, campaign_id: i64) -> ApiResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COALESCE(sum(changes), 0)::bigint FROM district_counts WHERE campaign_id = $1",
+    )
+    .bind(campaign_id)
+    .fetch_one(db)
+    .await?)
 }
 
 /// Number of counter rows per district.
@@ -176,18 +208,65 @@ pub fn random_shard() -> i16 {
 }
 
 /// Rebuilds the counters of a campaign from its submissions (after districts change).
+/// The caller must hold the lock taken by [`lock_writes`]. The data version keeps growing.
 pub async fn rebuild(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiResult<()> {
+    let version = data_version(&mut *db, campaign_id).await?;
     sqlx::query("DELETE FROM district_counts WHERE campaign_id = $1")
         .bind(campaign_id)
         .execute(&mut *db)
         .await?;
     sqlx::query(
-        "INSERT INTO district_counts (campaign_id, district_id, shard, published)
-         SELECT campaign_id, district_id, 0, count(*) FROM submissions
+        "INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
+         SELECT campaign_id, district_id, 0, count(*), 0 FROM submissions
          WHERE campaign_id = $1 AND status = 'published'
          GROUP BY campaign_id, district_id",
     )
     .bind(campaign_id)
+    .execute(&mut *db)
+    .await?;
+    sqlx::query(
+        "INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
+         VALUES ($1, NULL, 0, 0, $2 + 1)
+         ON CONFLICT ON CONSTRAINT district_counts_key
+         DO UPDATE SET changes = district_counts.changes + EXCLUDED.changes",
+    )
+    .bind(campaign_id)
+    .bind(version)
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}
+
+/// Rebuilds the campaign's cells of the public grid from its submissions (after the grid
+/// changed). The caller must hold the lock taken by [`lock_writes`].
+pub async fn rebuild_cells(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiResult<()> {
+    sqlx::query("DELETE FROM demand_cells WHERE campaign_id = $1")
+        .bind(campaign_id)
+        .execute(&mut *db)
+        .await?;
+    sqlx::query(
+        "INSERT INTO demand_cells (campaign_id, cx, cy, published)
+         SELECT s.campaign_id, floor(ST_X(g) / c.grid_size)::bigint, floor(ST_Y(g) / c.grid_size)::bigint, count(*)
+         FROM (SELECT campaign_id, ST_Transform(geom, 3857) AS g FROM submissions
+               WHERE campaign_id = $1 AND status = 'published') s
+         JOIN campaigns c ON c.id = s.campaign_id
+         WHERE c.grid_size IS NOT NULL
+         GROUP BY 1, 2, 3",
+    )
+    .bind(campaign_id)
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}
+
+/// Waits for the submissions being stored to commit and holds new ones until the caller's
+/// transaction ends, so that rebuilt counters and cells miss nothing and no submission is
+/// stored against settings being replaced (writers that waited see the new `config_version`
+/// once they run, and check again).
+pub async fn lock_writes(db: &mut sqlx::PgConnection) -> ApiResult<()> {
+    sqlx::query(
+        "LOCK TABLE submissions, district_counts, demand_cells IN SHARE ROW EXCLUSIVE MODE",
+    )
     .execute(&mut *db)
     .await?;
     Ok(())

@@ -120,6 +120,9 @@ pub struct Campaign {
     /// Version of the settings, area and districts this copy reflects.
     #[serde(skip)]
     pub config_version: i64,
+    /// Cell size of the public grid in Web Mercator units (`None` without an area).
+    #[serde(skip)]
+    pub grid_size: Option<f64>,
 }
 
 /// Attribution shown wherever district outlines from OpenStreetMap are displayed.
@@ -176,6 +179,7 @@ struct CampaignRow {
     bounds: Option<Vec<f64>>,
     by_districts: bool,
     config_version: i64,
+    grid_size: Option<f64>,
 }
 
 /// `SELECT ... FROM campaigns` followed by the given clause, as one static SQL string.
@@ -183,7 +187,7 @@ macro_rules! select_campaign {
     ($tail:literal) => {
         concat!("SELECT id, slug, title_fr, title_en, description_fr, description_en,
         default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, moderation,
-        bounds, area IS NULL AS by_districts, config_version
+        bounds, area IS NULL AS by_districts, config_version, grid_size
     FROM campaigns ", $tail)
     };
 }
@@ -221,6 +225,7 @@ impl From<CampaignRow> for Campaign {
             attribution: ATTRIBUTION.to_owned(),
             by_districts: row.by_districts,
             config_version: row.config_version,
+            grid_size: row.grid_size,
         }
     }
 }
@@ -496,6 +501,22 @@ pub async fn refresh_effective_area(db: &mut sqlx::PgConnection, id: i64) -> Api
     .bind(id)
     .execute(&mut *db)
     .await?;
+    // The public grid: cells of `public_precision_m` on the ground at the area's mid-latitude
+    // (Web Mercator stretches distances by 1 / cos(latitude)).
+    let grid_changed: bool = sqlx::query_scalar(
+        "WITH old AS (SELECT grid_size FROM campaigns WHERE id = $1),
+         new AS (UPDATE campaigns SET grid_size = CASE WHEN bounds IS NULL THEN NULL
+                     ELSE public_precision_m / cos(radians((bounds[2] + bounds[4]) / 2)) END
+                 WHERE id = $1 RETURNING grid_size)
+         SELECT (SELECT grid_size FROM old) IS DISTINCT FROM (SELECT grid_size FROM new)",
+    )
+    .bind(id)
+    .fetch_one(&mut *db)
+    .await?;
+    if grid_changed {
+        crate::aggregates::lock_writes(&mut *db).await?;
+        crate::aggregates::rebuild_cells(&mut *db, id).await?;
+    }
     Ok(())
 }
 

@@ -193,9 +193,7 @@ pub async fn import(
     // Wait for in-flight submissions and hold new ones until this import commits, so that no
     // submission is assigned to a district that no longer exists and the counts rebuilt here
     // miss none (the statements that wait see the new districts once they run).
-    sqlx::query("LOCK TABLE submissions, district_counts IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *tx)
-        .await?;
+    crate::aggregates::lock_writes(&mut tx).await?;
     sqlx::query("DELETE FROM districts WHERE campaign_id = $1")
         .bind(campaign_id)
         .execute(&mut *tx)

@@ -33,6 +33,8 @@ pub struct AppState {
     pub campaigns: crate::campaigns::cache::CampaignCache,
     /// The queue that stores submissions in batches.
     pub submissions: crate::submissions::writer::BatchWriter,
+    /// Vector tiles built since their campaign last changed.
+    pub tiles: crate::tiles::TileCache,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             campaigns: Default::default(),
+            tiles: Default::default(),
         }
     }
 }
@@ -78,6 +81,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::campaigns::http::router())
         .merge(crate::districts::http::router())
         .merge(crate::submissions::http::router())
+        .merge(crate::tiles::http::router())
         .merge(ops::api_router());
     Router::new()
         .merge(api)

@@ -24,6 +24,8 @@ use super::error::{ApiError, ApiResult};
         crate::districts::http::districts_geojson,
         crate::submissions::http::create_submission,
         crate::submissions::http::erase_submission,
+        crate::tiles::http::tile,
+        crate::tiles::http::tilejson,
     ),
     components(schemas(super::error::Problem, super::error::FieldError)),
     modifiers(&BearerAuth),

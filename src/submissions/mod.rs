@@ -222,9 +222,9 @@ pub async fn store_batch(
         "WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::float8[], $4::float8[], $5::jsonb[],
                                  $6::text[], $7::bytea[], $8::text[], $9::bytea[], $10::text[],
-                                 $11::text[], $12::int8[], $13::bool[])
+                                 $11::text[], $12::int8[], $13::bool[], $15::float8[])
             WITH ORDINALITY AS i(id, campaign_id, lon, lat, answers, status, token_hash, key,
-                                 request_hash, token, edit_url, version, by_districts, ord)),
+                                 request_hash, token, edit_url, version, by_districts, grid, ord)),
          placed AS (
             SELECT i.*, pt.g, d.id AS district_id, d.code, d.name, c.id IS NOT NULL AS fresh,
                 c.id IS NOT NULL AND CASE
@@ -254,13 +254,23 @@ pub async fn store_batch(
             INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, edit_token_hash)
             SELECT id, campaign_id, district_id, g, answers, status, token_hash FROM placed
             WHERE inside AND (key IS NULL OR id IN (SELECT submission_id FROM idem))
-            RETURNING id, campaign_id, district_id, status),
+            RETURNING id, campaign_id, district_id, status, geom),
          counted AS (
-            INSERT INTO district_counts (campaign_id, district_id, shard, published)
-            SELECT campaign_id, district_id, $14, count(*) FROM created
+            INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
+            SELECT campaign_id, district_id, $14, count(*), count(*) FROM created
             WHERE status = 'published' GROUP BY campaign_id, district_id
             ON CONFLICT ON CONSTRAINT district_counts_key
-            DO UPDATE SET published = district_counts.published + EXCLUDED.published)
+            DO UPDATE SET published = district_counts.published + EXCLUDED.published,
+                          changes = district_counts.changes + EXCLUDED.changes),
+         cells AS (
+            INSERT INTO demand_cells (campaign_id, cx, cy, published)
+            SELECT c.campaign_id, floor(ST_X(c.g) / c.grid)::bigint, floor(ST_Y(c.g) / c.grid)::bigint, count(*)
+            FROM (SELECT created.campaign_id, ST_Transform(created.geom, 3857) AS g, p.grid
+                  FROM created JOIN placed p ON p.id = created.id
+                  WHERE created.status = 'published' AND p.grid IS NOT NULL) c
+            GROUP BY 1, 2, 3
+            ON CONFLICT (campaign_id, cx, cy)
+            DO UPDATE SET published = demand_cells.published + EXCLUDED.published)
          SELECT fresh, inside, id IN (SELECT id FROM created) AS created, code, name
          FROM placed ORDER BY ord",
     )
@@ -278,6 +288,7 @@ pub async fn store_batch(
     .bind(batch.iter().map(|p| p.campaign.config_version).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| p.campaign.by_districts).collect::<Vec<_>>())
     .bind(shard)
+    .bind(batch.iter().map(|p| p.campaign.grid_size).collect::<Vec<_>>())
     .fetch_all(pool)
     .await?;
     let mut results = Vec::with_capacity(batch.len());
@@ -344,15 +355,15 @@ async fn replay(pool: &PgPool, campaign: &Campaign, key: &IdempotencyKey) -> Api
 /// the counts, in one transaction.
 pub async fn erase(pool: &PgPool, campaign: &Campaign, id: Uuid, token: &str) -> ApiResult<()> {
     let mut tx = pool.begin().await?;
-    let row: Option<(Vec<u8>, Option<i64>, String)> = sqlx::query_as(
-        "SELECT edit_token_hash, district_id, status FROM submissions
+    let row: Option<(Vec<u8>, String)> = sqlx::query_as(
+        "SELECT edit_token_hash, status FROM submissions
          WHERE id = $1 AND campaign_id = $2 FOR UPDATE",
     )
     .bind(id)
     .bind(campaign.id)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((stored, district_id, status)) = row else {
+    let Some((stored, status)) = row else {
         return Err(ApiError::NotFound(format!(
             "no submission {id} in this campaign"
         )));
@@ -369,13 +380,13 @@ pub async fn erase(pool: &PgPool, campaign: &Campaign, id: Uuid, token: &str) ->
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    if status == "published" {
+        crate::aggregates::add_published(&mut tx, id, -1).await?;
+    }
     sqlx::query("DELETE FROM submissions WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    if status == "published" {
-        crate::aggregates::add_published(&mut *tx, campaign.id, district_id, -1).await?;
-    }
     tx.commit().await?;
     tracing::info!(campaign = %campaign.slug, %id, "submission erased by its submitter");
     Ok(())

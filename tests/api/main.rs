@@ -9,3 +9,4 @@ mod errors;
 mod helpers;
 mod outage;
 mod submissions;
+mod tiles;

@@ -887,7 +887,8 @@ export class App {
         copyStatus),
       h('div', { class: 'cm-actions' },
         h('button', { type: 'button', class: 'cm-btn cm-secondary', onclick: () => this.another() }, this.t('another')))));
-    window.setTimeout(() => heading.focus(), 30);
+    // The panel is in the document: move the focus now, so that it never rests on <body>.
+    heading.focus();
   }
 
   private fillWhere(where: HTMLElement): void {

@@ -58,7 +58,7 @@ test('keyboard-only path submits a point', async () => {
   await tabTo(page, (x) => x.cls.includes('cm-submit'), 10);
   await page.keyboard.press('Enter');
   await page.locator('civicmap-map .cm-success').waitFor({ timeout: 15000 });
-  f = await deepFocus(page);
+  for (let i = 0; i < 20 && !/Thank you/.test((f = await deepFocus(page))?.text ?? ''); i++) await page.waitForTimeout(100);
   assert.match(f.text, /Thank you/, 'the focus moves to the confirmation');
   await live.filter({ hasText: 'Thank you' }).waitFor({ timeout: 5000 });
   assert.deepEqual(await page.evaluate(() => window.__pointerEvents), [], 'no pointer event was used');

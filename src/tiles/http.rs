@@ -1,0 +1,190 @@
+//! Tile routes: `/tiles/{campaign}/{z}/{x}/{y}.mvt` and the TileJSON `/tiles/{campaign}.json`.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::{MAX_ZOOM, TileCoord};
+use crate::http::AppState;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::PathParams;
+
+/// Browsers and CDNs may keep a tile but must ask again before using it: the answer is a cheap
+/// 304 while nothing changed, and the new tile as soon as anything did.
+const CACHE_CONTROL: &str = "public, max-age=0, must-revalidate";
+const MVT: &str = "application/vnd.mapbox-vector-tile";
+
+/// The tile routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tiles/{tilejson}", get(tilejson))
+        .route("/tiles/{campaign}/{z}/{x}/{y}", get(tile))
+}
+
+fn parse_part(name: &str, value: &str) -> ApiResult<u32> {
+    value
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("{name} must be a whole number, got `{value}`")))
+}
+
+/// A vector tile of a public campaign (MVT 2.1, extent 4096, Web Mercator, XYZ).
+#[utoipa::path(get, path = "/tiles/{campaign}/{z}/{x}/{y}.mvt", tag = "tiles",
+    params(
+        ("campaign" = String, Path, description = "Campaign name"),
+        ("z" = u32, Path, description = "Zoom, 0 to 22"),
+        ("x" = u32, Path, description = "Column, 0 to 2^z - 1"),
+        ("y" = u32, Path, description = "Row from the north, 0 to 2^z - 1"),
+    ),
+    responses(
+        (status = 200, description = "Layers `districts` and `demand`", content_type = "application/vnd.mapbox-vector-tile"),
+        (status = 204, description = "Nothing in this tile"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 400, description = "Invalid tile address", body = crate::http::error::Problem),
+        (status = 404, description = "No such public campaign", body = crate::http::error::Problem),
+    ))]
+pub async fn tile(
+    State(state): State<AppState>,
+    PathParams((slug, z, x, y)): PathParams<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let y = y
+        .strip_suffix(".mvt")
+        .or_else(|| y.strip_suffix(".pbf"))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no route for /tiles/{slug}/{z}/{x}/{y}: tiles end in .mvt"
+            ))
+        })?;
+    let coord = TileCoord::new(
+        parse_part("z", &z)?,
+        parse_part("x", &x)?,
+        parse_part("y", y)?,
+    )
+    .map_err(ApiError::BadRequest)?;
+    let mut campaign = state.campaigns.get_public(&state.db, &slug).await?;
+    // One small read tells whether anything changed, here or on another instance.
+    let (config_version, data_version) =
+        crate::aggregates::versions(&state.db, campaign.id).await?;
+    if config_version != campaign.config_version {
+        state.campaigns.invalidate(&slug).await;
+        campaign = state.campaigns.get_public(&state.db, &slug).await?;
+    }
+    let tile = state
+        .tiles
+        .get(&state.db, &campaign, data_version, coord)
+        .await?;
+
+    let mut response_headers = HeaderMap::new();
+    response_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(CACHE_CONTROL),
+    );
+    response_headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Ok(etag) = HeaderValue::from_str(&tile.etag) {
+        response_headers.insert(header::ETAG, etag);
+    }
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == tile.etag || tag.trim() == "*")
+        });
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
+    }
+    if tile.raw.is_empty() {
+        return Ok((StatusCode::NO_CONTENT, response_headers).into_response());
+    }
+    response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MVT));
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|e| e.split(';').next().is_some_and(|e| e.trim() == "gzip"))
+        });
+    let body = if gzip {
+        response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        tile.gzip.clone()
+    } else {
+        tile.raw.clone()
+    };
+    Ok((StatusCode::OK, response_headers, body).into_response())
+}
+
+/// TileJSON 3.0.0 describing a campaign's tiles.
+#[utoipa::path(get, path = "/tiles/{campaign}.json", tag = "tiles",
+    params(("campaign" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, description = "TileJSON 3.0.0", body = Object),
+        (status = 404, description = "No such public campaign", body = crate::http::error::Problem),
+    ))]
+pub async fn tilejson(
+    State(state): State<AppState>,
+    PathParams(file): PathParams<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let slug = file.strip_suffix(".json").ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no route for /tiles/{file}: TileJSON is at /tiles/{{campaign}}.json"
+        ))
+    })?;
+    let campaign = state.campaigns.get_public(&state.db, slug).await?;
+    // Absolute URLs, as TileJSON requires, from the Host the client used (and the scheme a
+    // reverse proxy reports).
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|s| *s == "https" || *s == "http")
+        .unwrap_or("http");
+    let [w, s, e, n] = campaign
+        .bounds
+        .unwrap_or([-180.0, -85.051_129, 180.0, 85.051_129]);
+    let body: Value = json!({
+        "tilejson": "3.0.0",
+        "name": campaign.title.fr,
+        "description": campaign.title.en,
+        "tiles": [format!("{scheme}://{host}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", campaign.slug)],
+        "scheme": "xyz",
+        "minzoom": 0,
+        "maxzoom": MAX_ZOOM,
+        "bounds": [w, s, e, n],
+        "center": [(w + e) / 2.0, (s + n) / 2.0, 12],
+        "attribution": crate::campaigns::ATTRIBUTION,
+        "vector_layers": [
+            {
+                "id": "districts",
+                "description": "Districts with their published counts; a count below the campaign's minimum is left out and `withheld` is true",
+                "minzoom": 0, "maxzoom": MAX_ZOOM,
+                "fields": {
+                    "code": "String: district code",
+                    "name": "String: district name",
+                    "count": "Number: published submissions (absent when withheld)",
+                    "withheld": "Boolean: true when the count is withheld",
+                    "share": "Number: share of the campaign's published total, 0 to 1 (absent when withheld)"
+                }
+            },
+            {
+                "id": "demand",
+                "description": "Published submissions aggregated on the campaign's public grid (its precision at street zoom, coarser below): one point per cell, at the cell's centre",
+                "minzoom": 0, "maxzoom": MAX_ZOOM,
+                "fields": {"count": "Number: published submissions in the cell"}
+            }
+        ],
+    });
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    Ok(response)
+}

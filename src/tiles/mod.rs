@@ -1,0 +1,324 @@
+//! Vector tiles of a campaign: its districts with their published counts, and the demand
+//! aggregated on the public grid. Small at any scale, fresh after every write, private by
+//! construction.
+//!
+//! Nothing in a tile comes from a submission row: the `demand` layer is built from the
+//! campaign's grid cells (`demand_cells`, maintained with every write), aggregated further at
+//! low zoom so that a tile never holds more than [`MAX_CELLS_PER_SIDE`]² features, whatever the
+//! number of submissions. Exact positions, answers, ids and tokens cannot reach a tile.
+
+pub mod http;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sqlx::PgPool;
+
+use crate::aggregates::{self, PublishedCount};
+use crate::campaigns::Campaign;
+use crate::http::error::{ApiError, ApiResult};
+
+/// Highest zoom served.
+pub const MAX_ZOOM: u8 = 22;
+/// MVT extent: coordinates inside a tile run from 0 to 4096.
+pub const EXTENT: u32 = 4096;
+/// Pixels drawn around a tile so that lines and symbols do not break at its edge.
+pub const BUFFER: u32 = 64;
+/// At most this many aggregated cells across a tile, so at most its square per tile.
+pub const MAX_CELLS_PER_SIDE: f64 = 64.0;
+/// Half the width of the Web Mercator world, in metres.
+const HALF_WORLD: f64 = 20_037_508.342_789_244;
+
+/// A tile address that can only hold valid values: z ≤ 22, x and y below 2^z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TileCoord {
+    z: u8,
+    x: u32,
+    y: u32,
+}
+
+impl TileCoord {
+    /// Checks z ≤ [`MAX_ZOOM`] and x, y < 2^z.
+    pub fn new(z: u32, x: u32, y: u32) -> Result<Self, String> {
+        if z > u32::from(MAX_ZOOM) {
+            return Err(format!("zoom must be between 0 and {MAX_ZOOM}, got {z}"));
+        }
+        let n = 1u64 << z;
+        if u64::from(x) >= n || u64::from(y) >= n {
+            return Err(format!(
+                "at zoom {z}, x and y must be between 0 and {}, got x={x}, y={y}",
+                n - 1
+            ));
+        }
+        Ok(Self { z: z as u8, x, y })
+    }
+
+    /// Zoom.
+    pub fn z(self) -> u8 {
+        self.z
+    }
+
+    /// Column.
+    pub fn x(self) -> u32 {
+        self.x
+    }
+
+    /// Row, from the north (XYZ scheme).
+    pub fn y(self) -> u32 {
+        self.y
+    }
+
+    /// Width of the tile in Web Mercator metres.
+    pub fn size(self) -> f64 {
+        2.0 * HALF_WORLD / f64::from(1u32 << self.z.min(31))
+    }
+
+    /// `[xmin, ymin, xmax, ymax]` of the tile in Web Mercator metres.
+    pub fn bounds(self) -> [f64; 4] {
+        let size = self.size();
+        let xmin = -HALF_WORLD + f64::from(self.x) * size;
+        let ymax = HALF_WORLD - f64::from(self.y) * size;
+        [xmin, ymax - size, xmin + size, ymax]
+    }
+}
+
+/// How the demand layer of a tile aggregates the public grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aggregation {
+    /// Grid cells per aggregated cell along each axis (a power of two).
+    pub factor: i64,
+    /// Aggregated cells whose grid columns intersect the tile plus its buffer, first and last.
+    pub ax: (i64, i64),
+    /// Same for rows.
+    pub ay: (i64, i64),
+}
+
+impl Aggregation {
+    /// The aggregation for `tile` over a grid of cells `grid_size` metres wide: grid cells as
+    /// they are where the tile is small enough, else merged by powers of two until at most
+    /// [`MAX_CELLS_PER_SIDE`] fit across the tile.
+    pub fn new(tile: TileCoord, grid_size: f64) -> Self {
+        let wanted = tile.size() / MAX_CELLS_PER_SIDE / grid_size;
+        let factor = if wanted <= 1.0 {
+            1
+        } else {
+            1i64 << (wanted.log2().ceil() as u32).min(40)
+        };
+        let cell = grid_size * factor as f64;
+        let margin = tile.size() * f64::from(BUFFER) / f64::from(EXTENT);
+        let [xmin, ymin, xmax, ymax] = tile.bounds();
+        let span = |lo: f64, hi: f64| {
+            (
+                ((lo - margin) / cell).floor() as i64,
+                ((hi + margin) / cell).floor() as i64,
+            )
+        };
+        Self {
+            factor,
+            ax: span(xmin, xmax),
+            ay: span(ymin, ymax),
+        }
+    }
+}
+
+/// A built tile, kept for as long as its campaign's data does not change.
+#[derive(Debug)]
+pub struct Tile {
+    /// The MVT bytes (empty: no feature).
+    pub raw: Bytes,
+    /// The same, gzip-compressed once.
+    pub gzip: Bytes,
+    /// Strong validator: the campaign and its settings and data versions.
+    pub etag: String,
+}
+
+/// Key of the tile cache: a tile of a campaign at given settings and data versions. A write
+/// changes the data version, so a cached tile is never served after a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TileKey {
+    campaign: i64,
+    config_version: i64,
+    data_version: i64,
+    tile: TileCoord,
+}
+
+/// Built tiles, by campaign, versions and address; about 256 MiB at most.
+#[derive(Clone)]
+pub struct TileCache {
+    tiles: moka::future::Cache<TileKey, Arc<Tile>>,
+}
+
+impl Default for TileCache {
+    fn default() -> Self {
+        let tiles = moka::future::Cache::builder()
+            .weigher(|_, tile: &Arc<Tile>| {
+                (tile.raw.len() + tile.gzip.len() + 64)
+                    .try_into()
+                    .unwrap_or(u32::MAX)
+            })
+            .max_capacity(256 * 1024 * 1024)
+            .build();
+        Self { tiles }
+    }
+}
+
+impl TileCache {
+    /// The tile at `tile` for `campaign` at `data_version`, built once and shared by
+    /// concurrent requests.
+    pub async fn get(
+        &self,
+        db: &PgPool,
+        campaign: &Arc<Campaign>,
+        data_version: i64,
+        tile: TileCoord,
+    ) -> ApiResult<Arc<Tile>> {
+        let key = TileKey {
+            campaign: campaign.id,
+            config_version: campaign.config_version,
+            data_version,
+            tile,
+        };
+        self.tiles
+            .try_get_with(key, async {
+                let raw = build(db, campaign, tile).await?;
+                let gzip = gzip(&raw)?;
+                let etag = format!(
+                    "\"{}.{}.{}\"",
+                    campaign.id, campaign.config_version, data_version
+                );
+                Ok::<_, ApiError>(Arc::new(Tile { raw, gzip, etag }))
+            })
+            .await
+            .map_err(|e: Arc<ApiError>| match &*e {
+                ApiError::Unavailable(cause) => ApiError::Unavailable(cause.clone()),
+                ApiError::NotFound(what) => ApiError::NotFound(what.clone()),
+                other => ApiError::Internal(anyhow::anyhow!("building a tile failed: {other}")),
+            })
+    }
+}
+
+fn gzip(raw: &[u8]) -> ApiResult<Bytes> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(raw.len() / 2 + 64),
+        flate2::Compression::default(),
+    );
+    encoder.write_all(raw).map_err(anyhow::Error::from)?;
+    Ok(Bytes::from(encoder.finish().map_err(anyhow::Error::from)?))
+}
+
+/// Builds the MVT of `tile`: layer `districts` (outlines simplified to the pixel, code, name,
+/// published count or withheld flag, share of the total) and layer `demand` (one point per
+/// aggregated cell at its centre, with its count).
+pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> ApiResult<Bytes> {
+    let counts = aggregates::district_counts(db, campaign.id).await?;
+    let published = counts.published(i64::from(campaign.privacy.min_count));
+    let total = published.total.count;
+    let ids: Vec<i64> = counts.districts.iter().map(|(id, _)| *id).collect();
+    let cells: Vec<PublishedCount> = published.cells[..ids.len()].to_vec();
+    let shown: Vec<Option<i64>> = cells.iter().map(|c| c.count).collect();
+    let withheld: Vec<bool> = cells.iter().map(|c| c.withheld).collect();
+    let shares: Vec<Option<f64>> = shown
+        .iter()
+        .map(|c| match (c, total) {
+            (Some(c), Some(t)) if t > 0 => Some(((*c as f64 / t as f64) * 1e4).round() / 1e4),
+            _ => None,
+        })
+        .collect();
+    let pixel = tile.size() / f64::from(EXTENT);
+    let margin = pixel * f64::from(BUFFER);
+    let grid = campaign.grid_size.unwrap_or(0.0);
+    let aggregation = (grid > 0.0).then(|| Aggregation::new(tile, grid));
+    let (factor, ax, ay) = aggregation.map_or((1, (0, -1), (0, -1)), |a| (a.factor, a.ax, a.ay));
+    let mvt: Option<Vec<u8>> = sqlx::query_scalar(
+        "WITH env AS (SELECT ST_TileEnvelope($2, $3, $4) AS e),
+         counts AS (
+            SELECT * FROM unnest($5::int8[], $6::int8[], $7::bool[], $8::float8[]) AS t(id, count, withheld, share)),
+         districts AS (
+            SELECT ST_AsMVTGeom(ST_SimplifyPreserveTopology(d.geom_3857, $9), env.e, 4096, 64, true) AS geom,
+                   d.code, d.name, c.count, c.withheld, c.share
+            FROM districts d JOIN counts c ON c.id = d.id, env
+            WHERE d.campaign_id = $1 AND d.geom_3857 && ST_Expand(env.e, $10)),
+         cells AS (
+            SELECT floor(cx::float8 / $11)::bigint AS ax, floor(cy::float8 / $11)::bigint AS ay, sum(published) AS count
+            FROM demand_cells
+            WHERE campaign_id = $1 AND published > 0
+              AND cx BETWEEN $12 * $11 AND ($13 + 1) * $11 - 1
+              AND cy BETWEEN $14 * $11 AND ($15 + 1) * $11 - 1
+            GROUP BY 1, 2),
+         demand AS (
+            SELECT ST_AsMVTGeom(ST_Point((ax + 0.5) * $16, (ay + 0.5) * $16, 3857), env.e, 4096, 64, true) AS geom,
+                   count::bigint AS count
+            FROM cells, env WHERE count > 0)
+         SELECT COALESCE((SELECT ST_AsMVT(districts, 'districts', 4096, 'geom') FROM districts WHERE geom IS NOT NULL), '')
+             || COALESCE((SELECT ST_AsMVT(demand, 'demand', 4096, 'geom') FROM demand WHERE geom IS NOT NULL), '')",
+    )
+    .bind(campaign.id)
+    .bind(i32::from(tile.z()))
+    // x, y < 2^22: they fit PostGIS's integers.
+    .bind(tile.x() as i32)
+    .bind(tile.y() as i32)
+    .bind(&ids)
+    .bind(&shown)
+    .bind(&withheld)
+    .bind(&shares)
+    .bind(pixel)
+    .bind(margin)
+    .bind(factor)
+    .bind(ax.0)
+    .bind(ax.1)
+    .bind(ay.0)
+    .bind(ay.1)
+    .bind(grid * factor as f64)
+    .fetch_one(db)
+    .await?;
+    Ok(Bytes::from(mvt.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_addresses_are_checked() {
+        assert!(TileCoord::new(0, 0, 0).is_ok());
+        assert!(TileCoord::new(22, (1 << 22) - 1, 0).is_ok());
+        assert_eq!(
+            TileCoord::new(23, 0, 0).unwrap_err(),
+            "zoom must be between 0 and 22, got 23"
+        );
+        assert_eq!(
+            TileCoord::new(2, 4, 0).unwrap_err(),
+            "at zoom 2, x and y must be between 0 and 3, got x=4, y=0"
+        );
+    }
+
+    #[test]
+    fn tile_bounds_cover_the_world() {
+        let world = TileCoord::new(0, 0, 0).unwrap().bounds();
+        assert_eq!(world, [-HALF_WORLD, -HALF_WORLD, HALF_WORLD, HALF_WORLD]);
+        let nw = TileCoord::new(1, 0, 0).unwrap().bounds();
+        assert_eq!(nw, [-HALF_WORLD, 0.0, 0.0, HALF_WORLD]);
+    }
+
+    #[test]
+    fn aggregation_keeps_tiles_bounded_and_streets_at_grid_resolution() {
+        let grid = 76.0; // 50 m at Nanterre's latitude
+        for z in 0..=22 {
+            let tile = TileCoord::new(z, 0, 0).unwrap();
+            let a = Aggregation::new(tile, grid);
+            let across = tile.size() / (grid * a.factor as f64);
+            assert!(across <= MAX_CELLS_PER_SIDE, "z{z}: {across} cells across");
+            assert!(
+                (a.ax.1 - a.ax.0 + 1) as f64 <= MAX_CELLS_PER_SIDE * 1.04 + 2.0,
+                "z{z}: {a:?}"
+            );
+            assert_eq!(a.factor.count_ones(), 1);
+        }
+        assert_eq!(
+            Aggregation::new(TileCoord::new(16, 0, 0).unwrap(), grid).factor,
+            1
+        );
+        assert!(Aggregation::new(TileCoord::new(10, 0, 0).unwrap(), grid).factor > 1);
+    }
+}

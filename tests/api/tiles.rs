@@ -1,0 +1,464 @@
+//! Vector tiles, decoded with an MVT reader that is not their encoder (PostGIS writes them,
+//! the `mvt-reader` crate reads them): layers, placement, counts, privacy, freshness, HTTP.
+
+use std::collections::BTreeMap;
+
+use mvt_reader::Reader;
+use mvt_reader::feature::Value as Prop;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, answers, problem};
+
+const HALF_WORLD: f64 = 20_037_508.342_789_244;
+
+/// The XYZ tile containing (lon, lat) at zoom z.
+fn tile_of(lon: f64, lat: f64, z: u32) -> (u32, u32) {
+    let n = f64::from(1u32 << z);
+    let x = ((lon + 180.0) / 360.0 * n).floor();
+    let r = lat.to_radians();
+    let y = ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor();
+    (x as u32, y as u32)
+}
+
+/// Tile-local coordinates (0..4096, y down) to longitude/latitude.
+fn to_lon_lat(z: u32, x: u32, y: u32, px: f64, py: f64) -> (f64, f64) {
+    let size = 2.0 * HALF_WORLD / f64::from(1u32 << z);
+    let mx = -HALF_WORLD + (f64::from(x) + px / 4096.0) * size;
+    let my = HALF_WORLD - (f64::from(y) + py / 4096.0) * size;
+    let lon = mx / HALF_WORLD * 180.0;
+    let lat = (2.0 * (my / 6_378_137.0).exp().atan() - std::f64::consts::FRAC_PI_2).to_degrees();
+    (lon, lat)
+}
+
+struct Decoded {
+    /// code -> (count, withheld, share)
+    districts: BTreeMap<String, (Option<i64>, bool, Option<f64>)>,
+    /// (tile-local x, y, count) of the demand points inside the tile proper (not the buffer).
+    demand: Vec<(f64, f64, i64)>,
+    layers: Vec<String>,
+}
+
+fn number(p: Option<&Prop>) -> Option<f64> {
+    match p? {
+        Prop::Int(v) | Prop::SInt(v) => Some(*v as f64),
+        Prop::UInt(v) => Some(*v as f64),
+        Prop::Double(v) => Some(*v),
+        Prop::Float(v) => Some(f64::from(*v)),
+        _ => None,
+    }
+}
+
+fn decode(bytes: Vec<u8>) -> Decoded {
+    let reader = Reader::new(bytes).expect("a valid MVT");
+    let layers = reader.get_layer_names().unwrap();
+    let mut decoded = Decoded {
+        districts: BTreeMap::new(),
+        demand: Vec::new(),
+        layers: layers.clone(),
+    };
+    for (index, meta) in reader.get_layer_metadata().unwrap().into_iter().enumerate() {
+        assert_eq!(meta.extent, 4096);
+        for feature in reader.get_features_as::<f64>(index).unwrap() {
+            let props = feature.properties.clone().unwrap_or_default();
+            match meta.name.as_str() {
+                "districts" => {
+                    let code = match props.get("code") {
+                        Some(Prop::String(s)) => s.clone(),
+                        other => panic!("district without code: {other:?}"),
+                    };
+                    let withheld = matches!(props.get("withheld"), Some(Prop::Bool(true)));
+                    let count = number(props.get("count")).map(|c| c as i64);
+                    decoded
+                        .districts
+                        .insert(code, (count, withheld, number(props.get("share"))));
+                }
+                "demand" => {
+                    assert_eq!(
+                        props.keys().collect::<Vec<_>>(),
+                        ["count"],
+                        "demand features carry a count and nothing else"
+                    );
+                    let count = number(props.get("count")).unwrap() as i64;
+                    let points: Vec<geo::Point<f64>> = match feature.geometry {
+                        geo::Geometry::Point(p) => vec![p],
+                        geo::Geometry::MultiPoint(m) => m.0,
+                        other => panic!("demand features are points, not {other:?}"),
+                    };
+                    assert_eq!(points.len(), 1, "one point per cell");
+                    let p = points[0];
+                    if (0.0..4096.0).contains(&p.x()) && (0.0..4096.0).contains(&p.y()) {
+                        decoded.demand.push((p.x(), p.y(), count));
+                    }
+                }
+                other => panic!("unexpected layer {other}"),
+            }
+        }
+    }
+    decoded
+}
+
+impl TestApp {
+    async fn tile(&self, slug: &str, z: u32, x: u32, y: u32) -> reqwest::Response {
+        self.get(&format!("/tiles/{slug}/{z}/{x}/{y}.mvt")).await
+    }
+
+    /// Every tile at zoom z covering lon 2.0..2.3, lat 48.0..48.1, decoded.
+    async fn tiles_over_test_area(&self, slug: &str, z: u32) -> Vec<Decoded> {
+        let (x0, y0) = tile_of(2.0, 48.1, z);
+        let (x1, y1) = tile_of(2.3, 48.0, z);
+        let mut tiles = Vec::new();
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                let response = self.tile(slug, z, x, y).await;
+                match response.status() {
+                    StatusCode::OK => tiles.push(decode(response.bytes().await.unwrap().to_vec())),
+                    StatusCode::NO_CONTENT => {}
+                    other => panic!("tile {z}/{x}/{y}: {other}"),
+                }
+            }
+        }
+        tiles
+    }
+}
+
+#[tokio::test]
+async fn tiles_carry_district_counts_and_demand_that_adds_up_to_the_published_total() {
+    let app = TestApp::spawn().await;
+    app.open_campaign(
+        "tiles",
+        json!({"privacy": {"public_precision_m": 50, "min_count": 3}}),
+    )
+    .await;
+    // West 5, middle 3, east 1 (withheld, and middle with it: see aggregates::suppress).
+    let points = [
+        (2.01, 48.01),
+        (2.02, 48.02),
+        (2.03, 48.03),
+        (2.04, 48.04),
+        (2.05, 48.05),
+        (2.11, 48.01),
+        (2.12, 48.06),
+        (2.13, 48.09),
+        (2.25, 48.05),
+    ];
+    for (lon, lat) in points {
+        assert_eq!(
+            app.submit("tiles", lon, lat, answers()).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    for z in [6, 8, 10, 12, 14] {
+        let tiles = app.tiles_over_test_area("tiles", z).await;
+        let demand: i64 = tiles.iter().flat_map(|t| &t.demand).map(|d| d.2).sum();
+        assert_eq!(
+            demand,
+            points.len() as i64,
+            "zoom {z}: demand adds up to the published total"
+        );
+        let mut districts = BTreeMap::new();
+        for tile in &tiles {
+            assert!(
+                tile.layers
+                    .iter()
+                    .all(|l| l == "districts" || l == "demand"),
+                "{:?}",
+                tile.layers
+            );
+            districts.extend(tile.districts.clone());
+        }
+        assert_eq!(
+            districts["west"],
+            (Some(5), false, Some(0.5556)),
+            "zoom {z}"
+        );
+        assert_eq!(districts["middle"], (None, true, None), "zoom {z}");
+        assert_eq!(districts["east"], (None, true, None), "zoom {z}");
+    }
+}
+
+#[tokio::test]
+async fn street_tiles_show_snapped_cells_never_exact_positions_or_answers() {
+    let app = TestApp::spawn().await;
+    app.open_campaign(
+        "private",
+        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
+    )
+    .await;
+    let (lon, lat) = (2.123_456_7, 48.054_321_9);
+    let mut with_text = answers();
+    with_text["comment"] = json!("secret-text");
+    let receipt: Value = app
+        .submit("private", lon, lat, with_text)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // A second household in the same 50 m cell.
+    app.submit("private", lon + 0.0001, lat + 0.0001, answers())
+        .await;
+    let z = 18;
+    let (x, y) = tile_of(lon, lat, z);
+    let response = app.tile("private", z, x, y).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.bytes().await.unwrap().to_vec();
+    for secret in [
+        "secret-text",
+        receipt["id"].as_str().unwrap(),
+        receipt["edit_token"].as_str().unwrap(),
+    ] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} leaked into a tile"
+        );
+    }
+    let tile = decode(bytes);
+    assert_eq!(
+        tile.demand.len(),
+        1,
+        "both households are in one cell: {:?}",
+        tile.demand
+    );
+    let (px, py, count) = tile.demand[0];
+    assert_eq!(count, 2);
+    let (clon, clat) = to_lon_lat(z, x, y, px, py);
+    let metres = ((clon - lon).to_radians() * lat.to_radians().cos())
+        .hypot((clat - lat).to_radians())
+        * 6_371_000.0;
+    assert!(metres > 0.5, "the cell centre is not the exact position");
+    assert!(
+        metres < 50.0,
+        "the cell centre is within the cell ({metres} m)"
+    );
+}
+
+#[tokio::test]
+async fn a_write_on_one_instance_is_in_the_next_tile_from_another() {
+    let first = TestApp::spawn().await;
+    let second = TestApp::spawn_on(first.db.clone()).await;
+    first
+        .open_campaign(
+            "fresh",
+            json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
+        )
+        .await;
+    first.submit("fresh", 2.05, 48.05, answers()).await;
+    let z = 12;
+    let (x, y) = tile_of(2.05, 48.05, z);
+    let demand = |tile: &Decoded| tile.demand.iter().map(|d| d.2).sum::<i64>();
+
+    let before = second.tile("fresh", z, x, y).await;
+    let etag = before.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(demand(&decode(before.bytes().await.unwrap().to_vec())), 1);
+    // Cached on the second instance: asking again with its ETag gives 304.
+    let again = second
+        .client
+        .get(second.url(&format!("/tiles/fresh/{z}/{x}/{y}.mvt")))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    let receipt: Value = first
+        .submit("fresh", 2.051, 48.051, answers())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let after = second
+        .client
+        .get(second.url(&format!("/tiles/fresh/{z}/{x}/{y}.mvt")))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status(),
+        StatusCode::OK,
+        "a new submission changes the tile at once"
+    );
+    assert_ne!(after.headers()["etag"].to_str().unwrap(), etag);
+    assert_eq!(demand(&decode(after.bytes().await.unwrap().to_vec())), 2);
+
+    let erased = first
+        .client
+        .delete(first.url(&format!(
+            "/api/v1/campaigns/fresh/submissions/{}",
+            receipt["id"].as_str().unwrap()
+        )))
+        .header("X-Edit-Token", receipt["edit_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), StatusCode::NO_CONTENT);
+    let erased_tile = second.tile("fresh", z, x, y).await;
+    assert_eq!(
+        demand(&decode(erased_tile.bytes().await.unwrap().to_vec())),
+        1,
+        "an erasure is in the next tile too"
+    );
+}
+
+#[tokio::test]
+async fn tile_requests_get_the_right_status_headers_and_encoding() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("http", json!({})).await;
+    app.submit("http", 2.05, 48.05, answers()).await;
+    let (x, y) = tile_of(2.05, 48.05, 10);
+
+    let plain = app.tile("http", 10, x, y).await;
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert_eq!(
+        plain.headers()["content-type"],
+        "application/vnd.mapbox-vector-tile"
+    );
+    assert_eq!(
+        plain.headers()["cache-control"],
+        "public, max-age=0, must-revalidate"
+    );
+    assert!(plain.headers()["etag"].to_str().unwrap().starts_with('"'));
+    let raw = plain.bytes().await.unwrap();
+
+    let gzipped = app
+        .client
+        .get(app.url(&format!("/tiles/http/10/{x}/{y}.mvt")))
+        .header("Accept-Encoding", "gzip")
+        .header("Origin", "https://www.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(gzipped.headers()["access-control-allow-origin"], "*");
+    let compressed = gzipped.bytes().await.unwrap();
+    let mut inflated = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&compressed[..]),
+        &mut inflated,
+    )
+    .unwrap();
+    assert_eq!(inflated, raw);
+
+    // Far from the campaign: nothing to draw.
+    let (fx, fy) = tile_of(-70.0, -30.0, 10);
+    assert_eq!(
+        app.tile("http", 10, fx, fy).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    for (path, detail) in [
+        (
+            "/tiles/http/23/0/0.mvt",
+            "zoom must be between 0 and 22, got 23",
+        ),
+        (
+            "/tiles/http/2/4/0.mvt",
+            "at zoom 2, x and y must be between 0 and 3, got x=4, y=0",
+        ),
+        (
+            "/tiles/http/2/0/-1.mvt",
+            "y must be a whole number, got `-1`",
+        ),
+        ("/tiles/http/z/0/0.mvt", "z must be a whole number, got `z`"),
+    ] {
+        let refused = problem(app.get(path).await, StatusCode::BAD_REQUEST).await;
+        assert_eq!(refused["detail"], detail);
+    }
+    problem(
+        app.get("/tiles/nope/0/0/0.mvt").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(app.get("/tiles/nope.json").await, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn tilejson_describes_the_layers_and_credits_openstreetmap() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("meta", json!({})).await;
+    let tilejson: Value = app.get("/tiles/meta.json").await.json().await.unwrap();
+    assert_eq!(tilejson["tilejson"], "3.0.0");
+    assert_eq!(tilejson["tiles"][0], app.url("/tiles/meta/{z}/{x}/{y}.mvt"));
+    assert_eq!(tilejson["bounds"], json!([2.0, 48.0, 2.3, 48.1]));
+    assert!(
+        tilejson["attribution"]
+            .as_str()
+            .unwrap()
+            .contains("© OpenStreetMap contributors")
+    );
+    let layers: Vec<&str> = tilejson["vector_layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(layers, ["districts", "demand"]);
+    assert!(tilejson["vector_layers"][0]["fields"]["withheld"].is_string());
+}
+
+#[tokio::test]
+async fn no_tile_grows_with_the_number_of_points() {
+    let app = TestApp::spawn().await;
+    app.open_campaign(
+        "dense",
+        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
+    )
+    .await;
+    let campaign = std::sync::Arc::new(civicmap::campaigns::get(&app.db, "dense").await.unwrap());
+    let areas = vec![geo::MultiPolygon(vec![geo::Polygon::new(
+        geo::LineString::from(vec![
+            (2.0, 48.0),
+            (2.3, 48.0),
+            (2.3, 48.1),
+            (2.0, 48.1),
+            (2.0, 48.0),
+        ]),
+        vec![],
+    )])];
+    let points = civicmap::synthetic::points_in(&areas, 20_000, 1);
+    for chunk in points.chunks(2_000) {
+        let batch: Vec<_> = chunk
+            .iter()
+            .map(|&point| civicmap::submissions::Pending {
+                campaign: campaign.clone(),
+                submission: civicmap::submissions::NewSubmission {
+                    point,
+                    answers: answers().as_object().unwrap().clone(),
+                },
+                key: None,
+            })
+            .collect();
+        civicmap::submissions::store_batch(&app.db, &batch, 0)
+            .await
+            .unwrap();
+    }
+    for z in 0..=18 {
+        let (x, y) = tile_of(2.15, 48.05, z);
+        let response = app
+            .client
+            .get(app.url(&format!("/tiles/dense/{z}/{x}/{y}.mvt")))
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "zoom {z}");
+        let gzipped = response.bytes().await.unwrap().len();
+        assert!(gzipped < 64 * 1024, "zoom {z}: {gzipped} bytes gzipped");
+        let raw = app
+            .tile("dense", z, x, y)
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        let reader = Reader::new(raw).unwrap();
+        let demand_layer = reader
+            .get_layer_metadata()
+            .unwrap()
+            .into_iter()
+            .position(|l| l.name == "demand")
+            .unwrap();
+        let features = reader.get_features(demand_layer).unwrap().len();
+        assert!(features <= 72 * 72, "zoom {z}: {features} demand features");
+    }
+}
