@@ -43,7 +43,7 @@ enum Command {
     /// Apply pending database migrations.
     Migrate(DbArgs),
     /// Load the demo campaign "fibre-pour-tous" (Nanterre) if it is not there yet.
-    Demo(DbArgs),
+    Demo(DemoArgs),
     /// Staff API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -68,6 +68,18 @@ pub struct DbArgs {
     /// Most database connections this process opens.
     #[arg(long, env = "CIVICMAP_MAX_CONNECTIONS", default_value_t = 16)]
     max_connections: u32,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Also add this many synthetic households inside the districts (for load tests).
+    #[arg(long, default_value_t = 0)]
+    more_points: usize,
+    /// Seed of the synthetic points: the same seed gives the same points.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 #[derive(Debug, Args)]
@@ -226,7 +238,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Demo(db) => {
+        Command::Demo(DemoArgs {
+            more_points,
+            seed,
+            db,
+        }) => {
             with_database(&db, |pool| async move {
                 crate::database::migrate(&pool).await?;
                 let (campaign, created) = crate::demo::load(&pool).await?;
@@ -235,6 +251,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     campaign.slug,
                     if created { "loaded" } else { "already there" }
                 );
+                if more_points > 0 {
+                    let started = std::time::Instant::now();
+                    crate::demo::add_points(&pool, more_points, seed).await?;
+                    println!(
+                        "{more_points} synthetic points added in {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
                 Ok(())
             })
             .await

@@ -81,6 +81,40 @@ pub fn answers(rng: &mut impl Rng) -> serde_json::Map<String, Value> {
     }
 }
 
+/// Adds `n` synthetic households to the demo campaign, inside its districts, always the same
+/// for the same `seed`; stored like any submission, in batches of 5,000.
+pub async fn add_points(pool: &PgPool, n: usize, seed: u64) -> anyhow::Result<()> {
+    let campaign = std::sync::Arc::new(campaigns::get(pool, SLUG).await?);
+    let collection: Value = serde_json::from_str(NANTERRE_DISTRICTS)?;
+    let areas: Vec<_> = crate::synthetic::polygons_of(&collection, "code")
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let points = crate::synthetic::points_in(&areas, n, seed);
+    for chunk in points.chunks(5_000) {
+        let batch: Vec<Pending> = chunk
+            .iter()
+            .map(|&point| Pending {
+                campaign: campaign.clone(),
+                submission: NewSubmission {
+                    point,
+                    answers: answers(&mut rng),
+                },
+                key: None,
+            })
+            .collect();
+        for result in
+            submissions::store_batch(pool, &batch, crate::aggregates::random_shard()).await?
+        {
+            if !matches!(result?, submissions::Stored::Created(_)) {
+                anyhow::bail!("the demo campaign changed while points were added");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates the demo campaign with its districts and points, unless it exists already.
 /// Returns the campaign and whether it was created now.
 pub async fn load(pool: &PgPool) -> anyhow::Result<(Campaign, bool)> {

@@ -23,6 +23,43 @@ pub fn router() -> Router<AppState> {
             "/api/v1/admin/campaigns/{slug}",
             get(get_campaign_admin).patch(update_campaign),
         )
+        .route("/api/v1/admin/campaigns/{slug}/embed", get(embed_snippet))
+}
+
+/// What a city's web team pastes into its pages.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EmbedSnippet {
+    /// The one-line iframe snippet (survives any host CSS; the host's CSP must allow the frame).
+    pub script: String,
+    /// The inline custom element, rendered in a Shadow DOM, and the script that defines it.
+    pub element: String,
+    /// The iframe page itself, for CMSs that only accept an iframe URL.
+    pub iframe_url: String,
+}
+
+/// The ready-to-paste embed snippets of a campaign, with this server's address.
+#[utoipa::path(get, path = "/api/v1/admin/campaigns/{slug}/embed", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, description = "Snippets", body = EmbedSnippet),
+        (status = 404, description = "No such campaign", body = Problem),
+    ))]
+pub async fn embed_snippet(
+    _: Authorized<Admin>,
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Json<EmbedSnippet>> {
+    let campaign = super::get(&state.db, &slug).await?;
+    let base = crate::http::public_base_url(&headers);
+    let slug = &campaign.slug;
+    Ok(Json(EmbedSnippet {
+        script: format!(r#"<script src="{base}/embed.js" data-campaign="{slug}" async></script>"#),
+        element: format!(
+            r#"<civicmap-map campaign="{slug}"></civicmap-map><script src="{base}/widget/civicmap.js" defer></script>"#
+        ),
+        iframe_url: format!("{base}/embed/{slug}"),
+    }))
 }
 
 /// A public campaign's metadata and form.

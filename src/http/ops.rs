@@ -20,6 +20,7 @@ use super::error::{ApiError, ApiResult};
         crate::campaigns::http::list_campaigns,
         crate::campaigns::http::create_campaign,
         crate::campaigns::http::update_campaign,
+        crate::campaigns::http::embed_snippet,
         crate::districts::http::import_districts,
         crate::districts::http::districts_geojson,
         crate::submissions::http::create_submission,

@@ -135,17 +135,8 @@ pub async fn tilejson(
         ))
     })?;
     let campaign = state.campaigns.get_public(&state.db, slug).await?;
-    // Absolute URLs, as TileJSON requires, from the Host the client used (and the scheme a
-    // reverse proxy reports).
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|s| *s == "https" || *s == "http")
-        .unwrap_or("http");
+    // Absolute URLs, as TileJSON requires.
+    let base = crate::http::public_base_url(&headers);
     let [w, s, e, n] = campaign
         .bounds
         .unwrap_or([-180.0, -85.051_129, 180.0, 85.051_129]);
@@ -153,7 +144,7 @@ pub async fn tilejson(
         "tilejson": "3.0.0",
         "name": campaign.title.fr,
         "description": campaign.title.en,
-        "tiles": [format!("{scheme}://{host}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", campaign.slug)],
+        "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", campaign.slug)],
         "scheme": "xyz",
         "minzoom": 0,
         "maxzoom": MAX_ZOOM,

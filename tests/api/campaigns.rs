@@ -359,3 +359,37 @@ async fn a_settings_change_on_one_instance_applies_at_once_to_submissions_on_ano
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_admin_api_gives_the_ready_to_paste_snippet() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("snippet", json!({})).await;
+    let url = app.url("/api/v1/admin/campaigns/snippet/embed");
+    problem(
+        app.client.get(&url).send().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let snippet: Value = app
+        .client
+        .get(&url)
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let base = app.url("");
+    assert_eq!(
+        snippet["script"],
+        format!(r#"<script src="{base}/embed.js" data-campaign="snippet" async></script>"#)
+    );
+    assert_eq!(snippet["iframe_url"], format!("{base}/embed/snippet"));
+    assert!(
+        snippet["element"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"<civicmap-map campaign="snippet"></civicmap-map>"#)
+    );
+}

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# civicmap's tiles next to Martin 1.14's, on the same submissions table in the same PostGIS,
+# over the same list of distinct tiles from z10 to z16 covering Nanterre, with the same load
+# tool (wrk) and concurrency, at each data size.
+#
+#   benches/tiles-vs-martin.sh [runs=3] [seconds=10] [concurrency=16] [sizes="100000 1000000"]
+#
+# Martin is a benchmark-only tool, not a dependency. Install it once (about 12 minutes here):
+#   cargo install martin --version 1.14.0 --locked --no-default-features --features postgres
+# and point MARTIN at the binary if it is not on PATH. Loopback only; stops by itself.
+#
+# Figures: cold (civicmap: every tile requested once right after a write, so each is built;
+# Martin: its cache off), warm (both caches on), tile sizes per zoom, and the time from a
+# committed submission to a tile that contains it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+seconds=${2:-10}
+conns=${3:-16}
+sizes=${4:-100000 1000000}
+martin=${MARTIN:-$(command -v martin || echo /tmp/martin/bin/martin)}
+[ -x "$martin" ] || { echo "Martin not found: set MARTIN=/path/to/martin" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1; }
+cport=18081
+mport=18082
+dir=target/bench-tiles
+slug=fibre-pour-tous
+
+cargo build --release --quiet --bin civicmap
+bin=target/release/civicmap
+"$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true
+rm -rf "$dir"
+url=$("$bin" db start --data-dir "$dir" 2>/dev/null)
+socket=${url##*host=}
+pgbin=$(dirname "$(readlink -f "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n1)")")
+psql_() { "$pgbin/psql" -h "$socket" -U civicmap -d civicmap -qAt "$@"; }
+pids=()
+stop_servers() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; pids=(); }
+trap 'stop_servers; "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true' EXIT
+wait_for() { for _ in $(seq 150); do curl -sf -o /dev/null "$1" && return 0; sleep 0.2; done; echo "not up: $1" >&2; return 1; }
+
+DATABASE_URL=$url "$bin" demo >/dev/null 2>&1
+
+# Every tile from z10 to z16 that touches Nanterre's bounds.
+python3 - "$dir" <<'PY'
+import math, sys
+d = sys.argv[1]
+w, s, e, n = 2.1693, 48.87423, 2.23423, 48.9206
+def tile(lon, lat, z):
+    k = 2 ** z; r = math.radians(lat)
+    return int((lon + 180) / 360 * k), int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * k)
+tiles = []
+for z in range(10, 17):
+    x0, y0 = tile(w, n, z); x1, y1 = tile(e, s, z)
+    tiles += [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+open(f"{d}/tiles.txt", "w").write("".join(f"{z} {x} {y}\n" for z, x, y in tiles))
+open(f"{d}/civicmap.txt", "w").write("".join(f"/tiles/fibre-pour-tous/{z}/{x}/{y}.mvt\n" for z, x, y in tiles))
+open(f"{d}/martin.txt", "w").write("".join(f"/submissions/{z}/{x}/{y}\n" for z, x, y in tiles))
+PY
+ntiles=$(wc -l < "$dir/tiles.txt")
+
+cat > "$dir/martin.yaml" <<YAML
+listen_addresses: "127.0.0.1:$mport"
+cache_size_mb: \${MARTIN_CACHE_MB}
+postgres:
+  connection_string: "postgresql:///civicmap?host=$socket&user=civicmap"
+  auto_publish: false
+  tables:
+    submissions:
+      schema: public
+      table: submissions
+      srid: 4326
+      geometry_column: geom
+      geometry_type: POINT
+      extent: 4096
+      buffer: 64
+      clip_geom: true
+      properties:
+        status: text
+YAML
+
+start_civicmap() {
+  DATABASE_URL=$url "$bin" serve --listen "127.0.0.1:$cport" 2>>"$dir/civicmap.log" &
+  pids+=($!)
+  wait_for "http://127.0.0.1:$cport/readyz"
+}
+start_martin() { # $1: cache size in MB (0: off)
+  MARTIN_CACHE_MB=$1 "$martin" --config "$dir/martin.yaml" 2>>"$dir/martin.log" &
+  pids+=($!)
+  wait_for "http://127.0.0.1:$mport/health"
+}
+rps() { awk '/Requests\/sec/ {print $2}'; }
+errors() { awk '/Non-2xx|Socket errors/ {print}' ; }
+load() { # $1 port, $2 list, $3 once (1/0)
+  TILE_LIST="$dir/$2.txt" ONCE=$3 WRK_THREADS=2 wrk -t2 -c"$conns" -d"${seconds}s" -s benches/tile-list.lua "http://127.0.0.1:$1" 2>&1
+}
+write_one() {
+  curl -sf -o /dev/null -X POST "http://127.0.0.1:$cport/api/v1/campaigns/$slug/submissions" \
+    -H 'content-type: application/json' \
+    -d '{"type":"Feature","geometry":{"type":"Point","coordinates":[2.2066,48.8924]},"properties":{"households":1,"connection":"adsl","building":"house"}}'
+}
+sizes_of() { # $1 port, $2 civicmap|martin -> "z raw gzip" lines
+  while read -r z x y; do
+    if [ "$2" = civicmap ]; then path="/tiles/$slug/$z/$x/$y.mvt"; else path="/submissions/$z/$x/$y"; fi
+    raw=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$1$path")
+    gz=$(curl -s -o /dev/null -w '%{size_download}' -H 'Accept-Encoding: gzip' "http://127.0.0.1:$1$path")
+    echo "$z $raw $gz"
+  done < "$dir/tiles.txt"
+}
+summarise_sizes() { # stdin: "z raw gzip" -> per zoom: max and median of raw and gzip
+  python3 -c '
+import sys, statistics, collections
+by = collections.defaultdict(list)
+for line in sys.stdin:
+    z, raw, gz = line.split(); by[int(z)].append((int(raw), int(gz)))
+for z in sorted(by):
+    raw = [r for r, _ in by[z]]; gz = [g for _, g in by[z]]
+    print(f"z{z}: {len(raw)} tiles, raw max {max(raw)} median {int(statistics.median(raw))}, gzip max {max(gz)} median {int(statistics.median(gz))}")
+'
+}
+
+echo "# $ntiles distinct tiles z10-z16; wrk -t2 -c$conns; ${seconds}s per warm measurement"
+total=$(psql_ -c "SELECT count(*) FROM submissions")
+for size in $sizes; do
+  if [ "$total" -lt "$size" ]; then
+    DATABASE_URL=$url "$bin" demo --more-points $((size - total)) --seed "$size" >/dev/null 2>&1
+  fi
+  psql_ -c "VACUUM ANALYZE"
+  total=$(psql_ -c "SELECT count(*) FROM submissions")
+  echo "## $total submissions"
+  echo "run,civicmap_cold_rps,martin_cold_rps,civicmap_warm_rps,martin_warm_rps"
+  for run in $(seq "$runs"); do
+    start_civicmap
+    write_one
+    c_cold=$(load $cport civicmap 1 | rps)
+    c_warm=$(load $cport civicmap 0 | rps)
+    stop_servers
+    start_martin 0
+    m_cold=$(load $mport martin 0 | rps)
+    stop_servers
+    start_martin 512
+    load $mport martin 1 >/dev/null   # fill the cache
+    m_warm=$(load $mport martin 0 | rps)
+    stop_servers
+    echo "$run,$c_cold,$m_cold,$c_warm,$m_warm"
+  done
+  start_civicmap
+  start_martin 0
+  echo "civicmap tile sizes (bytes):"
+  sizes_of $cport civicmap | summarise_sizes
+  echo "martin tile sizes (bytes):"
+  sizes_of $mport martin | summarise_sizes
+  # Freshness: from the 201 of a submission to a tile that contains it.
+  read -r fz fx fy < <(python3 -c 'import math; z=16; r=math.radians(48.8924); k=2**z; print(z, int((2.2066+180)/360*k), int((1-math.log(math.tan(r)+1/math.cos(r))/math.pi)/2*k))')
+  tile_url="http://127.0.0.1:$cport/tiles/$slug/$fz/$fx/$fy.mvt"
+  curl -s -o /dev/null "$tile_url"
+  for i in 1 2 3 4 5; do
+    before=$(curl -s -D - -o /dev/null "$tile_url" | awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d '\r')
+    t0=$(date +%s%N); write_one; t1=$(date +%s%N)
+    after=$(curl -s -D - -o /dev/null "$tile_url" | awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d '\r'); t2=$(date +%s%N)
+    [ "$before" != "$after" ] || { echo "tile did not change after a write" >&2; exit 1; }
+    echo "freshness $i: submission answered in $(( (t1 - t0) / 1000 )) us, next tile (new ETag $after) in $(( (t2 - t1) / 1000 )) us"
+  done
+  stop_servers
+done
