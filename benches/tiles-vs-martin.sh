@@ -9,9 +9,9 @@
 #   cargo install martin --version 1.14.0 --locked --no-default-features --features postgres
 # and point MARTIN at the binary if it is not on PATH. Loopback only; stops by itself.
 #
-# Figures: cold (civicmap: every tile requested once right after a write, so each is built;
-# Martin: its cache off), warm (both caches on), tile sizes per zoom, and the time from a
-# committed submission to a tile that contains it.
+# Figures: cold (both tile caches off: every request builds its tile), warm (both caches on,
+# filled by a first pass), tile sizes per zoom, and the time from a committed submission to a
+# tile that contains it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -79,20 +79,20 @@ postgres:
         status: text
 YAML
 
-start_civicmap() {
-  DATABASE_URL=$url "$bin" serve --listen "127.0.0.1:$cport" 2>>"$dir/civicmap.log" &
+start_civicmap() { # $1: tile cache size in MiB (0: off)
+  DATABASE_URL=$url "$bin" serve --listen "127.0.0.1:$cport" --tile-cache-mb "$1" 2>>"$dir/civicmap.log" &
   pids+=($!)
   wait_for "http://127.0.0.1:$cport/readyz"
 }
 start_martin() { # $1: cache size in MB (0: off)
-  MARTIN_CACHE_MB=$1 "$martin" --config "$dir/martin.yaml" 2>>"$dir/martin.log" &
+  MARTIN_CACHE_MB=$1 "$martin" --config "$dir/martin.yaml" >>"$dir/martin.log" 2>&1 &
   pids+=($!)
   wait_for "http://127.0.0.1:$mport/health"
 }
 rps() { awk '/Requests\/sec/ {print $2}'; }
 errors() { awk '/Non-2xx|Socket errors/ {print}' ; }
 load() { # $1 port, $2 list, $3 once (1/0)
-  TILE_LIST="$dir/$2.txt" ONCE=$3 WRK_THREADS=2 wrk -t2 -c"$conns" -d"${seconds}s" -s benches/tile-list.lua "http://127.0.0.1:$1" 2>&1
+  TILE_LIST="$dir/$2.txt" ONCE=$3 WRK_THREADS=2 wrk -t2 -c"$conns" -d"${seconds}s" --timeout 30s -s benches/tile-list.lua "http://127.0.0.1:$1" 2>&1
 }
 write_one() {
   curl -sf -o /dev/null -X POST "http://127.0.0.1:$cport/api/v1/campaigns/$slug/submissions" \
@@ -130,13 +130,15 @@ for size in $sizes; do
   echo "## $total submissions"
   echo "run,civicmap_cold_rps,martin_cold_rps,civicmap_warm_rps,martin_warm_rps"
   for run in $(seq "$runs"); do
-    start_civicmap
-    write_one
-    c_cold=$(load $cport civicmap 1 | rps)
-    c_warm=$(load $cport civicmap 0 | rps)
+    start_civicmap 0
+    c_cold=$(load $cport civicmap 0 | rps)
     stop_servers
     start_martin 0
     m_cold=$(load $mport martin 0 | rps)
+    stop_servers
+    start_civicmap 256
+    load $cport civicmap 1 >/dev/null   # fill the cache
+    c_warm=$(load $cport civicmap 0 | rps)
     stop_servers
     start_martin 512
     load $mport martin 1 >/dev/null   # fill the cache
@@ -144,7 +146,7 @@ for size in $sizes; do
     stop_servers
     echo "$run,$c_cold,$m_cold,$c_warm,$m_warm"
   done
-  start_civicmap
+  start_civicmap 256
   start_martin 0
   echo "civicmap tile sizes (bytes):"
   sizes_of $cport civicmap | summarise_sizes

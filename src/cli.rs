@@ -97,6 +97,9 @@ struct ServeArgs {
     /// are waiting (group commit). Must be below --max-connections.
     #[arg(long, env = "CIVICMAP_SUBMISSION_WRITERS", default_value_t = 2)]
     submission_writers: usize,
+    /// Memory for built vector tiles, in MiB; 0 turns the tile cache off.
+    #[arg(long, env = "CIVICMAP_TILE_CACHE_MB", default_value_t = 256)]
+    tile_cache_mb: u64,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -352,6 +355,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ServerConfig {
                 widget_dir: args.widget_dir.clone(),
                 submission_writers: args.submission_writers,
+                tile_cache_mb: args.tile_cache_mb,
             },
         );
         let housekeeping = tokio::spawn(housekeeping(pool.clone()));

@@ -45,10 +45,10 @@ impl AppState {
                 crate::database::writer_pool(&db, config.submission_writers as u32),
                 config.submission_writers,
             ),
+            tiles: crate::tiles::TileCache::new(config.tile_cache_mb),
             db,
             config: Arc::new(config),
             campaigns: Default::default(),
-            tiles: Default::default(),
         }
     }
 }
@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub widget_dir: PathBuf,
     /// Connections that store submissions in batches (see [`crate::submissions::writer`]).
     pub submission_writers: usize,
+    /// Memory for built vector tiles, in MiB (0: no tile cache).
+    pub tile_cache_mb: u64,
 }
 
 impl ServerConfig {
@@ -68,6 +70,7 @@ impl ServerConfig {
         Self {
             widget_dir: widget_dir.into(),
             submission_writers: 2,
+            tile_cache_mb: 256,
         }
     }
 }

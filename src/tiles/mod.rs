@@ -142,27 +142,27 @@ struct TileKey {
     tile: TileCoord,
 }
 
-/// Built tiles, by campaign, versions and address; about 256 MiB at most.
+/// Built tiles, by campaign, versions and address.
 #[derive(Clone)]
 pub struct TileCache {
     tiles: moka::future::Cache<TileKey, Arc<Tile>>,
 }
 
-impl Default for TileCache {
-    fn default() -> Self {
+impl TileCache {
+    /// A cache of at most `megabytes` MiB of tiles; 0 turns caching off (every request builds
+    /// its tile; for benchmarks).
+    pub fn new(megabytes: u64) -> Self {
         let tiles = moka::future::Cache::builder()
             .weigher(|_, tile: &Arc<Tile>| {
                 (tile.raw.len() + tile.gzip.len() + 64)
                     .try_into()
                     .unwrap_or(u32::MAX)
             })
-            .max_capacity(256 * 1024 * 1024)
+            .max_capacity(megabytes * 1024 * 1024)
             .build();
         Self { tiles }
     }
-}
 
-impl TileCache {
     /// The tile at `tile` for `campaign` at `data_version`, built once and shared by
     /// concurrent requests.
     pub async fn get(
