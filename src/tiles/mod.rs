@@ -197,7 +197,8 @@ impl TileCache {
     }
 }
 
-fn gzip(raw: &[u8]) -> ApiResult<Bytes> {
+/// `raw` compressed with gzip (default level), as served to clients that accept it.
+pub fn gzip(raw: &[u8]) -> ApiResult<Bytes> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(raw.len() / 2 + 64),
