@@ -17,7 +17,8 @@ fn tile_of(lon: f64, lat: f64, z: u32) -> TileCoord {
     let n = f64::from(1u32 << z);
     let r = lat.to_radians();
     let x = ((lon + 180.0) / 360.0 * n).floor() as u32;
-    let y = ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor() as u32;
+    let y =
+        ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor() as u32;
     TileCoord::new(z, x, y).expect("a tile inside the world")
 }
 
@@ -30,12 +31,20 @@ fn pure(c: &mut Criterion) {
         })
     });
     let districts: Vec<i64> = (0..12).map(|i| (i * 7) % 23).collect();
-    c.bench_function("k-suppression, 12 cells", |b| b.iter(|| civicmap::aggregates::suppress(black_box(&districts), 5)));
+    c.bench_function("k-suppression, 12 cells", |b| {
+        b.iter(|| civicmap::aggregates::suppress(black_box(&districts), 5))
+    });
     let many: Vec<i64> = (0..500).map(|i| (i * 37) % 41).collect();
-    c.bench_function("k-suppression, 500 cells", |b| b.iter(|| civicmap::aggregates::suppress(black_box(&many), 5)));
+    c.bench_function("k-suppression, 500 cells", |b| {
+        b.iter(|| civicmap::aggregates::suppress(black_box(&many), 5))
+    });
     // A 20 KB tile of mostly distinct varints compresses like a real street tile.
-    let tile: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 & 0x3f).collect();
-    c.bench_function("gzip of a 20 KB tile", |b| b.iter(|| civicmap::tiles::gzip(black_box(&tile)).unwrap()));
+    let tile: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 & 0x3f)
+        .collect();
+    c.bench_function("gzip of a 20 KB tile", |b| {
+        b.iter(|| civicmap::tiles::gzip(black_box(&tile)).unwrap())
+    });
 }
 
 fn with_database(c: &mut Criterion) {
@@ -51,13 +60,19 @@ fn with_database(c: &mut Criterion) {
         if created {
             civicmap::demo::add_points(&pool, 20_000, 7).await.unwrap();
         }
-        let campaign = civicmap::campaigns::get(&pool, &campaign.slug).await.unwrap();
+        let campaign = civicmap::campaigns::get(&pool, &campaign.slug)
+            .await
+            .unwrap();
         (pool, Arc::new(campaign))
     });
     for z in [10, 13, 16] {
         let tile = tile_of(2.2066, 48.8924, z);
         c.bench_function(&format!("build a z{z} tile of the demo campaign"), |b| {
-            b.to_async(&runtime).iter(|| async { civicmap::tiles::build(&pool, &campaign, tile).await.unwrap() })
+            b.to_async(&runtime).iter(|| async {
+                civicmap::tiles::build(&pool, &campaign, tile)
+                    .await
+                    .unwrap()
+            })
         });
     }
 }

@@ -112,6 +112,10 @@ pub struct Campaign {
     pub form: Form,
     pub privacy: Privacy,
     pub moderation: Moderation,
+    /// An optional background map; without one the map is a plain background and districts.
+    pub basemap: Option<Basemap>,
+    /// An optional address search service, for placing oneself without the map.
+    pub geocoder: Option<Geocoder>,
     /// Credits for the map data, to be shown with the map.
     pub attribution: String,
     /// True when the area is the union of the districts (no explicit area).
@@ -176,6 +180,8 @@ struct CampaignRow {
     public_precision_m: i32,
     min_count: i32,
     moderation: String,
+    basemap: Option<sqlx::types::Json<Basemap>>,
+    geocoder: Option<sqlx::types::Json<Geocoder>>,
     bounds: Option<Vec<f64>>,
     by_districts: bool,
     config_version: i64,
@@ -186,7 +192,7 @@ struct CampaignRow {
 macro_rules! select_campaign {
     ($tail:literal) => {
         concat!("SELECT id, slug, title_fr, title_en, description_fr, description_en,
-        default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, moderation,
+        default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, moderation, basemap, geocoder,
         bounds, area IS NULL AS by_districts, config_version, grid_size
     FROM campaigns ", $tail)
     };
@@ -222,6 +228,8 @@ impl From<CampaignRow> for Campaign {
                 min_count: row.min_count,
             },
             moderation: parse(&row.moderation),
+            basemap: row.basemap.map(|b| b.0),
+            geocoder: row.geocoder.map(|g| g.0),
             attribution: ATTRIBUTION.to_owned(),
             by_districts: row.by_districts,
             config_version: row.config_version,
@@ -308,6 +316,121 @@ pub struct CampaignInput {
     pub form: Option<Form>,
     pub privacy: Option<Privacy>,
     pub moderation: Option<Moderation>,
+    /// A background map; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub basemap: Option<Option<Basemap>>,
+    /// An address search service; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub geocoder: Option<Option<Geocoder>>,
+}
+
+/// A background map from a provider the city chooses (its hosts are allowed by the iframe
+/// page's Content-Security-Policy).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Basemap {
+    /// Raster tiles: URL templates with `{z}`, `{x}` and `{y}`.
+    Raster {
+        /// One to four tile URL templates.
+        tiles: Vec<String>,
+        /// Credits shown on the map.
+        #[serde(default)]
+        attribution: String,
+        /// Tile size in pixels (256 by default).
+        #[serde(rename = "tileSize", default, skip_serializing_if = "Option::is_none")]
+        tile_size: Option<u16>,
+        /// Highest zoom the provider serves.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        maxzoom: Option<u8>,
+    },
+    /// A MapLibre style document.
+    Style {
+        /// The style's URL.
+        url: String,
+    },
+}
+
+/// An address search service that answers GeoJSON (addok, photon, pelias) or Nominatim JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Geocoder {
+    /// URL template with `{q}` (the query), and optionally `{lang}` and `{bbox}`.
+    pub url: String,
+}
+
+/// The origin (`scheme://host[:port]`) of an https URL, or of an http URL on this machine.
+fn service_origin(url: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("is not a valid URL: {e}"))?;
+    let local = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && local) {
+        return Err("must be an https URL".to_owned());
+    }
+    Ok(parsed.origin().ascii_serialization())
+}
+
+impl Basemap {
+    fn check(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        match self {
+            Basemap::Raster {
+                tiles, tile_size, ..
+            } => {
+                if tiles.is_empty() || tiles.len() > 4 {
+                    errors.push(FieldError::new(
+                        "basemap.tiles",
+                        "needs one to four tile URL templates",
+                    ));
+                }
+                for (i, tile) in tiles.iter().enumerate() {
+                    if let Err(e) = service_origin(tile) {
+                        errors.push(FieldError::new(format!("basemap.tiles[{i}]"), e));
+                    } else if !["{z}", "{x}", "{y}"].iter().all(|p| tile.contains(p)) {
+                        errors.push(FieldError::new(
+                            format!("basemap.tiles[{i}]"),
+                            "must contain {z}, {x} and {y}",
+                        ));
+                    }
+                }
+                if tile_size.is_some_and(|s| s != 256 && s != 512) {
+                    errors.push(FieldError::new("basemap.tileSize", "must be 256 or 512"));
+                }
+            }
+            Basemap::Style { url } => {
+                if let Err(e) = service_origin(url) {
+                    errors.push(FieldError::new("basemap.url", e));
+                }
+            }
+        }
+        errors
+    }
+
+    /// The origins the map loads from.
+    pub fn origins(&self) -> Vec<String> {
+        match self {
+            Basemap::Raster { tiles, .. } => tiles
+                .iter()
+                .filter_map(|t| service_origin(t).ok())
+                .collect(),
+            Basemap::Style { url } => service_origin(url).into_iter().collect(),
+        }
+    }
+}
+
+impl Geocoder {
+    fn check(&self) -> Vec<FieldError> {
+        match service_origin(&self.url) {
+            Err(e) => vec![FieldError::new("geocoder.url", e)],
+            Ok(_) if !self.url.contains("{q}") => vec![FieldError::new(
+                "geocoder.url",
+                "must contain {q}, where the query goes",
+            )],
+            Ok(_) => Vec::new(),
+        }
+    }
+
+    /// The origin searches go to.
+    pub fn origin(&self) -> Option<String> {
+        service_origin(&self.url).ok()
+    }
 }
 
 /// A point in time written as RFC 3339, e.g. `2026-12-01T00:00:00Z`.
@@ -427,11 +550,22 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    let basemap = input.basemap.unwrap_or(current.basemap);
+    if let Some(basemap) = &basemap {
+        errors.extend(basemap.check());
+    }
+    let geocoder = input.geocoder.unwrap_or(current.geocoder);
+    if let Some(geocoder) = &geocoder {
+        errors.extend(geocoder.check());
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let status = input.status.unwrap_or(current.status);
     sqlx::query(
         "UPDATE campaigns SET title_fr = $2, title_en = $3, description_fr = $4,
             description_en = $5, default_lang = $6, status = $7, opens_at = $8, closes_at = $9,
-            form = $10, public_precision_m = $11, min_count = $12, moderation = $13,
+            form = $10, public_precision_m = $11, min_count = $12, moderation = $13, basemap = $14, geocoder = $15,
             updated_at = now(), config_version = config_version + 1
          WHERE id = $1",
     )
@@ -448,6 +582,8 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
     .bind(privacy.public_precision_m)
     .bind(privacy.min_count)
     .bind(as_text(input.moderation.unwrap_or(current.moderation)))
+    .bind(basemap.map(sqlx::types::Json))
+    .bind(geocoder.map(sqlx::types::Json))
     .execute(&mut *tx)
     .await?;
     if let Some(area) = area {

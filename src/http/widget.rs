@@ -14,6 +14,7 @@ use tower_http::services::ServeDir;
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::PathParams;
 
 /// `/`, `/embed.js`, `/embed/{campaign}`, `/embed/{campaign}/edit` and `/widget/*`.
 pub fn router(widget_dir: &Path) -> Router<AppState> {
@@ -28,19 +29,41 @@ pub fn router(widget_dir: &Path) -> Router<AppState> {
         .nest_service("/widget", ServeDir::new(widget_dir.join("dist")))
 }
 
-/// Content-Security-Policy of the iframe page: nothing but civicmap's own files, and framable
-/// by any site (the city's pages).
-const EMBED_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    worker-src 'self' blob:; img-src 'self' data: blob:; connect-src 'self'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors *";
+/// Content-Security-Policy of the iframe page: nothing but civicmap's own files and the map
+/// services the campaign chose, and framable by any site (the city's pages).
+fn embed_csp(services: &[String]) -> String {
+    let extra: String = services.iter().map(|origin| format!(" {origin}")).collect();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; worker-src 'self' blob:; \
+         img-src 'self' data: blob:{extra}; connect-src 'self'{extra}; \
+         base-uri 'none'; form-action 'self'; frame-ancestors *"
+    )
+}
 
-async fn embed_page(state: State<AppState>) -> Result<Response, ApiError> {
+async fn embed_page(
+    state: State<AppState>,
+    PathParams(slug): PathParams<String>,
+) -> Result<Response, ApiError> {
+    // An unknown or unreachable campaign still gets its page, which then says what is wrong.
+    let services = match state.campaigns.get_public(&state.db, &slug).await {
+        Ok(campaign) => {
+            let mut origins = campaign
+                .basemap
+                .as_ref()
+                .map(|b| b.origins())
+                .unwrap_or_default();
+            origins.extend(campaign.geocoder.as_ref().and_then(|g| g.origin()));
+            origins.sort();
+            origins.dedup();
+            origins
+        }
+        Err(_) => Vec::new(),
+    };
     let mut response = file(state, "embed.html").await?;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(EMBED_CSP),
-    );
+    if let Ok(csp) = HeaderValue::from_str(&embed_csp(&services)) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("strict-origin-when-cross-origin"),

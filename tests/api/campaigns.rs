@@ -393,3 +393,73 @@ async fn the_admin_api_gives_the_ready_to_paste_snippet() {
             .starts_with(r#"<civicmap-map campaign="snippet"></civicmap-map>"#)
     );
 }
+
+#[tokio::test]
+async fn a_campaign_may_use_a_basemap_and_a_geocoder_which_the_iframe_page_then_allows() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("services", json!({})).await;
+    let refused = problem(
+        app.admin_patch(
+            "/api/v1/admin/campaigns/services",
+            &json!({
+                "basemap": {"type": "raster", "tiles": ["http://tiles.example.org/{z}/{x}/{y}.png", "https://tiles.example.org/{z}/{x}.png"]},
+                "geocoder": {"url": "https://search.example.org/?text=hello"}
+            }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        problem_fields(&refused),
+        ["basemap.tiles[0]", "basemap.tiles[1]", "geocoder.url"]
+    );
+
+    let settings = json!({
+        "basemap": {"type": "raster", "tiles": ["https://tiles.example.org/{z}/{x}/{y}.png"], "attribution": "© Example", "maxzoom": 19},
+        "geocoder": {"url": "https://search.example.org/search/?q={q}&limit=5"}
+    });
+    assert_eq!(
+        app.admin_patch("/api/v1/admin/campaigns/services", &settings)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let public: Value = app
+        .get("/api/v1/campaigns/services")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(public["basemap"], settings["basemap"]);
+    assert_eq!(public["geocoder"], settings["geocoder"]);
+    let page = app.get("/embed/services").await;
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains(
+            "img-src 'self' data: blob: https://search.example.org https://tiles.example.org;"
+        ),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("connect-src 'self' https://search.example.org https://tiles.example.org;"),
+        "{csp}"
+    );
+
+    // null removes them, and the page allows nothing else again.
+    let cleared = app
+        .admin_patch(
+            "/api/v1/admin/campaigns/services",
+            &json!({"basemap": null, "geocoder": null}),
+        )
+        .await;
+    assert_eq!(cleared.status(), StatusCode::OK);
+    let public: Value = cleared.json().await.unwrap();
+    assert_eq!(
+        (&public["basemap"], &public["geocoder"]),
+        (&Value::Null, &Value::Null)
+    );
+}
