@@ -128,30 +128,8 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<(Campaign, bool)> {
         status: Some(campaigns::Status::Open),
         ..Default::default()
     };
-    let campaign = campaigns::update(pool, SLUG, open).await?;
-
-    let areas: Vec<_> = crate::synthetic::polygons_of(&collection, "code")
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
-    let campaign = std::sync::Arc::new(campaign);
-    let mut rng = ChaCha8Rng::seed_from_u64(2026);
-    let batch: Vec<Pending> = crate::synthetic::points_in(&areas, POINTS, 2026)
-        .into_iter()
-        .map(|point| Pending {
-            campaign: campaign.clone(),
-            submission: NewSubmission {
-                point,
-                answers: answers(&mut rng),
-            },
-            key: None,
-        })
-        .collect();
-    for result in submissions::store_batch(pool, &batch, crate::aggregates::random_shard()).await? {
-        if !matches!(result?, submissions::Stored::Created(_)) {
-            anyhow::bail!("the demo campaign changed while its points were loaded");
-        }
-    }
+    campaigns::update(pool, SLUG, open).await?;
+    add_points(pool, POINTS, 2026).await?;
     tracing::info!(campaign = SLUG, points = POINTS, "demo campaign loaded");
-    Ok((Campaign::clone(&campaign), true))
+    Ok((campaigns::get(pool, SLUG).await?, true))
 }

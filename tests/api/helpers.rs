@@ -166,34 +166,25 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// `method path` with the admin token and a JSON body.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: &Value) -> Response {
+        let request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin_token);
+        request.json(body).send().await.unwrap()
+    }
+
     pub async fn admin_post(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(&self.admin_token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.admin(reqwest::Method::POST, path, body).await
     }
 
     pub async fn admin_patch(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .patch(self.url(path))
-            .bearer_auth(&self.admin_token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.admin(reqwest::Method::PATCH, path, body).await
     }
 
     pub async fn admin_put(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .put(self.url(path))
-            .bearer_auth(&self.admin_token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.admin(reqwest::Method::PUT, path, body).await
     }
 
     /// Creates campaign `slug` with the test form and `settings` merged in, imports the
