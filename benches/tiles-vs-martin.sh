@@ -152,6 +152,8 @@ for size in $sizes; do
   sizes_of $cport civicmap | summarise_sizes
   echo "martin tile sizes (bytes):"
   sizes_of $mport martin | summarise_sizes
+  echo "civicmap, largest gzipped tile per zoom 0-18:"
+  benches/tile-sizes.py "http://127.0.0.1:$cport"
   # Freshness: from the 201 of a submission to a tile that contains it.
   read -r fz fx fy < <(python3 -c 'import math; z=16; r=math.radians(48.8924); k=2**z; print(z, int((2.2066+180)/360*k), int((1-math.log(math.tan(r)+1/math.cos(r))/math.pi)/2*k))')
   tile_url="http://127.0.0.1:$cport/tiles/$slug/$fz/$fx/$fy.mvt"
