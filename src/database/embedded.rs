@@ -37,16 +37,11 @@ impl EmbeddedCluster {
     pub fn new(root: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root)
             .with_context(|| format!("cannot create data directory {}", root.display()))?;
-        let root = root.canonicalize()?;
-        let mut socket_dir = root.join("run");
-        if socket_dir.as_os_str().len() > MAX_SOCKET_DIR_LEN {
-            // Too long for a Unix socket path: use a short directory named after the root.
-            let digest = format!(
-                "{:x}",
-                sha2::Sha256::digest(root.as_os_str().as_encoded_bytes())
-            );
-            socket_dir = std::env::temp_dir().join(format!("civicmap-{}", &digest[..16]));
-        }
+        let mut root = root.canonicalize()?;
+        let digest = format!(
+            "{:x}",
+            sha2::Sha256::digest(root.as_os_str().as_encoded_bytes())
+        );
         let owner = if nix::unistd::geteuid().is_root() {
             Some(
                 nix::unistd::User::from_name("postgres")?
@@ -55,6 +50,25 @@ impl EmbeddedCluster {
         } else {
             None
         };
+        if let Some(owner) = &owner
+            && !reachable_by(&root, owner)
+        {
+            // A parent of the data directory is closed to the postgres user (e.g. /root):
+            // keep the cluster in a directory of its own under the system's temporary folder.
+            let moved = std::env::temp_dir().join(format!("civicmap-{}", &digest[..16]));
+            tracing::warn!(
+                requested = %root.display(),
+                used = %moved.display(),
+                "the postgres user cannot reach the data directory; the embedded cluster lives elsewhere"
+            );
+            std::fs::create_dir_all(&moved)?;
+            root = moved;
+        }
+        let mut socket_dir = root.join("run");
+        if socket_dir.as_os_str().len() > MAX_SOCKET_DIR_LEN {
+            // Too long for a Unix socket path: use a short directory named after the root.
+            socket_dir = std::env::temp_dir().join(format!("civicmap-{}-run", &digest[..16]));
+        }
         Ok(Self {
             bin_dir: find_bin_dir()?,
             root,
@@ -244,6 +258,22 @@ impl EmbeddedCluster {
         }
         Ok(output)
     }
+}
+
+/// Whether `user` can traverse every parent of `path` (the execute bit for it on each).
+fn reachable_by(path: &Path, user: &nix::unistd::User) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    path.ancestors()
+        .skip(1)
+        .all(|dir| match std::fs::metadata(dir) {
+            Ok(meta) => {
+                let mode = meta.mode();
+                mode & 0o001 != 0
+                    || (meta.uid() == user.uid.as_raw() && mode & 0o100 != 0)
+                    || (meta.gid() == user.gid.as_raw() && mode & 0o010 != 0)
+            }
+            Err(_) => false,
+        })
 }
 
 fn chown_recursive(path: &Path, owner: &nix::unistd::User) -> anyhow::Result<()> {
