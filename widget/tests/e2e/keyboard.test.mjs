@@ -36,6 +36,17 @@ test('keyboard-only path submits a point', async () => {
   await status.filter({ hasText: feature.properties.name }).waitFor({ timeout: 5000 });
   assert.match(await status.innerText(), /Pin placed/);
   const live = page.locator('civicmap-map .cm [aria-live="polite"].cm-sr');
+  // Record every announcement, so that a later one (the map under load) cannot hide an earlier one.
+  await page.evaluate(() => {
+    const host = document.querySelector('civicmap-map');
+    const root = host.shadowRoot ?? document.body;
+    window.__announced = [];
+    new MutationObserver(() => {
+      for (const region of root.querySelectorAll('[aria-live="polite"].cm-sr')) {
+        if (region.textContent) window.__announced.push(region.textContent);
+      }
+    }).observe(root, { childList: true, characterData: true, subtree: true });
+  });
   await page.keyboard.press('Enter');
   await live.filter({ hasText: 'Location confirmed' }).waitFor({ timeout: 5000 });
 
@@ -60,7 +71,7 @@ test('keyboard-only path submits a point', async () => {
   await page.locator('civicmap-map .cm-success').waitFor({ timeout: 15000 });
   for (let i = 0; i < 20 && !/Thank you/.test((f = await deepFocus(page))?.text ?? ''); i++) await page.waitForTimeout(100);
   assert.match(f.text, /Thank you/, 'the focus moves to the confirmation');
-  await live.filter({ hasText: 'Thank you' }).waitFor({ timeout: 5000 });
+  await page.waitForFunction(() => window.__announced.some((t) => /Thank you/.test(t)), null, { timeout: 10000 });
   assert.deepEqual(await page.evaluate(() => window.__pointerEvents), [], 'no pointer event was used');
   if (campaign.moderation !== 'pre') assert.equal(countOf(await getDistricts(), feature.properties.code), before + 1);
   assert.deepEqual(page.errors, []);
