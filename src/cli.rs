@@ -93,8 +93,8 @@ struct ServeArgs {
     /// Folder of the widget (its built bundles are in dist/).
     #[arg(long, env = "CIVICMAP_WIDGET_DIR", default_value = "widget")]
     widget_dir: PathBuf,
-    /// Database connections that store submissions, each in batches of whatever requests
-    /// are waiting (group commit). Must be below --max-connections.
+    /// Database connections, beside --max-connections, that store submissions, each in
+    /// batches of whatever requests are waiting (group commit).
     #[arg(long, env = "CIVICMAP_SUBMISSION_WRITERS", default_value_t = 2)]
     submission_writers: usize,
     /// Memory for built vector tiles, in MiB; 0 turns the tile cache off.

@@ -462,3 +462,26 @@ async fn no_tile_grows_with_the_number_of_points() {
         assert!(features <= 72 * 72, "zoom {z}: {features} demand features");
     }
 }
+
+#[tokio::test]
+async fn submissions_waiting_for_moderation_are_not_in_tiles() {
+    let app = TestApp::spawn().await;
+    app.open_campaign(
+        "premod-tiles",
+        json!({"moderation": "pre", "privacy": {"public_precision_m": 50, "min_count": 1}}),
+    )
+    .await;
+    let receipt: Value = app
+        .submit("premod-tiles", 2.05, 48.05, answers())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(receipt["status"], "pending");
+    let (x, y) = tile_of(2.05, 48.05, 14);
+    let response = app.tile("premod-tiles", 14, x, y).await;
+    assert_eq!(response.status(), StatusCode::OK, "the districts are drawn");
+    let tile = decode(response.bytes().await.unwrap().to_vec());
+    assert!(tile.demand.is_empty(), "{:?}", tile.demand);
+    assert_eq!(tile.districts["west"], (None, true, None));
+}
