@@ -33,7 +33,7 @@ export interface Campaign {
   moderation?: 'post' | 'pre';
   attribution?: string;
   basemap?: Basemap | null;
-  /** Optional, not in the API yet: a geocoder URL template with {q} (and optionally {lang}, {bbox}). */
+  /** Optional address search: a URL template with {q} (and optionally {lang}, {bbox}). */
   geocoder?: { url: string } | null;
 }
 
