@@ -17,24 +17,22 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A pool that connects lazily and tests connections before handing them out, so that the
 /// service starts while the database is down and heals by itself when it comes back.
 pub fn pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .min_connections(0)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .idle_timeout(Duration::from_secs(300))
-        .test_before_acquire(true)
-        .connect_lazy_with(options.application_name("civicmap"))
+    lazy_pool(options.application_name("civicmap"), max_connections)
 }
 
 /// A pool of `size` connections beside `pool`, for the submission writers. Its statements
 /// always use generic plans: the batch insert's plan does not depend on its parameters, and
-/// re-planning it for each batch cost a third of the throughput (docs/PERFORMANCE.md).
+/// planning it again for every batch costs more than the batch itself at small sizes.
 pub fn writer_pool(pool: &PgPool, size: u32) -> PgPool {
     let options = PgConnectOptions::clone(&pool.connect_options())
         .application_name("civicmap-writer")
         .options([("plan_cache_mode", "force_generic_plan")]);
+    lazy_pool(options, size.max(1))
+}
+
+fn lazy_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
     PgPoolOptions::new()
-        .max_connections(size.max(1))
+        .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .idle_timeout(Duration::from_secs(300))

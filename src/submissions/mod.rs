@@ -162,13 +162,6 @@ pub struct Pending {
     pub key: Option<IdempotencyKey>,
 }
 
-/// Stores one submission; see [`store_batch`].
-pub async fn store(pool: &PgPool, pending: Pending) -> ApiResult<Stored> {
-    let shard = crate::aggregates::random_shard();
-    let mut results = store_batch(pool, std::slice::from_ref(&pending), shard).await?;
-    results.pop().expect("one result per submission")
-}
-
 /// Stores submissions in one statement, hence one transaction: for each, checks that its
 /// campaign has not changed and that it is inside the area, assigns its district (the first in
 /// import order, for points on a shared border), records its idempotency key, and adds the
