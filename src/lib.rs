@@ -5,6 +5,7 @@
 //! See `docs/ARCHITECTURE.md` for a map of the modules.
 
 pub mod aggregates;
+pub mod audit;
 pub mod auth;
 pub mod campaigns;
 pub mod cli;
