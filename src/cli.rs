@@ -50,6 +50,12 @@ enum Command {
     /// A campaign's districts.
     #[command(subcommand)]
     Districts(DistrictsCommand),
+    /// Import paper forms or legacy data (CSV or GeoJSON) into a campaign: every row is
+    /// checked like the API checks a submission, and nothing is stored unless all are accepted.
+    Import(ImportArgs),
+    /// Write a campaign's aggregates (or, with --raw, every published submission) as the API
+    /// serves them.
+    Export(ExportArgs),
     /// The embedded PostgreSQL cluster (used when DATABASE_URL is not set).
     #[command(subcommand)]
     Db(DbCommand),
@@ -100,6 +106,74 @@ struct ServeArgs {
     /// Memory for built vector tiles, in MiB; 0 turns the tile cache off.
     #[arg(long, env = "CIVICMAP_TILE_CACHE_MB", default_value_t = 256)]
     tile_cache_mb: u64,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// Campaign name (slug).
+    campaign: String,
+    /// A .csv file (`,` or `;` separated, header row) or a .geojson FeatureCollection of Points.
+    file: PathBuf,
+    /// CSV column of the longitude (default: lon, longitude, lng or x).
+    #[arg(long)]
+    lon: Option<String>,
+    /// CSV column of the latitude (default: lat, latitude or y).
+    #[arg(long)]
+    lat: Option<String>,
+    /// FIELD=COLUMN: read the form's FIELD from COLUMN (or GeoJSON property); repeatable.
+    /// Fields without a mapping are read from the column named like them.
+    #[arg(long = "map", value_name = "FIELD=COLUMN")]
+    map: Vec<String>,
+    /// Column (or property) with the date the form was filled in (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    created_at: Option<String>,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    Geojson,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// Campaign name (slug).
+    campaign: String,
+    /// `district` or `h3:6` to `h3:10`.
+    #[arg(long, default_value = "district")]
+    by: String,
+    /// File format (default: from --output's extension, else GeoJSON).
+    #[arg(long, value_enum)]
+    format: Option<ExportFormat>,
+    /// French-Excel CSV: BOM, `;` separator, decimal comma.
+    #[arg(long)]
+    excel: bool,
+    /// A choice or yes/no field: one count per answer.
+    #[arg(long)]
+    breakdown: Option<String>,
+    /// A number field to add up per area.
+    #[arg(long)]
+    sum: Option<String>,
+    /// Only submissions created at or after this instant (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    from: Option<String>,
+    /// Only submissions created before this instant (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    to: Option<String>,
+    /// Every published submission with its exact position and answers (written to the audit
+    /// log) instead of aggregates.
+    #[arg(long)]
+    raw: bool,
+    /// With --raw: only this district (its code).
+    #[arg(long, requires = "raw")]
+    district: Option<String>,
+    /// File to write (standard output by default).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -314,6 +388,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Import(args) => {
+            with_database(&args.db.clone(), |pool| async move {
+                crate::database::migrate(&pool).await?;
+                import(&pool, args).await
+            })
+            .await
+        }
+        Command::Export(args) => {
+            with_database(&args.db.clone(), |pool| async move {
+                crate::database::migrate(&pool).await?;
+                export(&pool, args).await
+            })
+            .await
+        }
         Command::Db(DbCommand::Start { data_dir }) => {
             let cluster = EmbeddedCluster::new(&data_dir)?;
             cluster.start().await?;
@@ -384,4 +472,207 @@ async fn housekeeping(pool: PgPool) {
             Err(e) => tracing::warn!(error = %e, "cannot purge idempotency keys"),
         }
     }
+}
+
+/// Shows an import's progress: a bar on a terminal, a plain line now and then otherwise.
+struct ImportProgress {
+    bar: Option<indicatif::ProgressBar>,
+    terminal: bool,
+    last_line: std::time::Instant,
+    total: u64,
+}
+
+impl ImportProgress {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        let terminal = std::io::stderr().is_terminal();
+        let bar = terminal.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_message("checking rows");
+            bar
+        });
+        Self {
+            bar,
+            terminal,
+            last_line: std::time::Instant::now(),
+            total: 0,
+        }
+    }
+
+    fn line(&mut self, text: String, force: bool) {
+        if force || self.last_line.elapsed() >= Duration::from_secs(1) {
+            eprintln!("{text}");
+            self.last_line = std::time::Instant::now();
+        }
+    }
+}
+
+impl crate::exports::import::Progress for ImportProgress {
+    fn checked(&mut self, done: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_position(done),
+            None => self.line(format!("checked {done} rows"), false),
+        }
+    }
+
+    fn storing(&mut self, rows: u64) {
+        self.total = rows;
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.terminal {
+            let bar = indicatif::ProgressBar::new(rows);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "storing {bar:40} {pos}/{len} rows ({per_sec}, {eta} left)",
+            ) {
+                bar.set_style(style);
+            }
+            self.bar = Some(bar);
+        } else {
+            self.line(format!("all {rows} rows accepted; storing"), true);
+        }
+    }
+
+    fn stored(&mut self, done: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_position(done),
+            None => {
+                let total = self.total;
+                self.line(format!("stored {done}/{total} rows"), done == total);
+            }
+        }
+    }
+}
+
+async fn import(pool: &PgPool, args: ImportArgs) -> anyhow::Result<()> {
+    use crate::exports::import::{Mapping, Outcome};
+    let mut fields = std::collections::HashMap::new();
+    for pair in &args.map {
+        let (field, column) = pair
+            .split_once('=')
+            .filter(|(f, c)| !f.is_empty() && !c.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("--map {pair}: expected FIELD=COLUMN"))?;
+        fields.insert(field.to_owned(), column.to_owned());
+    }
+    let mapping = Mapping {
+        lon: args.lon,
+        lat: args.lat,
+        fields,
+        created_at: args.created_at,
+    };
+    let started = std::time::Instant::now();
+    let mut progress = ImportProgress::new();
+    let outcome =
+        crate::exports::import::import(pool, &args.campaign, &args.file, &mapping, &mut progress)
+            .await;
+    if let Some(bar) = progress.bar.take() {
+        bar.finish_and_clear();
+    }
+    match outcome? {
+        Outcome::Imported { rows } => {
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "{rows} rows imported into `{}` in {seconds:.1} s ({:.0} rows/s)",
+                args.campaign,
+                rows as f64 / seconds.max(1e-9)
+            );
+            Ok(())
+        }
+        Outcome::Refused { rows, rejected } => {
+            for r in &rejected {
+                eprintln!("line {}: {}", r.line, r.reason);
+            }
+            anyhow::bail!(
+                "{} of {rows} rows refused; nothing was imported. Fix them and run the import again",
+                rejected.len()
+            )
+        }
+    }
+}
+
+async fn export(pool: &PgPool, args: ExportArgs) -> anyhow::Result<()> {
+    use crate::exports::format::{self, Csv};
+    let extension = args
+        .output
+        .as_ref()
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str());
+    let format = args.format.unwrap_or(match extension {
+        Some("csv") => ExportFormat::Csv,
+        _ => ExportFormat::Geojson,
+    });
+    let campaign = crate::campaigns::get(pool, &args.campaign).await?;
+    let problem = |e: crate::http::error::ApiError| {
+        let problem = e.to_problem();
+        let fields: Vec<String> = problem
+            .errors
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.detail))
+            .collect();
+        anyhow::anyhow!("{} {}", problem.detail, fields.join("; "))
+    };
+    let mut out: Box<dyn std::io::Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    if args.raw {
+        use crate::exports::raw::{Format, RawQuery};
+        let query = RawQuery {
+            from: args.from,
+            to: args.to,
+            district: args.district,
+            excel: None,
+        };
+        let filter = query.check().map_err(problem)?;
+        let format = match (format, args.excel) {
+            (ExportFormat::Geojson, _) => Format::GeoJson,
+            (ExportFormat::Csv, false) => Format::Csv,
+            (ExportFormat::Csv, true) => Format::ExcelCsv,
+        };
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+        let exporting = crate::exports::raw::export_and_audit(
+            pool.clone(),
+            crate::audit::Actor::Cli,
+            campaign,
+            filter,
+            format,
+            sender,
+        );
+        let writing = async {
+            while let Some(chunk) = receiver.recv().await {
+                out.write_all(&chunk?)?;
+            }
+            out.flush()?;
+            Ok::<_, anyhow::Error>(())
+        };
+        let (rows, written) = tokio::join!(exporting, writing);
+        written?;
+        eprintln!("{} submissions exported", rows?);
+        return Ok(());
+    }
+    let query = crate::exports::AggregateQuery {
+        by: Some(args.by),
+        breakdown: args.breakdown,
+        sum: args.sum,
+        from: args.from,
+        to: args.to,
+        excel: None,
+    };
+    let request = query.check(&campaign, true).map_err(problem)?;
+    let aggregate = crate::exports::compute(pool, &campaign, &request)
+        .await
+        .map_err(problem)?;
+    match format {
+        ExportFormat::Geojson => {
+            serde_json::to_writer(&mut out, &format::geojson(&aggregate, &campaign.slug))?
+        }
+        ExportFormat::Csv => {
+            out.write_all(&format::csv(&aggregate, Csv::from_excel(args.excel))?)?
+        }
+    }
+    out.flush()?;
+    Ok(())
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod database;
 pub mod demo;
 pub mod districts;
+pub mod exports;
 pub mod http;
 pub mod location;
 pub mod submissions;

@@ -40,11 +40,34 @@ impl WgsPoint {
     pub fn lat(self) -> f64 {
         self.lat
     }
+
+    /// The H3 cell of resolution [`H3_RESOLUTION`] holding this position, as stored in
+    /// `submissions.h3` (the cell's 64-bit index, which always fits an `i64`).
+    pub fn h3_cell(self) -> i64 {
+        let cell = h3o::LatLng::new(self.lat, self.lon)
+            .expect("a WgsPoint is finite and in range")
+            .to_cell(H3_RESOLUTION);
+        // H3 indexes keep their top bit zero.
+        u64::from(cell) as i64
+    }
 }
+
+/// Resolution of the H3 cell stored with each submission; coarser aggregates use its parents.
+pub const H3_RESOLUTION: h3o::Resolution = h3o::Resolution::Ten;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn h3_cells_match_the_reference_implementation() {
+        // From the H3 C library through its Python binding (h3 4.5.0):
+        // h3.latlng_to_cell(48.8925, 2.2069, 10), h3.latlng_to_cell(-33.9, 151.2, 10).
+        let nanterre = WgsPoint::new(2.2069, 48.8925).unwrap().h3_cell();
+        assert_eq!(format!("{nanterre:x}"), "8a1fb4752a9ffff");
+        let sydney = WgsPoint::new(151.2, -33.9).unwrap().h3_cell();
+        assert_eq!(format!("{sydney:x}"), "8abe0e341477fff");
+    }
 
     #[test]
     fn accepts_the_corners_of_the_world() {

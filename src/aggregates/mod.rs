@@ -1,6 +1,8 @@
 //! Published counts: read from the maintained per-district counters (O(districts), never
 //! O(points)) and protected by the campaign's k threshold.
 
+pub mod protect;
+
 use serde::Serialize;
 use sqlx::PgExecutor;
 use utoipa::ToSchema;
@@ -19,6 +21,15 @@ pub struct PublishedCount {
 }
 
 impl PublishedCount {
+    /// `count`, or withheld.
+    pub fn new(count: i64, withheld: bool) -> Self {
+        if withheld {
+            Self::WITHHELD
+        } else {
+            Self::shown(count)
+        }
+    }
+
     fn shown(count: i64) -> Self {
         Self {
             count: Some(count),
@@ -26,7 +37,8 @@ impl PublishedCount {
         }
     }
 
-    const WITHHELD: Self = Self {
+    /// A withheld count.
+    pub const WITHHELD: Self = Self {
         count: None,
         withheld: true,
     };
@@ -145,8 +157,9 @@ pub async fn district_counts(
 }
 
 /// Adds `delta` published submissions at `submission_id`'s place: to its district's counter
-/// (or "outside every district") and to its cell of the public grid, and moves the campaign's
-/// data version. Spread over a few shard rows so that concurrent writers rarely wait on one
+/// (or "outside every district"), to its cell of the public grid and to its H3 cell, and moves
+/// the campaign's data version. Call it with -1 before a published submission's position,
+/// district or status changes, and with +1 after. Spread over a few shard rows so that concurrent writers rarely wait on one
 /// row lock.
 pub async fn add_published(
     db: &mut sqlx::PgConnection,
@@ -155,7 +168,7 @@ pub async fn add_published(
 ) -> ApiResult<()> {
     sqlx::query(
         "WITH s AS (
-            SELECT s.campaign_id, s.district_id, c.grid_size, ST_Transform(s.geom, 3857) AS g
+            SELECT s.campaign_id, s.district_id, s.h3, c.grid_size, ST_Transform(s.geom, 3857) AS g
             FROM submissions s JOIN campaigns c ON c.id = s.campaign_id WHERE s.id = $1),
          counted AS (
             INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
@@ -163,6 +176,11 @@ pub async fn add_published(
             ON CONFLICT ON CONSTRAINT district_counts_key
             DO UPDATE SET published = district_counts.published + EXCLUDED.published,
                           changes = district_counts.changes + EXCLUDED.changes)
+         h3 AS (
+            INSERT INTO h3_counts (campaign_id, district_id, cell, published)
+            SELECT campaign_id, district_id, h3, $3 FROM s WHERE h3 IS NOT NULL
+            ON CONFLICT ON CONSTRAINT h3_counts_key
+            DO UPDATE SET published = h3_counts.published + EXCLUDED.published)
          INSERT INTO demand_cells (campaign_id, cx, cy, published)
          SELECT campaign_id, floor(ST_X(g) / grid_size)::bigint, floor(ST_Y(g) / grid_size)::bigint, $3
          FROM s WHERE grid_size IS NOT NULL
@@ -197,6 +215,49 @@ pub async fn data_version(db: impl PgExecutor<'_>, campaign_id: i64) -> ApiResul
     .bind(campaign_id)
     .fetch_one(db)
     .await?)
+}
+
+/// Computes the H3 cell of submissions stored before civicmap kept one (the migration that
+/// added `submissions.h3`), and rebuilds the H3 counts of their campaigns. A no-op once done.
+pub async fn fill_missing_h3(pool: &sqlx::PgPool) -> ApiResult<u64> {
+    let mut filled = 0;
+    let mut campaigns = std::collections::BTreeSet::new();
+    loop {
+        let rows: Vec<(uuid::Uuid, i64, f64, f64)> = sqlx::query_as(
+            "SELECT id, campaign_id, ST_X(geom), ST_Y(geom) FROM submissions WHERE h3 IS NULL LIMIT 10000",
+        )
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let cells: Vec<i64> = rows
+            .iter()
+            .map(|(_, _, lon, lat)| {
+                crate::location::WgsPoint::new(*lon, *lat).map_or(0, |p| p.h3_cell())
+            })
+            .collect();
+        sqlx::query(
+            "UPDATE submissions s SET h3 = u.h3
+             FROM unnest($1::uuid[], $2::int8[]) AS u(id, h3) WHERE s.id = u.id",
+        )
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(cells)
+        .execute(pool)
+        .await?;
+        filled += rows.len() as u64;
+        campaigns.extend(rows.iter().map(|r| r.1));
+    }
+    for campaign_id in campaigns {
+        let mut tx = pool.begin().await?;
+        lock_writes(&mut tx).await?;
+        rebuild_h3(&mut tx, campaign_id).await?;
+        tx.commit().await?;
+    }
+    if filled > 0 {
+        tracing::info!(filled, "H3 cells computed for earlier submissions");
+    }
+    Ok(filled)
 }
 
 /// Number of counter rows per district.
@@ -234,6 +295,25 @@ pub async fn rebuild(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiResult
     .bind(version)
     .execute(&mut *db)
     .await?;
+    rebuild_h3(db, campaign_id).await
+}
+
+/// Rebuilds the campaign's H3 counts from its submissions. The caller must hold the lock
+/// taken by [`lock_writes`].
+pub async fn rebuild_h3(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiResult<()> {
+    sqlx::query("DELETE FROM h3_counts WHERE campaign_id = $1")
+        .bind(campaign_id)
+        .execute(&mut *db)
+        .await?;
+    sqlx::query(
+        "INSERT INTO h3_counts (campaign_id, district_id, cell, published)
+         SELECT campaign_id, district_id, h3, count(*) FROM submissions
+         WHERE campaign_id = $1 AND status = 'published' AND h3 IS NOT NULL
+         GROUP BY campaign_id, district_id, h3",
+    )
+    .bind(campaign_id)
+    .execute(&mut *db)
+    .await?;
     Ok(())
 }
 
@@ -265,7 +345,7 @@ pub async fn rebuild_cells(db: &mut sqlx::PgConnection, campaign_id: i64) -> Api
 /// once they run, and check again).
 pub async fn lock_writes(db: &mut sqlx::PgConnection) -> ApiResult<()> {
     sqlx::query(
-        "LOCK TABLE submissions, district_counts, demand_cells IN SHARE ROW EXCLUSIVE MODE",
+        "LOCK TABLE submissions, district_counts, demand_cells, h3_counts IN SHARE ROW EXCLUSIVE MODE",
     )
     .execute(&mut *db)
     .await?;

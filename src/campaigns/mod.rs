@@ -118,6 +118,8 @@ pub struct Campaign {
     pub geocoder: Option<Geocoder>,
     /// Credits for the map data, to be shown with the map.
     pub attribution: String,
+    /// A target per district code (e.g. 300 households); progress is reported against it.
+    pub targets: std::collections::BTreeMap<String, i64>,
     /// True when the area is the union of the districts (no explicit area).
     #[serde(skip)]
     pub by_districts: bool,
@@ -186,6 +188,7 @@ struct CampaignRow {
     by_districts: bool,
     config_version: i64,
     grid_size: Option<f64>,
+    targets: sqlx::types::Json<std::collections::BTreeMap<String, i64>>,
 }
 
 /// `SELECT ... FROM campaigns` followed by the given clause, as one static SQL string.
@@ -193,7 +196,7 @@ macro_rules! select_campaign {
     ($tail:literal) => {
         concat!("SELECT id, slug, title_fr, title_en, description_fr, description_en,
         default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, moderation, basemap, geocoder,
-        bounds, area IS NULL AS by_districts, config_version, grid_size
+        bounds, area IS NULL AS by_districts, config_version, grid_size, targets
     FROM campaigns ", $tail)
     };
 }
@@ -234,6 +237,7 @@ impl From<CampaignRow> for Campaign {
             by_districts: row.by_districts,
             config_version: row.config_version,
             grid_size: row.grid_size,
+            targets: row.targets.0,
         }
     }
 }
@@ -322,6 +326,8 @@ pub struct CampaignInput {
     /// An address search service; `null` removes it.
     #[serde(default, deserialize_with = "double_option")]
     pub geocoder: Option<Option<Geocoder>>,
+    /// Targets by district code, replacing the current ones (`{}` removes them all).
+    pub targets: Option<std::collections::BTreeMap<String, i64>>,
 }
 
 /// A background map from a provider the city chooses (its hosts are allowed by the iframe
@@ -586,6 +592,14 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
     .bind(geocoder.map(sqlx::types::Json))
     .execute(&mut *tx)
     .await?;
+    if let Some(targets) = &input.targets {
+        check_targets(&mut *tx, id, targets).await?;
+        sqlx::query("UPDATE campaigns SET targets = $2 WHERE id = $1")
+            .bind(id)
+            .bind(sqlx::types::Json(targets))
+            .execute(&mut *tx)
+            .await?;
+    }
     if let Some(area) = area {
         let set: Option<Option<bool>> = sqlx::query_scalar(concat!(
             "UPDATE campaigns SET area = ",
@@ -613,6 +627,45 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
         ));
     }
     Ok(campaign)
+}
+
+/// Most a district's target may be.
+pub const MAX_TARGET: i64 = 100_000_000;
+
+/// Checks targets: positive, and for districts the campaign has (when it has any yet).
+async fn check_targets(
+    tx: &mut sqlx::PgConnection,
+    id: i64,
+    targets: &std::collections::BTreeMap<String, i64>,
+) -> ApiResult<()> {
+    let codes: Vec<String> =
+        sqlx::query_scalar("SELECT code FROM districts WHERE campaign_id = $1")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut errors = Vec::new();
+    for (code, &target) in targets {
+        if !(1..=MAX_TARGET).contains(&target) {
+            errors.push(FieldError::new(
+                format!("targets.{code}"),
+                format!("must be between 1 and {MAX_TARGET}"),
+            ));
+        }
+        if !codes.is_empty() && !codes.contains(code) {
+            errors.push(FieldError::new(
+                format!("targets.{code}"),
+                format!(
+                    "no district with code `{code}` in this campaign (codes: {})",
+                    codes.join(", ")
+                ),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }
 
 /// Recomputes the area submissions are checked against (the given area, else the union of

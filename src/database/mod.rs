@@ -44,6 +44,7 @@ fn lazy_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
 /// advisory lock).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await?;
+    crate::aggregates::fill_missing_h3(pool).await?;
     Ok(())
 }
 

@@ -69,7 +69,7 @@ pub async fn import_districts(
 #[utoipa::path(get, path = "/api/v1/campaigns/{slug}/districts.geojson", tag = "public",
     params(("slug" = String, Path, description = "Campaign name")),
     responses(
-        (status = 200, description = "GeoJSON FeatureCollection; each feature has code, name, count, withheld", content_type = "application/geo+json", body = Object),
+        (status = 200, description = "GeoJSON FeatureCollection; each feature has code, name, count, withheld, target and progress (count / target)", content_type = "application/geo+json", body = Object),
         (status = 404, description = "No such public campaign", body = Problem),
     ))]
 pub async fn districts_geojson(
@@ -88,10 +88,18 @@ pub async fn districts_geojson(
             let position = counts.districts.iter().position(|(id, _)| *id == shape.id);
             // A district created between the two reads has no count yet: withhold it.
             let count = position.map_or(crate::aggregates::PublishedCount { count: None, withheld: true }, |i| published.cells[i]);
+            let target = campaign.targets.get(&shape.code).copied();
+            let progress = count
+                .count
+                .zip(target.filter(|t| *t > 0))
+                .map(|(c, t)| ((c as f64 / t as f64) * 1e4).round() / 1e4);
             json!({
                 "type": "Feature",
                 "id": shape.code,
-                "properties": {"code": shape.code, "name": shape.name, "count": count.count, "withheld": count.withheld},
+                "properties": {
+                    "code": shape.code, "name": shape.name, "count": count.count, "withheld": count.withheld,
+                    "target": target, "progress": progress,
+                },
                 "geometry": shape.geometry.0,
             })
         })

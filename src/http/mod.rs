@@ -85,6 +85,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::districts::http::router())
         .merge(crate::submissions::http::router())
         .merge(crate::tiles::http::router())
+        .merge(crate::exports::http::router())
         .merge(ops::api_router());
     Router::new()
         .merge(api)
@@ -131,6 +132,17 @@ pub fn public_base_url(headers: &axum::http::HeaderMap) -> String {
         .filter(|s| *s == "https" || *s == "http")
         .unwrap_or("http");
     format!("{scheme}://{host}")
+}
+
+/// Whether the request's If-None-Match holds `etag` (or `*`).
+pub fn etag_matches(headers: &axum::http::HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        })
 }
 
 async fn fallback(method: Method, uri: axum::http::Uri) -> ApiError {

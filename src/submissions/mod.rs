@@ -215,9 +215,9 @@ pub async fn store_batch(
         "WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::float8[], $4::float8[], $5::jsonb[],
                                  $6::text[], $7::bytea[], $8::text[], $9::bytea[], $10::text[],
-                                 $11::text[], $12::int8[], $13::bool[], $15::float8[])
+                                 $11::text[], $12::int8[], $13::bool[], $15::float8[], $16::int8[])
             WITH ORDINALITY AS i(id, campaign_id, lon, lat, answers, status, token_hash, key,
-                                 request_hash, token, edit_url, version, by_districts, grid, ord)),
+                                 request_hash, token, edit_url, version, by_districts, grid, h3, ord)),
          placed AS (
             SELECT i.*, pt.g, d.id AS district_id, d.code, d.name, c.id IS NOT NULL AS fresh,
                 c.id IS NOT NULL AND CASE
@@ -244,10 +244,16 @@ pub async fn store_batch(
             ON CONFLICT (campaign_id, key) DO NOTHING
             RETURNING submission_id),
          created AS (
-            INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, edit_token_hash)
-            SELECT id, campaign_id, district_id, g, answers, status, token_hash FROM placed
+            INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, edit_token_hash, h3)
+            SELECT id, campaign_id, district_id, g, answers, status, token_hash, h3 FROM placed
             WHERE inside AND (key IS NULL OR id IN (SELECT submission_id FROM idem))
-            RETURNING id, campaign_id, district_id, status, geom),
+            RETURNING id, campaign_id, district_id, status, geom, h3),
+         h3 AS (
+            INSERT INTO h3_counts (campaign_id, district_id, cell, published)
+            SELECT campaign_id, district_id, h3, count(*) FROM created
+            WHERE status = 'published' GROUP BY campaign_id, district_id, h3
+            ON CONFLICT ON CONSTRAINT h3_counts_key
+            DO UPDATE SET published = h3_counts.published + EXCLUDED.published),
          counted AS (
             INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
             SELECT campaign_id, district_id, $14, count(*), count(*) FROM created
@@ -282,6 +288,7 @@ pub async fn store_batch(
     .bind(batch.iter().map(|p| p.campaign.by_districts).collect::<Vec<_>>())
     .bind(shard)
     .bind(batch.iter().map(|p| p.campaign.grid_size).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.submission.point.h3_cell()).collect::<Vec<_>>())
     .fetch_all(pool)
     .await?;
     let mut results = Vec::with_capacity(batch.len());

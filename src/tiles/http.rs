@@ -87,14 +87,7 @@ pub async fn tile(
     if let Ok(etag) = HeaderValue::from_str(&tile.etag) {
         response_headers.insert(header::ETAG, etag);
     }
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|tag| tag.trim() == tile.etag || tag.trim() == "*")
-        });
-    if matches {
+    if crate::http::etag_matches(&headers, &tile.etag) {
         return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
     }
     if tile.raw.is_empty() {

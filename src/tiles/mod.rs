@@ -209,7 +209,7 @@ pub fn gzip(raw: &[u8]) -> ApiResult<Bytes> {
 }
 
 /// Builds the MVT of `tile`: layer `districts` (outlines simplified to the pixel, code, name,
-/// published count or withheld flag, share of the total) and layer `demand` (one point per
+/// published count or withheld flag, share of the total, target and progress toward it) and layer `demand` (one point per
 /// aggregated cell at its centre, with its count).
 pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> ApiResult<Bytes> {
     let counts = aggregates::district_counts(db, campaign.id).await?;
@@ -237,8 +237,11 @@ pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> ApiResu
             SELECT * FROM unnest($5::int8[], $6::int8[], $7::bool[], $8::float8[]) AS t(id, count, withheld, share)),
          districts AS (
             SELECT ST_AsMVTGeom(ST_SimplifyPreserveTopology(d.geom_3857, $9), env.e, 4096, 64, true) AS geom,
-                   d.code, d.name, c.count, c.withheld, c.share
-            FROM districts d JOIN counts c ON c.id = d.id, env
+                   d.code, d.name, c.count, c.withheld, c.share, t.target,
+                   round(c.count::numeric / NULLIF(t.target, 0), 4)::float8 AS progress
+            FROM districts d JOIN counts c ON c.id = d.id
+            JOIN campaigns cp ON cp.id = d.campaign_id
+            CROSS JOIN LATERAL (SELECT (cp.targets ->> d.code)::bigint AS target) t, env
             WHERE d.campaign_id = $1 AND d.geom_3857 && ST_Expand(env.e, $10)),
          cells AS (
             SELECT floor(cx::float8 / $11)::bigint AS ax, floor(cy::float8 / $11)::bigint AS ay, sum(published) AS count

@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod districts;
 mod errors;
+mod exports;
 mod helpers;
 mod outage;
 mod submissions;

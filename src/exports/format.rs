@@ -1,0 +1,242 @@
+//! Files planners open in QGIS, GDAL and Excel: GeoJSON (RFC 7946) and CSV (RFC 4180, UTF-8,
+//! header row), with a French-Excel flavour (BOM, `;` separator, decimal comma).
+
+use serde_json::{Map, Value, json};
+
+use super::{Aggregate, By};
+use crate::aggregates::PublishedCount;
+
+/// CSV flavours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Csv {
+    /// RFC 4180: `,` separator, `.` decimals, no BOM.
+    Standard,
+    /// What French Excel opens with a double click: UTF-8 BOM, `;` separator, `,` decimals.
+    Excel,
+}
+
+impl Csv {
+    /// The flavour `?excel=1` asks for.
+    pub fn from_excel(excel: bool) -> Self {
+        if excel { Csv::Excel } else { Csv::Standard }
+    }
+
+    /// A CSV writer over `out` in this flavour; the BOM is written first for Excel.
+    pub fn writer<W: std::io::Write>(self, mut out: W) -> std::io::Result<csv::Writer<W>> {
+        if self == Csv::Excel {
+            out.write_all("\u{feff}".as_bytes())?;
+        }
+        Ok(csv::WriterBuilder::new()
+            .delimiter(if self == Csv::Excel { b';' } else { b',' })
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(out))
+    }
+
+    /// A number exactly as stored (the shortest text that reads back to the same value).
+    pub fn exact(self, x: f64) -> String {
+        let text = x.to_string();
+        if self == Csv::Excel {
+            text.replace('.', ",")
+        } else {
+            text
+        }
+    }
+
+    /// A decimal number with at most `decimals` digits after the separator.
+    pub fn number(self, x: f64, decimals: usize) -> String {
+        let text = format!("{x:.decimals$}");
+        let text = if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            text
+        };
+        if self == Csv::Excel {
+            text.replace('.', ",")
+        } else {
+            text
+        }
+    }
+}
+
+/// The column (CSV) or property (GeoJSON) of a breakdown value.
+fn value_column(field: &str, value: &str) -> String {
+    if value.is_empty() {
+        format!("{field}=(no answer)")
+    } else {
+        format!("{field}={value}")
+    }
+}
+
+fn count_json(count: PublishedCount) -> Value {
+    count.count.map_or(Value::Null, Value::from)
+}
+
+/// The aggregates as a GeoJSON FeatureCollection. Each feature's properties are flat (GDAL
+/// and QGIS read them as columns): the area's key, `count` (`null` when withheld) and
+/// `withheld`, the district's `target` and `progress`, `sum_{field}`, and one
+/// `{field}={answer}` count per answer of a breakdown.
+pub fn geojson(aggregate: &Aggregate, slug: &str) -> Value {
+    let request = &aggregate.request;
+    let features: Vec<Value> = aggregate
+        .areas
+        .iter()
+        .map(|area| {
+            let mut p = Map::new();
+            match request.by {
+                By::District => {
+                    p.insert("code".into(), area.key.clone().into());
+                    p.insert("name".into(), area.name.clone().into());
+                }
+                By::H3(r) => {
+                    p.insert("h3".into(), area.key.clone().into());
+                    p.insert("resolution".into(), u8::from(r).into());
+                    let codes: Vec<&str> = area.parts.iter().map(|(c, _)| c.as_str()).collect();
+                    p.insert("districts".into(), codes.join(",").into());
+                }
+            }
+            p.insert("count".into(), count_json(area.count));
+            p.insert("withheld".into(), area.count.withheld.into());
+            if request.by == By::District {
+                p.insert(
+                    "target".into(),
+                    area.target.map_or(Value::Null, Value::from),
+                );
+                p.insert(
+                    "progress".into(),
+                    area.progress()
+                        .map_or(Value::Null, |x| json!((x * 1e4).round() / 1e4)),
+                );
+            }
+            if let Some(field) = &request.sum {
+                p.insert(
+                    format!("sum_{field}"),
+                    area.sum.map_or(Value::Null, |s| json!(s)),
+                );
+            }
+            if let Some(field) = &request.breakdown {
+                for (value, count) in aggregate.values.iter().zip(&area.breakdown) {
+                    p.insert(value_column(field, value), count_json(*count));
+                }
+            }
+            let mut feature =
+                json!({"type": "Feature", "properties": p, "geometry": area.geometry});
+            if !area.key.is_empty() {
+                feature["id"] = area.key.clone().into();
+            }
+            feature
+        })
+        .collect();
+    let mut collection = json!({
+        "type": "FeatureCollection",
+        "features": features,
+        "campaign": slug,
+        "by": request.by.as_query(),
+        "min_count": aggregate.k,
+        "total": {"count": count_json(aggregate.total), "withheld": aggregate.total.withheld},
+        "attribution": crate::campaigns::ATTRIBUTION,
+    });
+    if let Some(field) = &request.breakdown {
+        let totals: Map<String, Value> = aggregate
+            .values
+            .iter()
+            .zip(&aggregate.value_totals)
+            .map(|(v, c)| (value_column(field, v), count_json(*c)))
+            .collect();
+        collection["breakdown_totals"] = Value::Object(totals);
+    }
+    if let Some(field) = &request.sum {
+        collection[format!("sum_{field}")] = aggregate.sum_total.map_or(Value::Null, |s| json!(s));
+    }
+    for (name, instant) in [("from", request.from), ("to", request.to)] {
+        if let Some(t) = instant {
+            collection[name] = t
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_or(Value::Null, Value::from);
+        }
+    }
+    collection
+}
+
+/// The aggregates as CSV: one row per area, with `lon`/`lat` columns holding a point inside
+/// it (empty for "outside every district"). A withheld count is an empty cell, and its
+/// `withheld` column says `true`.
+pub fn csv(aggregate: &Aggregate, flavour: Csv) -> std::io::Result<Vec<u8>> {
+    let request = &aggregate.request;
+    let mut out = flavour.writer(Vec::new())?;
+    let mut header: Vec<String> = match request.by {
+        By::District => ["code", "name", "count", "withheld", "target", "progress"]
+            .map(String::from)
+            .to_vec(),
+        By::H3(_) => ["h3", "resolution", "districts", "count", "withheld"]
+            .map(String::from)
+            .to_vec(),
+    };
+    header.extend(["lon".to_owned(), "lat".to_owned()]);
+    if let Some(field) = &request.sum {
+        header.push(format!("sum_{field}"));
+    }
+    if let Some(field) = &request.breakdown {
+        header.extend(aggregate.values.iter().map(|v| value_column(field, v)));
+    }
+    out.write_record(&header)?;
+    let count = |c: PublishedCount| c.count.map(|n| n.to_string()).unwrap_or_default();
+    for area in &aggregate.areas {
+        let mut row: Vec<String> = match request.by {
+            By::District => vec![
+                area.key.clone(),
+                area.name.clone(),
+                count(area.count),
+                area.count.withheld.to_string(),
+                area.target.map(|t| t.to_string()).unwrap_or_default(),
+                area.progress()
+                    .map(|p| flavour.number(p, 4))
+                    .unwrap_or_default(),
+            ],
+            By::H3(r) => vec![
+                area.key.clone(),
+                u8::from(r).to_string(),
+                area.parts
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                count(area.count),
+                area.count.withheld.to_string(),
+            ],
+        };
+        match area.center {
+            Some([lon, lat]) => {
+                row.push(flavour.number(lon, 6));
+                row.push(flavour.number(lat, 6));
+            }
+            None => row.extend([String::new(), String::new()]),
+        }
+        if request.sum.is_some() {
+            row.push(area.sum.map(|s| flavour.number(s, 6)).unwrap_or_default());
+        }
+        row.extend(area.breakdown.iter().map(|c| count(*c)));
+        out.write_record(&row)?;
+    }
+    out.into_inner().map_err(|e| e.into_error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excel_numbers_use_a_decimal_comma() {
+        assert_eq!(Csv::Excel.number(2.2069, 6), "2,2069");
+        assert_eq!(Csv::Standard.number(2.2069, 6), "2.2069");
+        assert_eq!(Csv::Standard.number(3.0, 4), "3");
+        assert_eq!(Csv::Excel.number(0.125, 4), "0,125");
+    }
+
+    #[test]
+    fn excel_files_start_with_a_bom_and_use_semicolons() {
+        let mut w = Csv::Excel.writer(Vec::new()).unwrap();
+        w.write_record(["a;b", "c"]).unwrap();
+        let bytes = w.into_inner().unwrap();
+        assert_eq!(bytes, "\u{feff}\"a;b\";c\r\n".as_bytes());
+    }
+}

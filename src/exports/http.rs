@@ -1,0 +1,280 @@
+//! Export routes: public aggregates and time series, and the raw export for planners.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sha2::{Digest, Sha256};
+
+use super::format::{self, Csv};
+use super::timeseries::TimeseriesQuery;
+use super::{AggregateQuery, raw};
+use crate::auth::{Authorized, Planner, Role, Staff};
+use crate::http::AppState;
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::extract::{PathParams, QueryParams};
+
+/// `/api/v1/campaigns/{slug}/aggregates.{geojson,csv}`, `…/timeseries.csv` and
+/// `/api/v1/admin/campaigns/{slug}/submissions.{geojson,csv}`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/campaigns/{slug}/aggregates.geojson",
+            get(aggregates_geojson),
+        )
+        .route(
+            "/api/v1/campaigns/{slug}/aggregates.csv",
+            get(aggregates_csv),
+        )
+        .route(
+            "/api/v1/campaigns/{slug}/timeseries.csv",
+            get(timeseries_csv),
+        )
+        .route(
+            "/api/v1/admin/campaigns/{slug}/submissions.geojson",
+            get(raw_geojson),
+        )
+        .route(
+            "/api/v1/admin/campaigns/{slug}/submissions.csv",
+            get(raw_csv),
+        )
+}
+
+/// The staff member behind an optional bearer token: `None` without an Authorization header.
+/// A token that is given must be valid and of `role` (or admin): a bad token is refused, never
+/// silently treated as no token.
+async fn optional_staff(
+    state: &AppState,
+    headers: &HeaderMap,
+    role: Role,
+) -> ApiResult<Option<Staff>> {
+    let Some(header) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+        })?;
+    let staff = crate::auth::verify(&state.db, token.trim()).await?;
+    if !staff.role.allows(role) {
+        return Err(ApiError::Forbidden(format!(
+            "this option needs the {} role; this token has the {} role",
+            role.as_str(),
+            staff.role.as_str()
+        )));
+    }
+    Ok(Some(staff))
+}
+
+/// A strong ETag for a representation of campaign data: it changes with the campaign's
+/// settings, its published data, the request and the format.
+async fn etag(state: &AppState, campaign_id: i64, parts: &[&str]) -> ApiResult<String> {
+    let (config, data) = crate::aggregates::versions(&state.db, campaign_id).await?;
+    let mut hash = Sha256::new();
+    hash.update(format!("{campaign_id}/{config}/{data}"));
+    for part in parts {
+        hash.update([0]);
+        hash.update(part.as_bytes());
+    }
+    let hex = format!("{:x}", hash.finalize());
+    Ok(format!("\"{}\"", &hex[..32]))
+}
+
+/// 304 when the client holds `etag` already; else the body with its headers.
+fn respond(
+    headers: &HeaderMap,
+    etag: &str,
+    content_type: &'static str,
+    filename: Option<String>,
+    body: impl FnOnce() -> ApiResult<Vec<u8>>,
+) -> ApiResult<Response> {
+    let mut out = HeaderMap::new();
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        out.insert(header::ETAG, value);
+    }
+    if crate::http::etag_matches(headers, etag) {
+        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+    }
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(name) = filename
+        && let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+    {
+        out.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok((StatusCode::OK, out, body()?).into_response())
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    GeoJson,
+    Csv,
+}
+
+async fn aggregates(
+    state: AppState,
+    slug: String,
+    query: AggregateQuery,
+    headers: HeaderMap,
+    format: Format,
+) -> ApiResult<Response> {
+    let campaign = state.campaigns.get_public(&state.db, &slug).await?;
+    let staff = optional_staff(&state, &headers, Role::Planner).await?;
+    let request = query.check(&campaign, staff.is_some())?;
+    let flavour = Csv::from_excel(query.excel());
+    let canonical = format!("{request:?}/{flavour:?}");
+    let tag = etag(
+        &state,
+        campaign.id,
+        &[
+            "aggregates",
+            &canonical,
+            match format {
+                Format::GeoJson => "geojson",
+                Format::Csv => "csv",
+            },
+        ],
+    )
+    .await?;
+    if crate::http::etag_matches(&headers, &tag) {
+        return respond(&headers, &tag, "", None, || Ok(Vec::new()));
+    }
+    let aggregate = super::compute(&state.db, &campaign, &request).await?;
+    let stem = format!(
+        "{}-{}",
+        campaign.slug,
+        request.by.as_query().replace(':', "")
+    );
+    match format {
+        Format::GeoJson => respond(&headers, &tag, "application/geo+json", None, || {
+            Ok(
+                serde_json::to_vec(&format::geojson(&aggregate, &campaign.slug))
+                    .map_err(anyhow::Error::from)?,
+            )
+        }),
+        Format::Csv => respond(
+            &headers,
+            &tag,
+            "text/csv; charset=utf-8; header=present",
+            Some(format!("{stem}.csv")),
+            || Ok(format::csv(&aggregate, flavour).map_err(anyhow::Error::from)?),
+        ),
+    }
+}
+
+/// Published counts by district or H3 cell as GeoJSON, k-protected.
+#[utoipa::path(get, path = "/api/v1/campaigns/{slug}/aggregates.geojson", tag = "public",
+    params(("slug" = String, Path, description = "Campaign name"), AggregateQuery),
+    responses(
+        (status = 200, description = "FeatureCollection (RFC 7946): district or H3 cell polygons with `count` (null when withheld), `withheld`, `target`, `progress`, `sum_{field}` and `{field}={answer}` counts", content_type = "application/geo+json", body = Object),
+        (status = 304, description = "Not modified since the ETag given in If-None-Match"),
+        (status = 403, description = "A time window or an H3 breakdown without a planner token", body = Problem),
+        (status = 404, description = "No such public campaign", body = Problem),
+        (status = 422, description = "A parameter is invalid, named in `errors`", body = Problem),
+    ))]
+pub async fn aggregates_geojson(
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+    QueryParams(query): QueryParams<AggregateQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    aggregates(state, slug, query, headers, Format::GeoJson).await
+}
+
+/// Published counts by district or H3 cell as CSV (RFC 4180, UTF-8), k-protected.
+#[utoipa::path(get, path = "/api/v1/campaigns/{slug}/aggregates.csv", tag = "public",
+    params(("slug" = String, Path, description = "Campaign name"), AggregateQuery),
+    responses(
+        (status = 200, description = "CSV with a header row; `lon`/`lat` hold a point inside each area; a withheld count is empty. `excel=1`: BOM, `;` and decimal comma", content_type = "text/csv", body = String),
+        (status = 304, description = "Not modified since the ETag given in If-None-Match"),
+        (status = 403, description = "A time window or an H3 breakdown without a planner token", body = Problem),
+        (status = 404, description = "No such public campaign", body = Problem),
+        (status = 422, description = "A parameter is invalid, named in `errors`", body = Problem),
+    ))]
+pub async fn aggregates_csv(
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+    QueryParams(query): QueryParams<AggregateQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    aggregates(state, slug, query, headers, Format::Csv).await
+}
+
+/// Contributions per day or week, k-protected: the campaign's momentum.
+#[utoipa::path(get, path = "/api/v1/campaigns/{slug}/timeseries.csv", tag = "public",
+    params(("slug" = String, Path, description = "Campaign name"), TimeseriesQuery),
+    responses(
+        (status = 200, description = "CSV: `period` (first day), then `code`/`name` with `by=district`, `count` (empty when withheld), `withheld`", content_type = "text/csv", body = String),
+        (status = 304, description = "Not modified since the ETag given in If-None-Match"),
+        (status = 404, description = "No such public campaign", body = Problem),
+        (status = 422, description = "A parameter is invalid, named in `errors`", body = Problem),
+    ))]
+pub async fn timeseries_csv(
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+    QueryParams(query): QueryParams<TimeseriesQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let campaign = state.campaigns.get_public(&state.db, &slug).await?;
+    let request = query.check()?;
+    let flavour = Csv::from_excel(query.excel());
+    let tag = etag(
+        &state,
+        campaign.id,
+        &["timeseries", &format!("{request:?}/{flavour:?}")],
+    )
+    .await?;
+    if crate::http::etag_matches(&headers, &tag) {
+        return respond(&headers, &tag, "", None, || Ok(Vec::new()));
+    }
+    let series = super::timeseries::compute(&state.db, &campaign, &request).await?;
+    respond(
+        &headers,
+        &tag,
+        "text/csv; charset=utf-8; header=present",
+        Some(format!("{}-timeseries.csv", campaign.slug)),
+        || Ok(super::timeseries::csv(&series, flavour).map_err(anyhow::Error::from)?),
+    )
+}
+
+/// Every published submission with its exact position and all answers, as GeoJSON, streamed.
+/// Planner token; each export is written to the audit log.
+#[utoipa::path(get, path = "/api/v1/admin/campaigns/{slug}/submissions.geojson", tag = "planner", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "Campaign name"), raw::RawQuery),
+    responses(
+        (status = 200, description = "FeatureCollection of Points; properties: id, created_at, district, then the answers", content_type = "application/geo+json", body = Object),
+        (status = 401, description = "No or invalid token", body = Problem),
+        (status = 403, description = "Not a planner token", body = Problem),
+        (status = 404, description = "No such campaign", body = Problem),
+    ))]
+pub async fn raw_geojson(
+    staff: Authorized<Planner>,
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+    QueryParams(query): QueryParams<raw::RawQuery>,
+) -> ApiResult<Response> {
+    raw::respond(state, staff.0, &slug, query, raw::Format::GeoJson).await
+}
+
+/// Every published submission with its exact position and all answers, as CSV, streamed.
+/// Planner token; each export is written to the audit log.
+#[utoipa::path(get, path = "/api/v1/admin/campaigns/{slug}/submissions.csv", tag = "planner", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "Campaign name"), raw::RawQuery),
+    responses(
+        (status = 200, description = "CSV: id, created_at, district_code, district_name, lon, lat, then one column per form field", content_type = "text/csv", body = String),
+        (status = 401, description = "No or invalid token", body = Problem),
+        (status = 403, description = "Not a planner token", body = Problem),
+        (status = 404, description = "No such campaign", body = Problem),
+    ))]
+pub async fn raw_csv(
+    staff: Authorized<Planner>,
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+    QueryParams(query): QueryParams<raw::RawQuery>,
+) -> ApiResult<Response> {
+    raw::respond(state, staff.0, &slug, query, raw::Format::Csv).await
+}

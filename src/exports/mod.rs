@@ -1,0 +1,768 @@
+//! Planner exports and analytics: aggregates by district or H3 cell, the time series, the
+//! raw export for staff, and the bulk import.
+//!
+//! Every aggregate is protected by the campaign's k threshold across everything published:
+//! see [`crate::aggregates::protect`] for how linked figures are withheld together, and
+//! [`compute`] for the families of figures each request belongs to.
+
+pub mod format;
+pub mod http;
+pub mod import;
+pub mod raw;
+pub mod timeseries;
+
+use std::collections::{BTreeMap, HashMap};
+
+use h3o::{CellIndex, Resolution};
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::aggregates::PublishedCount;
+use crate::aggregates::protect::{FREE, Network};
+use crate::campaigns::Campaign;
+use crate::campaigns::form::FieldKind;
+use crate::http::error::{ApiError, ApiResult, FieldError};
+
+/// What the figures are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum By {
+    /// The campaign's districts (and "outside every district").
+    District,
+    /// H3 cells of a resolution from 6 to 10.
+    H3(Resolution),
+}
+
+impl By {
+    fn parse(text: &str) -> Result<Self, FieldError> {
+        if text == "district" {
+            return Ok(By::District);
+        }
+        let resolution = text
+            .strip_prefix("h3:")
+            .and_then(|r| r.parse::<u8>().ok())
+            .filter(|r| (6..=10).contains(r))
+            .and_then(|r| Resolution::try_from(r).ok());
+        resolution.map(By::H3).ok_or_else(|| {
+            FieldError::new(
+                "by",
+                format!("must be `district` or `h3:6` to `h3:10`, got `{text}`"),
+            )
+        })
+    }
+
+    /// As written in a query string.
+    pub fn as_query(self) -> String {
+        match self {
+            By::District => "district".to_owned(),
+            By::H3(r) => format!("h3:{}", u8::from(r)),
+        }
+    }
+}
+
+/// A request for aggregates, checked against the campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub by: By,
+    /// A choice or boolean field whose answers split each count.
+    pub breakdown: Option<String>,
+    /// A number field summed in each area.
+    pub sum: Option<String>,
+    /// Only submissions created at or after this instant.
+    pub from: Option<OffsetDateTime>,
+    /// Only submissions created before this instant.
+    pub to: Option<OffsetDateTime>,
+}
+
+/// The query string of the aggregate routes and of `civicmap export`.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateQuery {
+    /// `district` (default) or `h3:{6..10}`.
+    pub by: Option<String>,
+    /// A choice or boolean field: one count per answer.
+    pub breakdown: Option<String>,
+    /// A number field to add up per area (e.g. households).
+    pub sum: Option<String>,
+    /// Start of a time window, RFC 3339 or `YYYY-MM-DD` (UTC), inclusive. Staff only.
+    pub from: Option<String>,
+    /// End of a time window, RFC 3339 or `YYYY-MM-DD` (UTC), exclusive. Staff only.
+    pub to: Option<String>,
+    /// `1` for the French-Excel flavour of CSV: BOM, `;` separator, decimal comma.
+    pub excel: Option<String>,
+}
+
+/// Reads an instant given as RFC 3339 or as a date (midnight UTC).
+pub fn parse_instant(field: &str, text: &str) -> Result<OffsetDateTime, FieldError> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(t);
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &date_format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| {
+            FieldError::new(
+                field,
+                format!("must be an RFC 3339 instant or a YYYY-MM-DD date, got `{text}`"),
+            )
+        })
+}
+
+impl AggregateQuery {
+    /// Checks the query against `campaign`. `staff` is true for a planner (or admin) token
+    /// or the command line: only staff may set a time window or break H3 cells down, and
+    /// only staff may use fields the campaign did not mark public.
+    pub fn check(&self, campaign: &Campaign, staff: bool) -> Result<Request, ApiError> {
+        let mut errors = Vec::new();
+        let by = By::parse(self.by.as_deref().unwrap_or("district"))
+            .map_err(|e| errors.push(e))
+            .ok();
+        let field = |key: &str, name: &str, errors: &mut Vec<FieldError>| {
+            let found = campaign.form.fields.iter().find(|f| f.key == key);
+            if found.is_none() {
+                let known: Vec<&str> = campaign
+                    .form
+                    .fields
+                    .iter()
+                    .map(|f| f.key.as_str())
+                    .collect();
+                errors.push(FieldError::new(
+                    name,
+                    format!(
+                        "no field `{key}` in this campaign's form (fields: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            found
+        };
+        let breakdown = self.breakdown.as_deref().and_then(|key| {
+            let f = field(key, "breakdown", &mut errors)?;
+            if !matches!(f.kind, FieldKind::Choice { .. } | FieldKind::Boolean) {
+                errors.push(FieldError::new(
+                    "breakdown",
+                    format!("`{key}` is not a choice or yes/no field; only those can split counts"),
+                ));
+                return None;
+            }
+            if !f.public && !staff {
+                errors.push(FieldError::new(
+                    "breakdown",
+                    format!("the answers to `{key}` are not public in this campaign; a planner token can break down by it"),
+                ));
+                return None;
+            }
+            Some(key.to_owned())
+        });
+        let sum = self.sum.as_deref().and_then(|key| {
+            let f = field(key, "sum", &mut errors)?;
+            if !matches!(f.kind, FieldKind::Number { .. }) {
+                errors.push(FieldError::new(
+                    "sum",
+                    format!("`{key}` is not a number field; only numbers can be added up"),
+                ));
+                return None;
+            }
+            Some(key.to_owned())
+        });
+        let from = self
+            .from
+            .as_deref()
+            .and_then(|t| parse_instant("from", t).map_err(|e| errors.push(e)).ok());
+        let to = self
+            .to
+            .as_deref()
+            .and_then(|t| parse_instant("to", t).map_err(|e| errors.push(e)).ok());
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            errors.push(FieldError::new("to", "must be after `from`"));
+        }
+        if let Some(excel) = self.excel.as_deref()
+            && !matches!(excel, "0" | "1" | "true" | "false")
+        {
+            errors.push(FieldError::new("excel", "must be 1 or 0"));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let by = by.expect("no errors, so `by` parsed");
+        if !staff && (from.is_some() || to.is_some()) {
+            return Err(ApiError::Forbidden(
+                "a time window (`from`, `to`) needs a planner token: two overlapping windows would let anyone subtract one from the other and recover a small, withheld count. The public time series is at timeseries.csv".into(),
+            ));
+        }
+        if !staff && breakdown.is_some() && matches!(by, By::H3(_)) {
+            return Err(ApiError::Forbidden(
+                "a breakdown by H3 cell needs a planner token; the public breakdown is by district (`by=district`)".into(),
+            ));
+        }
+        Ok(Request {
+            by,
+            breakdown,
+            sum,
+            from,
+            to,
+        })
+    }
+
+    /// Whether the French-Excel CSV flavour was asked for.
+    pub fn excel(&self) -> bool {
+        matches!(self.excel.as_deref(), Some("1" | "true"))
+    }
+}
+
+/// A district as exported.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct District {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub geometry: sqlx::types::Json<Value>,
+    /// A point inside the district (for CSV coordinate columns).
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// One area of an aggregate: a district, "outside every district", or an H3 cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Area {
+    /// District code, empty for "outside every district", or the H3 index in hexadecimal.
+    pub key: String,
+    /// District name (empty for H3 cells).
+    pub name: String,
+    /// GeoJSON geometry (`null` for "outside every district").
+    pub geometry: Value,
+    /// A point inside the area, `[lon, lat]`.
+    pub center: Option<[f64; 2]>,
+    /// For H3 cells: the districts its points fall in, by code, with their part of the count.
+    pub parts: Vec<(String, PublishedCount)>,
+    pub count: PublishedCount,
+    /// One count per breakdown value, in the order of [`Aggregate::values`].
+    pub breakdown: Vec<PublishedCount>,
+    /// The sum of the `sum` field, withheld with the count.
+    pub sum: Option<f64>,
+    /// The district's target, if the campaign set one.
+    pub target: Option<i64>,
+}
+
+impl Area {
+    /// `count / target`, when both are known.
+    pub fn progress(&self) -> Option<f64> {
+        match (self.count.count, self.target) {
+            (Some(count), Some(target)) if target > 0 => Some(count as f64 / target as f64),
+            _ => None,
+        }
+    }
+}
+
+/// Aggregates as published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub request: Request,
+    pub k: i64,
+    pub areas: Vec<Area>,
+    /// Breakdown values (answers), in the form's order, then `""` for "no answer".
+    pub values: Vec<String>,
+    pub total: PublishedCount,
+    /// The total per breakdown value.
+    pub value_totals: Vec<PublishedCount>,
+    pub sum_total: Option<f64>,
+}
+
+/// A district's part of an H3 cell.
+#[derive(Debug, Clone)]
+struct Part {
+    district: usize,
+    count: i64,
+    sum: f64,
+    withheld: bool,
+    /// Counts per breakdown value.
+    by_value: Vec<i64>,
+}
+
+/// Counted submissions sharing a district, an H3 cell and an answer.
+#[derive(Debug, Clone)]
+struct Atom {
+    /// Index into the districts, `districts.len()` for "outside every district".
+    district: usize,
+    cell: Option<CellIndex>,
+    value: Option<usize>,
+    count: i64,
+    sum: f64,
+}
+
+/// The breakdown values of a field: the form's options (or true/false), then "no answer".
+fn breakdown_values(campaign: &Campaign, key: &str) -> Vec<String> {
+    let field = campaign.form.fields.iter().find(|f| f.key == key);
+    let mut values: Vec<String> = match field.map(|f| &f.kind) {
+        Some(FieldKind::Choice { options }) => options.iter().map(|o| o.value.clone()).collect(),
+        Some(FieldKind::Boolean) => vec!["true".into(), "false".into()],
+        _ => Vec::new(),
+    };
+    values.push(String::new());
+    values
+}
+
+/// Reads the campaign's districts with their outlines and a point inside each.
+pub async fn districts(db: &PgPool, campaign_id: i64) -> ApiResult<Vec<District>> {
+    Ok(sqlx::query_as(
+        "SELECT id, code, name, ST_AsGeoJSON(geom, 6)::json AS geometry,
+                ST_X(p) AS lon, ST_Y(p) AS lat
+         FROM districts, ST_PointOnSurface(geom) p WHERE campaign_id = $1 ORDER BY position",
+    )
+    .bind(campaign_id)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A group of scanned submissions: district, H3 cell, answer, count, sum.
+type ScanRow = (Option<i64>, Option<i64>, Option<String>, i64, Option<f64>);
+
+/// Reads the atoms the request needs: from the maintained counters when it asks for plain
+/// counts of all time, else by scanning the published submissions.
+async fn atoms(
+    db: &PgPool,
+    campaign: &Campaign,
+    request: &Request,
+    district_index: &HashMap<i64, usize>,
+    outside: usize,
+    values: &[String],
+) -> ApiResult<Vec<Atom>> {
+    let place = |id: Option<i64>| {
+        id.and_then(|id| district_index.get(&id).copied())
+            .unwrap_or(outside)
+    };
+    let cell = |h3: Option<i64>| h3.and_then(|h| CellIndex::try_from(h as u64).ok());
+    let scan = request.breakdown.is_some()
+        || request.sum.is_some()
+        || request.from.is_some()
+        || request.to.is_some();
+    if !scan {
+        let rows: Vec<(Option<i64>, Option<i64>, i64)> =
+            match request.by {
+                By::District => sqlx::query_as(
+                    "SELECT district_id, NULL::bigint, sum(published)::bigint FROM district_counts
+                     WHERE campaign_id = $1 GROUP BY district_id",
+                )
+                .bind(campaign.id)
+                .fetch_all(db)
+                .await?,
+                By::H3(_) => {
+                    sqlx::query_as(
+                        "SELECT district_id, cell, published FROM h3_counts
+                     WHERE campaign_id = $1 AND published <> 0",
+                    )
+                    .bind(campaign.id)
+                    .fetch_all(db)
+                    .await?
+                }
+            };
+        return Ok(rows
+            .into_iter()
+            .map(|(district, h3, count)| Atom {
+                district: place(district),
+                cell: cell(h3),
+                value: None,
+                count,
+                sum: 0.0,
+            })
+            .collect());
+    }
+    let rows: Vec<ScanRow> = sqlx::query_as(
+        "SELECT district_id, CASE WHEN $2 THEN h3 END AS cell,
+                CASE WHEN $3::text IS NOT NULL THEN COALESCE(answers ->> $3, '') END AS value,
+                count(*), sum((answers ->> $4)::float8)
+         FROM submissions
+         WHERE campaign_id = $1 AND status = 'published'
+           AND ($5::timestamptz IS NULL OR created_at >= $5)
+           AND ($6::timestamptz IS NULL OR created_at < $6)
+         GROUP BY 1, 2, 3",
+    )
+    .bind(campaign.id)
+    .bind(matches!(request.by, By::H3(_)))
+    .bind(request.breakdown.as_deref())
+    .bind(request.sum.as_deref())
+    .bind(request.from)
+    .bind(request.to)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(district, h3, value, count, sum)| Atom {
+            district: place(district),
+            cell: cell(h3),
+            // An answer that is no longer an option of the form counts as "no answer".
+            value: value.map(|v| {
+                values
+                    .iter()
+                    .position(|o| *o == v)
+                    .unwrap_or(values.len() - 1)
+            }),
+            count,
+            sum: sum.unwrap_or(0.0),
+        })
+        .collect())
+}
+
+/// Computes the aggregates of `request`, protected under the campaign's k.
+///
+/// The families of linked figures, each protected as a whole (see
+/// [`crate::aggregates::protect`]):
+/// - districts: the total and the districts, as the districts layer and the tiles show them;
+/// - districts × answers: a table whose margins are the districts (fixed as above), the
+///   totals per answer and the total;
+/// - H3: under each district (fixed as above), its part of each cell of resolution 6, under
+///   which the parts of the cell's children at resolution 7, and so on to 10. A cell is the
+///   sum of its parts in the districts; its count is shown when every part is;
+/// - H3 × answers (staff only): the parts at the requested resolution crossed with the
+///   answers, with both margins fixed as above.
+///
+/// Sums follow the counts: a sum is withheld wherever its count is.
+pub async fn compute(db: &PgPool, campaign: &Campaign, request: &Request) -> ApiResult<Aggregate> {
+    let k = i64::from(campaign.privacy.min_count);
+    let districts = districts(db, campaign.id).await?;
+    let outside = districts.len();
+    let district_index: HashMap<i64, usize> = districts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id, i))
+        .collect();
+    let values = match &request.breakdown {
+        Some(key) => breakdown_values(campaign, key),
+        None => Vec::new(),
+    };
+    let atoms = atoms(db, campaign, request, &district_index, outside, &values).await?;
+    let targets = &campaign.targets;
+
+    // Districts: the same rule as the districts layer.
+    let mut district_counts = vec![0i64; outside + 1];
+    let mut district_sums = vec![0f64; outside + 1];
+    for atom in &atoms {
+        district_counts[atom.district] += atom.count;
+        district_sums[atom.district] += atom.sum;
+    }
+    let published = crate::aggregates::suppress(&district_counts, k);
+    let district_withheld: Vec<bool> = published.cells.iter().map(|c| c.withheld).collect();
+    let total = published.total;
+    let total_sum: f64 = district_sums.iter().sum();
+
+    // Districts × answers.
+    let (district_breakdown, value_totals) = if values.is_empty() {
+        (vec![Vec::new(); outside + 1], Vec::new())
+    } else {
+        let mut table = vec![vec![0i64; values.len()]; outside + 1];
+        for atom in &atoms {
+            if let Some(v) = atom.value {
+                table[atom.district][v] += atom.count;
+            }
+        }
+        protect_table(
+            &table,
+            &district_counts,
+            &district_withheld,
+            total.withheld,
+            None,
+            k,
+        )
+    };
+
+    let sum_of = |count: PublishedCount, sum: f64| {
+        request.sum.as_ref().and_then(|_| count.count.map(|_| sum))
+    };
+    let mut areas = Vec::new();
+    match request.by {
+        By::District => {
+            for (i, d) in districts.iter().enumerate() {
+                let count = published.cells[i];
+                areas.push(Area {
+                    key: d.code.clone(),
+                    name: d.name.clone(),
+                    geometry: d.geometry.0.clone(),
+                    center: Some([d.lon, d.lat]),
+                    parts: Vec::new(),
+                    count,
+                    breakdown: district_breakdown[i].clone(),
+                    sum: sum_of(count, district_sums[i]),
+                    target: targets.get(&d.code).copied(),
+                });
+            }
+            // Points inside the campaign's area but in no district, when there are any or
+            // when the campaign has no districts at all.
+            if district_counts[outside] > 0 || districts.is_empty() {
+                let count = published.cells[outside];
+                areas.push(Area {
+                    key: String::new(),
+                    name: "outside every district".into(),
+                    geometry: Value::Null,
+                    center: None,
+                    parts: Vec::new(),
+                    count,
+                    breakdown: district_breakdown[outside].clone(),
+                    sum: sum_of(count, district_sums[outside]),
+                    target: None,
+                });
+            }
+        }
+        By::H3(resolution) => {
+            let parts = protect_h3(
+                &atoms,
+                &district_counts,
+                &district_withheld,
+                total.withheld,
+                resolution,
+                k,
+            );
+            // Parts at the requested resolution, grouped by cell.
+            let mut cells: BTreeMap<CellIndex, Vec<Part>> = BTreeMap::new();
+            let mut part_table: Vec<(CellIndex, usize)> = Vec::new();
+            for (&(cell, district), &(count, withheld)) in &parts {
+                if cell.resolution() != resolution {
+                    continue;
+                }
+                let mut by_value = vec![0i64; values.len()];
+                let mut sum = 0.0;
+                for atom in &atoms {
+                    if atom.district == district
+                        && atom.cell.and_then(|c| c.parent(resolution)) == Some(cell)
+                    {
+                        sum += atom.sum;
+                        if let Some(v) = atom.value {
+                            by_value[v] += atom.count;
+                        }
+                    }
+                }
+                cells.entry(cell).or_default().push(Part {
+                    district,
+                    count,
+                    sum,
+                    withheld,
+                    by_value,
+                });
+                part_table.push((cell, district));
+            }
+            // H3 × answers (staff only): the parts crossed with the answers.
+            let part_breakdown: HashMap<(CellIndex, usize), Vec<PublishedCount>> =
+                if values.is_empty() {
+                    HashMap::new()
+                } else {
+                    let rows: Vec<&Part> = part_table
+                        .iter()
+                        .map(|(c, d)| {
+                            cells[c]
+                                .iter()
+                                .find(|p| p.district == *d)
+                                .expect("every part is listed under its cell")
+                        })
+                        .collect();
+                    let table: Vec<Vec<i64>> = rows.iter().map(|p| p.by_value.clone()).collect();
+                    let margins: Vec<i64> = rows.iter().map(|p| p.count).collect();
+                    let withheld: Vec<bool> = rows.iter().map(|p| p.withheld).collect();
+                    let fixed_totals: Vec<bool> = value_totals.iter().map(|c| c.withheld).collect();
+                    let (cells_out, _) = protect_table(
+                        &table,
+                        &margins,
+                        &withheld,
+                        total.withheld,
+                        Some(&fixed_totals),
+                        k,
+                    );
+                    part_table.iter().copied().zip(cells_out).collect()
+                };
+            for (cell, cell_parts) in cells {
+                // A cell is the sum of its parts: shown when every part is.
+                let count = PublishedCount::new(
+                    cell_parts.iter().map(|p| p.count).sum(),
+                    cell_parts.iter().any(|p| p.withheld),
+                );
+                let breakdown = (0..values.len())
+                    .map(|v| {
+                        let shown: Option<i64> = cell_parts
+                            .iter()
+                            .map(|p| part_breakdown[&(cell, p.district)][v].count)
+                            .sum();
+                        PublishedCount::new(shown.unwrap_or_default(), shown.is_none())
+                    })
+                    .collect();
+                let center = h3o::LatLng::from(cell);
+                areas.push(Area {
+                    key: cell.to_string(),
+                    name: String::new(),
+                    geometry: hexagon(cell),
+                    center: Some([center.lng(), center.lat()]),
+                    parts: cell_parts
+                        .iter()
+                        .map(|p| {
+                            let code = districts
+                                .get(p.district)
+                                .map(|d| d.code.clone())
+                                .unwrap_or_default();
+                            (code, PublishedCount::new(p.count, p.withheld))
+                        })
+                        .collect(),
+                    count,
+                    breakdown,
+                    sum: sum_of(count, cell_parts.iter().map(|p| p.sum).sum()),
+                    target: None,
+                });
+            }
+        }
+    }
+    Ok(Aggregate {
+        request: request.clone(),
+        k,
+        areas,
+        values,
+        total,
+        value_totals,
+        sum_total: sum_of(total, total_sum),
+    })
+}
+
+/// A district × answers table (or H3 parts × answers) with its margins, protected: the row
+/// totals are fixed as `row_withheld` says, the grand total as `total_withheld`, and the
+/// column totals too when `fixed_columns` is given. Returns the published cells per row and
+/// the column totals.
+fn protect_table(
+    table: &[Vec<i64>],
+    row_totals: &[i64],
+    row_withheld: &[bool],
+    total_withheld: bool,
+    fixed_columns: Option<&[bool]>,
+    k: i64,
+) -> (Vec<Vec<PublishedCount>>, Vec<PublishedCount>) {
+    let columns = table.first().map_or(0, Vec::len);
+    let mut net = Network::new();
+    let row_sums: Vec<usize> = table.iter().map(|_| net.sum()).collect();
+    let col_sums: Vec<usize> = (0..columns).map(|_| net.sum()).collect();
+    let (margin_rows, margin_cols) = (net.sum(), net.sum());
+    let mut cells = Vec::new();
+    for (r, row) in table.iter().enumerate() {
+        cells.push(
+            row.iter()
+                .enumerate()
+                .map(|(c, &v)| net.figure(v, col_sums[c], row_sums[r], k))
+                .collect::<Vec<_>>(),
+        );
+        let total = net.figure(row_totals[r], row_sums[r], margin_rows, k);
+        net.fix(total, row_withheld[r]);
+    }
+    let column_totals: Vec<i64> = (0..columns)
+        .map(|c| table.iter().map(|r| r[c]).sum())
+        .collect();
+    let column_figures: Vec<usize> = (0..columns)
+        .map(|c| {
+            let f = net.figure(column_totals[c], margin_cols, col_sums[c], k);
+            if let Some(fixed) = fixed_columns {
+                net.fix(f, fixed[c]);
+            }
+            f
+        })
+        .collect();
+    let grand: i64 = row_totals.iter().sum();
+    let total = net.figure(grand, margin_rows, margin_cols, k);
+    net.fix(total, total_withheld);
+    let withheld = net.protect();
+    let shown = |i: usize, v: i64| PublishedCount::new(v, withheld[i]);
+    let cells = cells
+        .iter()
+        .zip(table)
+        .map(|(ids, row)| ids.iter().zip(row).map(|(&i, &v)| shown(i, v)).collect())
+        .collect();
+    let totals = column_figures
+        .iter()
+        .zip(&column_totals)
+        .map(|(&i, &v)| shown(i, v))
+        .collect();
+    (cells, totals)
+}
+
+/// The H3 family: under each district its parts of the cells of resolution 6, under those the
+/// parts of their children, down to resolution 10. Returns every part of resolution 6 to
+/// `finest` with its count and whether it is withheld.
+fn protect_h3(
+    atoms: &[Atom],
+    district_counts: &[i64],
+    district_withheld: &[bool],
+    total_withheld: bool,
+    finest: Resolution,
+    k: i64,
+) -> BTreeMap<(CellIndex, usize), (i64, bool)> {
+    // The whole tree to resolution 10 is protected whatever the request, so that every
+    // request sees the same withheld parts.
+    let mut counts: BTreeMap<(CellIndex, usize), i64> = BTreeMap::new();
+    for atom in atoms {
+        let Some(cell) = atom.cell else { continue };
+        for r in 6..=10u8 {
+            let r = Resolution::try_from(r).expect("6 to 10 are resolutions");
+            if let Some(parent) = cell.parent(r) {
+                *counts.entry((parent, atom.district)).or_default() += atom.count;
+            }
+        }
+    }
+    let mut net = Network::new();
+    let top = net.sum();
+    let total = net.figure(district_counts.iter().sum(), top, FREE, k);
+    net.fix(total, total_withheld);
+    let district_sums: Vec<usize> = district_counts
+        .iter()
+        .zip(district_withheld)
+        .map(|(&count, &withheld)| {
+            let sum = net.sum();
+            let f = net.figure(count, sum, top, k);
+            net.fix(f, withheld);
+            sum
+        })
+        .collect();
+    // Parents before children: BTreeMap order is by index, so go resolution by resolution.
+    let mut nodes: HashMap<(CellIndex, usize), usize> = HashMap::new();
+    let mut figures: Vec<((CellIndex, usize), usize)> = Vec::new();
+    for r in 6..=10u8 {
+        for (&(cell, district), &count) in &counts {
+            if u8::from(cell.resolution()) != r {
+                continue;
+            }
+            let part_of = match cell.resolution().pred().filter(|p| u8::from(*p) >= 6) {
+                Some(parent) => nodes[&(cell.parent(parent).expect("coarser"), district)],
+                None => district_sums[district],
+            };
+            let total_of = if r < 10 { net.sum() } else { FREE };
+            let f = net.figure(count, total_of, part_of, k);
+            nodes.insert((cell, district), total_of);
+            figures.push(((cell, district), f));
+        }
+    }
+    let withheld = net.protect();
+    figures
+        .into_iter()
+        .filter(|((cell, _), _)| cell.resolution() <= finest)
+        .map(|(key, f)| (key, (counts[&key], withheld[f])))
+        .collect()
+}
+
+/// An H3 cell as a GeoJSON Polygon, its ring counter-clockwise and closed (RFC 7946).
+pub fn hexagon(cell: CellIndex) -> Value {
+    let boundary = cell.boundary();
+    let mut ring: Vec<[f64; 2]> = boundary
+        .iter()
+        .map(|ll| [round6(ll.lng()), round6(ll.lat())])
+        .collect();
+    let area: f64 = ring
+        .iter()
+        .zip(ring.iter().cycle().skip(1))
+        .map(|(a, b)| a[0] * b[1] - b[0] * a[1])
+        .sum();
+    if area < 0.0 {
+        ring.reverse();
+    }
+    if let Some(&first) = ring.first() {
+        ring.push(first);
+    }
+    serde_json::json!({"type": "Polygon", "coordinates": [ring]})
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}

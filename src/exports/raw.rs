@@ -1,0 +1,362 @@
+//! The raw export for staff: every published submission with its exact position and all its
+//! answers, streamed in constant memory, and written to the audit log.
+//!
+//! A task reads the rows from one database connection and sends them, a few hundred at a time,
+//! through a small bounded channel to the response body: when the client reads slowly, the
+//! task waits, so memory stays at a few chunks whatever the number of rows. When the stream
+//! ends (complete, failed or abandoned by the client), one audit entry records who exported
+//! what, with which filter and how many rows.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::mpsc;
+
+use super::format::Csv;
+use crate::audit::{self, Actor};
+use crate::auth::Staff;
+use crate::campaigns::Campaign;
+use crate::http::AppState;
+use crate::http::error::{ApiError, ApiResult, FieldError};
+
+/// Filters of a raw export.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    /// Only submissions created at or after this instant (RFC 3339 or `YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// Only submissions created before this instant (RFC 3339 or `YYYY-MM-DD`).
+    pub to: Option<String>,
+    /// Only this district (its code).
+    pub district: Option<String>,
+    /// `1` for the French-Excel flavour of CSV.
+    pub excel: Option<String>,
+}
+
+/// A checked raw export filter.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+    pub district: Option<String>,
+}
+
+impl RawQuery {
+    /// Checks the filters.
+    pub fn check(&self) -> Result<Filter, ApiError> {
+        let mut errors = Vec::new();
+        let from = self.from.as_deref().and_then(|t| {
+            super::parse_instant("from", t)
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
+        let to = self.to.as_deref().and_then(|t| {
+            super::parse_instant("to", t)
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            errors.push(FieldError::new("to", "must be after `from`"));
+        }
+        if let Some(excel) = self.excel.as_deref()
+            && !matches!(excel, "0" | "1" | "true" | "false")
+        {
+            errors.push(FieldError::new("excel", "must be 1 or 0"));
+        }
+        if errors.is_empty() {
+            Ok(Filter {
+                from,
+                to,
+                district: self.district.clone(),
+            })
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+impl Filter {
+    fn describe(&self) -> Value {
+        let instant = |t: Option<OffsetDateTime>| t.and_then(|t| t.format(&Rfc3339).ok());
+        json!({"from": instant(self.from), "to": instant(self.to), "district": self.district})
+    }
+}
+
+/// Formats of the raw export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    GeoJson,
+    Csv,
+    ExcelCsv,
+}
+
+/// Rows per chunk sent to the client, and chunks buffered between database and client.
+const CHUNK_ROWS: usize = 512;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Writes `row` to `out` in `format`.
+struct Writer {
+    format: Format,
+    fields: Vec<String>,
+    first: bool,
+}
+
+type RawRow = (
+    uuid::Uuid,
+    OffsetDateTime,
+    Option<String>,
+    Option<String>,
+    f64,
+    f64,
+    sqlx::types::Json<Map<String, Value>>,
+);
+
+impl Writer {
+    fn csv(&self) -> Csv {
+        if self.format == Format::ExcelCsv {
+            Csv::Excel
+        } else {
+            Csv::Standard
+        }
+    }
+
+    fn header(&mut self, slug: &str) -> std::io::Result<Vec<u8>> {
+        match self.format {
+            Format::GeoJson => Ok(format!(
+                "{{\"type\":\"FeatureCollection\",\"campaign\":{},\"attribution\":{},\"features\":[",
+                Value::from(slug),
+                Value::from(crate::campaigns::ATTRIBUTION)
+            )
+            .into_bytes()),
+            Format::Csv | Format::ExcelCsv => {
+                let mut w = self.csv().writer(Vec::new())?;
+                let mut header: Vec<&str> = vec!["id", "created_at", "district_code", "district_name", "lon", "lat"];
+                header.extend(self.fields.iter().map(String::as_str));
+                w.write_record(&header)?;
+                w.into_inner().map_err(|e| e.into_error())
+            }
+        }
+    }
+
+    fn row(&mut self, out: &mut Vec<u8>, row: RawRow) -> std::io::Result<()> {
+        let (id, created_at, code, name, lon, lat, answers) = row;
+        let created_at = created_at.format(&Rfc3339).unwrap_or_default();
+        match self.format {
+            Format::GeoJson => {
+                if !self.first {
+                    out.push(b',');
+                }
+                self.first = false;
+                let mut properties = Map::new();
+                properties.insert("id".into(), id.to_string().into());
+                properties.insert("created_at".into(), created_at.into());
+                properties.insert("district".into(), code.map_or(Value::Null, Value::from));
+                properties.insert(
+                    "district_name".into(),
+                    name.map_or(Value::Null, Value::from),
+                );
+                properties.extend(answers.0);
+                serde_json::to_writer(
+                    &mut *out,
+                    &json!({"type": "Feature", "id": id.to_string(), "properties": properties,
+                            "geometry": {"type": "Point", "coordinates": [lon, lat]}}),
+                )?;
+            }
+            Format::Csv | Format::ExcelCsv => {
+                let csv = self.csv();
+                let mut w = csv::WriterBuilder::new()
+                    .delimiter(if csv == Csv::Excel { b';' } else { b',' })
+                    .terminator(csv::Terminator::CRLF)
+                    .from_writer(&mut *out);
+                let mut record = vec![
+                    id.to_string(),
+                    created_at,
+                    code.unwrap_or_default(),
+                    name.unwrap_or_default(),
+                    csv.exact(lon),
+                    csv.exact(lat),
+                ];
+                for field in &self.fields {
+                    record.push(match answers.0.get(field) {
+                        None | Some(Value::Null) => String::new(),
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Number(n)) => csv.number(n.as_f64().unwrap_or_default(), 9),
+                        Some(other) => other.to_string(),
+                    });
+                }
+                w.write_record(&record)?;
+                w.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn footer(&self) -> Vec<u8> {
+        match self.format {
+            Format::GeoJson => b"]}\n".to_vec(),
+            Format::Csv | Format::ExcelCsv => Vec::new(),
+        }
+    }
+}
+
+/// Where the export's chunks go: a bounded channel, so a slow reader holds the export back.
+pub type Sink = mpsc::Sender<std::io::Result<Vec<u8>>>;
+
+/// Streams the export of `campaign` to `sink`, one chunk of bytes at a time, counting rows in
+/// `written`. Stops early (with an error) when the receiving end is gone.
+pub async fn stream(
+    db: &PgPool,
+    campaign: &Campaign,
+    filter: &Filter,
+    format: Format,
+    sink: &Sink,
+    written: &mut u64,
+) -> anyhow::Result<()> {
+    let send = async |chunk: Vec<u8>| {
+        sink.send(Ok(chunk)).await.map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    };
+    let mut writer = Writer {
+        format,
+        fields: campaign.form.fields.iter().map(|f| f.key.clone()).collect(),
+        first: true,
+    };
+    send(writer.header(&campaign.slug)?).await?;
+    let mut conn = db.acquire().await?;
+    let mut rows = sqlx::query_as::<_, RawRow>(
+        "SELECT s.id, s.created_at, d.code, d.name, ST_X(s.geom), ST_Y(s.geom), s.answers
+         FROM submissions s LEFT JOIN districts d ON d.id = s.district_id
+         WHERE s.campaign_id = $1 AND s.status = 'published'
+           AND ($2::timestamptz IS NULL OR s.created_at >= $2)
+           AND ($3::timestamptz IS NULL OR s.created_at < $3)
+           AND ($4::text IS NULL OR d.code = $4)
+         ORDER BY s.created_at, s.id",
+    )
+    .bind(campaign.id)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(filter.district.as_deref())
+    .fetch(&mut *conn);
+    let mut chunk = Vec::with_capacity(64 * 1024);
+    let mut in_chunk = 0;
+    while let Some(row) = rows.next().await {
+        writer.row(&mut chunk, row?)?;
+        *written += 1;
+        in_chunk += 1;
+        if in_chunk == CHUNK_ROWS {
+            send(std::mem::replace(&mut chunk, Vec::with_capacity(64 * 1024))).await?;
+            in_chunk = 0;
+        }
+    }
+    chunk.extend(writer.footer());
+    send(chunk).await?;
+    Ok(())
+}
+
+/// Streams the export into `sink` and then writes its audit entry: who, what filter, how
+/// many rows, whether it completed.
+pub async fn export_and_audit(
+    db: PgPool,
+    actor: Actor<'_>,
+    campaign: Campaign,
+    filter: Filter,
+    format: Format,
+    sink: Sink,
+) -> anyhow::Result<u64> {
+    let mut rows = 0;
+    let result = stream(&db, &campaign, &filter, format, &sink, &mut rows).await;
+    let error = result.as_ref().err().map(|e| e.to_string());
+    if let Some(error) = &error {
+        tracing::warn!(campaign = %campaign.slug, %error, "raw export stopped");
+        let _ = sink
+            .send(Err(std::io::Error::other("the export stopped")))
+            .await;
+    }
+    let entry = audit::Entry {
+        actor,
+        action: "export.raw",
+        campaign_id: Some(campaign.id),
+        subject: None,
+        reason: None,
+        details: json!({
+            "format": format!("{format:?}").to_lowercase(),
+            "filter": filter.describe(),
+            "rows": rows,
+            "completed": error.is_none(),
+            "error": error,
+        }),
+    };
+    audit::record(&db, entry).await?;
+    result.map(|()| rows)
+}
+
+/// The raw export response: streamed from a task, audited when it ends.
+pub async fn respond(
+    state: AppState,
+    staff: Staff,
+    slug: &str,
+    query: RawQuery,
+    format: Format,
+) -> ApiResult<Response> {
+    let campaign = crate::campaigns::get(&state.db, slug).await?;
+    let filter = query.check()?;
+    let format = match (format, query.excel.as_deref()) {
+        (Format::Csv, Some("1" | "true")) => Format::ExcelCsv,
+        (f, _) => f,
+    };
+    if let Some(code) = &filter.district {
+        let known: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM districts WHERE campaign_id = $1 AND code = $2)",
+        )
+        .bind(campaign.id)
+        .bind(code)
+        .fetch_one(&state.db)
+        .await?;
+        if !known {
+            return Err(ApiError::field(
+                "district",
+                format!("no district with code `{code}` in this campaign"),
+            ));
+        }
+    }
+    let (sender, mut receiver) = mpsc::channel::<std::io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        if let Err(e) =
+            export_and_audit(db, Actor::Staff(&staff), campaign, filter, format, sender).await
+        {
+            tracing::warn!(error = %e, "raw export or its audit entry failed");
+        }
+    });
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        receiver.poll_recv(cx)
+    }));
+    let content_type = match format {
+        Format::GeoJson => "application/geo+json",
+        Format::Csv | Format::ExcelCsv => "text/csv; charset=utf-8; header=present",
+    };
+    let extension = if format == Format::GeoJson {
+        "geojson"
+    } else {
+        "csv"
+    };
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{slug}-submissions.{extension}\""
+    )) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}

@@ -1,0 +1,836 @@
+//! Planner exports: aggregates checked against an independent brute-force count, the files
+//! read back by GDAL, k-suppression audited by linear algebra, targets, ETags, the raw export.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use geo::{Contains, Intersects};
+use rand::{Rng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, problem, problem_fields};
+
+/// A form whose choice and yes/no answers may be published.
+fn public_form() -> Value {
+    let mut form = crate::helpers::test_form();
+    for field in form["fields"].as_array_mut().unwrap() {
+        if field["key"] == "connection" || field["key"] == "tenant" {
+            field["public"] = json!(true);
+        }
+    }
+    form
+}
+
+/// The test districts as geo polygons, in import order.
+fn districts() -> Vec<(String, geo::MultiPolygon<f64>)> {
+    let collection = crate::helpers::test_districts();
+    collection["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let geometry: geojson::Geometry =
+                serde_json::from_value(f["geometry"].clone()).unwrap();
+            let geometry: geo::Geometry<f64> = geometry.try_into().unwrap();
+            let multi = match geometry {
+                geo::Geometry::Polygon(p) => geo::MultiPolygon(vec![p]),
+                geo::Geometry::MultiPolygon(m) => m,
+                other => panic!("{other:?}"),
+            };
+            (f["properties"]["code"].as_str().unwrap().to_owned(), multi)
+        })
+        .collect()
+}
+
+/// The district a point belongs to, by the documented rule: the first district (in import
+/// order) whose polygon contains it or has it on its border. Computed with the geo crate.
+fn district_of(
+    districts: &[(String, geo::MultiPolygon<f64>)],
+    lon: f64,
+    lat: f64,
+) -> Option<String> {
+    let point = geo::Point::new(lon, lat);
+    districts
+        .iter()
+        .find(|(_, shape)| shape.contains(&point) || shape.intersects(&point))
+        .map(|(code, _)| code.clone())
+}
+
+/// A campaign whose area reaches beyond the districts, so that some points are in no district.
+async fn campaign(app: &TestApp, slug: &str, k: i64) {
+    app.open_campaign(
+        slug,
+        json!({
+            "form": public_form(),
+            "privacy": {"public_precision_m": 50, "min_count": k},
+            "area": {"type": "Polygon", "coordinates": crate::helpers::square(1.95, 47.95, 0.4)},
+        }),
+    )
+    .await;
+}
+
+#[derive(Debug, Clone)]
+struct Sent {
+    lon: f64,
+    lat: f64,
+    households: i64,
+    connection: &'static str,
+    tenant: Option<bool>,
+}
+
+/// `n` random points: most anywhere in the area, many exactly on district borders.
+fn random_points(seed: u64, n: usize) -> Vec<Sent> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let (lon, lat) = match rng.random_range(0..10) {
+                // On a border between districts or on the outer edge.
+                0 => (
+                    [2.0, 2.1, 2.2, 2.3][rng.random_range(0..4)],
+                    rng.random_range(48.0..48.1),
+                ),
+                1 => (
+                    rng.random_range(2.0..2.3),
+                    [48.0, 48.05, 48.1][rng.random_range(0..3)],
+                ),
+                // A corner shared by districts.
+                2 if rng.random_bool(0.2) => (
+                    [2.1, 2.2][rng.random_range(0..2)],
+                    [48.0, 48.1][rng.random_range(0..2)],
+                ),
+                _ => (rng.random_range(1.95..2.35), rng.random_range(47.95..48.15)),
+            };
+            Sent {
+                lon,
+                lat,
+                households: rng.random_range(1..6),
+                connection: ["adsl", "none"][rng.random_range(0..2)],
+                tenant: [Some(true), Some(false), None][rng.random_range(0..3)],
+            }
+        })
+        .collect()
+}
+
+async fn submit_all(app: &TestApp, slug: &str, points: &[Sent]) {
+    let statuses: Vec<StatusCode> = futures::stream::iter(points)
+        .map(|p| {
+            let mut answers = json!({"households": p.households, "connection": p.connection});
+            if let Some(t) = p.tenant {
+                answers["tenant"] = json!(t);
+            }
+            async move { app.submit(slug, p.lon, p.lat, answers).await.status() }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::CREATED),
+        "{statuses:?}"
+    );
+}
+
+async fn geojson(app: &TestApp, path: &str) -> Value {
+    let response = app.get(path).await;
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    assert_eq!(response.headers()["content-type"], "application/geo+json");
+    response.json().await.unwrap()
+}
+
+/// The H3 cell a point is counted in at `resolution`: the parent of its resolution-10 cell
+/// (so that cells add up exactly to their children, as documented).
+fn h3_of(lon: f64, lat: f64, resolution: u8) -> String {
+    let r = h3o::Resolution::try_from(resolution).unwrap();
+    let fine = h3o::LatLng::new(lat, lon)
+        .unwrap()
+        .to_cell(h3o::Resolution::Ten);
+    fine.parent(r).unwrap().to_string()
+}
+
+#[tokio::test]
+async fn aggregates_equal_an_independent_brute_force_count() {
+    let app = TestApp::spawn().await;
+    campaign(&app, "brute", 1).await;
+    let points = random_points(42, 3000);
+    submit_all(&app, "brute", &points).await;
+    let shapes = districts();
+
+    // By district, with a breakdown and a sum.
+    let mut expected: BTreeMap<String, (i64, i64, i64, i64)> = BTreeMap::new();
+    for p in &points {
+        let code = district_of(&shapes, p.lon, p.lat).unwrap_or_default();
+        let e = expected.entry(code).or_default();
+        e.0 += 1;
+        e.1 += p.households;
+        e.2 += i64::from(p.connection == "adsl");
+        e.3 += i64::from(p.connection == "none");
+    }
+    assert!(expected.contains_key(""), "some points are in no district");
+    let body = geojson(
+        &app,
+        "/api/v1/campaigns/brute/aggregates.geojson?breakdown=connection&sum=households",
+    )
+    .await;
+    let features = body["features"].as_array().unwrap();
+    assert_eq!(features.len(), expected.len());
+    for f in features {
+        let p = &f["properties"];
+        let e = expected[p["code"].as_str().unwrap()];
+        assert_eq!(p["count"], e.0, "{p}");
+        assert_eq!(p["sum_households"], e.1 as f64, "{p}");
+        assert_eq!(p["connection=adsl"], e.2, "{p}");
+        assert_eq!(p["connection=none"], e.3, "{p}");
+    }
+    assert_eq!(body["total"]["count"], points.len());
+
+    // By H3 cell at resolutions 6 to 10.
+    for resolution in 6..=10u8 {
+        let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+        for p in &points {
+            *expected.entry(h3_of(p.lon, p.lat, resolution)).or_default() += 1;
+        }
+        let body = geojson(
+            &app,
+            &format!("/api/v1/campaigns/brute/aggregates.geojson?by=h3:{resolution}"),
+        )
+        .await;
+        let got: BTreeMap<String, i64> = body["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["properties"]["h3"].as_str().unwrap().to_owned(),
+                    f["properties"]["count"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected, "resolution {resolution}");
+        // The hexagons hold the points counted in them (all but those near a coarse cell's
+        // edge, whose resolution-10 cell descends from the neighbour).
+        let mut inside = 0;
+        for f in body["features"].as_array().unwrap() {
+            let ring: Vec<(f64, f64)> = f["geometry"]["coordinates"][0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c[0].as_f64().unwrap(), c[1].as_f64().unwrap()))
+                .collect();
+            assert_eq!(ring.first(), ring.last(), "closed ring");
+            let hexagon = geo::Polygon::new(geo::LineString::from(ring), vec![]);
+            inside += points
+                .iter()
+                .filter(|p| {
+                    h3_of(p.lon, p.lat, resolution) == f["properties"]["h3"].as_str().unwrap()
+                })
+                .filter(|p| hexagon.intersects(&geo::Point::new(p.lon, p.lat)))
+                .count();
+        }
+        assert!(
+            inside * 10 >= points.len() * 9,
+            "resolution {resolution}: {inside} of {} inside",
+            points.len()
+        );
+    }
+
+    // CSV says the same as GeoJSON, and the CLI writes the same file as the API.
+    let csv = app
+        .get("/api/v1/campaigns/brute/aggregates.csv?breakdown=connection")
+        .await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = csv.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "code",
+            "name",
+            "count",
+            "withheld",
+            "target",
+            "progress",
+            "lon",
+            "lat",
+            "connection=adsl",
+            "connection=none",
+            "connection=(no answer)"
+        ]
+    );
+    for record in reader.records() {
+        let record = record.unwrap();
+        assert_eq!(record[2].parse::<i64>().unwrap(), expected[&record[0]].0);
+    }
+}
+
+#[tokio::test]
+async fn excel_csv_has_a_bom_semicolons_and_decimal_commas() {
+    let app = TestApp::spawn().await;
+    campaign(&app, "excel", 1).await;
+    submit_all(&app, "excel", &random_points(3, 20)).await;
+    let bytes = app
+        .get("/api/v1/campaigns/excel/aggregates.csv?excel=1")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let text = std::str::from_utf8(&bytes).unwrap();
+    assert!(text.starts_with('\u{feff}'));
+    let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines[0], "code;name;count;withheld;target;progress;lon;lat");
+    let west: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("west;"))
+        .unwrap()
+        .split(';')
+        .collect();
+    assert!(west[6].contains(',') && !west[6].contains('.'), "{west:?}");
+    let problem = problem(
+        app.get("/api/v1/campaigns/excel/aggregates.csv?excel=yes")
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem_fields(&problem), ["excel"]);
+}
+
+#[tokio::test]
+async fn bad_parameters_are_named() {
+    let app = TestApp::spawn().await;
+    campaign(&app, "params", 5).await;
+    for (query, field) in [
+        ("by=h3:5", "by"),
+        ("by=h3:11", "by"),
+        ("by=county", "by"),
+        ("breakdown=comment", "breakdown"),
+        ("breakdown=households", "breakdown"),
+        ("breakdown=nothing", "breakdown"),
+        ("sum=connection", "sum"),
+        ("from=yesterday", "from"),
+        ("from=2026-02-01&to=2026-01-01", "to"),
+    ] {
+        let response = app
+            .get(&format!(
+                "/api/v1/campaigns/params/aggregates.geojson?{query}"
+            ))
+            .await;
+        let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(problem_fields(&problem), [field], "{query}");
+    }
+    let unknown = app
+        .get("/api/v1/campaigns/params/aggregates.geojson?color=red")
+        .await;
+    problem(unknown, StatusCode::BAD_REQUEST).await;
+    // A time window or an H3 breakdown needs a planner token.
+    for query in ["from=2026-01-01", "by=h3:8&breakdown=connection"] {
+        let response = app
+            .get(&format!(
+                "/api/v1/campaigns/params/aggregates.geojson?{query}"
+            ))
+            .await;
+        let problem = problem(response, StatusCode::FORBIDDEN).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("planner token"),
+            "{problem}"
+        );
+    }
+    let missing = app.get("/api/v1/campaigns/nope/aggregates.geojson").await;
+    problem(missing, StatusCode::NOT_FOUND).await;
+    for query in ["interval=month", "by=h3:8", "tz=Mars/Olympus"] {
+        let response = app
+            .get(&format!("/api/v1/campaigns/params/timeseries.csv?{query}"))
+            .await;
+        problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+}
+
+#[tokio::test]
+async fn aggregates_have_strong_etags_that_move_with_the_data() {
+    let app = TestApp::spawn().await;
+    campaign(&app, "etags", 1).await;
+    submit_all(&app, "etags", &random_points(5, 10)).await;
+    for path in [
+        "/api/v1/campaigns/etags/aggregates.geojson",
+        "/api/v1/campaigns/etags/aggregates.csv?by=h3:8",
+        "/api/v1/campaigns/etags/timeseries.csv",
+    ] {
+        let first = app.get(path).await;
+        let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"') && !etag.starts_with("W/"), "{etag}");
+        let again = app
+            .client
+            .get(app.url(path))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(again.headers()["etag"], etag.as_str());
+        // Another representation has another tag.
+        let other = app
+            .get(&format!(
+                "{path}{}excel=1",
+                if path.contains('?') { "&" } else { "?" }
+            ))
+            .await;
+        assert_ne!(other.headers()["etag"].to_str().unwrap(), etag);
+    }
+    let path = "/api/v1/campaigns/etags/aggregates.geojson";
+    let etag = app.get(path).await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    app.submit("etags", 2.05, 48.05, crate::helpers::answers())
+        .await;
+    let after = app
+        .client
+        .get(app.url(path))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn targets_report_progress_in_aggregates_and_the_districts_layer() {
+    let app = TestApp::spawn().await;
+    campaign(&app, "targets", 1).await;
+    let wrong = app
+        .admin_patch(
+            "/api/v1/admin/campaigns/targets",
+            &json!({"targets": {"west": 0, "north": 10}}),
+        )
+        .await;
+    let wrong = problem(wrong, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem_fields(&wrong), ["targets.north", "targets.west"]);
+    let set = app
+        .admin_patch(
+            "/api/v1/admin/campaigns/targets",
+            &json!({"targets": {"west": 8}}),
+        )
+        .await;
+    assert_eq!(set.status(), StatusCode::OK);
+    for _ in 0..2 {
+        app.submit("targets", 2.05, 48.05, crate::helpers::answers())
+            .await;
+    }
+    let body = geojson(&app, "/api/v1/campaigns/targets/aggregates.geojson").await;
+    let west = body["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "west")
+        .unwrap();
+    assert_eq!(west["properties"]["target"], 8);
+    assert_eq!(west["properties"]["progress"], 0.25);
+    let layer = geojson(&app, "/api/v1/campaigns/targets/districts.geojson").await;
+    let west = layer["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "west")
+        .unwrap();
+    assert_eq!(west["properties"]["target"], 8);
+    assert_eq!(west["properties"]["progress"], 0.25);
+    let middle = layer["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "middle")
+        .unwrap();
+    assert_eq!(middle["properties"]["target"], Value::Null);
+    let campaign: Value = app
+        .get("/api/v1/campaigns/targets")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(campaign["targets"], json!({"west": 8}));
+}
+
+/// Figures published about a set of atoms: each is the sum of the atoms it covers.
+struct Audit {
+    atoms: usize,
+    /// (atoms covered, published value or None when withheld, true value, where from)
+    figures: Vec<(Vec<usize>, Option<i64>, i64, String)>,
+}
+
+impl Audit {
+    fn add(&mut self, covered: Vec<usize>, published: Option<i64>, truth: i64, from: String) {
+        if let Some(p) = published {
+            assert_eq!(p, truth, "{from}: published figure differs from the truth");
+        }
+        self.figures.push((covered, published, truth, from));
+    }
+
+    /// Asserts that no withheld, non-zero figure is a linear combination of published ones.
+    fn check(&self, k: i64) {
+        let n = self.atoms;
+        let vector = |covered: &[usize]| {
+            let mut v = vec![0.0; n];
+            for &a in covered {
+                v[a] = 1.0;
+            }
+            v
+        };
+        let published: Vec<Vec<f64>> = self
+            .figures
+            .iter()
+            .filter(|f| f.1.is_some())
+            .map(|f| vector(&f.0))
+            .collect();
+        for (_, shown, _, _) in &self.figures {
+            if let Some(shown) = shown {
+                assert!(*shown >= k, "a count below k was published");
+            }
+        }
+        let rank = |rows: &[Vec<f64>]| -> usize {
+            let mut m = rows.to_vec();
+            let mut rank = 0;
+            for col in 0..n {
+                let Some(p) = (rank..m.len()).find(|&r| m[r][col].abs() > 1e-9) else {
+                    continue;
+                };
+                m.swap(rank, p);
+                for r in 0..m.len() {
+                    if r != rank && m[r][col].abs() > 1e-9 {
+                        let f = m[r][col] / m[rank][col];
+                        let pivot = m[rank].clone();
+                        for (x, p) in m[r].iter_mut().zip(&pivot) {
+                            *x -= f * p;
+                        }
+                    }
+                }
+                rank += 1;
+            }
+            rank
+        };
+        let base = rank(&published);
+        let mut withheld_checked = 0;
+        for (covered, shown, truth, from) in &self.figures {
+            if shown.is_none() && *truth > 0 {
+                let mut with = published.clone();
+                with.push(vector(covered));
+                assert_eq!(
+                    rank(&with),
+                    base + 1,
+                    "withheld figure {from} ({truth}) can be recovered from the published ones"
+                );
+                withheld_checked += 1;
+            }
+        }
+        assert!(withheld_checked > 0, "the scenario withholds something");
+    }
+}
+
+#[tokio::test]
+async fn no_combination_of_published_figures_reveals_a_withheld_count() {
+    let app = TestApp::spawn().await;
+    let k = 5;
+    campaign(&app, "private", k).await;
+    // Few points, so that many figures fall below k: districts with 14, 3, 8 and outside 2.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+    let mut points = Vec::new();
+    for (n, lon0, lat0) in [
+        (14, 2.0, 48.0),
+        (3, 2.1, 48.0),
+        (8, 2.2, 48.0),
+        (2, 2.31, 48.11),
+    ] {
+        for _ in 0..n {
+            points.push(Sent {
+                lon: lon0 + rng.random_range(0.001..0.03),
+                lat: lat0 + rng.random_range(0.001..0.03),
+                households: rng.random_range(1..4),
+                connection: ["adsl", "none"][rng.random_range(0..2)],
+                tenant: [Some(true), Some(false), None][rng.random_range(0..3)],
+            });
+        }
+    }
+    submit_all(&app, "private", &points).await;
+    let shapes = districts();
+    let atoms: Vec<(String, &Sent)> = points
+        .iter()
+        .map(|p| (district_of(&shapes, p.lon, p.lat).unwrap_or_default(), p))
+        .collect();
+    let mut audit = Audit {
+        atoms: atoms.len(),
+        figures: Vec::new(),
+    };
+    let cover = |pred: &dyn Fn(&(String, &Sent)) -> bool| -> Vec<usize> {
+        atoms
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| pred(a))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let count_of = |v: &Value| v.as_i64();
+
+    // Districts layer and district aggregates, with every public breakdown.
+    let layer = geojson(&app, "/api/v1/campaigns/private/districts.geojson").await;
+    for f in layer["features"].as_array().unwrap() {
+        let code = f["properties"]["code"].as_str().unwrap().to_owned();
+        let covered = cover(&|a| a.0 == code);
+        audit.add(
+            covered.clone(),
+            count_of(&f["properties"]["count"]),
+            covered.len() as i64,
+            format!("layer {code}"),
+        );
+    }
+    let all = cover(&|_| true);
+    audit.add(
+        all.clone(),
+        count_of(&layer["total"]["count"]),
+        all.len() as i64,
+        "layer total".into(),
+    );
+    let outside = cover(&|a| a.0.is_empty());
+    audit.add(
+        outside.clone(),
+        count_of(&layer["outside_districts"]["count"]),
+        outside.len() as i64,
+        "layer outside".into(),
+    );
+    let values: [(&str, &[&str]); 2] = [
+        ("connection", &["adsl", "none"]),
+        ("tenant", &["true", "false", ""]),
+    ];
+    let answer = |p: &Sent, field: &str| -> String {
+        match field {
+            "connection" => p.connection.to_owned(),
+            _ => p.tenant.map(|t| t.to_string()).unwrap_or_default(),
+        }
+    };
+    for (field, options) in values {
+        let body = geojson(
+            &app,
+            &format!("/api/v1/campaigns/private/aggregates.geojson?breakdown={field}"),
+        )
+        .await;
+        for f in body["features"].as_array().unwrap() {
+            let code = f["properties"]["code"].as_str().unwrap().to_owned();
+            let covered = cover(&|a| a.0 == code);
+            audit.add(
+                covered.clone(),
+                count_of(&f["properties"]["count"]),
+                covered.len() as i64,
+                format!("{field}: {code}"),
+            );
+            for option in options {
+                let column = if option.is_empty() {
+                    format!("{field}=(no answer)")
+                } else {
+                    format!("{field}={option}")
+                };
+                let covered = cover(&|a| a.0 == code && answer(a.1, field) == *option);
+                audit.add(
+                    covered.clone(),
+                    count_of(&f["properties"][&column]),
+                    covered.len() as i64,
+                    format!("{column} in {code}"),
+                );
+            }
+        }
+        for option in options {
+            let column = if option.is_empty() {
+                format!("{field}=(no answer)")
+            } else {
+                format!("{field}={option}")
+            };
+            let covered = cover(&|a| answer(a.1, field) == *option);
+            audit.add(
+                covered.clone(),
+                count_of(&body["breakdown_totals"][&column]),
+                covered.len() as i64,
+                format!("{column} total"),
+            );
+        }
+    }
+    // H3 cells at every resolution.
+    for resolution in 6..=10u8 {
+        let body = geojson(
+            &app,
+            &format!("/api/v1/campaigns/private/aggregates.geojson?by=h3:{resolution}"),
+        )
+        .await;
+        let mut listed = 0;
+        for f in body["features"].as_array().unwrap() {
+            let cell = f["properties"]["h3"].as_str().unwrap().to_owned();
+            let covered = cover(&|a| h3_of(a.1.lon, a.1.lat, resolution) == cell);
+            listed += covered.len();
+            audit.add(
+                covered.clone(),
+                count_of(&f["properties"]["count"]),
+                covered.len() as i64,
+                format!("h3 {cell}"),
+            );
+        }
+        assert_eq!(
+            listed,
+            atoms.len(),
+            "every point is in a listed cell at resolution {resolution}"
+        );
+    }
+    // The time series, overall and by district.
+    for by in ["", "&by=district"] {
+        let text = app
+            .get(&format!(
+                "/api/v1/campaigns/private/timeseries.csv?interval=day{by}"
+            ))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        for record in reader.records() {
+            let record = record.unwrap();
+            let (code, count) = if by.is_empty() {
+                (None, &record[1])
+            } else {
+                (Some(record[1].to_owned()), &record[3])
+            };
+            let covered = cover(&|a| code.as_ref().is_none_or(|c| a.0 == *c));
+            audit.add(
+                covered.clone(),
+                count.parse().ok(),
+                covered.len() as i64,
+                format!("timeseries {record:?}"),
+            );
+        }
+    }
+    audit.check(k);
+}
+
+#[tokio::test]
+async fn the_raw_export_is_for_planners_complete_exact_and_audited() {
+    let app = TestApp::spawn().await;
+    campaign(&app, "raw", 5).await;
+    let points = random_points(11, 300);
+    submit_all(&app, "raw", &points).await;
+    let path = "/api/v1/admin/campaigns/raw/submissions.csv";
+    problem(app.get(path).await, StatusCode::UNAUTHORIZED).await;
+    let moderator =
+        civicmap::auth::create_token(&app.db, "mod", civicmap::auth::Role::Moderator, None)
+            .await
+            .unwrap();
+    let refused = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(&moderator)
+        .send()
+        .await
+        .unwrap();
+    problem(refused, StatusCode::FORBIDDEN).await;
+
+    let planner = civicmap::auth::create_token(
+        &app.db,
+        "planning office",
+        civicmap::auth::Role::Planner,
+        None,
+    )
+    .await
+    .unwrap();
+    let csv = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(&planner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert_eq!(csv.headers()["cache-control"], "no-store");
+    let text = csv.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "id",
+            "created_at",
+            "district_code",
+            "district_name",
+            "lon",
+            "lat",
+            "households",
+            "connection",
+            "comment",
+            "tenant"
+        ]
+    );
+    let mut got: Vec<(f64, f64, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                r[4].parse().unwrap(),
+                r[5].parse().unwrap(),
+                r[7].to_owned(),
+            )
+        })
+        .collect();
+    let mut sent: Vec<(f64, f64, String)> = points
+        .iter()
+        .map(|p| (p.lon, p.lat, p.connection.to_owned()))
+        .collect();
+    got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    sent.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(got, sent, "every submission, at its exact position");
+
+    let geojson = app
+        .client
+        .get(app.url("/api/v1/admin/campaigns/raw/submissions.geojson?district=west"))
+        .bearer_auth(&planner)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = geojson.json().await.unwrap();
+    let west = points
+        .iter()
+        .filter(|p| district_of(&districts(), p.lon, p.lat).as_deref() == Some("west"))
+        .count();
+    assert_eq!(body["features"].as_array().unwrap().len(), west);
+    assert_eq!(body["features"][0]["properties"]["district"], "west");
+
+    let bad = app
+        .client
+        .get(app.url("/api/v1/admin/campaigns/raw/submissions.csv?district=north"))
+        .bearer_auth(&planner)
+        .send()
+        .await
+        .unwrap();
+    problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+
+    // Each export is in the audit log with who, what filter and how many rows.
+    let mut entries: Vec<(String, String, Value)> = Vec::new();
+    for _ in 0..50 {
+        entries = sqlx::query_as(
+            "SELECT actor, action, details FROM audit_log WHERE action = 'export.raw' ORDER BY id",
+        )
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(a, b, d): (String, String, sqlx::types::Json<Value>)| (a, b, d.0))
+        .collect();
+        if entries.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0].0, "planning office (planner)");
+    assert_eq!(entries[0].2["rows"], 300);
+    assert_eq!(entries[0].2["completed"], true);
+    assert_eq!(entries[1].2["filter"]["district"], "west");
+    assert_eq!(entries[1].2["rows"], west);
+}
