@@ -167,6 +167,7 @@ function solveInWorker(challenge: string, difficulty: number, signal?: AbortSign
     w.onmessage = (e) => { done(); typeof e.data === 'number' && e.data >= 0 ? resolve(e.data) : reject(new Error('no nonce')); };
     // A CSP without blob: workers, or no worker support: the caller falls back to the main thread.
     w.onerror = (e) => { e.preventDefault?.(); done(); reject(new Error('worker failed')); };
+    w.postMessage({ c: challenge, d: difficulty });
   });
 }
 

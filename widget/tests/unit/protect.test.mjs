@@ -78,6 +78,33 @@ test('worker source is self-contained, also once minified as in civicmap.js', as
   assert.equal(await runWorkerSource(ctx.pow.workerSource(), 'worker', 10), want);
 });
 
+test('solvePow: in a worker made from a Blob (posts the challenge, terminates it); falls back to the main thread when workers are refused', async (t) => {
+  const saved = { Worker: globalThis.Worker, create: URL.createObjectURL, revoke: URL.revokeObjectURL };
+  t.after(() => { globalThis.Worker = saved.Worker; URL.createObjectURL = saved.create; URL.revokeObjectURL = saved.revoke; });
+  const blobs = new Map();
+  URL.createObjectURL = (blob) => { const u = `blob:test/${blobs.size}`; blobs.set(u, blob); return u; };
+  URL.revokeObjectURL = (u) => blobs.delete(u);
+  const made = [];
+  // A browser-like Worker: runs the Blob's script in its own context, messages cross asynchronously.
+  globalThis.Worker = class {
+    constructor(url) {
+      this.terminated = false;
+      made.push(this);
+      const ctx = { TextEncoder, Uint8Array, Uint32Array, Math, String, postMessage: (data) => setTimeout(() => !this.terminated && this.onmessage?.({ data }), 0) };
+      this.ready = blobs.get(url).text().then((src) => { vm.runInNewContext(src, ctx); return ctx; });
+    }
+    postMessage(data) { this.ready.then((ctx) => setTimeout(() => ctx.onmessage({ data }), 0)); }
+    terminate() { this.terminated = true; }
+  };
+  assert.equal(await solvePow('in-worker', 10), String(reference('in-worker', 10)));
+  assert.equal(made.length, 1);
+  assert.equal(made[0].terminated, true, 'the worker is terminated once it answered');
+  assert.equal(blobs.size, 0, 'the Blob URL is revoked');
+  // A CSP without blob: workers makes the constructor throw: the main thread does the work.
+  globalThis.Worker = class { constructor() { throw new Error('SecurityError: refused by worker-src'); } };
+  assert.equal(await solvePow('no-worker', 10), String(reference('no-worker', 10)));
+});
+
 test('headers: honeypot value and fill time, proof when there is one', () => {
   assert.deepEqual(submissionHeaders({ honeypot: '', fillMs: 4321.7 }), { 'Civicmap-Honeypot': '', 'Civicmap-Fill-Ms': '4321' });
   assert.deepEqual(submissionHeaders({ honeypot: 'http://spam', fillMs: -5, proof: 'abc:17' }), { 'Civicmap-Honeypot': 'http://spam', 'Civicmap-Fill-Ms': '0', 'Civicmap-Proof': 'abc:17' });
