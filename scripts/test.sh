@@ -32,7 +32,9 @@ fi
 (cd widget && npm ci --no-audit --no-fund --loglevel=error && npm test) || failed+=("widget unit tests")
 
 port=${CIVICMAP_E2E_PORT:-18091}
-"$bin" serve --demo --listen "127.0.0.1:$port" --widget-dir widget 2>"$dir/e2e-server.log" &
+# The browser tests post many submissions from 127.0.0.1: no per-address rate limit.
+"$bin" serve --demo --listen "127.0.0.1:$port" --widget-dir widget --submissions-per-ip 0 \
+  2>"$dir/e2e-server.log" &
 server=$!
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
 (cd widget && CIVICMAP_URL="http://127.0.0.1:$port" SCREENSHOT_DIR=../docs/screenshots npm run --silent e2e) \

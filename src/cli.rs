@@ -106,6 +106,40 @@ struct ServeArgs {
     /// Memory for built vector tiles, in MiB; 0 turns the tile cache off.
     #[arg(long, env = "CIVICMAP_TILE_CACHE_MB", default_value_t = 256)]
     tile_cache_mb: u64,
+    /// Submission writes (POST, PATCH, DELETE) and challenges a client (IPv4 address or IPv6
+    /// /64) may make per minute; 0 turns the limit off (load tests).
+    #[arg(long, env = "CIVICMAP_SUBMISSIONS_PER_IP", default_value_t = 30)]
+    submissions_per_ip: u32,
+    /// Writes a client may make at once before --submissions-per-ip applies.
+    #[arg(long, env = "CIVICMAP_SUBMISSIONS_PER_IP_BURST", default_value_t = 10)]
+    submissions_per_ip_burst: u32,
+    /// Submission writes per campaign per minute from all clients together (bursts of ten
+    /// seconds' worth); 0 turns the limit off.
+    #[arg(
+        long,
+        env = "CIVICMAP_SUBMISSIONS_PER_CAMPAIGN",
+        default_value_t = 6000
+    )]
+    submissions_per_campaign: u32,
+    /// Header holding the client's address, set by a reverse proxy in front of civicmap
+    /// (`X-Forwarded-For`: its right-most entry; `X-Real-IP`). Without it, the TCP peer is
+    /// the client. Only set it when clients cannot reach civicmap except through the proxy,
+    /// or list the proxies with --trusted-proxies.
+    #[arg(long, env = "CIVICMAP_TRUSTED_PROXY_HEADER")]
+    trusted_proxy_header: Option<axum::http::HeaderName>,
+    /// Networks of the proxies whose --trusted-proxy-header is believed (comma-separated
+    /// CIDRs, e.g. `10.0.0.0/8,::1/128`); by default every peer's.
+    #[arg(
+        long,
+        env = "CIVICMAP_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        requires = "trusted_proxy_header"
+    )]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// Seconds a connection may take to send a request's headers, and may stay idle between
+    /// requests, before it is closed.
+    #[arg(long, env = "CIVICMAP_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout: u64,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -438,18 +472,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         tracing::info!("civicmap listening on http://{}", listener.local_addr()?);
+        let header_read_timeout = Duration::from_secs(args.header_read_timeout.max(1));
         let state = AppState::new(
             pool.clone(),
             ServerConfig {
                 widget_dir: args.widget_dir.clone(),
                 submission_writers: args.submission_writers,
                 tile_cache_mb: args.tile_cache_mb,
+                client_ip: crate::http::client_ip::ClientIpConfig {
+                    trusted_header: args.trusted_proxy_header.clone(),
+                    trusted_proxies: args.trusted_proxies.clone(),
+                },
+                rate_limits: crate::safety::limits::RateLimitConfig {
+                    per_ip_per_minute: args.submissions_per_ip,
+                    per_ip_burst: args.submissions_per_ip_burst,
+                    per_campaign_per_minute: args.submissions_per_campaign,
+                },
+                header_read_timeout,
             },
         );
         let housekeeping = tokio::spawn(housekeeping(pool.clone()));
-        let served = crate::http::serve(
+        let served = crate::http::serve_with(
             listener,
             crate::http::app(state),
+            header_read_timeout,
             crate::http::shutdown_signal(),
         )
         .await;
@@ -461,7 +507,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Periodic clean-up: expired idempotency records.
+/// Periodic clean-up: expired idempotency records, spent challenges and client hashes.
 async fn housekeeping(pool: PgPool) {
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -470,6 +516,19 @@ async fn housekeeping(pool: PgPool) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "expired idempotency keys purged"),
             Err(e) => tracing::warn!(error = %e, "cannot purge idempotency keys"),
+        }
+        match crate::safety::pow::purge_spent(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired proof-of-work challenges purged"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge spent challenges"),
+        }
+        match crate::submissions::purge_client_hashes(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                cleared = n,
+                "client hashes past their duplicate window cleared"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot clear client hashes"),
         }
     }
 }

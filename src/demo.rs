@@ -102,6 +102,7 @@ pub async fn add_points(pool: &PgPool, n: usize, seed: u64) -> anyhow::Result<()
                     answers: answers(&mut rng),
                 },
                 key: None,
+                client_hash: None,
             })
             .collect();
         for result in

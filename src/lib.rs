@@ -15,6 +15,7 @@ pub mod districts;
 pub mod exports;
 pub mod http;
 pub mod location;
+pub mod safety;
 pub mod submissions;
 pub mod synthetic;
 pub mod tiles;

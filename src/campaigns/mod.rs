@@ -120,6 +120,17 @@ pub struct Campaign {
     pub attribution: String,
     /// A target per district code (e.g. 300 households); progress is reported against it.
     pub targets: std::collections::BTreeMap<String, i64>,
+    // Trust and safety (src/safety).
+    /// Least seconds a person takes to fill the form; a widget submission faster than this is
+    /// refused (0 to 60, 3 by default).
+    pub min_fill_seconds: i16,
+    /// Proof of work asked before each submission (`null`: none).
+    pub proof_of_work: Option<crate::safety::pow::ProofOfWork>,
+    /// Rule against repeated submissions from one connection (`null`: none).
+    pub duplicates: Option<crate::safety::Duplicates>,
+    /// Sites (`scheme://host[:port]`) allowed to embed the map and to write to it; empty: any
+    /// site ("open").
+    pub allowed_origins: Vec<String>,
     /// True when the area is the union of the districts (no explicit area).
     #[serde(skip)]
     pub by_districts: bool,
@@ -184,6 +195,10 @@ struct CampaignRow {
     moderation: String,
     basemap: Option<sqlx::types::Json<Basemap>>,
     geocoder: Option<sqlx::types::Json<Geocoder>>,
+    min_fill_seconds: i16,
+    proof_of_work: Option<sqlx::types::Json<crate::safety::pow::ProofOfWork>>,
+    duplicates: Option<sqlx::types::Json<crate::safety::Duplicates>>,
+    allowed_origins: Vec<String>,
     bounds: Option<Vec<f64>>,
     by_districts: bool,
     config_version: i64,
@@ -196,6 +211,7 @@ macro_rules! select_campaign {
     ($tail:literal) => {
         concat!("SELECT id, slug, title_fr, title_en, description_fr, description_en,
         default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, moderation, basemap, geocoder,
+        min_fill_seconds, proof_of_work, duplicates, allowed_origins,
         bounds, area IS NULL AS by_districts, config_version, grid_size, targets
     FROM campaigns ", $tail)
     };
@@ -234,6 +250,10 @@ impl From<CampaignRow> for Campaign {
             basemap: row.basemap.map(|b| b.0),
             geocoder: row.geocoder.map(|g| g.0),
             attribution: ATTRIBUTION.to_owned(),
+            min_fill_seconds: row.min_fill_seconds,
+            proof_of_work: row.proof_of_work.map(|p| p.0),
+            duplicates: row.duplicates.map(|d| d.0),
+            allowed_origins: row.allowed_origins,
             by_districts: row.by_districts,
             config_version: row.config_version,
             grid_size: row.grid_size,
@@ -328,6 +348,17 @@ pub struct CampaignInput {
     pub geocoder: Option<Option<Geocoder>>,
     /// Targets by district code, replacing the current ones (`{}` removes them all).
     pub targets: Option<std::collections::BTreeMap<String, i64>>,
+    // Trust and safety (src/safety).
+    /// Least seconds to fill the form (0 to 60).
+    pub min_fill_seconds: Option<i16>,
+    /// `{"difficulty": N}` (1 to 26 leading zero bits); `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub proof_of_work: Option<Option<crate::safety::pow::ProofOfWork>>,
+    /// `{"distance_m": D, "window_minutes": W, "action": "refuse" | "merge"}`; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub duplicates: Option<Option<crate::safety::Duplicates>>,
+    /// Origins allowed to embed and write; `[]`: any site.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// A background map from a provider the city chooses (its hosts are allowed by the iframe
@@ -564,6 +595,31 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
     if let Some(geocoder) = &geocoder {
         errors.extend(geocoder.check());
     }
+    // Trust and safety.
+    let min_fill_seconds = input.min_fill_seconds.unwrap_or(current.min_fill_seconds);
+    if !(0..=crate::safety::MAX_MIN_FILL_SECONDS).contains(&min_fill_seconds) {
+        errors.push(FieldError::new(
+            "min_fill_seconds",
+            "must be between 0 and 60 seconds",
+        ));
+    }
+    let proof_of_work = input.proof_of_work.unwrap_or(current.proof_of_work);
+    if let Some(proof_of_work) = &proof_of_work {
+        errors.extend(proof_of_work.check());
+    }
+    let duplicates = input.duplicates.unwrap_or(current.duplicates);
+    if let Some(duplicates) = &duplicates {
+        errors.extend(duplicates.check());
+    }
+    let allowed_origins = match crate::safety::origins::normalize(
+        &input.allowed_origins.unwrap_or(current.allowed_origins),
+    ) {
+        Ok(origins) => origins,
+        Err(origin_errors) => {
+            errors.extend(origin_errors);
+            Vec::new()
+        }
+    };
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -572,6 +628,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
         "UPDATE campaigns SET title_fr = $2, title_en = $3, description_fr = $4,
             description_en = $5, default_lang = $6, status = $7, opens_at = $8, closes_at = $9,
             form = $10, public_precision_m = $11, min_count = $12, moderation = $13, basemap = $14, geocoder = $15,
+            min_fill_seconds = $16, proof_of_work = $17, duplicates = $18, allowed_origins = $19,
             updated_at = now(), config_version = config_version + 1
          WHERE id = $1",
     )
@@ -590,6 +647,10 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
     .bind(as_text(input.moderation.unwrap_or(current.moderation)))
     .bind(basemap.map(sqlx::types::Json))
     .bind(geocoder.map(sqlx::types::Json))
+    .bind(min_fill_seconds)
+    .bind(proof_of_work.map(sqlx::types::Json))
+    .bind(duplicates.map(sqlx::types::Json))
+    .bind(&allowed_origins)
     .execute(&mut *tx)
     .await?;
     if let Some(targets) = &input.targets {

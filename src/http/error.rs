@@ -82,6 +82,21 @@ pub enum ApiError {
     /// The method is not allowed on this route.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A proof of work is missing or not good enough (422, field `proof_of_work`): the client
+    /// should get a new challenge, solve it and send again.
+    #[error("proof_of_work: {0}")]
+    ProofOfWork(String),
+    /// The same connection already contributed here recently (campaign duplicate rule).
+    #[error("{0}")]
+    Duplicate(String),
+    /// Too many requests from this client or to this campaign.
+    #[error("{detail}")]
+    RateLimited {
+        /// Which limit, and how long to wait.
+        detail: String,
+        /// Seconds before a retry can succeed.
+        retry_after: u64,
+    },
     /// The database cannot be reached; the client should retry.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -105,7 +120,9 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::ProofOfWork(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Duplicate(_) => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -123,6 +140,9 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad-request",
             Self::Validation(_) => "validation",
+            Self::ProofOfWork(_) => "proof-of-work-needed",
+            Self::Duplicate(_) => "duplicate",
+            Self::RateLimited { .. } => "rate-limited",
             Self::NotFound(_) => "not-found",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
@@ -147,6 +167,10 @@ impl ApiError {
                     many => format!("{} fields are invalid", many.len()),
                 };
                 (detail, errors.clone())
+            }
+            Self::ProofOfWork(detail) => {
+                let error = FieldError::new("proof_of_work", detail.clone());
+                (format!("proof_of_work: {detail}"), vec![error])
             }
             Self::Unavailable(_) => (
                 "the database is unavailable; please retry in a few seconds".to_owned(),
@@ -191,6 +215,9 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
+        if let Self::RateLimited { retry_after, .. } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
         response
     }
 }
@@ -226,6 +253,21 @@ mod tests {
         assert_eq!(problem.field.as_deref(), Some("properties.households"));
         assert_eq!(problem.detail, "properties.households: must be at most 500");
         assert_eq!(problem.kind, "urn:civicmap:problem:validation");
+    }
+
+    #[test]
+    fn proof_of_work_and_rate_limit_problems_have_their_own_types() {
+        let problem = ApiError::ProofOfWork("the challenge expired".into()).to_problem();
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.kind, "urn:civicmap:problem:proof-of-work-needed");
+        assert_eq!(problem.field.as_deref(), Some("proof_of_work"));
+        let response = ApiError::RateLimited {
+            detail: "at most 1 per minute".into(),
+            retry_after: 7,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! The HTTP server: shared state, the route table, middleware and graceful shutdown.
 
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod ops;
 pub mod widget;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,10 @@ pub struct AppState {
     pub submissions: crate::submissions::writer::BatchWriter,
     /// Vector tiles built since their campaign last changed.
     pub tiles: crate::tiles::TileCache,
+    /// Rate limits on submission writes.
+    pub limits: crate::safety::limits::RateLimits,
+    /// The server secret (challenges, client hashes), read from the database on first use.
+    pub secret: crate::safety::secret::SecretStore,
 }
 
 impl AppState {
@@ -46,6 +50,8 @@ impl AppState {
                 config.submission_writers,
             ),
             tiles: crate::tiles::TileCache::new(config.tile_cache_mb),
+            limits: crate::safety::limits::RateLimits::new(config.rate_limits),
+            secret: Default::default(),
             db,
             config: Arc::new(config),
             campaigns: Default::default(),
@@ -62,6 +68,13 @@ pub struct ServerConfig {
     pub submission_writers: usize,
     /// Memory for built vector tiles, in MiB (0: no tile cache).
     pub tile_cache_mb: u64,
+    /// Where the client's address comes from (the TCP peer, or a trusted proxy's header).
+    pub client_ip: client_ip::ClientIpConfig,
+    /// Rate limits on submission writes.
+    pub rate_limits: crate::safety::limits::RateLimitConfig,
+    /// Longest wait for a request's headers, from the connection's first byte or, on a
+    /// kept-alive connection, from the end of the previous response (the idle timeout).
+    pub header_read_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -71,6 +84,9 @@ impl ServerConfig {
             widget_dir: widget_dir.into(),
             submission_writers: 2,
             tile_cache_mb: 256,
+            client_ip: Default::default(),
+            rate_limits: Default::default(),
+            header_read_timeout: HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -78,35 +94,51 @@ impl ServerConfig {
 /// Longest a request may take before it is answered 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default longest wait for a request's headers, and for the next request on an idle
+/// kept-alive connection.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The whole application: every route and its middleware.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
+    // Reads: open to every site.
+    let open = Router::new()
         .merge(crate::campaigns::http::router())
         .merge(crate::districts::http::router())
-        .merge(crate::submissions::http::router())
         .merge(crate::tiles::http::router())
         .merge(crate::exports::http::router())
-        .merge(ops::api_router());
-    Router::new()
-        .merge(api)
+        .merge(ops::api_router())
         .merge(ops::router())
         .merge(widget::router(&state.config.widget_dir))
-        .fallback(fallback)
+        // Set before the CORS layer, so that preflights of any path reach that layer.
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(axum::middleware::map_response(problem_for_bare_errors))
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)
                 .allow_methods([Method::GET, Method::POST, Method::DELETE])
-                .allow_headers([
-                    header::CONTENT_TYPE,
-                    header::AUTHORIZATION,
-                    "idempotency-key".parse().unwrap(),
-                    "x-edit-token".parse().unwrap(),
-                ])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
                 .expose_headers([header::ETAG, header::RETRY_AFTER, header::LOCATION]),
-        )
+        );
+    // Citizens' writes: rate-limited, and only from the sites each campaign allows (CORS
+    // outermost, so that a 429 or 403 is readable by an allowed page).
+    let writes = Router::new()
+        .merge(crate::submissions::http::router())
+        .merge(crate::safety::http::router())
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::safety::origins::guard_writes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::safety::limits::limit_writes,
+        ))
+        .layer(crate::safety::origins::write_cors(state.clone()));
+    Router::new()
+        .merge(open)
+        .merge(writes)
+        .fallback(fallback)
+        .with_state(state)
+        .layer(axum::middleware::map_response(problem_for_bare_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -191,18 +223,102 @@ async fn problem_for_bare_errors(response: Response) -> Response {
     Response::from_parts(parts, Body::new(body))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish,
+/// with the default [`HEADER_READ_TIMEOUT`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, app, HEADER_READ_TIMEOUT, shutdown).await
+}
+
+/// Serves `app` on `listener` (HTTP/1.1, and HTTP/2 with prior knowledge) until `shutdown`
+/// resolves, then lets in-flight requests finish. A connection that sends no complete request
+/// head within `header_read_timeout` of opening, or of its previous response, is closed.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .keep_alive_interval(header_read_timeout)
+        .keep_alive_timeout(header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request.map(Body::new)
+            },
+        ));
+        let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let Some(is_http2) = sniff_http2(&stream, header_read_timeout).await else {
+                return; // Silent, or closed, before its first request.
+            };
+            let io = TokioIo::new(stream);
+            // Errors are the client's (reset, timeout, malformed HTTP): nothing to log.
+            let _ = if is_http2 {
+                watcher.watch(http2.serve_connection(io, service)).await
+            } else {
+                watcher.watch(http1.serve_connection(io, service)).await
+            };
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Waits (at most `limit`) for a connection's first bytes and tells HTTP/2 (its preface) from
+/// HTTP/1; `None` when the client sent nothing in time or closed.
+async fn sniff_http2(stream: &tokio::net::TcpStream, limit: Duration) -> Option<bool> {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buffer = [0u8; PREFACE.len()];
+    let sniff = async {
+        loop {
+            let read = stream.peek(&mut buffer).await.ok()?;
+            if read == 0 {
+                return None;
+            }
+            if buffer[..read] != PREFACE[..read] {
+                return Some(false);
+            }
+            if read == PREFACE.len() {
+                return Some(true);
+            }
+            // A partial preface: peeking again returns at once, so wait for more.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(limit, sniff).await.ok()?
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

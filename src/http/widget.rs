@@ -30,13 +30,15 @@ pub fn router(widget_dir: &Path) -> Router<AppState> {
 }
 
 /// Content-Security-Policy of the iframe page: nothing but civicmap's own files and the map
-/// services the campaign chose, and framable by any site (the city's pages).
-fn embed_csp(services: &[String]) -> String {
+/// services the campaign chose, framable by the sites the campaign allows (any site when it
+/// lists none).
+fn embed_csp(services: &[String], allowed_origins: &[String]) -> String {
     let extra: String = services.iter().map(|origin| format!(" {origin}")).collect();
+    let ancestors = crate::safety::origins::frame_ancestors(allowed_origins);
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; worker-src 'self' blob:; \
          img-src 'self' data: blob:{extra}; connect-src 'self'{extra}; \
-         base-uri 'none'; form-action 'self'; frame-ancestors *"
+         base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
     )
 }
 
@@ -45,7 +47,7 @@ async fn embed_page(
     PathParams(slug): PathParams<String>,
 ) -> Result<Response, ApiError> {
     // An unknown or unreachable campaign still gets its page, which then says what is wrong.
-    let services = match state.campaigns.get_public(&state.db, &slug).await {
+    let (services, allowed_origins) = match state.campaigns.get_public(&state.db, &slug).await {
         Ok(campaign) => {
             let mut origins = campaign
                 .basemap
@@ -55,18 +57,18 @@ async fn embed_page(
             origins.extend(campaign.geocoder.as_ref().and_then(|g| g.origin()));
             origins.sort();
             origins.dedup();
-            origins
+            (origins, campaign.allowed_origins.clone())
         }
-        Err(_) => Vec::new(),
+        Err(_) => (Vec::new(), Vec::new()),
     };
     let mut response = file(state, "embed.html").await?;
     let headers = response.headers_mut();
-    if let Ok(csp) = HeaderValue::from_str(&embed_csp(&services)) {
+    if let Ok(csp) = HeaderValue::from_str(&embed_csp(&services, &allowed_origins)) {
         headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("strict-origin-when-cross-origin"),
+        HeaderValue::from_static("no-referrer"),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

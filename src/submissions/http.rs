@@ -1,18 +1,21 @@
-//! Submission routes: a citizen posts a point, and erases it with its edit token.
+//! Submission routes: a citizen posts a point, and with the edit token given then, reads it,
+//! corrects it or erases it.
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{IdempotencyKey, Pending, Receipt, Stored};
+use super::{Corrected, IdempotencyKey, Pending, Receipt, Stored};
 use crate::http::AppState;
+use crate::http::client_ip::{ClientAddr, ClientKey};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
+use crate::safety::pow::{self, ProofError};
 
 /// Largest submission body: a point and a few answers fit in far less.
 pub const MAX_SUBMISSION_BYTES: usize = 16 * 1024;
@@ -26,7 +29,10 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/api/v1/campaigns/{slug}/submissions/{id}",
-            delete(erase_submission),
+            get(get_own_submission)
+                .patch(correct_submission)
+                .delete(erase_submission)
+                .layer(DefaultBodyLimit::max(MAX_SUBMISSION_BYTES)),
         )
 }
 
@@ -56,34 +62,71 @@ fn idempotency_key(headers: &HeaderMap, body: &Value) -> ApiResult<Option<Idempo
     params(
         ("slug" = String, Path, description = "Campaign name"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request return the first result instead of a duplicate"),
+        ("Civicmap-Honeypot" = Option<String>, Header, description = "The widget's hidden `website` field; must be empty"),
+        ("Civicmap-Fill-Ms" = Option<u64>, Header, description = "Milliseconds between showing the form and submitting it; at least the campaign's `min_fill_seconds` × 1000"),
+        ("Civicmap-Proof" = Option<String>, Header, description = "`<challenge>:<nonce>`, required by campaigns with `proof_of_work` (see POST …/challenges)"),
     ),
     request_body(content = Object, content_type = "application/geo+json", description = "A GeoJSON Feature with a Point geometry; its properties are the answers"),
     responses(
         (status = 201, description = "Stored and counted; a retry with the same Idempotency-Key gets the first result again, with `Idempotent-Replayed: true`", body = Receipt),
+        (status = 403, description = "Sent by a page of a site the campaign does not allow", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
-        (status = 409, description = "Campaign not open, or key reused for another request", body = Problem),
+        (status = 409, description = "Campaign not open, key reused for another request, or a duplicate refused by the campaign's rule (`urn:civicmap:problem:duplicate`)", body = Problem),
         (status = 413, description = "Body over 16 KiB", body = Problem),
-        (status = 422, description = "Invalid point or answers, each error naming its field", body = Problem),
+        (status = 422, description = "Invalid point or answers, each error naming its field; a form filled by a program (`website`, `form`); a missing or bad proof of work (`urn:civicmap:problem:proof-of-work-needed`, field `proof_of_work`)", body = Problem),
+        (status = 429, description = "Too many submissions from this client or to this campaign; see Retry-After", body = Problem),
         (status = 503, description = "Database unavailable; retry after Retry-After seconds", body = Problem),
     ))]
 pub async fn create_submission(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers, &body)?;
     let mut attempts = 0;
+    let mut proven = false;
     let (replayed, receipt) = loop {
         let campaign = state.campaigns.get_public(&state.db, &slug).await?;
-        campaign.accepts_contributions(OffsetDateTime::now_utc())?;
+        let now = OffsetDateTime::now_utc();
+        campaign.accepts_contributions(now)?;
+        crate::safety::check_form_signals(campaign.min_fill_seconds, &headers)?;
         let submission = super::parse_feature(&campaign, &body).map_err(ApiError::Validation)?;
+        if let Some(proof) = campaign.proof_of_work
+            && !proven
+        {
+            match check_proof(&state, &headers, &campaign, proof.difficulty, now).await {
+                Ok(()) => proven = true,
+                Err(refused) => match replay_of(&state, &campaign, key.as_ref()).await? {
+                    // A retry of a request that was stored: its proof was spent by then.
+                    Some(receipt) => break (true, receipt),
+                    None => return Err(refused),
+                },
+            }
+        }
+        let client_hash = match campaign.duplicates {
+            Some(_) => Some(
+                state
+                    .secret
+                    .get(&state.db)
+                    .await?
+                    .client_hash(&ClientKey::from(client)),
+            ),
+            None => None,
+        };
         let pending = Pending {
             campaign,
             submission,
             key: key.clone(),
+            client_hash,
         };
-        match state.submissions.store(pending).await? {
+        let stored = if pending.client_hash.is_some() {
+            super::store_one_checked(&state.db, pending).await?
+        } else {
+            state.submissions.store(pending).await?
+        };
+        match stored {
             Stored::Created(receipt) => break (false, receipt),
             Stored::Replayed(receipt) => break (true, receipt),
             // The campaign changed since it was cached: check again against the new settings.
@@ -114,6 +157,137 @@ pub async fn create_submission(
     Ok(response)
 }
 
+/// Checks and spends the request's proof of work.
+async fn check_proof(
+    state: &AppState,
+    headers: &HeaderMap,
+    campaign: &crate::campaigns::Campaign,
+    difficulty: u8,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let header = headers
+        .get(pow::PROOF_HEADER)
+        .map(|v| v.to_str().map_err(|_| ProofError::Malformed))
+        .transpose()?
+        .ok_or_else(|| ProofError::Missing(campaign.slug.clone()))?;
+    let secret = state.secret.get(&state.db).await?;
+    let verified = pow::verify(secret, header, campaign.id, difficulty, now)?;
+    pow::spend(&state.db, &verified).await
+}
+
+/// The stored receipt of an earlier request with this idempotency key, if there is one.
+async fn replay_of(
+    state: &AppState,
+    campaign: &crate::campaigns::Campaign,
+    key: Option<&IdempotencyKey>,
+) -> ApiResult<Option<Receipt>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let mut connection = state.db.acquire().await?;
+    match super::replay(&mut connection, campaign, key).await {
+        Ok(Stored::Replayed(receipt)) => Ok(Some(receipt)),
+        _ => Ok(None),
+    }
+}
+
+/// The edit token of a request, or a 401 saying that `action` needs it.
+fn edit_token<'h>(headers: &'h HeaderMap, action: &str) -> ApiResult<&'h str> {
+    headers
+        .get("x-edit-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized(format!(
+                "{action} needs the `X-Edit-Token` header given at submission"
+            ))
+        })
+}
+
+fn submission_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id)
+        .map_err(|_| ApiError::NotFound(format!("no submission `{id}` (not a valid id)")))
+}
+
+/// A submitter's own submission as a GeoJSON Feature, never cached.
+fn own_feature(submission: &super::OwnSubmission) -> Response {
+    let mut response = Json(submission.to_feature()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/geo+json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The submitter's own submission: exact point, answers, status, district and dates.
+#[utoipa::path(get, path = "/api/v1/campaigns/{slug}/submissions/{id}", tag = "public",
+    params(
+        ("slug" = String, Path, description = "Campaign name"),
+        ("id" = String, Path, description = "Submission id"),
+        ("X-Edit-Token" = String, Header, description = "The edit token returned at submission"),
+    ),
+    responses(
+        (status = 200, description = "A GeoJSON Feature: `geometry` the exact point, `properties` the answers, `civicmap` {status, district ({code, name} or null), created_at, updated_at}; `Cache-Control: no-store`", content_type = "application/geo+json", body = Object),
+        (status = 401, description = "No edit token", body = Problem),
+        (status = 403, description = "Wrong edit token", body = Problem),
+        (status = 404, description = "No such submission", body = Problem),
+    ))]
+pub async fn get_own_submission(
+    State(state): State<AppState>,
+    PathParams((slug, id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let campaign = state.campaigns.get_public(&state.db, &slug).await?;
+    let id = submission_id(&id)?;
+    let token = edit_token(&headers, "reading a submission")?;
+    let submission = super::view(&state.db, &campaign, id, token).await?;
+    Ok(own_feature(&submission))
+}
+
+/// Corrects a submission: a new point and answers, checked like a new submission, counted in
+/// the new place instead of the old one.
+#[utoipa::path(patch, path = "/api/v1/campaigns/{slug}/submissions/{id}", tag = "public",
+    params(
+        ("slug" = String, Path, description = "Campaign name"),
+        ("id" = String, Path, description = "Submission id"),
+        ("X-Edit-Token" = String, Header, description = "The edit token returned at submission"),
+    ),
+    request_body(content = Object, content_type = "application/geo+json", description = "A GeoJSON Feature with a Point geometry; its properties are the answers (all of them, as on submission)"),
+    responses(
+        (status = 200, description = "Corrected; the submission as it is now (as GET returns it)", content_type = "application/geo+json", body = Object),
+        (status = 401, description = "No edit token", body = Problem),
+        (status = 403, description = "Wrong edit token, or a site the campaign does not allow", body = Problem),
+        (status = 404, description = "No such submission", body = Problem),
+        (status = 409, description = "Campaign not open", body = Problem),
+        (status = 422, description = "Invalid point or answers, each error naming its field", body = Problem),
+        (status = 429, description = "Too many writes from this client; see Retry-After", body = Problem),
+    ))]
+pub async fn correct_submission(
+    State(state): State<AppState>,
+    PathParams((slug, id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Response> {
+    let id = submission_id(&id)?;
+    let token = edit_token(&headers, "correcting a submission")?;
+    for _ in 0..3 {
+        let campaign = state.campaigns.get_public(&state.db, &slug).await?;
+        campaign.accepts_contributions(OffsetDateTime::now_utc())?;
+        crate::safety::check_form_signals(campaign.min_fill_seconds, &headers)?;
+        let submission = super::parse_feature(&campaign, &body).map_err(ApiError::Validation)?;
+        match super::correct(&state.db, &campaign, id, token, &submission).await? {
+            Corrected::Done(corrected) => return Ok(own_feature(&corrected)),
+            Corrected::Stale => state.campaigns.invalidate(&slug).await,
+        }
+    }
+    Err(ApiError::Conflict(
+        "the campaign is being changed; please retry".into(),
+    ))
+}
+
 /// Erases a submission (right to erasure). Needs the edit token given at submission.
 #[utoipa::path(delete, path = "/api/v1/campaigns/{slug}/submissions/{id}", tag = "public",
     params(
@@ -133,18 +307,8 @@ pub async fn erase_submission(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let campaign = state.campaigns.get_public(&state.db, &slug).await?;
-    let id = Uuid::parse_str(&id)
-        .map_err(|_| ApiError::NotFound(format!("no submission `{id}` (not a valid id)")))?;
-    let token = headers
-        .get("x-edit-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized(
-                "erasing needs the `X-Edit-Token` header given at submission".into(),
-            )
-        })?;
+    let id = submission_id(&id)?;
+    let token = edit_token(&headers, "erasing")?;
     super::erase(&state.db, &campaign, id, token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -16,6 +16,7 @@ use crate::auth::{hash_secret, new_secret};
 use crate::campaigns::{Campaign, Moderation};
 use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::location::WgsPoint;
+use crate::safety::DuplicateAction;
 
 /// A checked submission, ready to store.
 #[derive(Debug, Clone)]
@@ -129,6 +130,11 @@ pub struct Receipt {
     pub edit_token: String,
     /// Page where the citizen can erase it, relative to the server.
     pub edit_url: String,
+    /// With the campaign's duplicate rule in `merge` mode: the earlier submission from the same
+    /// connection whose position this one was given (one more household there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub merged_with: Option<Uuid>,
 }
 
 /// An idempotency key as sent by a client, checked.
@@ -160,6 +166,9 @@ pub struct Pending {
     pub submission: NewSubmission,
     /// The client's idempotency key, if any.
     pub key: Option<IdempotencyKey>,
+    /// Keyed hash of the client's address, set only when the campaign has a duplicate rule
+    /// (see [`store_one_checked`]).
+    pub client_hash: Option<Vec<u8>>,
 }
 
 /// Stores submissions in one statement, hence one transaction: for each, checks that its
@@ -173,8 +182,22 @@ pub struct Pending {
 ///
 /// Published submissions are added to counter shard `shard`: concurrent callers that use
 /// different shards never wait on each other's counter rows.
+///
+/// A submission with a `client_hash` is checked against the campaign's duplicate rule: an
+/// earlier one from the same client within the rule's distance and window refuses it, or gives
+/// it the earlier one's position. Such submissions go through [`store_one_checked`], which
+/// serialises each client's submissions.
 pub async fn store_batch(
     pool: &PgPool,
+    batch: &[Pending],
+    shard: i16,
+) -> ApiResult<Vec<ApiResult<Stored>>> {
+    store_batch_on(&mut *pool.acquire().await?, batch, shard).await
+}
+
+/// [`store_batch`] on a given connection (or in a transaction).
+pub async fn store_batch_on(
+    db: &mut PgConnection,
     batch: &[Pending],
     shard: i16,
 ) -> ApiResult<Vec<ApiResult<Stored>>> {
@@ -207,19 +230,45 @@ pub async fn store_batch(
     struct Row {
         fresh: bool,
         inside: bool,
+        refused: bool,
         created: bool,
         code: Option<String>,
         name: Option<String>,
+        merged_with: Option<Uuid>,
     }
+    let rules: Vec<Option<crate::safety::Duplicates>> = batch
+        .iter()
+        .map(|p| p.client_hash.as_ref().and(p.campaign.duplicates))
+        .collect();
     let rows: Vec<Row> = sqlx::query_as(
         "WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::float8[], $4::float8[], $5::jsonb[],
                                  $6::text[], $7::bytea[], $8::text[], $9::bytea[], $10::text[],
-                                 $11::text[], $12::int8[], $13::bool[], $15::float8[], $16::int8[])
+                                 $11::text[], $12::int8[], $13::bool[], $15::float8[],
+                                 $16::bytea[], $17::float8[], $18::int4[], $19::bool[], $20::int8[])
             WITH ORDINALITY AS i(id, campaign_id, lon, lat, answers, status, token_hash, key,
-                                 request_hash, token, edit_url, version, by_districts, grid, h3, ord)),
+                                 request_hash, token, edit_url, version, by_districts, grid,
+                                 client_hash, dup_distance, dup_window, dup_merge, h3, ord)),
+         -- The campaign's duplicate rule: the first earlier submission from the same client
+         -- nearby (none for a retry whose idempotency key is already taken: it is replayed).
+         checked AS (
+            SELECT i.*, e.id AS earlier_id, e.geom AS earlier_geom, e.h3 AS earlier_h3
+            FROM input i
+            LEFT JOIN LATERAL (
+                SELECT e.id, e.geom, e.h3 FROM submissions e
+                WHERE i.client_hash IS NOT NULL
+                  AND e.campaign_id = i.campaign_id AND e.client_hash = i.client_hash
+                  AND e.created_at > now() - make_interval(mins => i.dup_window)
+                  AND ST_DWithin(e.geom::geography,
+                                 ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326)::geography, i.dup_distance)
+                  AND (i.key IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM idempotency_keys k WHERE k.campaign_id = i.campaign_id AND k.key = i.key))
+                ORDER BY e.created_at, e.id LIMIT 1) e ON true),
          placed AS (
             SELECT i.*, pt.g, d.id AS district_id, d.code, d.name, c.id IS NOT NULL AS fresh,
+                i.earlier_id IS NOT NULL AND NOT i.dup_merge AS refused,
+                CASE WHEN i.dup_merge THEN i.earlier_id END AS merged_with,
+                CASE WHEN i.earlier_id IS NOT NULL AND i.dup_merge THEN i.earlier_h3 ELSE i.h3 END AS cell,
                 c.id IS NOT NULL AND CASE
                     -- When the area is the union of the districts, being in a district is
                     -- being inside, and the union's (possibly large) polygon is not read.
@@ -227,8 +276,9 @@ pub async fn store_batch(
                     ELSE EXISTS (SELECT 1 FROM campaigns a
                                  WHERE a.id = i.campaign_id AND ST_Intersects(a.effective_area, pt.g))
                 END AS inside
-            FROM input i
-            CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS g) pt
+            FROM checked i
+            CROSS JOIN LATERAL (SELECT CASE WHEN i.earlier_id IS NOT NULL AND i.dup_merge THEN i.earlier_geom
+                                            ELSE ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) END AS g) pt
             LEFT JOIN campaigns c ON c.id = i.campaign_id AND c.config_version = i.version
             LEFT JOIN LATERAL (
                 SELECT d.id, d.code, d.name FROM districts d
@@ -239,14 +289,15 @@ pub async fn store_batch(
             SELECT campaign_id, key, request_hash, id, jsonb_build_object(
                 'id', id, 'status', status, 'edit_token', token, 'edit_url', edit_url,
                 'district', CASE WHEN district_id IS NOT NULL
-                                 THEN jsonb_build_object('code', code, 'name', name) END)
-            FROM placed WHERE inside AND key IS NOT NULL
+                                 THEN jsonb_build_object('code', code, 'name', name) END,
+                'merged_with', merged_with)
+            FROM placed WHERE inside AND NOT refused AND key IS NOT NULL
             ON CONFLICT (campaign_id, key) DO NOTHING
             RETURNING submission_id),
          created AS (
-            INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, edit_token_hash, h3)
-            SELECT id, campaign_id, district_id, g, answers, status, token_hash, h3 FROM placed
-            WHERE inside AND (key IS NULL OR id IN (SELECT submission_id FROM idem))
+            INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, edit_token_hash, client_hash, h3)
+            SELECT id, campaign_id, district_id, g, answers, status, token_hash, client_hash, cell FROM placed
+            WHERE inside AND NOT refused AND (key IS NULL OR id IN (SELECT submission_id FROM idem))
             RETURNING id, campaign_id, district_id, status, geom, h3),
          h3 AS (
             INSERT INTO h3_counts (campaign_id, district_id, cell, published)
@@ -270,7 +321,7 @@ pub async fn store_batch(
             GROUP BY 1, 2, 3
             ON CONFLICT (campaign_id, cx, cy)
             DO UPDATE SET published = demand_cells.published + EXCLUDED.published)
-         SELECT fresh, inside, id IN (SELECT id FROM created) AS created, code, name
+         SELECT fresh, inside, refused, id IN (SELECT id FROM created) AS created, code, name, merged_with
          FROM placed ORDER BY ord",
     )
     .bind(prepared.iter().map(|p| p.id).collect::<Vec<_>>())
@@ -288,17 +339,23 @@ pub async fn store_batch(
     .bind(batch.iter().map(|p| p.campaign.by_districts).collect::<Vec<_>>())
     .bind(shard)
     .bind(batch.iter().map(|p| p.campaign.grid_size).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.client_hash.as_deref()).collect::<Vec<_>>())
+    .bind(rules.iter().map(|r| r.map_or(0.0, |r| r.distance_m)).collect::<Vec<_>>())
+    .bind(rules.iter().map(|r| r.map_or(0, |r| r.window_minutes)).collect::<Vec<_>>())
+    .bind(rules.iter().map(|r| r.is_some_and(|r| r.action == DuplicateAction::Merge)).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| p.submission.point.h3_cell()).collect::<Vec<_>>())
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     let mut results = Vec::with_capacity(batch.len());
     for ((pending, prepared), row) in batch.iter().zip(prepared).zip(rows) {
         let Row {
             fresh,
             inside,
+            refused,
             created,
             code,
             name,
+            merged_with,
         } = row;
         let result = if !fresh {
             Ok(Stored::Stale)
@@ -306,6 +363,11 @@ pub async fn store_batch(
             Err(ApiError::field(
                 "geometry",
                 "is outside the campaign's area",
+            ))
+        } else if refused {
+            Err(pending.campaign.duplicates.map_or_else(
+                || ApiError::Duplicate("a duplicate".into()),
+                |r| r.refusal(),
             ))
         } else if created {
             let district = code
@@ -317,27 +379,62 @@ pub async fn store_batch(
                 district,
                 edit_token: prepared.token,
                 edit_url: prepared.edit_url,
+                merged_with,
             }))
         } else {
             let key = pending
                 .key
                 .as_ref()
                 .expect("without a key, an inside point is always created");
-            replay(pool, &pending.campaign, key).await
+            replay(&mut *db, &pending.campaign, key).await
         };
         results.push(result);
     }
     Ok(results)
 }
 
+/// Stores one submission to a campaign with a duplicate rule. Submissions from one client are
+/// serialised by a transaction-level advisory lock on its hash (across instances), so that two
+/// concurrent ones cannot both miss each other. Campaigns without the rule never come here:
+/// their submissions are stored in batches by [`writer`].
+pub async fn store_one_checked(pool: &PgPool, pending: Pending) -> ApiResult<Stored> {
+    let lock = pending.client_hash.as_deref().map_or(0, |hash| {
+        i32::from_be_bytes(hash[..4].try_into().expect("HMACs are 32 bytes"))
+    });
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(DUPLICATE_LOCK_CLASS)
+        .bind(lock)
+        .execute(&mut *tx)
+        .await?;
+    let result = store_batch_on(
+        &mut tx,
+        std::slice::from_ref(&pending),
+        crate::aggregates::random_shard(),
+    )
+    .await?
+    .pop()
+    .expect("one result per submission");
+    tx.commit().await?;
+    result
+}
+
+/// First key of the advisory locks that serialise one client's submissions (the second is
+/// taken from the client's hash).
+const DUPLICATE_LOCK_CLASS: i32 = 0x6475_706c; // "dupl"
+
 /// The first result of a request whose idempotency key is being reused.
-async fn replay(pool: &PgPool, campaign: &Campaign, key: &IdempotencyKey) -> ApiResult<Stored> {
+async fn replay(
+    db: &mut PgConnection,
+    campaign: &Campaign,
+    key: &IdempotencyKey,
+) -> ApiResult<Stored> {
     let row: Option<(Vec<u8>, Option<sqlx::types::Json<Receipt>>)> = sqlx::query_as(
         "SELECT request_hash, response FROM idempotency_keys WHERE campaign_id = $1 AND key = $2",
     )
     .bind(campaign.id)
     .bind(&key.key)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *db)
     .await?;
     match row {
         None => Err(ApiError::Internal(anyhow::anyhow!("idempotency key conflicted but is gone"))),
@@ -364,17 +461,9 @@ pub async fn erase(pool: &PgPool, campaign: &Campaign, id: Uuid, token: &str) ->
     .fetch_optional(&mut *tx)
     .await?;
     let Some((stored, status)) = row else {
-        return Err(ApiError::NotFound(format!(
-            "no submission {id} in this campaign"
-        )));
+        return Err(no_such_submission(id));
     };
-    let matches: bool =
-        subtle::ConstantTimeEq::ct_eq(hash_secret(token).as_slice(), stored.as_slice()).into();
-    if !matches {
-        return Err(ApiError::Forbidden(
-            "this edit token does not match the submission".into(),
-        ));
-    }
+    check_token(&stored, token)?;
     // Keep the key (so that a late retry does not re-create the point) but drop its receipt.
     sqlx::query("UPDATE idempotency_keys SET response = NULL, submission_id = NULL WHERE submission_id = $1")
         .bind(id)
@@ -390,6 +479,219 @@ pub async fn erase(pool: &PgPool, campaign: &Campaign, id: Uuid, token: &str) ->
     tx.commit().await?;
     tracing::info!(campaign = %campaign.slug, %id, "submission erased by its submitter");
     Ok(())
+}
+
+fn no_such_submission(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("no submission {id} in this campaign"))
+}
+
+/// Refuses (403) an edit token that is not the submission's, comparing hashes in constant time.
+fn check_token(stored_hash: &[u8], token: &str) -> ApiResult<()> {
+    let matches: bool =
+        subtle::ConstantTimeEq::ct_eq(hash_secret(token).as_slice(), stored_hash).into();
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "this edit token does not match the submission".into(),
+        ))
+    }
+}
+
+/// A submission as its submitter sees it (with the edit token): the exact point and answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnSubmission {
+    /// Its id.
+    pub id: Uuid,
+    /// The exact point.
+    pub point: WgsPoint,
+    /// The answers.
+    pub answers: Map<String, Value>,
+    /// `published`, `pending`, `hidden` or `rejected`.
+    pub status: String,
+    /// The district it was counted in, if any.
+    pub district: Option<DistrictRef>,
+    /// When it was stored.
+    pub created_at: time::OffsetDateTime,
+    /// When it was last changed.
+    pub updated_at: time::OffsetDateTime,
+}
+
+impl OwnSubmission {
+    /// The GeoJSON Feature: `properties` are the answers (as a PATCH takes them back); status,
+    /// district and dates are in the foreign member `civicmap`.
+    pub fn to_feature(&self) -> Value {
+        let rfc3339 = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        serde_json::json!({
+            "type": "Feature",
+            "id": self.id,
+            "geometry": {"type": "Point", "coordinates": [self.point.lon(), self.point.lat()]},
+            "properties": self.answers,
+            "civicmap": {
+                "status": self.status,
+                "district": self.district,
+                "created_at": rfc3339(self.created_at),
+                "updated_at": rfc3339(self.updated_at),
+            },
+        })
+    }
+}
+
+type OwnRow = (
+    Vec<u8>,
+    f64,
+    f64,
+    sqlx::types::Json<Map<String, Value>>,
+    String,
+    Option<String>,
+    Option<String>,
+    time::OffsetDateTime,
+    time::OffsetDateTime,
+);
+
+/// `SELECT` of a submission as its submitter sees it, followed by the given clause.
+macro_rules! select_own {
+    ($tail:literal) => {
+        concat!(
+            "SELECT s.edit_token_hash, ST_X(s.geom), ST_Y(s.geom), s.answers, s.status,
+                    d.code, d.name, s.created_at, s.updated_at
+             FROM submissions s LEFT JOIN districts d ON d.id = s.district_id
+             WHERE s.id = $1 AND s.campaign_id = $2 ",
+            $tail
+        )
+    };
+}
+
+fn own_from_row(id: Uuid, row: OwnRow) -> ApiResult<OwnSubmission> {
+    let (_, lon, lat, answers, status, code, name, created_at, updated_at) = row;
+    Ok(OwnSubmission {
+        id,
+        point: WgsPoint::new(lon, lat).map_err(|e| anyhow::anyhow!("stored point: {e}"))?,
+        answers: answers.0,
+        status,
+        district: code
+            .zip(name)
+            .map(|(code, name)| DistrictRef { code, name }),
+        created_at,
+        updated_at,
+    })
+}
+
+/// The submission `id` of `campaign`, when `token` is its edit token.
+pub async fn view(
+    pool: &PgPool,
+    campaign: &Campaign,
+    id: Uuid,
+    token: &str,
+) -> ApiResult<OwnSubmission> {
+    let row: Option<OwnRow> = sqlx::query_as(select_own!(""))
+        .bind(id)
+        .bind(campaign.id)
+        .fetch_optional(pool)
+        .await?;
+    let row = row.ok_or_else(|| no_such_submission(id))?;
+    check_token(&row.0, token)?;
+    own_from_row(id, row)
+}
+
+/// How a correction went.
+#[derive(Debug)]
+pub enum Corrected {
+    /// Changed; the submission as it is now.
+    Done(OwnSubmission),
+    /// Nothing changed: the campaign's settings changed since `campaign` was read.
+    Stale,
+}
+
+/// Replaces the point and answers of submission `id` when `token` is its edit token: the
+/// district is assigned again, and a published submission moves in the counters and the public
+/// grid (out of its old place, into its new one) in the same transaction.
+pub async fn correct(
+    pool: &PgPool,
+    campaign: &Campaign,
+    id: Uuid,
+    token: &str,
+    submission: &NewSubmission,
+) -> ApiResult<Corrected> {
+    let mut tx = pool.begin().await?;
+    let row: Option<OwnRow> = sqlx::query_as(select_own!("FOR UPDATE OF s"))
+        .bind(id)
+        .bind(campaign.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let row = row.ok_or_else(|| no_such_submission(id))?;
+    check_token(&row.0, token)?;
+    let published = row.4 == "published";
+    #[derive(sqlx::FromRow)]
+    struct Place {
+        fresh: bool,
+        inside: bool,
+        district_id: Option<i64>,
+    }
+    let place: Place = sqlx::query_as(
+        "WITH pt AS (SELECT ST_SetSRID(ST_MakePoint($3, $4), 4326) AS g)
+         SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1 AND config_version = $2) AS fresh,
+                EXISTS (SELECT 1 FROM campaigns c, pt WHERE c.id = $1 AND ST_Intersects(c.effective_area, pt.g)) AS inside,
+                (SELECT d.id FROM districts d, pt WHERE d.campaign_id = $1 AND ST_Intersects(d.geom, pt.g)
+                 ORDER BY d.position LIMIT 1) AS district_id",
+    )
+    .bind(campaign.id)
+    .bind(campaign.config_version)
+    .bind(submission.point.lon())
+    .bind(submission.point.lat())
+    .fetch_one(&mut *tx)
+    .await?;
+    if !place.fresh {
+        return Ok(Corrected::Stale);
+    }
+    if !place.inside {
+        return Err(ApiError::field(
+            "geometry",
+            "is outside the campaign's area",
+        ));
+    }
+    if published {
+        crate::aggregates::add_published(&mut tx, id, -1).await?;
+    }
+    sqlx::query(
+        "UPDATE submissions SET geom = ST_SetSRID(ST_MakePoint($2, $3), 4326), answers = $4,
+                district_id = $5, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(submission.point.lon())
+    .bind(submission.point.lat())
+    .bind(sqlx::types::Json(&submission.answers))
+    .bind(place.district_id)
+    .execute(&mut *tx)
+    .await?;
+    if published {
+        crate::aggregates::add_published(&mut tx, id, 1).await?;
+    }
+    let row: OwnRow = sqlx::query_as(select_own!(""))
+        .bind(id)
+        .bind(campaign.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(campaign = %campaign.slug, %id, "submission corrected by its submitter");
+    Ok(Corrected::Done(own_from_row(id, row)?))
+}
+
+/// Forgets the client hashes of submissions older than their campaign's duplicate window
+/// (or of campaigns that dropped the rule): they are kept only as long as they can be used.
+pub async fn purge_client_hashes(pool: &PgPool) -> ApiResult<u64> {
+    Ok(sqlx::query(
+        "UPDATE submissions s SET client_hash = NULL FROM campaigns c
+         WHERE s.client_hash IS NOT NULL AND c.id = s.campaign_id
+           AND s.created_at < now() - make_interval(mins => COALESCE((c.duplicates->>'window_minutes')::int, 0))",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 /// Deletes idempotency records older than a day.

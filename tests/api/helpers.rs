@@ -136,14 +136,27 @@ impl TestApp {
         Self::spawn_on(db).await
     }
 
-    /// A server on the given pool.
+    /// A server on the given pool, without rate limits (see [`test_config`]).
     pub async fn spawn_on(db: PgPool) -> Self {
-        let state = AppState::new(db.clone(), ServerConfig::new("widget"));
+        Self::spawn_on_with(db, test_config()).await
+    }
+
+    /// A server on a fresh database with `config` (rate limits, trusted proxy header...).
+    pub async fn spawn_with(config: ServerConfig) -> Self {
+        let (db, _) = fresh_database().await;
+        Self::spawn_on_with(db, config).await
+    }
+
+    /// A server on the given pool with `config`.
+    pub async fn spawn_on_with(db: PgPool, config: ServerConfig) -> Self {
+        let header_read_timeout = config.header_read_timeout;
+        let state = AppState::new(db.clone(), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(civicmap::http::serve(
+        tokio::spawn(civicmap::http::serve_with(
             listener,
             civicmap::http::app(state),
+            header_read_timeout,
             std::future::pending(),
         ));
         let admin_token =
@@ -265,6 +278,18 @@ impl TestApp {
         );
         counts
     }
+}
+
+/// The settings of test servers: the defaults, without rate limits (tests post many
+/// submissions from one address; the limits have their own tests).
+pub fn test_config() -> ServerConfig {
+    let mut config = ServerConfig::new("widget");
+    config.rate_limits = civicmap::safety::limits::RateLimitConfig {
+        per_ip_per_minute: 0,
+        per_ip_burst: 0,
+        per_campaign_per_minute: 0,
+    };
+    config
 }
 
 /// A GeoJSON Point Feature.

@@ -1,12 +1,16 @@
 //! End-to-end tests of the API against a real PostgreSQL + PostGIS and a real HTTP server.
 //! Run them with `make test`, which starts the test cluster and sets DATABASE_URL.
 
+mod abuse;
 mod campaigns;
 mod cli;
 mod concurrency;
+mod corrections;
 mod districts;
 mod errors;
 mod exports;
+mod flood;
+mod hardening;
 mod helpers;
 mod outage;
 mod submissions;

@@ -426,6 +426,7 @@ async fn no_tile_grows_with_the_number_of_points() {
                     answers: answers().as_object().unwrap().clone(),
                 },
                 key: None,
+                client_hash: None,
             })
             .collect();
         civicmap::submissions::store_batch(&app.db, &batch, 0)

@@ -1,13 +1,15 @@
 // The civicmap widget: header, map (or its text equivalent), contribution form, results table.
 // Rendered into a shadow root by <civicmap-map> (element.ts), both on host pages and in the iframe page.
 import { Api, ApiError, uuid4 } from '../lib/api';
+import { describeSubmitError, minFillSeconds, ProofOfWork, sendProtected } from '../lib/protect';
 import { breaksFor, colorFor, totalOf, type ClassBreak } from '../lib/choropleth';
 import { bboxOf, districtAt, interiorPoint, round6 } from '../lib/geo';
 import { chooseLang, formatContributions, formatCount, formatDate, msg, tr, type MsgKey } from '../lib/i18n';
 import { campaignState, type CampaignState, type Mode, type View } from '../lib/options';
 import type { Campaign, DistrictCollection, DistrictFeature, Field, Lang, SubmissionResult } from '../lib/types';
-import { errorMessage, fieldLabel, locationErrorMessage, mapServerErrors, validateAnswers, validateField, validateLonLat, type RawValue } from '../lib/validate';
+import { errorMessage, fieldLabel, locationErrorMessage, validateAnswers, validateField, validateLonLat, type RawValue } from '../lib/validate';
 import { describedBy, h, setStyle, uid } from './dom';
+import { applyFieldErrors, renderField, renderHoneypot, showSummary, type FieldRef } from './fields';
 import { hasWebGL, loadMapLibre } from './maplibre';
 import { MapView, type TileJson } from './mapview';
 
@@ -34,8 +36,6 @@ export interface AppOptions {
 interface Pin { lon: number; lat: number }
 interface ErrorState { fields: Record<string, string>; geometry: string | null; general: string[] }
 
-const RADIO_MAX = 6;
-
 export class App {
   private o: AppOptions;
   private host: HTMLElement;
@@ -52,6 +52,11 @@ export class App {
   private values: Record<string, RawValue> = {};
   private sending = false;
   private attempt: { key: string; fp: string } | null = null;
+  /** When the form was shown (Date.now()), for Civicmap-Fill-Ms; 0 before. */
+  private formStart = 0;
+  /** Value of the honeypot field (empty for people). */
+  private hp = '';
+  private pow: ProofOfWork | null = null;
   private result: SubmissionResult | null = null;
   private errors: ErrorState = { fields: {}, geometry: null, general: [] };
   private updatedCode: string | null = null;
@@ -65,7 +70,8 @@ export class App {
     live?: HTMLElement; locStatus?: HTMLElement; locError?: HTMLElement; locBox?: HTMLElement; districtSelect?: HTMLSelectElement;
     lon?: HTMLInputElement; lat?: HTMLInputElement; submit?: HTMLButtonElement; summary?: HTMLElement; general?: HTMLElement;
     form?: HTMLFormElement; mapBox?: HTMLElement; mapEl?: HTMLElement; noMapNote?: HTMLElement; geoStatus?: HTMLElement;
-    fields: Record<string, { controls: HTMLElement[]; error: HTMLElement; group?: HTMLElement }>;
+    honeypot?: HTMLInputElement;
+    fields: Record<string, FieldRef>;
   } = { fields: {} };
 
   constructor(host: HTMLElement, o: AppOptions) {
@@ -110,6 +116,7 @@ export class App {
       this.state = campaignState(campaign);
       this.lang = chooseLang(this.o.langAttr, this.o.docLang, campaign.default_lang);
       this.mapFailed = !wantMap;
+      this.pow = campaign.proof_of_work ? new ProofOfWork(() => this.api.challenge(campaign.slug)) : null;
       this.render();
       this.o.onTitle?.(tr(campaign.title, this.lang));
     } catch (e) {
@@ -360,6 +367,7 @@ export class App {
 
   private setPin(lon: number, lat: number, how: 'map' | 'key' | 'district' | 'coords' | 'geo' | 'geocoder'): void {
     this.pin = { lon: round6(lon), lat: round6(lat) };
+    this.warmUp();
     if (how === 'district') {
       const f = districtAt(this.districts, lon, lat);
       const b = f ? bboxOf({ type: 'FeatureCollection', features: [f] }) : null;
@@ -591,6 +599,11 @@ export class App {
 
   // ---------------------------------------------------------------- form
 
+  /** First use of the form: start the proof of work, if the campaign asks for one. */
+  private warmUp(): void {
+    if (this.placing && this.pow) this.pow.start();
+  }
+
   private renderPanel(): void {
     const panel = this.r.panel!;
     const hId = panel.getAttribute('aria-labelledby')!;
@@ -605,13 +618,20 @@ export class App {
     const c = this.campaign!;
     const form = h('form', { class: 'cm-form', novalidate: true, onsubmit: (e: Event) => { e.preventDefault(); this.submit(); } });
     this.r.form = form;
+    if (!this.formStart) this.formStart = Date.now();
+    // The proof of work (if any) starts with the first use of the form, so it is ready when the citizen sends.
+    for (const ev of ['focusin', 'input', 'pointerdown']) form.addEventListener(ev, () => this.warmUp());
+    const hp = renderHoneypot(this.lang);
+    hp.input.value = this.hp;
+    hp.input.addEventListener('input', () => { this.hp = hp.input.value; });
+    this.r.honeypot = hp.input;
     const summary = h('div', { class: 'cm-summary', tabindex: '-1' });
     summary.hidden = true;
     this.r.summary = summary;
     const general = h('div', { class: 'cm-alert', role: 'alert' });
     general.hidden = true;
     this.r.general = general;
-    form.append(summary, this.renderLocationBlock());
+    form.append(summary, this.renderLocationBlock(), hp.el);
     for (const f of c.form?.fields ?? []) form.append(this.renderField(f));
     const submit = h('button', { class: 'cm-btn cm-submit', type: 'submit' }, this.t('submit'));
     this.r.submit = submit;
@@ -631,118 +651,22 @@ export class App {
   }
 
   private renderField(f: Field): HTMLElement {
-    const id = uid(`cm-f-${f.key.replace(/[^A-Za-z0-9_-]/g, '_')}`);
-    const errId = `${id}-err`;
-    const hintId = `${id}-hint`;
-    const label = fieldLabel(f, this.lang);
-    const req = f.required ? h('span', { class: 'cm-req', 'aria-hidden': 'true' }, ' *') : null;
-    const helpText = tr(f.help ?? null, this.lang);
-    const error = h('p', { class: 'cm-error', id: errId });
-    error.hidden = true;
-    const onInput = (v: RawValue) => {
+    const { el, ref } = renderField(f, this.lang, this.values[f.key], (v) => {
       this.values[f.key] = v;
       this.attempt = null;
-      if (this.errors.fields[f.key]) {
-        const r = validateField(f, v);
-        if (r.ok) { delete this.errors.fields[f.key]; this.applyErrors(); }
+      if (this.errors.fields[f.key] && validateField(f, v).ok) {
+        delete this.errors.fields[f.key];
+        this.applyErrors();
       }
-    };
-    const cur = this.values[f.key];
-    let controls: HTMLElement[] = [];
-    let body: HTMLElement;
-
-    if (f.type === 'boolean') {
-      const input = h('input', { type: 'checkbox', id, name: f.key, required: !!f.required });
-      input.checked = cur === true;
-      input.addEventListener('change', () => onInput(input.checked));
-      controls = [input];
-      body = h('div', { class: 'cm-field', 'data-field': f.key },
-        h('label', { class: 'cm-check', for: id }, input, h('span', null, label, req)),
-        helpText ? h('p', { class: 'cm-hint', id: hintId }, helpText) : null, error);
-      if (helpText) input.setAttribute('aria-describedby', hintId);
-    } else if (f.type === 'choice' && f.options.length <= RADIO_MAX) {
-      const legendId = `${id}-legend`;
-      const radios = f.options.map((o, i) => {
-        const rid = `${id}-${i}`;
-        const input = h('input', { type: 'radio', name: f.key, id: rid, value: o.value, required: !!f.required });
-        input.checked = cur === o.value;
-        input.addEventListener('change', () => { if (input.checked) onInput(o.value); });
-        if (helpText) input.setAttribute('aria-describedby', hintId);
-        controls.push(input);
-        return h('label', { class: 'cm-check', for: rid }, input, h('span', null, tr(o.label, this.lang) || o.value));
-      });
-      const group = h('fieldset', { class: 'cm-fieldset', 'aria-labelledby': legendId, 'data-field': f.key },
-        h('legend', { class: 'cm-label', id: legendId }, label, req),
-        helpText ? h('p', { class: 'cm-hint', id: hintId }, helpText) : null,
-        error,
-        h('div', { class: 'cm-choices' }, radios));
-      body = group;
-    } else {
-      let input: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
-      const hints: string[] = [];
-      if (helpText) hints.push(helpText);
-      if (f.type === 'choice') {
-        input = h('select', { id, name: f.key, required: !!f.required },
-          h('option', { value: '' }, this.t('chooseOption')),
-          ...f.options.map((o) => h('option', { value: o.value }, tr(o.label, this.lang) || o.value)));
-        input.value = typeof cur === 'string' ? cur : '';
-        input.addEventListener('change', () => onInput((input as HTMLSelectElement).value));
-      } else if (f.type === 'number') {
-        const fmt = (n: number) => (this.lang === 'fr' ? String(n).replace('.', ',') : String(n));
-        if (f.min != null && f.max != null) hints.push(this.t('rangeBoth', { min: fmt(f.min), max: fmt(f.max) }));
-        else if (f.min != null) hints.push(this.t('rangeMin', { min: fmt(f.min) }));
-        else if (f.max != null) hints.push(this.t('rangeMax', { max: fmt(f.max) }));
-        else if (f.integer) hints.push(this.t('wholeNumber'));
-        input = h('input', { id, name: f.key, type: 'text', inputmode: f.integer && (f.min == null || f.min >= 0) ? 'numeric' : 'decimal', autocomplete: 'off', required: !!f.required, class: 'cm-short' });
-        input.value = typeof cur === 'string' ? cur : '';
-        input.addEventListener('input', () => onInput((input as HTMLInputElement).value));
-      } else {
-        const long = f.max_length == null || f.max_length > 120;
-        input = long ? h('textarea', { id, name: f.key, rows: '3', required: !!f.required }) : h('input', { id, name: f.key, type: 'text', required: !!f.required });
-        input.value = typeof cur === 'string' ? cur : '';
-        let counter: HTMLElement | null = null;
-        if (f.max_length != null) {
-          counter = h('span', { class: 'cm-counter', id: `${id}-count` });
-          const max = f.max_length;
-          const upd = () => { counter!.textContent = this.t('charCount', { c: [...input.value.trim()].length, n: max }); };
-          upd();
-          input.addEventListener('input', upd);
-        }
-        input.addEventListener('input', () => onInput(input.value));
-        controls = [input];
-        body = h('div', { class: 'cm-field', 'data-field': f.key },
-          h('label', { class: 'cm-label', for: id }, label, req),
-          hints.length ? h('p', { class: 'cm-hint', id: hintId }, hints.join(' ')) : null,
-          error, input, counter);
-        if (hints.length) input.setAttribute('aria-describedby', hintId);
-        if (counter) describedBy(input, counter.id, true);
-        this.r.fields[f.key] = { controls, error };
-        return body;
-      }
-      controls = [input];
-      body = h('div', { class: 'cm-field', 'data-field': f.key },
-        h('label', { class: 'cm-label', for: id }, label, req),
-        hints.length ? h('p', { class: 'cm-hint', id: hintId }, hints.join(' ')) : null,
-        error, input);
-      if (hints.length) input.setAttribute('aria-describedby', hintId);
-    }
-    this.r.fields[f.key] = { controls, error, group: body };
-    return body;
+    });
+    this.r.fields[f.key] = ref;
+    return el;
   }
 
   /** Shows this.errors next to the fields, in the summary and in the general alert. */
   private applyErrors(): void {
     const e = this.errors;
-    for (const [key, ref] of Object.entries(this.r.fields)) {
-      const text = e.fields[key] ?? null;
-      ref.error.hidden = !text;
-      ref.error.textContent = text ?? '';
-      for (const c of ref.controls) {
-        if (text) c.setAttribute('aria-invalid', 'true');
-        else c.removeAttribute('aria-invalid');
-        describedBy(c, ref.error.id, !!text);
-      }
-    }
+    applyFieldErrors(this.r.fields, e.fields);
     this.showLocationError(e.geometry);
     const general = this.r.general;
     if (general) {
@@ -752,7 +676,6 @@ export class App {
   }
 
   private showSummary(): void {
-    const s = this.r.summary!;
     const items: { text: string; target: () => HTMLElement | null | undefined }[] = [];
     const colon = this.lang === 'fr' ? ' : ' : ': ';
     if (this.errors.geometry) items.push({ text: this.t('locationLegend') + colon + this.errors.geometry, target: () => this.r.districtSelect });
@@ -760,16 +683,7 @@ export class App {
       const text = this.errors.fields[f.key];
       if (text) items.push({ text: fieldLabel(f, this.lang) + colon + text, target: () => this.r.fields[f.key]?.controls[0] });
     }
-    if (!items.length) {
-      s.hidden = true;
-      return;
-    }
-    const hId = uid('cm-sum');
-    s.setAttribute('aria-labelledby', hId);
-    s.replaceChildren(h('h4', { id: hId }, this.t('errSummary', { n: items.length })),
-      h('ul', null, items.map((it) => h('li', null, h('button', { type: 'button', class: 'cm-linkbtn', onclick: () => it.target()?.focus() }, it.text)))));
-    s.hidden = false;
-    s.focus();
+    showSummary(this.r.summary!, items, this.lang);
   }
 
   private collectErrors(): { properties: Record<string, unknown>; ok: boolean } {
@@ -810,10 +724,22 @@ export class App {
     if (!this.attempt || this.attempt.fp !== fp) this.attempt = { key: uuid4(), fp };
     this.setSending(true);
     try {
-      const res = await this.api.submit(this.campaign.slug, body, this.attempt.key);
+      const c = this.campaign;
+      const key = this.attempt.key;
+      // Sent before the campaign's minimum fill time: wait it out quietly (never an error for a fast human).
+      const res = await sendProtected({
+        send: (headers) => this.api.submit(c.slug, body, key, headers),
+        formStart: this.formStart || Date.now(),
+        minFillSeconds: minFillSeconds(c),
+        honeypot: () => this.hp,
+        pow: this.pow,
+        onWait: () => this.announce(this.t('sendingWait')),
+      });
       if (this.destroyed) return;
       this.result = res;
       this.attempt = null;
+      this.formStart = 0;
+      this.hp = '';
       this.errors = { fields: {}, geometry: null, general: [] };
       this.values = {};
       this.mapView?.setPlacing(false);
@@ -831,21 +757,8 @@ export class App {
 
   private handleSubmitError(e: unknown): void {
     const err = e instanceof ApiError ? e : new ApiError(0, { detail: String(e) });
-    const keys = this.campaign!.form.fields.map((f) => f.key);
-    this.errors = { fields: {}, geometry: null, general: [] };
-    if (err.status === 422 || (err.status === 400 && err.problem.errors?.length)) {
-      const m = mapServerErrors(err.problem, keys);
-      this.errors = { fields: m.fields, geometry: m.geometry, general: m.general.map((g) => this.t('errServer', { d: g })) };
-    } else if (err.status === 503 || err.status === 429 || err.status === 502 || err.status === 504) {
-      this.errors.general = [this.t('errUnavailable', { s: err.retryAfter ?? 30 })];
-    } else if (err.status === 0) {
-      this.errors.general = [this.t('errNetwork')];
-    } else if (err.status >= 400 && err.status < 500) {
-      if (err.status === 409) this.attempt = null;
-      this.errors.general = [this.t('errServer', { d: err.problem.detail || err.problem.title || `HTTP ${err.status}` })];
-    } else {
-      this.errors.general = [this.t('errGeneric', { s: err.problem.detail || `HTTP ${err.status}` })];
-    }
+    if (err.status === 409) this.attempt = null;
+    this.errors = describeSubmitError(err, this.lang, this.campaign!.form.fields.map((f) => f.key));
     this.applyErrors();
     if (Object.keys(this.errors.fields).length || this.errors.geometry) this.showSummary();
     else this.announce(this.errors.general.join(' '));
@@ -895,11 +808,12 @@ export class App {
     const res = this.result;
     if (!res) return;
     if (res.status === 'pending') {
-      where.textContent = this.t('pending');
+      where.textContent = this.t('pending') + (res.merged_with ? ' ' + this.t('merged') : '');
       return;
     }
+    const merged = res.merged_with ? ' ' + this.t('merged') : '';
     if (!res.district) {
-      where.textContent = this.t('countedNoDistrict');
+      where.textContent = this.t('countedNoDistrict') + merged;
       return;
     }
     const f = this.districts?.features.find((x) => x.properties.code === res.district!.code);
@@ -907,11 +821,12 @@ export class App {
     where.textContent = this.t('countedIn', {
       d: res.district.name,
       c: p ? formatContributions(p.count, !!p.withheld || p.count == null, this.k, this.lang) : '…',
-    });
+    }) + merged;
   }
 
   private another(): void {
     this.result = null;
+    this.formStart = 0;
     this.pin = null;
     this.updatedCode = null;
     this.mapView?.setPlacing(true);

@@ -1,13 +1,28 @@
-// The "erase my contribution" page: /embed/{slug}/edit#id=…&token=… (link given to the submitter).
+// The submitter's page: /embed/{slug}/edit#id=…&token=… (link given at submission). Shows their entry
+// (answers in the same form as the widget, the exact point on a map or as coordinates), saves
+// corrections (PATCH), and erases it (DELETE). The token only ever travels in the X-Edit-Token header:
+// it is read from the fragment, dropped from the address bar at once and kept in memory.
 import { Api, ApiError } from '../lib/api';
-import { chooseLang, msg, tr } from '../lib/i18n';
+import { breaksFor } from '../lib/choropleth';
+import { districtAt, round6 } from '../lib/geo';
+import { chooseLang, formatDate, msg, tr } from '../lib/i18n';
 import { parseEditHash } from '../lib/options';
-import type { Campaign, Lang } from '../lib/types';
-import { h } from './dom';
+import { parseOwn } from '../lib/own';
+import { describeSubmitError } from '../lib/protect';
+import type { Campaign, DistrictCollection, Lang, OwnSubmission } from '../lib/types';
+import { errorMessage, fieldLabel, locationErrorMessage, validateAnswers, validateField, validateLonLat, type RawValue } from '../lib/validate';
+import { describedBy, h, setStyle, uid } from './dom';
+import { applyFieldErrors, renderField, showSummary, type FieldRef } from './fields';
+import { hasWebGL, loadMapLibre } from './maplibre';
+import { MapView } from './mapview';
 
-export async function mountEditPage(mount: HTMLElement, o: { api: string; slug: string; lang: string | null; onLang: (l: Lang) => void }): Promise<void> {
+export interface EditPageOptions { api: string; assets: string; slug: string; lang: string | null; onLang: (l: Lang) => void }
+
+export async function mountEditPage(mount: HTMLElement, o: EditPageOptions): Promise<void> {
   const api = new Api(o.api);
   const { id, token } = parseEditHash(location.hash);
+  // The token must not stay in the address bar (history, screenshots, shoulder surfing): memory only.
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
   let campaign: Campaign | null = null;
   try {
     campaign = await api.campaign(o.slug);
@@ -17,37 +32,291 @@ export async function mountEditPage(mount: HTMLElement, o: { api: string; slug: 
   const t = (k: Parameters<typeof msg>[1], p?: Record<string, string | number>) => msg(lang, k, p);
   const title = campaign ? tr(campaign.title, lang) : o.slug;
   const status = h('div', { class: 'cm-edit-status', role: 'status' });
+  const live = h('div', { class: 'cm-sr', 'aria-live': 'polite', 'aria-atomic': 'true' });
   const back = h('p', null, h('a', { href: `${api.base}/embed/${encodeURIComponent(o.slug)}?lang=${lang}` }, t('backToMap')));
   const root = h('div', { class: 'cm cm-page', lang },
     h('header', { class: 'cm-head' }, h('h1', { class: 'cm-title' }, t('editTitle')), h('p', { class: 'cm-meta' }, title)));
-  const body = h('div', { class: 'cm-panel cm-stack' });
-  root.append(body);
+  const body = h('div', { class: 'cm-panel cm-edit' });
+  root.append(body, live);
   mount.replaceChildren(root);
   document.title = `${t('editTitle')} — ${title}`;
+  const say = (text: string) => {
+    live.textContent = '';
+    setTimeout(() => { live.textContent = text; }, 60);
+  };
 
   if (!id || !token) {
     body.append(h('p', { class: 'cm-alert' }, t('editMissing')), back);
     return;
   }
-  const btn = h('button', { class: 'cm-btn cm-danger', type: 'button' }, t('editConfirm'));
-  btn.addEventListener('click', async () => {
-    btn.disabled = true;
-    status.replaceChildren(t('sending'));
+  const gone = (s: number) => s === 404 || s === 403 || s === 401 || s === 410;
+  const loadErrorText = (err: ApiError) => gone(err.status) ? t('editNotFound')
+    : err.status === 0 ? t('errNetwork')
+    : err.status === 503 ? t('errUnavailable', { s: err.retryAfter ?? 30 })
+    : t('errGeneric', { s: err.problem.detail || `HTTP ${err.status}` });
+
+  // ------------------------------------------------------------ erase
+  const eraseSection = (onErased: () => void): HTMLElement => {
+    const hId = uid('cm-erase-h');
+    const eraseStatus = h('div', { class: 'cm-edit-status', role: 'status' });
+    const btn = h('button', { class: 'cm-btn cm-danger', type: 'button' }, t('editConfirm'));
+    const section = h('section', { class: 'cm-stack cm-erase', 'aria-labelledby': hId },
+      h('h2', { id: hId }, t('editEraseTitle')), h('p', null, t('editEraseIntro')), h('div', { class: 'cm-actions' }, btn), eraseStatus);
+    btn.addEventListener('click', async () => {
+      btn.disabled = true;
+      eraseStatus.replaceChildren(t('sending'));
+      try {
+        await api.erase(o.slug, id, token);
+        btn.remove();
+        onErased();
+        eraseStatus.replaceChildren(h('p', { class: 'cm-success' }, t('editDone')));
+      } catch (e) {
+        btn.disabled = false;
+        eraseStatus.replaceChildren(h('p', { class: 'cm-alert' }, loadErrorText(e instanceof ApiError ? e : new ApiError(0, {}))));
+      }
+    });
+    return section;
+  };
+
+  // ------------------------------------------------------------ load
+  status.textContent = t('editLoading');
+  body.append(status);
+  let own: OwnSubmission;
+  let districts: DistrictCollection | null = null;
+  try {
+    [own, districts] = await Promise.all([
+      api.own(o.slug, id, token),
+      api.districts(o.slug).catch(() => null),
+    ]);
+  } catch (e) {
+    const err = e instanceof ApiError ? e : new ApiError(0, {});
+    status.replaceChildren(h('p', { class: 'cm-alert' }, loadErrorText(err)));
+    // Erasing may still work when reading failed for another reason than a missing entry.
+    if (!gone(err.status)) body.append(eraseSection(() => {}));
+    body.append(back);
+    return;
+  }
+  status.replaceChildren();
+  const fields = campaign?.form.fields ?? [];
+  const entry = parseOwn(own, fields, lang);
+  const values: Record<string, RawValue> = { ...entry.values };
+  let pin = entry.lon != null && entry.lat != null ? { lon: entry.lon, lat: entry.lat } : null;
+  let errors: { fields: Record<string, string>; geometry: string | null; general: string[] } = { fields: {}, geometry: null, general: [] };
+  const refs: Record<string, FieldRef> = {};
+  const fmtCoord = (n: number) => { const s = n.toFixed(6); return lang === 'fr' ? s.replace('.', ',') : s; };
+
+  // Facts about the entry.
+  const facts = h('ul', { class: 'cm-facts' });
+  const renderFacts = () => {
+    const items: string[] = [];
+    if (entry.created) items.push(t('editSentOn', { d: formatDate(entry.created, lang) }) + (entry.updated && entry.updated !== entry.created ? `, ${t('editUpdatedOn', { d: formatDate(entry.updated, lang) })}` : ''));
+    if (entry.status) {
+      const st = entry.status === 'published' ? t('statusPublished') : entry.status === 'pending' ? t('statusPending') : entry.status === 'hidden' ? t('statusHidden') : entry.status;
+      items.push(t('editStatus', { s: st }));
+    }
+    if (entry.district) items.push(t('editDistrict', { d: entry.district }));
+    facts.replaceChildren(...items.map((x) => h('li', null, x)));
+    facts.hidden = !items.length;
+  };
+  renderFacts();
+
+  // ------------------------------------------------------------ location
+  const legendId = uid('cm-loc');
+  const locStatus = h('p', { class: 'cm-locstatus' });
+  const locErr = h('p', { class: 'cm-error', id: uid('cm-loc-err') });
+  locErr.hidden = true;
+  const how = h('p', { class: 'cm-hint', id: uid('cm-lochow') });
+  const lonId = uid('cm-lon');
+  const latId = uid('cm-lat');
+  const lon = h('input', { id: lonId, name: 'cm-lon', type: 'text', inputmode: 'decimal', autocomplete: 'off', spellcheck: 'false', class: 'cm-short' });
+  const lat = h('input', { id: latId, name: 'cm-lat', type: 'text', inputmode: 'decimal', autocomplete: 'off', spellcheck: 'false', class: 'cm-short' });
+  const mapEl = h('div', { class: 'cm-map' });
+  setStyle(mapEl, { '--cm-map-h': '320px', '--cm-map-h-narrow': '280px' });
+  const mapBox = h('div', { class: 'cm-mapbox cm-edit-map' }, mapEl);
+  mapBox.hidden = true;
+  let mapView: MapView | null = null;
+
+  const showLocError = (text: string | null) => {
+    locErr.hidden = !text;
+    locErr.textContent = text ?? '';
+    for (const c of [lon, lat]) {
+      if (text) c.setAttribute('aria-invalid', 'true');
+      else c.removeAttribute('aria-invalid');
+      describedBy(c, locErr.id, !!text);
+    }
+  };
+  const renderLocStatus = () => {
+    if (!pin) {
+      locStatus.className = 'cm-locstatus cm-none';
+      locStatus.textContent = t('locationNone');
+      return;
+    }
+    const d = districtAt(districts, pin.lon, pin.lat);
+    locStatus.className = 'cm-locstatus';
+    locStatus.replaceChildren(t('locationSet', { d: d ? d.properties.name : t('outside') }), h('br'),
+      h('span', { class: 'cm-hint' }, t('coords', { lon: fmtCoord(pin.lon), lat: fmtCoord(pin.lat) })));
+  };
+  const setPin = (x: number, y: number, from: 'map' | 'key' | 'coords') => {
+    pin = { lon: round6(x), lat: round6(y) };
+    errors.geometry = null;
+    showLocError(null);
+    renderLocStatus();
+    if (from !== 'coords') {
+      lon.value = fmtCoord(pin.lon);
+      lat.value = fmtCoord(pin.lat);
+    } else mapView?.setPin(pin.lon, pin.lat, true);
+    const d = districtAt(districts, pin.lon, pin.lat);
+    if (from !== 'key') say(t('locationSet', { d: d ? d.properties.name : t('outside') }));
+  };
+  let keyTimer = 0;
+  const placeCoords = () => {
+    const v = validateLonLat(lon.value, lat.value);
+    if (!v.ok) {
+      showLocError(locationErrorMessage(v.error, lang));
+      (v.error === 'lat' ? lat : lon).focus();
+      return;
+    }
+    setPin(v.lon, v.lat, 'coords');
+  };
+  const onEnter = (e: KeyboardEvent) => { if (e.key === 'Enter') { e.preventDefault(); placeCoords(); } };
+  lon.addEventListener('keydown', onEnter);
+  lat.addEventListener('keydown', onEnter);
+  if (pin) {
+    lon.value = fmtCoord(pin.lon);
+    lat.value = fmtCoord(pin.lat);
+  }
+  renderLocStatus();
+  const locBox = h('fieldset', { class: 'cm-fieldset cm-box', 'aria-labelledby': legendId, 'data-field': 'geometry' },
+    h('legend', { id: legendId, class: 'cm-label' }, t('locationLegend'), ' ', h('span', { class: 'cm-req', 'aria-hidden': 'true' }, '*')),
+    locStatus, locErr, how, mapBox,
+    h('div', { class: 'cm-row' },
+      h('div', { class: 'cm-field' }, h('label', { for: lonId }, t('longitude')), lon),
+      h('div', { class: 'cm-field' }, h('label', { for: latId }, t('latitude')), lat),
+      h('button', { class: 'cm-btn cm-secondary cm-small', type: 'button', onclick: placeCoords }, t('placePin'))));
+  how.textContent = t('editLocationHowNoMap');
+
+  // ------------------------------------------------------------ form
+  const summary = h('div', { class: 'cm-summary', tabindex: '-1' });
+  summary.hidden = true;
+  const general = h('div', { class: 'cm-alert', role: 'alert' });
+  general.hidden = true;
+  const save = h('button', { class: 'cm-btn cm-submit', type: 'submit' }, t('editSave'));
+  const form = h('form', { class: 'cm-form', novalidate: true });
+  form.append(summary, locBox);
+  for (const f of fields) {
+    const { el, ref } = renderField(f, lang, values[f.key], (v) => {
+      values[f.key] = v;
+      if (errors.fields[f.key] && validateField(f, v).ok) {
+        delete errors.fields[f.key];
+        applyFieldErrors(refs, errors.fields);
+      }
+    });
+    refs[f.key] = ref;
+    form.append(el);
+  }
+  const saved = h('div', { class: 'cm-edit-status', role: 'status' });
+  form.append(general, h('div', { class: 'cm-actions' }, save), saved);
+
+  const apply = () => {
+    applyFieldErrors(refs, errors.fields);
+    showLocError(errors.geometry);
+    general.hidden = !errors.general.length;
+    general.replaceChildren(...errors.general.map((g) => h('p', null, g)));
+  };
+  const summarize = () => {
+    const colon = lang === 'fr' ? ' : ' : ': ';
+    const items: { text: string; target: () => HTMLElement | null | undefined }[] = [];
+    if (errors.geometry) items.push({ text: t('locationLegend') + colon + errors.geometry, target: () => lon });
+    for (const f of fields) if (errors.fields[f.key]) items.push({ text: fieldLabel(f, lang) + colon + errors.fields[f.key], target: () => refs[f.key]?.controls[0] });
+    showSummary(summary, items, lang);
+  };
+  let busy = false;
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (busy) return;
+    const v = validateAnswers(fields, values);
+    errors = { fields: {}, geometry: null, general: [] };
+    for (const [k, fe] of Object.entries(v.errors)) errors.fields[k] = errorMessage(fe, lang);
+    if (!pin) errors.geometry = locationErrorMessage('missing', lang);
+    else {
+      const ll = validateLonLat(pin.lon, pin.lat, districtAt(districts, pin.lon, pin.lat) ? null : campaign?.bounds);
+      if (!ll.ok) errors.geometry = locationErrorMessage(ll.error, lang);
+    }
+    saved.replaceChildren();
+    apply();
+    if (Object.keys(errors.fields).length || errors.geometry) {
+      summarize();
+      return;
+    }
+    summary.hidden = true;
+    busy = true;
+    save.disabled = true;
+    save.replaceChildren(h('span', { class: 'cm-spinner', 'aria-hidden': 'true' }), t('sending'));
+    form.setAttribute('aria-busy', 'true');
     try {
-      await api.erase(o.slug, id, token);
-      // Forget the token: it is of no use any more and should not stay in the history.
-      history.replaceState(null, '', location.pathname + location.search);
-      btn.remove();
-      status.replaceChildren(h('p', { class: 'cm-success' }, t('editDone')));
+      const updated = await api.update(o.slug, id, token, { type: 'Feature', geometry: { type: 'Point', coordinates: [pin!.lon, pin!.lat] }, properties: v.properties });
+      if (updated) {
+        const n = parseOwn(updated, fields, lang);
+        Object.assign(entry, { status: n.status ?? entry.status, district: n.district ?? entry.district, created: n.created ?? entry.created, updated: n.updated ?? entry.updated });
+      }
+      renderFacts();
+      saved.replaceChildren(h('p', { class: 'cm-success' }, t('editSaved')));
     } catch (e) {
-      btn.disabled = false;
-      const err = e instanceof ApiError ? e : new ApiError(0, {});
-      const text = err.status === 404 || err.status === 403 || err.status === 401 || err.status === 410 ? t('editNotFound')
-        : err.status === 0 ? t('errNetwork')
-        : err.status === 503 ? t('errUnavailable', { s: err.retryAfter ?? 30 })
-        : t('errGeneric', { s: err.problem.detail || `HTTP ${err.status}` });
-      status.replaceChildren(h('p', { class: 'cm-alert' }, text));
+      const err = e instanceof ApiError ? e : new ApiError(0, { detail: String(e) });
+      errors = gone(err.status) ? { fields: {}, geometry: null, general: [t('editNotFound')] } : describeSubmitError(err, lang, fields.map((f) => f.key), 'editRefused');
+      apply();
+      if (Object.keys(errors.fields).length || errors.geometry) summarize();
+      else say(errors.general.join(' '));
+    } finally {
+      busy = false;
+      save.disabled = false;
+      save.replaceChildren(t('editSave'));
+      form.setAttribute('aria-busy', 'false');
     }
   });
-  body.append(h('p', null, t('editIntro', { t: title })), h('div', { class: 'cm-actions' }, btn), status, back);
+
+  const intro = h('p', null, t('editIntro', { t: title }));
+  const erase = eraseSection(() => {
+    form.remove();
+    facts.remove();
+    intro.remove();
+    mapView?.destroy();
+    mapView = null;
+  });
+  body.replaceChildren(intro, facts, form, erase, back);
+
+  // ------------------------------------------------------------ map (when WebGL works)
+  if (!campaign || !districts || !hasWebGL()) return;
+  try {
+    const ml = await loadMapLibre(o.assets);
+    if (!mapEl.isConnected) return;
+    mapBox.hidden = false;
+    how.textContent = t('editLocationHowMap');
+    mapView = new MapView(ml, {
+      container: mapEl,
+      lang,
+      campaign,
+      districts,
+      breaks: breaksFor(districts),
+      tiles: null,
+      view: pin ? { lon: pin.lon, lat: pin.lat, zoom: 15 } : null,
+      placing: true,
+      describedBy: how.id,
+      onPick: (x, y, kind) => {
+        setPin(x, y, kind === 'key' ? 'key' : 'map');
+        if (kind === 'key') {
+          clearTimeout(keyTimer);
+          keyTimer = window.setTimeout(() => { const d = pin && districtAt(districts, pin.lon, pin.lat); say(t('locationSet', { d: d ? d.properties.name : t('outside') })); }, 250);
+        }
+      },
+      onConfirm: () => { const first = fields[0] ? refs[fields[0].key]?.controls[0] : save; first?.focus(); },
+      onInspect: () => {},
+      onError: (e) => console.warn('[civicmap] map:', e),
+    });
+    if (pin) mapView.setPin(pin.lon, pin.lat);
+  } catch (e) {
+    console.warn('[civicmap] no map:', e);
+    mapBox.hidden = true;
+    how.textContent = t('editLocationHowNoMap');
+  }
 }

@@ -34,12 +34,16 @@ export function mountEmbedPage(apiBase: string): void {
     const host = document.createElement('div');
     body.appendChild(host);
     const shadow = host.attachShadow({ mode: 'open' });
+    const link = document.createElement('link');
+    link.rel = 'stylesheet';
+    link.href = `${apiBase}/widget/maplibre-gl.css`;
+    shadow.appendChild(link);
     const sheet = new CSSStyleSheet();
     sheet.replaceSync(CSS);
     shadow.adoptedStyleSheets = [sheet];
     const mount = document.createElement('div');
     shadow.appendChild(mount);
-    mountEditPage(mount, { api: apiBase, slug: route.slug, lang: q.get('lang'), onLang: setLang });
+    mountEditPage(mount, { api: apiBase, assets: `${apiBase}/widget/`, slug: route.slug, lang: q.get('lang'), onLang: setLang });
     return;
   }
 

@@ -22,6 +22,7 @@ export const CSS = `
 .cm :focus { outline: none; }
 .cm :focus-visible, .cm .cm-focus-ring:focus { outline: 3px solid #0b5cad; outline-offset: 2px; border-radius: 3px; }
 .cm input:focus-visible, .cm select:focus-visible, .cm textarea:focus-visible { outline-offset: 1px; }
+.cm .cm-hp { position: absolute !important; left: -10000px !important; top: auto; width: 1px; height: 1px; overflow: hidden; }
 .cm .cm-sr { position: absolute !important; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0 0 0 0); clip-path: inset(50%); white-space: nowrap; border: 0; }
 
 .cm-head { padding: 18px 20px 14px; border-bottom: 1px solid #e4e7eb; background: #f8fafc; }
@@ -142,6 +143,12 @@ export const CSS = `
 .cm-stack { display: flex; flex-direction: column; gap: 14px; align-items: flex-start; max-width: 60ch; }
 .cm-stack:empty { display: none; }
 .cm-edit-status:empty { display: none; }
+.cm-edit { display: flex; flex-direction: column; gap: 16px; max-width: 760px; }
+.cm-edit .cm-form { margin-top: 0; }
+.cm-edit-map { border: 1px solid #d5dbe1; border-radius: 6px; overflow: hidden; }
+.cm-facts { display: flex; flex-direction: column; gap: 2px; color: #334e68; font-size: 0.9375em; }
+.cm-erase { border-top: 1px solid #e4e7eb; padding-top: 16px; max-width: none; }
+.cm-erase h2 { font-size: 1.125em; line-height: 1.3; color: #102a43; }
 .cm-state { padding: 28px 20px; color: #334e68; display: flex; flex-direction: column; gap: 12px; align-items: flex-start; }
 
 @container (min-width: 860px) {

@@ -1,5 +1,6 @@
 // Thin client of the civicmap HTTP API. Every error is normalised to ApiError (problem+json aware).
-import type { Campaign, DistrictCollection, Problem, SubmissionResult } from './types';
+import type { Challenge } from './protect';
+import type { Campaign, DistrictCollection, OwnSubmission, Problem, SubmissionResult } from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -89,16 +90,44 @@ export class Api {
     }
   }
 
-  async submit(slug: string, body: unknown, idempotencyKey: string): Promise<SubmissionResult> {
+  /** `extra`: the anti-abuse headers (Civicmap-Honeypot, Civicmap-Fill-Ms, Civicmap-Proof). */
+  async submit(slug: string, body: unknown, idempotencyKey: string, extra: Record<string, string> = {}): Promise<SubmissionResult> {
     const r = await this.request<SubmissionResult>(`${this.campaignPath(slug)}/submissions`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Idempotency-Key': idempotencyKey },
+      headers: { ...extra, 'Content-Type': 'application/json', 'Idempotency-Key': idempotencyKey },
       body: JSON.stringify(body),
     });
     return r.body as SubmissionResult;
   }
 
+  /** A proof-of-work challenge for one submission. */
+  async challenge(slug: string): Promise<Challenge> {
+    const r = await this.request<Challenge>(`${this.campaignPath(slug)}/challenges`, { method: 'POST' });
+    const c = r.body;
+    if (!c || typeof c.challenge !== 'string' || typeof c.difficulty !== 'number') throw new ApiError(r.status, { detail: 'malformed challenge' });
+    return c;
+  }
+
+  private ownPath(slug: string, id: string): string {
+    return `${this.campaignPath(slug)}/submissions/${encodeURIComponent(id)}`;
+  }
+
+  /** The submitter's own entry (exact point and answers), with the edit token. */
+  async own(slug: string, id: string, token: string): Promise<OwnSubmission> {
+    return (await this.request<OwnSubmission>(this.ownPath(slug, id), { headers: { 'X-Edit-Token': token }, cache: 'no-store' })).body as OwnSubmission;
+  }
+
+  /** Saves the submitter's corrections (a GeoJSON Feature like the POST); the updated entry when the server returns it. */
+  async update(slug: string, id: string, token: string, body: unknown): Promise<OwnSubmission | null> {
+    const r = await this.request<OwnSubmission>(this.ownPath(slug, id), {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json', 'X-Edit-Token': token },
+      body: JSON.stringify(body),
+    });
+    return r.body && typeof r.body === 'object' && (r.body as OwnSubmission).type === 'Feature' ? r.body : null;
+  }
+
   async erase(slug: string, id: string, token: string): Promise<void> {
-    await this.request<null>(`${this.campaignPath(slug)}/submissions/${encodeURIComponent(id)}`, { method: 'DELETE', headers: { 'X-Edit-Token': token } });
+    await this.request<null>(this.ownPath(slug, id), { method: 'DELETE', headers: { 'X-Edit-Token': token } });
   }
 }

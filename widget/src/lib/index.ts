@@ -5,3 +5,6 @@ export * from './validate';
 export * from './geo';
 export * from './choropleth';
 export * from './api';
+export * from './pow';
+export * from './protect';
+export * from './own';

@@ -35,6 +35,11 @@ export interface Campaign {
   basemap?: Basemap | null;
   /** Optional address search: a URL template with {q} (and optionally {lang}, {bbox}). */
   geocoder?: { url: string } | null;
+  /** Seconds a form must have been open before it is sent (server default 3). */
+  min_fill_seconds?: number;
+  /** When set, every submission carries a proof of work of this difficulty. */
+  proof_of_work?: { difficulty: number } | null;
+  allowed_origins?: string[];
 }
 
 export interface DistrictProps { code: string; name: string; count: number | null; withheld: boolean; share?: number }
@@ -59,6 +64,19 @@ export interface SubmissionResult {
   district: { code: string; name: string } | null;
   edit_token: string;
   edit_url: string;
+  /** Set when the contribution was added as one more household at an existing point. */
+  merged_with?: string | null;
+}
+
+/** A submission as its submitter reads it back (GET …/submissions/{id} with X-Edit-Token). */
+export interface OwnSubmission {
+  type: 'Feature';
+  id?: string;
+  geometry: { type: 'Point'; coordinates: number[] } | null;
+  properties: Record<string, unknown> | null;
+  /** Metadata (status, district, dates), when the server puts it beside the answers. */
+  civicmap?: Record<string, unknown> | null;
+  [k: string]: unknown;
 }
 
 export interface Problem {
@@ -66,5 +84,7 @@ export interface Problem {
   title?: string;
   status?: number;
   detail?: string;
-  errors?: { field: string; detail: string }[];
+  /** The first offending field. */
+  field?: string;
+  errors?: { field: string; detail?: string; message?: string }[];
 }

@@ -125,7 +125,7 @@ export function mapServerErrors(p: Problem, fieldKeys: string[]): { fields: Reco
   let geometry: string | null = null;
   for (const e of p.errors ?? []) {
     if (!e || typeof e.field !== 'string') continue;
-    const detail = String(e.detail ?? '');
+    const detail = String(e.detail ?? e.message ?? '');
     const m = /^properties\.(.+)$/.exec(e.field);
     if (m && fieldKeys.includes(m[1])) fields[m[1]] = fields[m[1]] ? `${fields[m[1]]} ${detail}` : detail;
     else if (e.field === 'geometry' || e.field.startsWith('geometry.') || e.field.startsWith('geometry[')) geometry = geometry ? `${geometry} ${detail}` : detail;

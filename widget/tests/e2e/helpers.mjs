@@ -170,3 +170,37 @@ export async function deepFocus(page) {
     return { tag: a.tagName.toLowerCase(), name: a.getAttribute('name'), type: a.getAttribute('type'), text: (a.textContent || '').trim().slice(0, 200), cls: String(a.className || '') };
   });
 }
+
+/** The edit page URL of a receipt (POST …/submissions answer), with ?lang= before the fragment. */
+export function editUrlOf(receipt, lang) {
+  const u = new URL(receipt.edit_url, BASE + '/');
+  if (lang) u.searchParams.set('lang', lang);
+  return u.href;
+}
+
+/** Whether the server has the anti-abuse settings (campaign metadata carries min_fill_seconds). */
+export async function serverHasAbuse() {
+  return 'min_fill_seconds' in (await getCampaign());
+}
+
+/** Whether the server lets a submitter read back their own entry (GET …/submissions/{id} + X-Edit-Token). */
+export async function serverHasOwnRead(receipt) {
+  const r = await api(`/api/v1/campaigns/${SLUG}/submissions/${receipt.id}`, { headers: { 'X-Edit-Token': receipt.edit_token } });
+  return r.status === 200;
+}
+
+/**
+ * An admin token: $CIVICMAP_ADMIN_TOKEN, else one made with `civicmap token create` when the runner
+ * has the server's database (scripts/test.sh exports DATABASE_URL); null otherwise.
+ */
+export async function adminToken() {
+  if (process.env.CIVICMAP_ADMIN_TOKEN) return process.env.CIVICMAP_ADMIN_TOKEN;
+  if (!process.env.DATABASE_URL) return null;
+  const { existsSync } = await import('node:fs');
+  const { spawnSync } = await import('node:child_process');
+  const bin = process.env.CIVICMAP_BIN || resolve(WIDGET_DIR, '../target/debug/civicmap');
+  if (!existsSync(bin)) return null;
+  const r = spawnSync(bin, ['token', 'create', '--name', 'widget-e2e', '--role', 'admin', '--expires-in-days', '1'], { encoding: 'utf8', env: process.env });
+  if (r.status !== 0) return null;
+  return r.stdout.trim().split('\n').pop().trim() || null;
+}

@@ -1,0 +1,99 @@
+//! The server's secret, shared by every instance over one database: it signs proof-of-work
+//! challenges (so that they cannot be forged) and keys the hashes of client addresses (so that
+//! a stored hash cannot be turned back into an address by hashing every possible address).
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+
+use crate::http::error::ApiResult;
+
+/// A 32-byte secret, loaded once per process.
+#[derive(Clone)]
+pub struct ServerSecret {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for ServerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerSecret(…)")
+    }
+}
+
+impl ServerSecret {
+    /// A secret from raw bytes (tests).
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    /// HMAC-SHA-256 of `parts` under this secret, for purpose `label` (each purpose gets its
+    /// own key space). Parts are length-prefixed so that no two lists give the same input.
+    pub fn mac(&self, label: &str, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key size");
+        mac.update(label.as_bytes());
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `tag` is the MAC of `parts` for `label`, compared in constant time.
+    pub fn verify(&self, label: &str, parts: &[&[u8]], tag: &[u8]) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.mac(label, parts).as_slice(), tag).into()
+    }
+
+    /// The keyed hash of a client's address, as stored on submissions (never the address).
+    pub fn client_hash(&self, client: &crate::http::client_ip::ClientKey) -> Vec<u8> {
+        self.mac("client", &[client.to_string().as_bytes()])
+            .to_vec()
+    }
+}
+
+/// The secret, read from (or created in) `server_secrets` on first use.
+#[derive(Clone, Default)]
+pub struct SecretStore {
+    cell: std::sync::Arc<OnceCell<ServerSecret>>,
+}
+
+impl SecretStore {
+    /// The secret, from the database the first time (generated there by the first instance
+    /// that needs it; the others read the same row).
+    pub async fn get(&self, db: &PgPool) -> ApiResult<&ServerSecret> {
+        self.cell
+            .get_or_try_init(|| async {
+                let fresh: [u8; 32] = rand::random();
+                sqlx::query(
+                    "INSERT INTO server_secrets (name, secret) VALUES ('hmac', $1)
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(fresh.as_slice())
+                .execute(db)
+                .await?;
+                let stored: Vec<u8> =
+                    sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = 'hmac'")
+                        .fetch_one(db)
+                        .await?;
+                let key: [u8; 32] = stored[..32].try_into().expect("the CHECK keeps 32 bytes");
+                Ok(ServerSecret { key })
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_depend_on_the_label_the_parts_and_the_key() {
+        let a = ServerSecret::from_bytes([1; 32]);
+        let b = ServerSecret::from_bytes([2; 32]);
+        let tag = a.mac("x", &[b"ab", b"c"]);
+        assert!(a.verify("x", &[b"ab", b"c"], &tag));
+        assert!(!a.verify("y", &[b"ab", b"c"], &tag));
+        assert!(!a.verify("x", &[b"a", b"bc"], &tag));
+        assert!(!b.verify("x", &[b"ab", b"c"], &tag));
+    }
+}
