@@ -14,6 +14,7 @@ pub mod demo;
 pub mod districts;
 pub mod http;
 pub mod location;
+pub mod moderation;
 pub mod submissions;
 pub mod synthetic;
 pub mod tiles;

@@ -285,7 +285,7 @@ pub async fn list(db: impl PgExecutor<'_>) -> ApiResult<Vec<Campaign>> {
 }
 
 /// Deserializes a field that may be absent (outer `None`), `null` (`Some(None)`) or a value.
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub(crate) fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)

@@ -1,8 +1,10 @@
-//! The HTTP server: shared state, the route table, middleware and graceful shutdown.
+//! The HTTP server: shared state, the routers, middleware (access per route: [`routes`]) and
+//! graceful shutdown.
 
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod routes;
 pub mod widget;
 
 use std::net::SocketAddr;
@@ -85,11 +87,19 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::districts::http::router())
         .merge(crate::submissions::http::router())
         .merge(crate::tiles::http::router())
+        .merge(crate::auth::http::router())
+        .merge(crate::audit::http::router())
+        .merge(crate::moderation::http::router())
         .merge(ops::api_router());
     Router::new()
         .merge(api)
         .merge(ops::router())
         .merge(widget::router(&state.config.widget_dir))
+        // After every route: access is checked once a route matched (see `routes`).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::enforce,
+        ))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

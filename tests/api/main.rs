@@ -1,12 +1,14 @@
 //! End-to-end tests of the API against a real PostgreSQL + PostGIS and a real HTTP server.
 //! Run them with `make test`, which starts the test cluster and sets DATABASE_URL.
 
+mod auth;
 mod campaigns;
 mod cli;
 mod concurrency;
 mod districts;
 mod errors;
 mod helpers;
+mod moderation;
 mod outage;
 mod submissions;
 mod tiles;
