@@ -50,6 +50,9 @@ enum Command {
     /// A campaign's districts.
     #[command(subcommand)]
     Districts(DistrictsCommand),
+    /// Coarsen the exact data of campaigns past their retention period.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// The embedded PostgreSQL cluster (used when DATABASE_URL is not set).
     #[command(subcommand)]
     Db(DbCommand),
@@ -170,6 +173,22 @@ enum DistrictsCommand {
         /// Property holding each district's code.
         #[arg(long, default_value = "code")]
         code_prop: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Snap exact positions to the public grid and delete free-text answers in every campaign
+    /// whose retention period has passed (serve also does it every hour).
+    Run {
+        /// Only this campaign (slug).
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Say what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -408,6 +427,43 @@ async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Retention(RetentionCommand::Run {
+            campaign,
+            dry_run,
+            db,
+        }) => {
+            with_database(&db, |pool| async move {
+                crate::database::migrate(&pool).await?;
+                let outcomes = crate::retention::run(
+                    &pool,
+                    crate::audit::Actor::Cli,
+                    campaign.as_deref(),
+                    dry_run,
+                )
+                .await
+                .map_err(problem)?;
+                let verb = if dry_run { "would be" } else { "were" };
+                for o in &outcomes {
+                    println!(
+                        "`{}`: {} positions {verb} snapped to the public grid; free-text answers ({}) {verb} deleted from {} submissions",
+                        o.campaign,
+                        o.submissions,
+                        if o.text_fields.is_empty() { "no text field".to_owned() } else { o.text_fields.join(", ") },
+                        o.with_text
+                    );
+                }
+                match (&campaign, outcomes.is_empty()) {
+                    (Some(slug), true) => println!(
+                        "`{slug}`: nothing to do: it {}",
+                        crate::retention::not_due_reason(&pool, slug).await.map_err(problem)?
+                    ),
+                    (None, true) => println!("no campaign is due"),
+                    _ => {}
+                }
+                Ok(())
+            })
+            .await
+        }
         Command::Db(DbCommand::Start { data_dir }) => {
             let cluster = EmbeddedCluster::new(&data_dir)?;
             cluster.start().await?;
@@ -502,7 +558,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Periodic clean-up: expired idempotency records.
+/// Periodic clean-up, every hour: expired idempotency records, and the retention of exact data
+/// of campaigns closed long enough.
 async fn housekeeping(pool: PgPool) {
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -511,6 +568,10 @@ async fn housekeeping(pool: PgPool) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "expired idempotency keys purged"),
             Err(e) => tracing::warn!(error = %e, "cannot purge idempotency keys"),
+        }
+        let actor = crate::audit::Actor::System("scheduled retention");
+        if let Err(e) = crate::retention::run(&pool, actor, None, false).await {
+            tracing::warn!(error = %e, "cannot apply retention");
         }
     }
 }

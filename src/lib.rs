@@ -15,6 +15,7 @@ pub mod districts;
 pub mod http;
 pub mod location;
 pub mod moderation;
+pub mod retention;
 pub mod submissions;
 pub mod synthetic;
 pub mod tiles;

@@ -116,6 +116,14 @@ pub struct Campaign {
     pub basemap: Option<Basemap>,
     /// An optional address search service, for placing oneself without the map.
     pub geocoder: Option<Geocoder>,
+    // Retention (trust and safety).
+    /// Days after the campaign closes before exact positions are snapped to the public grid and
+    /// free-text answers deleted (see [`crate::retention`]); `null`: kept until erased.
+    pub retention_days: Option<i32>,
+    /// When that was last done, if it was.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub retention_applied_at: Option<OffsetDateTime>,
     /// Credits for the map data, to be shown with the map.
     pub attribution: String,
     /// True when the area is the union of the districts (no explicit area).
@@ -182,6 +190,9 @@ struct CampaignRow {
     moderation: String,
     basemap: Option<sqlx::types::Json<Basemap>>,
     geocoder: Option<sqlx::types::Json<Geocoder>>,
+    // Retention (trust and safety).
+    retention_days: Option<i32>,
+    retention_applied_at: Option<OffsetDateTime>,
     bounds: Option<Vec<f64>>,
     by_districts: bool,
     config_version: i64,
@@ -193,6 +204,7 @@ macro_rules! select_campaign {
     ($tail:literal) => {
         concat!("SELECT id, slug, title_fr, title_en, description_fr, description_en,
         default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, moderation, basemap, geocoder,
+        retention_days, retention_applied_at,
         bounds, area IS NULL AS by_districts, config_version, grid_size
     FROM campaigns ", $tail)
     };
@@ -230,6 +242,8 @@ impl From<CampaignRow> for Campaign {
             moderation: parse(&row.moderation),
             basemap: row.basemap.map(|b| b.0),
             geocoder: row.geocoder.map(|g| g.0),
+            retention_days: row.retention_days,
+            retention_applied_at: row.retention_applied_at,
             attribution: ATTRIBUTION.to_owned(),
             by_districts: row.by_districts,
             config_version: row.config_version,
@@ -322,6 +336,11 @@ pub struct CampaignInput {
     /// An address search service; `null` removes it.
     #[serde(default, deserialize_with = "double_option")]
     pub geocoder: Option<Option<Geocoder>>,
+    // Retention (trust and safety).
+    /// Days (0 to 36500) after the campaign closes before exact data is coarsened; `null`:
+    /// kept until erased.
+    #[serde(default, deserialize_with = "double_option")]
+    pub retention_days: Option<Option<i32>>,
 }
 
 /// A background map from a provider the city chooses (its hosts are allowed by the iframe
@@ -558,6 +577,14 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
     if let Some(geocoder) = &geocoder {
         errors.extend(geocoder.check());
     }
+    // Retention (trust and safety).
+    let retention_days = input.retention_days.unwrap_or(current.retention_days);
+    if retention_days.is_some_and(|d| !(0..=36_500).contains(&d)) {
+        errors.push(FieldError::new(
+            "retention_days",
+            "must be between 0 and 36500 days, or null to keep data until erased",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -566,6 +593,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
         "UPDATE campaigns SET title_fr = $2, title_en = $3, description_fr = $4,
             description_en = $5, default_lang = $6, status = $7, opens_at = $8, closes_at = $9,
             form = $10, public_precision_m = $11, min_count = $12, moderation = $13, basemap = $14, geocoder = $15,
+            retention_days = $16,
             updated_at = now(), config_version = config_version + 1
          WHERE id = $1",
     )
@@ -584,6 +612,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
     .bind(as_text(input.moderation.unwrap_or(current.moderation)))
     .bind(basemap.map(sqlx::types::Json))
     .bind(geocoder.map(sqlx::types::Json))
+    .bind(retention_days)
     .execute(&mut *tx)
     .await?;
     if let Some(area) = area {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, fresh_database};
 
-fn civicmap(url: &str, args: &[&str]) -> std::process::Output {
+pub fn civicmap(url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_civicmap"))
         .args(args)
         .env("DATABASE_URL", url)
@@ -15,7 +15,7 @@ fn civicmap(url: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn url_of(options: &sqlx::postgres::PgConnectOptions) -> String {
+pub fn url_of(options: &sqlx::postgres::PgConnectOptions) -> String {
     let base = std::env::var("DATABASE_URL").unwrap();
     let mut url = reqwest::Url::parse(&base).unwrap();
     url.set_path(&format!("/{}", options.get_database().unwrap()));

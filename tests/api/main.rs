@@ -10,5 +10,6 @@ mod errors;
 mod helpers;
 mod moderation;
 mod outage;
+mod retention;
 mod submissions;
 mod tiles;
