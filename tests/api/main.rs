@@ -10,6 +10,7 @@ mod errors;
 mod helpers;
 mod moderation;
 mod outage;
+mod privacy;
 mod retention;
 mod submissions;
 mod tiles;
