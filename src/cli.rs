@@ -1,4 +1,4 @@
-//! The command line: `civicmap serve | migrate | demo | token | districts | db`.
+//! The command line: `civicmap serve | migrate | demo | token | districts | retention | db`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +56,9 @@ enum Command {
     /// Write a campaign's aggregates (or, with --raw, every published submission) as the API
     /// serves them.
     Export(ExportArgs),
+    /// Coarsen the exact data of campaigns past their retention period.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// The embedded PostgreSQL cluster (used when DATABASE_URL is not set).
     #[command(subcommand)]
     Db(DbCommand),
@@ -228,6 +231,40 @@ enum TokenCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// List tokens (never their secrets): id, name, role, state, created, expires, last used.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Set or clear when a token stops working.
+    Expire {
+        /// The token's id (the number after `cmk_`).
+        id: i64,
+        /// When it stops working (RFC 3339, e.g. 2027-01-31T00:00:00Z); a past time expires it now.
+        #[arg(long, conflicts_with_all = ["in_days", "never", "now"])]
+        at: Option<String>,
+        /// Stops working in this many days.
+        #[arg(long, conflicts_with_all = ["never", "now"])]
+        in_days: Option<u32>,
+        /// Expires it at once.
+        #[arg(long, conflicts_with = "never")]
+        now: bool,
+        /// Never expires.
+        #[arg(long)]
+        never: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a token for good.
+    Revoke {
+        /// The token's id (the number after `cmk_`).
+        id: i64,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -244,6 +281,22 @@ enum DistrictsCommand {
         /// Property holding each district's code.
         #[arg(long, default_value = "code")]
         code_prop: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Snap exact positions to the public grid and delete free-text answers in every campaign
+    /// whose retention period has passed (serve also does it every hour).
+    Run {
+        /// Only this campaign (slug).
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Say what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -390,6 +443,66 @@ async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Token(TokenCommand::List { db }) => {
+            with_database(&db, |pool| async move {
+                crate::database::migrate(&pool).await?;
+                let tokens = crate::auth::tokens::list(&pool).await.map_err(problem)?;
+                print!("{}", token_table(&tokens, time::OffsetDateTime::now_utc()));
+                Ok(())
+            })
+            .await
+        }
+        Command::Token(TokenCommand::Expire {
+            id,
+            at,
+            in_days,
+            now,
+            never,
+            db,
+        }) => {
+            let expires_at = match (at, in_days, now, never) {
+                (Some(at), ..) => Some(
+                    time::OffsetDateTime::parse(
+                        &at,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .with_context(|| format!("--at {at} is not an RFC 3339 time"))?,
+                ),
+                (None, Some(days), ..) => {
+                    Some(time::OffsetDateTime::now_utc() + time::Duration::days(days.into()))
+                }
+                (None, None, true, _) => Some(time::OffsetDateTime::now_utc()),
+                (None, None, false, true) => None,
+                (None, None, false, false) => {
+                    anyhow::bail!("say when: --at TIME, --in-days N, --now or --never")
+                }
+            };
+            with_database(&db, |pool| async move {
+                crate::database::migrate(&pool).await?;
+                let info = crate::auth::tokens::set_expiry(
+                    &pool,
+                    crate::audit::Actor::Cli,
+                    id,
+                    expires_at,
+                )
+                .await
+                .map_err(problem)?;
+                print!("{}", token_table(&[info], time::OffsetDateTime::now_utc()));
+                Ok(())
+            })
+            .await
+        }
+        Command::Token(TokenCommand::Revoke { id, reason, db }) => {
+            with_database(&db, |pool| async move {
+                crate::database::migrate(&pool).await?;
+                let info = crate::auth::tokens::revoke(&pool, crate::audit::Actor::Cli, id, reason)
+                    .await
+                    .map_err(problem)?;
+                print!("{}", token_table(&[info], time::OffsetDateTime::now_utc()));
+                Ok(())
+            })
+            .await
+        }
         Command::Districts(DistrictsCommand::Import {
             campaign,
             file,
@@ -436,6 +549,43 @@ async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Retention(RetentionCommand::Run {
+            campaign,
+            dry_run,
+            db,
+        }) => {
+            with_database(&db, |pool| async move {
+                crate::database::migrate(&pool).await?;
+                let outcomes = crate::retention::run(
+                    &pool,
+                    crate::audit::Actor::Cli,
+                    campaign.as_deref(),
+                    dry_run,
+                )
+                .await
+                .map_err(problem)?;
+                let verb = if dry_run { "would be" } else { "were" };
+                for o in &outcomes {
+                    println!(
+                        "`{}`: {} positions {verb} snapped to the public grid; free-text answers ({}) {verb} deleted from {} submissions",
+                        o.campaign,
+                        o.submissions,
+                        if o.text_fields.is_empty() { "no text field".to_owned() } else { o.text_fields.join(", ") },
+                        o.with_text
+                    );
+                }
+                match (&campaign, outcomes.is_empty()) {
+                    (Some(slug), true) => println!(
+                        "`{slug}`: nothing to do: it {}",
+                        crate::retention::not_due_reason(&pool, slug).await.map_err(problem)?
+                    ),
+                    (None, true) => println!("no campaign is due"),
+                    _ => {}
+                }
+                Ok(())
+            })
+            .await
+        }
         Command::Db(DbCommand::Start { data_dir }) => {
             let cluster = EmbeddedCluster::new(&data_dir)?;
             cluster.start().await?;
@@ -444,6 +594,41 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Db(DbCommand::Stop { data_dir }) => EmbeddedCluster::new(&data_dir)?.stop().await,
     }
+}
+
+/// An API error as a command-line error: its problem's detail.
+fn problem(error: crate::http::error::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{}", error.to_problem().detail)
+}
+
+/// Tokens as a plain-text table, one per line.
+fn token_table(tokens: &[crate::auth::tokens::TokenInfo], now: time::OffsetDateTime) -> String {
+    let when = |t: Option<time::OffsetDateTime>| {
+        t.and_then(|t| {
+            t.replace_nanosecond(0)
+                .ok()?
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".to_owned())
+    };
+    let mut out = format!(
+        "{:<6} {:<9} {:<8} {:<20} {:<20} {:<20} {}\n",
+        "ID", "ROLE", "STATE", "CREATED", "EXPIRES", "LAST USED", "NAME"
+    );
+    for t in tokens {
+        out.push_str(&format!(
+            "{:<6} {:<9} {:<8} {:<20} {:<20} {:<20} {}\n",
+            t.id,
+            t.role.as_str(),
+            t.state(now),
+            when(Some(t.created_at)),
+            when(t.expires_at),
+            when(t.last_used_at),
+            t.name
+        ));
+    }
+    out
 }
 
 async fn with_database<F, Fut>(args: &DbArgs, f: F) -> anyhow::Result<()>
@@ -507,7 +692,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Periodic clean-up: expired idempotency records, spent challenges and client hashes.
+/// Periodic clean-up, every hour: expired idempotency records, spent challenges, client
+/// hashes past their window, and the retention of exact data of campaigns closed long enough.
 async fn housekeeping(pool: PgPool) {
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -529,6 +715,10 @@ async fn housekeeping(pool: PgPool) {
                 "client hashes past their duplicate window cleared"
             ),
             Err(e) => tracing::warn!(error = %e, "cannot clear client hashes"),
+        }
+        let actor = crate::audit::Actor::System("scheduled retention");
+        if let Err(e) = crate::retention::run(&pool, actor, None, false).await {
+            tracing::warn!(error = %e, "cannot apply retention");
         }
     }
 }

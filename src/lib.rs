@@ -15,6 +15,8 @@ pub mod districts;
 pub mod exports;
 pub mod http;
 pub mod location;
+pub mod moderation;
+pub mod retention;
 pub mod safety;
 pub mod submissions;
 pub mod synthetic;

@@ -1,9 +1,14 @@
-//! Staff API tokens: created by `civicmap token create`, stored as SHA-256 hashes, checked in
-//! constant time, each with one role.
+//! Staff API tokens: created by `civicmap token create` or the admin API, stored as SHA-256
+//! hashes, checked in constant time, each with one role; listed, expired and revoked with every
+//! change in the audit log ([`tokens`]).
+
+pub mod http;
+pub mod tokens;
 
 use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
@@ -40,7 +45,8 @@ impl Role {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    /// The role named `text`, if any.
+    pub fn parse(text: &str) -> Option<Self> {
         [Role::Admin, Role::Moderator, Role::Planner]
             .into_iter()
             .find(|r| r.as_str() == text)
@@ -64,24 +70,31 @@ pub fn new_secret() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
 
-/// Creates a token and returns it. The secret is shown only this once.
+/// Creates a token from the server itself (the command line, tests, the demo) and returns it.
+/// The secret is shown only this once; the creation is in the audit log.
 pub async fn create_token(
     pool: &PgPool,
     name: &str,
     role: Role,
     expires_at: Option<OffsetDateTime>,
 ) -> anyhow::Result<String> {
-    let secret = new_secret();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO api_tokens (name, role, secret_hash, expires_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    let issued = tokens::issue(
+        pool,
+        crate::audit::Actor::Cli,
+        tokens::NewToken {
+            name: name.to_owned(),
+            role,
+            expires_at: expires_at.map(crate::campaigns::Rfc3339),
+        },
     )
-    .bind(name)
-    .bind(role.as_str())
-    .bind(hash_secret(&secret))
-    .bind(expires_at)
-    .fetch_one(pool)
-    .await?;
-    Ok(format!("{PREFIX}_{id}_{secret}"))
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.to_problem().detail))?;
+    Ok(issued.token)
+}
+
+/// The full token text for token `id` with `secret`.
+fn token_text(id: i64, secret: &str) -> String {
+    format!("{PREFIX}_{id}_{secret}")
 }
 
 #[derive(Default, sqlx::FromRow)]
@@ -91,6 +104,7 @@ struct TokenRow {
     secret_hash: Vec<u8>,
     expires_at: Option<OffsetDateTime>,
     revoked_at: Option<OffsetDateTime>,
+    last_used_at: Option<OffsetDateTime>,
 }
 
 /// The holder of a valid token.
@@ -104,6 +118,9 @@ pub struct Staff {
     pub role: Role,
 }
 
+/// How long a token's `last_used_at` may lag: it is written at most this often per token.
+const LAST_USED_PRECISION: time::Duration = time::Duration::minutes(1);
+
 /// Checks a bearer token: known, secret matching (constant time), not revoked, not expired.
 pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, ApiError> {
     let invalid = || ApiError::Unauthorized("the bearer token is not valid".into());
@@ -113,7 +130,8 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, ApiError> {
     };
     let id: i64 = id.parse().map_err(|_| invalid())?;
     let row: Option<TokenRow> = sqlx::query_as(
-        "SELECT name, role, secret_hash, expires_at, revoked_at FROM api_tokens WHERE id = $1",
+        "SELECT name, role, secret_hash, expires_at, revoked_at, last_used_at
+         FROM api_tokens WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -131,13 +149,21 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, ApiError> {
         name,
         expires_at,
         revoked_at,
+        last_used_at,
         ..
     } = row;
+    let now = OffsetDateTime::now_utc();
     if revoked_at.is_some() {
         return Err(ApiError::Unauthorized("this token has been revoked".into()));
     }
-    if expires_at.is_some_and(|t| t <= OffsetDateTime::now_utc()) {
+    if expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::Unauthorized("this token has expired".into()));
+    }
+    if last_used_at.is_none_or(|t| now - t > LAST_USED_PRECISION) {
+        sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?;
     }
     Ok(Staff {
         token_id: id,
@@ -146,8 +172,48 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, ApiError> {
     })
 }
 
+/// Reads `Authorization: Bearer <token>` and verifies the token.
+pub async fn authenticate(pool: &PgPool, headers: &HeaderMap) -> Result<Staff, ApiError> {
+    let header = headers.get(AUTHORIZATION).ok_or_else(|| {
+        ApiError::Unauthorized("this route needs an `Authorization: Bearer <token>` header".into())
+    })?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+        })?;
+    verify(pool, token.trim()).await
+}
+
+/// The 403 for a token whose role is not among `allowed`.
+pub fn forbidden(staff: &Staff, allowed: &[Role]) -> ApiError {
+    let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+    ApiError::Forbidden(format!(
+        "this route needs the {} role; this token has the {} role",
+        names.join(" or "),
+        staff.role.as_str()
+    ))
+}
+
+/// Extractor: the staff member the route table's check let through (see
+/// [`crate::http::routes`]). On a route the table declares public it answers 401: a handler
+/// that needs a staff member must be declared as a staff route.
+impl<S: Send + Sync> FromRequestParts<S> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Staff>().cloned().ok_or_else(|| {
+            tracing::error!(path = %parts.uri.path(), "a handler needs a staff token on a route declared public");
+            ApiError::Unauthorized("this route needs a staff token".into())
+        })
+    }
+}
+
 /// A role required by a route, as a type: `Authorized<Admin>` in a handler's arguments
-/// refuses every request without a valid admin token.
+/// checks again, inside the handler, what the route table ([`crate::http::routes`]) already
+/// enforced. The table is the source of truth; this is a second lock on the same door.
 pub trait RequiredRole: Send + Sync {
     /// The role.
     const ROLE: Role;
@@ -171,32 +237,21 @@ impl RequiredRole for Planner {
     const ROLE: Role = Role::Planner;
 }
 
-/// Extractor: the request carries `Authorization: Bearer <token>` of role `R` (or admin).
+/// Extractor: the request carries a valid token of role `R` (or admin). Uses the staff member
+/// the route table's check stashed in the request; verifies the header itself when there is
+/// none (a route declared public), so that a mismatch fails closed.
 pub struct Authorized<R: RequiredRole>(pub Staff, PhantomData<R>);
 
 impl<R: RequiredRole> FromRequestParts<AppState> for Authorized<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::Unauthorized(
-                "this route needs an `Authorization: Bearer <token>` header".into(),
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-            })?;
-        let staff = verify(&state.db, token.trim()).await?;
+        let staff = match parts.extensions.get::<Staff>() {
+            Some(staff) => staff.clone(),
+            None => authenticate(&state.db, &parts.headers).await?,
+        };
         if !staff.role.allows(R::ROLE) {
-            return Err(ApiError::Forbidden(format!(
-                "this route needs the {} role; this token has the {} role",
-                R::ROLE.as_str(),
-                staff.role.as_str()
-            )));
+            return Err(forbidden(&staff, &[R::ROLE]));
         }
         Ok(Self(staff, PhantomData))
     }

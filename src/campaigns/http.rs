@@ -89,7 +89,14 @@ pub async fn list_campaigns(
     Ok(Json(super::list(&state.db).await?))
 }
 
-async fn get_campaign_admin(
+/// A campaign, drafts included.
+#[utoipa::path(get, path = "/api/v1/admin/campaigns/{slug}", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, description = "The campaign", body = Campaign),
+        (status = 404, description = "No such campaign", body = Problem),
+    ))]
+pub async fn get_campaign_admin(
     _: Authorized<Admin>,
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,

@@ -116,6 +116,14 @@ pub struct Campaign {
     pub basemap: Option<Basemap>,
     /// An optional address search service, for placing oneself without the map.
     pub geocoder: Option<Geocoder>,
+    // Retention (trust and safety).
+    /// Days after the campaign closes before exact positions are snapped to the public grid and
+    /// free-text answers deleted (see [`crate::retention`]); `null`: kept until erased.
+    pub retention_days: Option<i32>,
+    /// When that was last done, if it was.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub retention_applied_at: Option<OffsetDateTime>,
     /// Credits for the map data, to be shown with the map.
     pub attribution: String,
     /// A target per district code (e.g. 300 households); progress is reported against it.
@@ -199,6 +207,9 @@ struct CampaignRow {
     proof_of_work: Option<sqlx::types::Json<crate::safety::pow::ProofOfWork>>,
     duplicates: Option<sqlx::types::Json<crate::safety::Duplicates>>,
     allowed_origins: Vec<String>,
+    // Retention (trust and safety).
+    retention_days: Option<i32>,
+    retention_applied_at: Option<OffsetDateTime>,
     bounds: Option<Vec<f64>>,
     by_districts: bool,
     config_version: i64,
@@ -212,6 +223,7 @@ macro_rules! select_campaign {
         concat!("SELECT id, slug, title_fr, title_en, description_fr, description_en,
         default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, moderation, basemap, geocoder,
         min_fill_seconds, proof_of_work, duplicates, allowed_origins,
+        retention_days, retention_applied_at,
         bounds, area IS NULL AS by_districts, config_version, grid_size, targets
     FROM campaigns ", $tail)
     };
@@ -249,6 +261,8 @@ impl From<CampaignRow> for Campaign {
             moderation: parse(&row.moderation),
             basemap: row.basemap.map(|b| b.0),
             geocoder: row.geocoder.map(|g| g.0),
+            retention_days: row.retention_days,
+            retention_applied_at: row.retention_applied_at,
             attribution: ATTRIBUTION.to_owned(),
             min_fill_seconds: row.min_fill_seconds,
             proof_of_work: row.proof_of_work.map(|p| p.0),
@@ -309,7 +323,7 @@ pub async fn list(db: impl PgExecutor<'_>) -> ApiResult<Vec<Campaign>> {
 }
 
 /// Deserializes a field that may be absent (outer `None`), `null` (`Some(None)`) or a value.
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub(crate) fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
@@ -359,6 +373,11 @@ pub struct CampaignInput {
     pub duplicates: Option<Option<crate::safety::Duplicates>>,
     /// Origins allowed to embed and write; `[]`: any site.
     pub allowed_origins: Option<Vec<String>>,
+    // Retention (trust and safety).
+    /// Days (0 to 36500) after the campaign closes before exact data is coarsened; `null`:
+    /// kept until erased.
+    #[serde(default, deserialize_with = "double_option")]
+    pub retention_days: Option<Option<i32>>,
 }
 
 /// A background map from a provider the city chooses (its hosts are allowed by the iframe
@@ -620,6 +639,14 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
             Vec::new()
         }
     };
+    // Retention (trust and safety).
+    let retention_days = input.retention_days.unwrap_or(current.retention_days);
+    if retention_days.is_some_and(|d| !(0..=36_500).contains(&d)) {
+        errors.push(FieldError::new(
+            "retention_days",
+            "must be between 0 and 36500 days, or null to keep data until erased",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -629,6 +656,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
             description_en = $5, default_lang = $6, status = $7, opens_at = $8, closes_at = $9,
             form = $10, public_precision_m = $11, min_count = $12, moderation = $13, basemap = $14, geocoder = $15,
             min_fill_seconds = $16, proof_of_work = $17, duplicates = $18, allowed_origins = $19,
+            retention_days = $20,
             updated_at = now(), config_version = config_version + 1
          WHERE id = $1",
     )
@@ -651,6 +679,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
     .bind(proof_of_work.map(sqlx::types::Json))
     .bind(duplicates.map(sqlx::types::Json))
     .bind(&allowed_origins)
+    .bind(retention_days)
     .execute(&mut *tx)
     .await?;
     if let Some(targets) = &input.targets {

@@ -1,9 +1,11 @@
-//! The HTTP server: shared state, the route table, middleware and graceful shutdown.
+//! The HTTP server: shared state, the routers, middleware (access per route: [`routes`]) and
+//! graceful shutdown.
 
 pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod routes;
 pub mod widget;
 
 use std::path::PathBuf;
@@ -106,9 +108,18 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::districts::http::router())
         .merge(crate::tiles::http::router())
         .merge(crate::exports::http::router())
+        .merge(crate::auth::http::router())
+        .merge(crate::audit::http::router())
+        .merge(crate::moderation::http::router())
         .merge(ops::api_router())
         .merge(ops::router())
         .merge(widget::router(&state.config.widget_dir))
+        // After every route: access is checked once a route matched (see `routes`), inside
+        // the CORS layer so that preflights are answered by it.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::enforce,
+        ))
         // Set before the CORS layer, so that preflights of any path reach that layer.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
@@ -123,6 +134,10 @@ pub fn app(state: AppState) -> Router {
     let writes = Router::new()
         .merge(crate::submissions::http::router())
         .merge(crate::safety::http::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::enforce,
+        ))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -98,14 +98,34 @@ pub enum Status {
     Published,
     /// Waiting for a moderator (pre-moderated campaigns).
     Pending,
+    /// Taken out of the counts by a moderator after it was published.
+    Hidden,
+    /// Refused by a moderator before it was published.
+    Rejected,
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    /// Every status.
+    pub const ALL: [Status; 4] = [
+        Status::Published,
+        Status::Pending,
+        Status::Hidden,
+        Status::Rejected,
+    ];
+
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Published => "published",
             Status::Pending => "pending",
+            Status::Hidden => "hidden",
+            Status::Rejected => "rejected",
         }
+    }
+
+    /// The status stored as `text`, if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 

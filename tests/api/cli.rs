@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, fresh_database};
 
-fn civicmap(url: &str, args: &[&str]) -> std::process::Output {
+pub fn civicmap(url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_civicmap"))
         .args(args)
         .env("DATABASE_URL", url)
@@ -15,7 +15,7 @@ fn civicmap(url: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn url_of(options: &sqlx::postgres::PgConnectOptions) -> String {
+pub fn url_of(options: &sqlx::postgres::PgConnectOptions) -> String {
     let base = std::env::var("DATABASE_URL").unwrap();
     let mut url = reqwest::Url::parse(&base).unwrap();
     url.set_path(&format!("/{}", options.get_database().unwrap()));
@@ -88,4 +88,96 @@ async fn tokens_and_district_imports_from_the_command_line() {
 
     let missing = civicmap(&url, &["districts", "import", "nope", path]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no campaign named `nope`"));
+}
+
+#[tokio::test]
+async fn tokens_are_listed_expired_and_revoked_from_the_command_line_and_audited() {
+    let (pool, options) = fresh_database().await;
+    let url = url_of(&options);
+    let app = TestApp::spawn_on(pool).await;
+    let created = civicmap(
+        &url,
+        &[
+            "token",
+            "create",
+            "--name",
+            "night shift",
+            "--role",
+            "moderator",
+        ],
+    );
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let id = token.split('_').nth(1).unwrap().to_owned();
+    let secret = token.rsplit('_').next().unwrap().to_owned();
+    let queue = app.url("/api/v1/moderation/campaigns/none/queue");
+    let status = |token: String| {
+        let client = app.client.clone();
+        let queue = queue.clone();
+        async move {
+            client
+                .get(&queue)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(token.clone()).await, StatusCode::NOT_FOUND);
+
+    let listed = civicmap(&url, &["token", "list"]);
+    assert!(listed.status.success());
+    let listing = String::from_utf8(listed.stdout).unwrap();
+    assert!(!listing.contains(&secret), "{listing}");
+    let line = listing
+        .lines()
+        .find(|l| l.ends_with("night shift"))
+        .unwrap();
+    assert!(line.starts_with(&id), "{line}");
+    assert!(
+        line.contains("moderator") && line.contains("active"),
+        "{line}"
+    );
+
+    let expired = civicmap(&url, &["token", "expire", &id, "--now"]);
+    assert!(
+        expired.status.success(),
+        "{}",
+        String::from_utf8_lossy(&expired.stderr)
+    );
+    assert_eq!(status(token.clone()).await, StatusCode::UNAUTHORIZED);
+    let renewed = civicmap(&url, &["token", "expire", &id, "--in-days", "30"]);
+    assert!(String::from_utf8_lossy(&renewed.stdout).contains("active"));
+    assert_eq!(status(token.clone()).await, StatusCode::NOT_FOUND);
+    let unsaid = civicmap(&url, &["token", "expire", &id]);
+    assert!(String::from_utf8_lossy(&unsaid.stderr).contains("say when"));
+
+    let revoked = civicmap(&url, &["token", "revoke", &id, "--reason", "rota changed"]);
+    assert!(String::from_utf8_lossy(&revoked.stdout).contains("revoked"));
+    assert_eq!(status(token.clone()).await, StatusCode::UNAUTHORIZED);
+    let twice = civicmap(&url, &["token", "revoke", &id]);
+    assert!(!twice.status.success());
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already revoked"));
+    let unknown = civicmap(&url, &["token", "revoke", "999999"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no token with id 999999"));
+
+    let actions: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT action, actor, reason FROM audit_log WHERE subject = $1 ORDER BY id",
+    )
+    .bind(&id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let expected = [
+        ("token.create", None),
+        ("token.expire", None),
+        ("token.expire", None),
+        ("token.revoke", Some("rota changed")),
+    ];
+    assert_eq!(actions.len(), expected.len(), "{actions:?}");
+    for ((action, actor, reason), (want, why)) in actions.iter().zip(expected) {
+        assert_eq!(action, want);
+        assert_eq!(actor, "command line");
+        assert_eq!(reason.as_deref(), why);
+    }
 }

@@ -188,6 +188,31 @@ impl TestApp {
         request.json(body).send().await.unwrap()
     }
 
+    /// A new staff token of `role`.
+    pub async fn staff_token(&self, role: civicmap::auth::Role) -> String {
+        civicmap::auth::create_token(&self.db, &format!("test {}", role.as_str()), role, None)
+            .await
+            .unwrap()
+    }
+
+    /// `method path` with `token` (if any) as bearer and `body` (if any) as JSON.
+    pub async fn request_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
+    }
+
     pub async fn admin_post(&self, path: &str, body: &Value) -> Response {
         self.admin(reqwest::Method::POST, path, body).await
     }

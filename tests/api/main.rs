@@ -2,6 +2,7 @@
 //! Run them with `make test`, which starts the test cluster and sets DATABASE_URL.
 
 mod abuse;
+mod auth;
 mod campaigns;
 mod cli;
 mod concurrency;
@@ -12,6 +13,9 @@ mod exports;
 mod flood;
 mod hardening;
 mod helpers;
+mod moderation;
 mod outage;
+mod privacy;
+mod retention;
 mod submissions;
 mod tiles;

@@ -1,5 +1,8 @@
 //! The audit log: who did what, when and why. Moderation decisions, raw exports and token
-//! changes each add one row; nothing ever updates or deletes one.
+//! changes each add one row; nothing ever updates or deletes one. Admins read it through
+//! `GET /api/v1/admin/audit` ([`http`]).
+
+pub mod http;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -17,20 +20,25 @@ pub enum Actor<'a> {
     Staff(&'a Staff),
     /// Someone with access to the server, through the `civicmap` command.
     Cli,
+    /// The server itself, on a schedule (e.g. `"scheduled retention"`).
+    System(&'a str),
 }
 
 impl Actor<'_> {
-    fn token_id(&self) -> Option<i64> {
+    /// The staff token that acted, if any.
+    pub fn token_id(&self) -> Option<i64> {
         match self {
             Actor::Staff(staff) => Some(staff.token_id),
-            Actor::Cli => None,
+            Actor::Cli | Actor::System(_) => None,
         }
     }
 
-    fn name(&self) -> String {
+    /// How the actor is named in the log.
+    pub fn name(&self) -> String {
         match self {
             Actor::Staff(staff) => format!("{} ({})", staff.name, staff.role.as_str()),
             Actor::Cli => "command line".to_owned(),
+            Actor::System(what) => format!("civicmap ({what})"),
         }
     }
 }
