@@ -148,7 +148,8 @@ async fn apply(
         return Ok(Some(outcome));
     }
     // The centre of the point's own cell (floor(x / size), floor(y / size)) of the public grid:
-    // the cell, hence the grid counts, do not change, and the district is kept as it was.
+    // the cell, hence the grid counts, do not change, and the district is kept as it was. The
+    // H3 cell (resolution 10, about 0.015 km²) is kept too, so that H3 aggregates stay the same.
     sqlx::query(
         "UPDATE submissions SET
             geom = CASE WHEN $2::float8 IS NULL THEN geom ELSE ST_Transform(ST_SetSRID(ST_MakePoint(

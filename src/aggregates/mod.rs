@@ -175,7 +175,7 @@ pub async fn add_published(
             SELECT campaign_id, district_id, $2, $3, abs($3) FROM s
             ON CONFLICT ON CONSTRAINT district_counts_key
             DO UPDATE SET published = district_counts.published + EXCLUDED.published,
-                          changes = district_counts.changes + EXCLUDED.changes)
+                          changes = district_counts.changes + EXCLUDED.changes),
          h3 AS (
             INSERT INTO h3_counts (campaign_id, district_id, cell, published)
             SELECT campaign_id, district_id, h3, $3 FROM s WHERE h3 IS NOT NULL

@@ -678,7 +678,7 @@ pub async fn correct(
     }
     sqlx::query(
         "UPDATE submissions SET geom = ST_SetSRID(ST_MakePoint($2, $3), 4326), answers = $4,
-                district_id = $5, updated_at = now()
+                district_id = $5, h3 = $6, updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
@@ -686,6 +686,7 @@ pub async fn correct(
     .bind(submission.point.lat())
     .bind(sqlx::types::Json(&submission.answers))
     .bind(place.district_id)
+    .bind(submission.point.h3_cell())
     .execute(&mut *tx)
     .await?;
     if published {
