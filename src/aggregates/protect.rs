@@ -210,6 +210,62 @@ impl Network {
     }
 }
 
+/// Protection of a tree of figures (each the sum of its children, the root the total),
+/// in one pass from the root down.
+///
+/// A tree is a family whose graph (see [`Network`]) has no cycle but through the free node:
+/// a withheld figure lies on a cycle of withheld figures, hence cannot be recovered, exactly
+/// when no sum holds a single withheld non-zero figure (counting the sum's own figure with
+/// its children's; empty figures are never listed, so they count as known). Going down from
+/// the root, each sum that holds exactly one withholds its smallest published non-zero child.
+/// `parents[i]` is the figure whose sum `i` is part of (`None` for the root, whose status is
+/// `root_withheld`). Figures below `k` are withheld; the result says which are.
+pub fn protect_tree(
+    values: &[i64],
+    parents: &[Option<usize>],
+    root_withheld: bool,
+    k: i64,
+) -> Vec<bool> {
+    let n = values.len();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut roots = Vec::new();
+    for (i, parent) in parents.iter().enumerate() {
+        match parent {
+            Some(p) => children[*p].push(i),
+            None => roots.push(i),
+        }
+    }
+    let mut withheld: Vec<bool> = values.iter().map(|&v| v < k).collect();
+    let mut queue = std::collections::VecDeque::new();
+    for &root in &roots {
+        withheld[root] = root_withheld;
+        queue.push_back(root);
+    }
+    while let Some(node) = queue.pop_front() {
+        let kids = &children[node];
+        if !kids.is_empty() {
+            // Empty figures are never listed: they count as known, not as withheld.
+            let hidden = usize::from(withheld[node] && values[node] > 0)
+                + kids
+                    .iter()
+                    .filter(|&&c| withheld[c] && values[c] > 0)
+                    .count();
+            if hidden == 1 {
+                let next = kids
+                    .iter()
+                    .copied()
+                    .filter(|&c| !withheld[c] && values[c] > 0)
+                    .min_by_key(|&c| (values[c], c));
+                if let Some(c) = next {
+                    withheld[c] = true;
+                }
+            }
+        }
+        queue.extend(kids.iter().copied());
+    }
+    withheld
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +435,65 @@ mod tests {
             let depth = rng.random_range(1..5);
             subtree(&mut net, &mut rng, depth, FREE);
             check(&net);
+        }
+    }
+
+    #[test]
+    fn random_trees_protected_in_one_pass_never_give_a_withheld_figure_away() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+        for _ in 0..200 {
+            // The same tree as a parent list and as a network.
+            let mut values = vec![0i64];
+            let mut parents: Vec<Option<usize>> = vec![None];
+            let mut frontier = vec![0usize];
+            for _ in 0..rng.random_range(1..4) {
+                let mut next = Vec::new();
+                for &p in &frontier {
+                    for _ in 0..rng.random_range(1..4) {
+                        values.push(0);
+                        parents.push(Some(p));
+                        next.push(values.len() - 1);
+                    }
+                }
+                frontier = next;
+            }
+            for &leaf in &frontier {
+                values[leaf] = if rng.random_bool(0.7) {
+                    rng.random_range(1..6)
+                } else {
+                    0
+                };
+            }
+            for i in (0..values.len()).rev() {
+                if let Some(p) = parents[i] {
+                    values[p] += values[i];
+                }
+            }
+            // Drop empty figures, as tiles and aggregates never list them.
+            let keep: Vec<usize> = (0..values.len())
+                .filter(|&i| values[i] > 0 || i == 0)
+                .collect();
+            let withheld = protect_tree(&values, &parents, values[0] < 3, 3);
+            let mut net = Network::new();
+            let mut sums = vec![FREE; values.len()];
+            for &i in &keep {
+                let is_leaf = !keep.iter().any(|&j| parents[j] == Some(i));
+                sums[i] = if is_leaf { FREE } else { net.sum() };
+            }
+            for &i in &keep {
+                let part_of = parents[i].map_or(FREE, |p| sums[p]);
+                net.figure(values[i], sums[i], part_of, 3);
+            }
+            let decided: Vec<bool> = keep.iter().map(|&i| withheld[i]).collect();
+            for (n, &i) in keep.iter().enumerate() {
+                assert!(withheld[i] || values[i] >= 3 || parents[i].is_none());
+                if withheld[i] && values[i] > 0 {
+                    assert!(
+                        !determined(&net, &decided, n),
+                        "{values:?} {parents:?} {withheld:?}"
+                    );
+                }
+            }
         }
     }
 }

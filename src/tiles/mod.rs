@@ -5,8 +5,10 @@
 //! Nothing in a tile comes from a submission row: the `demand` layer is built from the
 //! campaign's grid cells (`demand_cells`, maintained with every write), aggregated further at
 //! low zoom so that a tile never holds more than [`MAX_CELLS_PER_SIDE`]² features, whatever the
-//! number of submissions. Exact positions, answers, ids and tokens cannot reach a tile.
+//! number of submissions, and k-protected across zooms ([`demand`]). Exact positions,
+//! answers, ids, tokens and counts below k cannot reach a tile.
 
+pub mod demand;
 pub mod http;
 
 use std::sync::Arc;
@@ -146,6 +148,8 @@ struct TileKey {
 #[derive(Clone)]
 pub struct TileCache {
     tiles: moka::future::Cache<TileKey, Arc<Tile>>,
+    /// The protected demand counts of each campaign at its current versions.
+    pyramids: moka::future::Cache<(i64, i64, i64), Arc<demand::Pyramid>>,
 }
 
 impl TileCache {
@@ -160,7 +164,11 @@ impl TileCache {
             })
             .max_capacity(megabytes * 1024 * 1024)
             .build();
-        Self { tiles }
+        let pyramids = moka::future::Cache::builder()
+            .max_capacity(if megabytes == 0 { 0 } else { 64 })
+            .time_to_idle(std::time::Duration::from_secs(600))
+            .build();
+        Self { tiles, pyramids }
     }
 
     /// The tile at `tile` for `campaign` at `data_version`, built once and shared by
@@ -180,7 +188,17 @@ impl TileCache {
         };
         self.tiles
             .try_get_with(key, async {
-                let raw = build(db, campaign, tile).await?;
+                let pyramid = self
+                    .pyramids
+                    .try_get_with(
+                        (campaign.id, campaign.config_version, data_version),
+                        async { Ok::<_, ApiError>(Arc::new(pyramid(db, campaign).await?)) },
+                    )
+                    .await
+                    .map_err(|e| {
+                        ApiError::Internal(anyhow::anyhow!("protecting demand failed: {e}"))
+                    })?;
+                let raw = build_with(db, campaign, tile, &pyramid).await?;
                 let gzip = gzip(&raw)?;
                 let etag = format!(
                     "\"{}.{}.{}\"",
@@ -212,6 +230,24 @@ pub fn gzip(raw: &[u8]) -> ApiResult<Bytes> {
 /// published count or withheld flag, share of the total, target and progress toward it) and layer `demand` (one point per
 /// aggregated cell at its centre, with its count).
 pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> ApiResult<Bytes> {
+    build_with(db, campaign, tile, &pyramid(db, campaign).await?).await
+}
+
+/// The campaign's protected demand counts.
+async fn pyramid(db: &PgPool, campaign: &Campaign) -> ApiResult<demand::Pyramid> {
+    let counts = aggregates::district_counts(db, campaign.id).await?;
+    let k = i64::from(campaign.privacy.min_count);
+    let total_withheld = counts.published(k).total.withheld;
+    demand::Pyramid::load(db, campaign.id, total_withheld, k).await
+}
+
+/// [`build`] with the campaign's demand counts already protected.
+pub async fn build_with(
+    db: &PgPool,
+    campaign: &Campaign,
+    tile: TileCoord,
+    pyramid: &demand::Pyramid,
+) -> ApiResult<Bytes> {
     let counts = aggregates::district_counts(db, campaign.id).await?;
     let published = counts.published(i64::from(campaign.privacy.min_count));
     let total = published.total.count;
@@ -231,6 +267,7 @@ pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> ApiResu
     let grid = campaign.grid_size.unwrap_or(0.0);
     let aggregation = (grid > 0.0).then(|| Aggregation::new(tile, grid));
     let (factor, ax, ay) = aggregation.map_or((1, (0, -1), (0, -1)), |a| (a.factor, a.ax, a.ay));
+    let cells = pyramid.cells(factor, ax, ay);
     let mvt: Option<Vec<u8>> = sqlx::query_scalar(
         "WITH env AS (SELECT ST_TileEnvelope($2, $3, $4) AS e),
          counts AS (
@@ -244,16 +281,11 @@ pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> ApiResu
             CROSS JOIN LATERAL (SELECT (cp.targets ->> d.code)::bigint AS target) t, env
             WHERE d.campaign_id = $1 AND d.geom_3857 && ST_Expand(env.e, $10)),
          cells AS (
-            SELECT floor(cx::float8 / $11)::bigint AS ax, floor(cy::float8 / $11)::bigint AS ay, sum(published) AS count
-            FROM demand_cells
-            WHERE campaign_id = $1 AND published > 0
-              AND cx BETWEEN $12 * $11 AND ($13 + 1) * $11 - 1
-              AND cy BETWEEN $14 * $11 AND ($15 + 1) * $11 - 1
-            GROUP BY 1, 2),
+            SELECT * FROM unnest($11::int8[], $12::int8[], $13::int8[]) AS c(ax, ay, count)),
          demand AS (
-            SELECT ST_AsMVTGeom(ST_Point((ax + 0.5) * $16, (ay + 0.5) * $16, 3857), env.e, 4096, 64, true) AS geom,
-                   count::bigint AS count
-            FROM cells, env WHERE count > 0)
+            SELECT ST_AsMVTGeom(ST_Point((ax + 0.5) * $14, (ay + 0.5) * $14, 3857), env.e, 4096, 64, true) AS geom,
+                   count
+            FROM cells, env)
          SELECT COALESCE((SELECT ST_AsMVT(districts, 'districts', 4096, 'geom') FROM districts WHERE geom IS NOT NULL), '')
              || COALESCE((SELECT ST_AsMVT(demand, 'demand', 4096, 'geom') FROM demand WHERE geom IS NOT NULL), '')",
     )
@@ -268,11 +300,9 @@ pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> ApiResu
     .bind(&shares)
     .bind(pixel)
     .bind(margin)
-    .bind(factor)
-    .bind(ax.0)
-    .bind(ax.1)
-    .bind(ay.0)
-    .bind(ay.1)
+    .bind(cells.iter().map(|c| c.0).collect::<Vec<_>>())
+    .bind(cells.iter().map(|c| c.1).collect::<Vec<_>>())
+    .bind(cells.iter().map(|c| c.2).collect::<Vec<_>>())
     .bind(grid * factor as f64)
     .fetch_one(db)
     .await?;

@@ -17,10 +17,20 @@ use crate::helpers::{TestApp, answers, test_form};
 use civicmap::auth::Role;
 
 /// Every public GET worth scanning, with `{slug}` for the campaign. Extend it with each new
-/// public route (aggregates, time series...).
+/// public route.
 pub const PUBLIC_PATHS: &[&str] = &[
     "/api/v1/campaigns/{slug}",
     "/api/v1/campaigns/{slug}/districts.geojson",
+    "/api/v1/campaigns/{slug}/aggregates.geojson",
+    "/api/v1/campaigns/{slug}/aggregates.csv",
+    "/api/v1/campaigns/{slug}/aggregates.csv?excel=1",
+    "/api/v1/campaigns/{slug}/aggregates.geojson?breakdown=connection&sum=households",
+    "/api/v1/campaigns/{slug}/aggregates.geojson?by=h3:6",
+    "/api/v1/campaigns/{slug}/aggregates.geojson?by=h3:8",
+    "/api/v1/campaigns/{slug}/aggregates.geojson?by=h3:10",
+    "/api/v1/campaigns/{slug}/aggregates.csv?by=h3:9",
+    "/api/v1/campaigns/{slug}/timeseries.csv",
+    "/api/v1/campaigns/{slug}/timeseries.csv?interval=week&by=district",
     "/tiles/{slug}.json",
     "/embed/{slug}",
     "/embed/{slug}/edit",
@@ -136,12 +146,116 @@ fn scan_text(name: &str, text: &str, secrets: &Secrets) -> Vec<String> {
     leaks
 }
 
+/// The outline of H3 cell `h3` as the API writes it: its vertices to 6 decimals.
+fn h3_outline(h3: &str) -> Option<Vec<(f64, f64)>> {
+    let cell: h3o::CellIndex = h3.parse().ok()?;
+    Some(
+        cell.boundary()
+            .iter()
+            .map(|ll| {
+                (
+                    (ll.lng() * 1e6).round() / 1e6,
+                    (ll.lat() * 1e6).round() / 1e6,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Takes out of a GeoJSON document the geometries that are exactly the outline of their
+/// feature's H3 cell (computed here, independently): a fixed world grid whose vertices say
+/// nothing about submissions, but may fall within the text scan's 4 decimals of one by chance.
+/// Returns whether anything was taken out.
+fn without_h3_outlines(value: &mut Value) -> bool {
+    let mut changed = false;
+    for feature in value["features"].as_array_mut().into_iter().flatten() {
+        let Some(outline) = feature["properties"]["h3"].as_str().and_then(h3_outline) else {
+            continue;
+        };
+        let ring: Vec<(f64, f64)> = feature["geometry"]["coordinates"][0]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some((c[0].as_f64()?, c[1].as_f64()?)))
+            .collect();
+        if !ring.is_empty() && ring.iter().all(|v| outline.contains(v)) {
+            feature["geometry"] = Value::Null;
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// The same for a CSV export: blanks `lon`/`lat` where they are exactly the centre of the
+/// row's H3 cell.
+fn without_h3_centres(text: &str) -> String {
+    let text = text.trim_start_matches('\u{feff}');
+    let delimiter = if text.lines().next().is_some_and(|h| h.contains(';')) {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_reader(text.as_bytes());
+    let headers = reader.headers().expect("a CSV header").clone();
+    let at = |name: &str| headers.iter().position(|c| c == name);
+    let columns = at("h3").zip(at("lon")).zip(at("lat"));
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(&headers).unwrap();
+    for record in reader.records() {
+        let mut cells: Vec<String> = record.unwrap().iter().map(str::to_owned).collect();
+        if let Some(((h, x), y)) = columns
+            && let Ok(cell) = cells[h].parse::<h3o::CellIndex>()
+        {
+            let centre = h3o::LatLng::from(cell);
+            let near = |text: &str, v: f64| {
+                text.replace(',', ".")
+                    .parse::<f64>()
+                    .is_ok_and(|t| (t - v).abs() < 1e-6)
+            };
+            if near(&cells[x], centre.lng()) && near(&cells[y], centre.lat()) {
+                cells[x].clear();
+                cells[y].clear();
+            }
+        }
+        out.write_record(&cells).unwrap();
+    }
+    String::from_utf8(out.into_inner().unwrap()).unwrap()
+}
+
+/// Counts below k in a CSV export: the `count` column and the `{field}={answer}` columns.
+fn scan_csv_counts(name: &str, text: &str, leaks: &mut Vec<String>) {
+    let text = text.trim_start_matches('\u{feff}');
+    let delimiter = if text.lines().next().is_some_and(|h| h.contains(';')) {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_reader(text.as_bytes());
+    let headers = reader.headers().expect("a CSV header").clone();
+    for record in reader.records() {
+        let record = record.expect("a CSV row");
+        for (header, cell) in headers.iter().zip(record.iter()) {
+            if (header == "count" || header.contains('='))
+                && let Ok(n) = cell.parse::<i64>()
+                && n < K
+            {
+                leaks.push(format!("{name}: {header} = {n}, below k = {K}"));
+            }
+        }
+    }
+}
+
 /// Counts below k anywhere in a JSON document (any `count` that is a number).
 fn scan_counts(name: &str, value: &Value, leaks: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             for (key, v) in map {
-                if key == "count"
+                // `count`, and the `{field}={answer}` counts of a breakdown.
+                if (key == "count" || key.contains('='))
                     && let Some(n) = v.as_i64()
                     && n < K
                 {
@@ -170,10 +284,7 @@ fn number(p: Option<&Prop>) -> Option<f64> {
 /// strings scanned as text; at street zooms every demand point must be a cell centre of the
 /// public grid of size `grid`.
 ///
-/// The `demand` layer's counts are not held to k: by design (tiles module) it publishes the
-/// count of every non-empty cell of the public grid, 1 to k - 1 included; snapping protects the
-/// position, not the count (docs/PRIVACY.md says so). Checking `count` on every layer here
-/// makes this scan fail on today's tiles: that is the switch if k must apply to cells too.
+/// Every layer's counts are held to k: districts, and the demand layer's merged grid cells.
 fn scan_tile(
     name: &str,
     z: u32,
@@ -217,8 +328,8 @@ fn scan_tile(
                 }
             }
             let count = number(props.get("count"));
-            if layer.name == "districts" && count.is_some_and(|c| (c as i64) < K) {
-                leaks.push(format!("{name}: district count {count:?} below k"));
+            if count.is_some_and(|c| (c as i64) < K) {
+                leaks.push(format!("{name}: {} count {count:?} below k", layer.name));
             }
             for coord in feature.geometry.coords_iter() {
                 let (mx, my) = to_mercator(coord.x, coord.y);
@@ -311,7 +422,19 @@ struct Scan<'a> {
 
 impl Scan<'_> {
     async fn response(&mut self, name: &str, response: reqwest::Response) {
-        let text = response.text().await.unwrap();
+        let csv = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|t| t.as_bytes().starts_with(b"text/csv"));
+        let mut text = response.text().await.unwrap();
+        if csv {
+            scan_csv_counts(name, &text, &mut self.leaks);
+            text = without_h3_centres(&text);
+        } else if let Ok(mut value) = serde_json::from_str::<Value>(&text)
+            && without_h3_outlines(&mut value)
+        {
+            text = value.to_string();
+        }
         self.leaks.extend(scan_text(name, &text, &self.secrets));
         if let Ok(value) = serde_json::from_str::<Value>(&text) {
             scan_counts(name, &value, &mut self.leaks);
@@ -343,8 +466,10 @@ impl Scan<'_> {
 #[tokio::test]
 async fn no_public_response_holds_a_position_free_text_id_token_or_small_count() {
     let app = TestApp::spawn().await;
-    let settings =
-        json!({"form": test_form(), "privacy": {"public_precision_m": 50, "min_count": K}});
+    let mut form = test_form();
+    form["fields"][1]["public"] = json!(true);
+    assert_eq!(form["fields"][1]["key"], "connection");
+    let settings = json!({"form": form, "privacy": {"public_precision_m": 50, "min_count": K}});
     app.open_campaign("scan", settings.clone()).await;
     let mut pre = settings.clone();
     pre["moderation"] = json!("pre");
@@ -431,7 +556,10 @@ async fn no_public_response_holds_a_position_free_text_id_token_or_small_count()
     };
     for slug in ["scan", "scan-pre"] {
         for path in PUBLIC_PATHS {
-            scan.get(&path.replace("{slug}", slug)).await;
+            let path = path.replace("{slug}", slug);
+            let status = scan.app.get(&path).await.status();
+            assert_eq!(status, StatusCode::OK, "{path}");
+            scan.get(&path).await;
         }
     }
     // Tiles: every tile over the area up to zoom 14, and the tiles holding each point beyond.
@@ -601,10 +729,18 @@ fn the_scan_catches_each_kind_of_leak() {
     let mut small = Vec::new();
     scan_counts(
         "small",
-        &json!({"features": [{"properties": {"count": 3}}]}),
+        &json!({"features": [{"properties": {"count": 3, "connection=adsl": 2}}]}),
         &mut small,
     );
-    assert_eq!(small.len(), 1);
+    assert_eq!(small.len(), 2);
+    let mut small_csv = Vec::new();
+    scan_csv_counts(
+        "csv",
+        "code,count,connection=adsl\r\nwest,12,3\r\n",
+        &mut small_csv,
+    );
+    scan_csv_counts("excel", "\u{feff}code;count\r\nwest;4\r\n", &mut small_csv);
+    assert_eq!(small_csv.len(), 2, "{small_csv:?}");
 
     // A tile with a demand point at the exact position, and a district count of 2.
     let (lon, lat) = secrets.points[0];

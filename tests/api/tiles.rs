@@ -123,7 +123,7 @@ impl TestApp {
 }
 
 #[tokio::test]
-async fn tiles_carry_district_counts_and_demand_that_adds_up_to_the_published_total() {
+async fn tiles_carry_district_counts_and_demand_of_at_least_k() {
     let app = TestApp::spawn().await;
     app.open_campaign(
         "tiles",
@@ -150,12 +150,17 @@ async fn tiles_carry_district_counts_and_demand_that_adds_up_to_the_published_to
     }
     for z in [6, 8, 10, 12, 14] {
         let tiles = app.tiles_over_test_area("tiles", z).await;
-        let demand: i64 = tiles.iter().flat_map(|t| &t.demand).map(|d| d.2).sum();
-        assert_eq!(
-            demand,
-            points.len() as i64,
-            "zoom {z}: demand adds up to the published total"
+        // Demand cells are k-protected across zooms (tiles::demand): each shown cell holds at
+        // least k, and together they never exceed the total.
+        let demand: Vec<i64> = tiles.iter().flat_map(|t| &t.demand).map(|d| d.2).collect();
+        assert!(demand.iter().all(|&c| c >= 3), "zoom {z}: {demand:?}");
+        assert!(
+            demand.iter().sum::<i64>() <= points.len() as i64,
+            "zoom {z}: {demand:?}"
         );
+        if z == 6 {
+            assert!(!demand.is_empty(), "zoom {z}: merged cells reach k");
+        }
         let mut districts = BTreeMap::new();
         for tile in &tiles {
             assert!(
