@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what civicmap needs from the OS packages, only when it is missing:
 # PostgreSQL 15+ with PostGIS 3 (server binaries for the embedded cluster), and, with
-# --browser, Debian's Chromium for the widget's browser tests. Debian/Ubuntu only.
+# --browser (what `make test` needs), Debian's Chromium for the widget's browser tests and
+# GDAL's command-line tools for the export tests. Debian/Ubuntu only.
 set -euo pipefail
 
 need=()
@@ -14,6 +15,8 @@ have_postgis() {
 have_postgis || need+=(postgresql postgresql-postgis)
 if [ "${1:-}" = "--browser" ]; then
   command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need+=(chromium)
+  # GDAL's ogrinfo and ogr2ogr: the tests check that GIS tools read our exports.
+  command -v ogrinfo >/dev/null || need+=(gdal-bin)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

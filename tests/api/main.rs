@@ -3,6 +3,7 @@
 
 mod abuse;
 mod auth;
+mod bulk;
 mod campaigns;
 mod cli;
 mod concurrency;
