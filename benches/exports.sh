@@ -49,7 +49,7 @@ for _ in $(seq 150); do curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" &&
 base="http://127.0.0.1:$port"
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-latency() { # wrk's percentile line for $1 (50.000% or 99.000%), in ms
+latency() { # wrk's percentile line for $1 (50% or 99%), in ms
   awk -v p="$1" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}'
 }
 
@@ -61,8 +61,8 @@ for path in "aggregates.csv" "aggregates.csv?by=h3:8" "aggregates.geojson?by=h3:
   p50s=(); p99s=(); rps=()
   for run in $(seq "$runs"); do
     out=$(wrk -t1 -c1 -d"${seconds}s" --latency "$base/api/v1/campaigns/$slug/$path")
-    p50s+=("$(echo "$out" | latency 50.000%)")
-    p99s+=("$(echo "$out" | latency 99.000%)")
+    p50s+=("$(echo "$out" | latency 50%)")
+    p99s+=("$(echo "$out" | latency 99%)")
     rps+=("$(echo "$out" | awk '/Requests\/sec/ {print $2}')")
   done
   echo "GET $path: p50 $(printf '%s\n' "${p50s[@]}" | median) ms, p99 $(printf '%s\n' "${p99s[@]}" | median) ms, $(printf '%s\n' "${rps[@]}" | median) req/s (medians of $runs runs of ${seconds}s, 1 connection; p50 per run: ${p50s[*]})" | tee -a "$results"

@@ -125,6 +125,9 @@ for size in $sizes; do
   if [ "$total" -lt "$size" ]; then
     DATABASE_URL=$url "$bin" demo --more-points $((size - total)) --seed "$size" >/dev/null 2>&1
   fi
+  # Martin serves the raw table and needs a spatial index on it; civicmap does not use one
+  # (see migrations/20261126000008_no_submission_position_index.sql).
+  psql_ -c "CREATE INDEX IF NOT EXISTS martin_submissions_geom ON submissions USING gist (geom)"
   psql_ -c "VACUUM ANALYZE"
   total=$(psql_ -c "SELECT count(*) FROM submissions")
   echo "## $total submissions"

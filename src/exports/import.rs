@@ -1,14 +1,14 @@
 //! Bulk import of paper forms and legacy data (`civicmap import`): CSV or GeoJSON, checked row
 //! by row exactly like the API, stored all or nothing.
 //!
-//! 1. Every row is read and turned into the GeoJSON Feature the API would receive, then
-//!    checked with [`submissions::parse_feature`](crate::submissions::parse_feature). Every
-//!    refused row is reported with its line (CSV) or feature number (GeoJSON) and reason, and
-//!    then nothing is stored.
-//! 2. The rows go to a temporary table with `COPY`, inside one transaction that also places
-//!    them (area, district), inserts them and adds them to the counters. Rows outside the area
-//!    are reported by line and the transaction is rolled back. Interrupted at any moment, the
-//!    transaction never commits: nothing is half-imported.
+//! 1. On a thread of its own, every row is read and turned into the GeoJSON Feature the API
+//!    would receive, then checked with
+//!    [`submissions::parse_feature`](crate::submissions::parse_feature) on every core. Every
+//!    refused row is reported with its line (CSV) or feature number (GeoJSON) and reason.
+//! 2. Meanwhile, accepted rows go to a temporary table with `COPY`, inside one transaction that
+//!    then places them (area, district), inserts them and adds them to the counters. If any row
+//!    was refused, or lies outside the area (reported by line), the transaction is rolled back.
+//!    Interrupted at any moment, the transaction never commits: nothing is half-imported.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -67,6 +67,8 @@ struct Row {
     point: WgsPoint,
     answers: Map<String, Value>,
     created_at: Option<OffsetDateTime>,
+    /// Its district, when placed before the database (see [`Districts::place`]).
+    district: Option<i64>,
 }
 
 /// A text cell as the JSON answer the API would receive for `kind`, or why not.
@@ -120,6 +122,7 @@ fn check(
         }
     };
     Ok(Row {
+        district: None,
         line,
         point: submission.point,
         answers: submission.answers,
@@ -136,7 +139,8 @@ fn read_csv(
     bytes: &[u8],
     mapping: &Mapping,
     progress: &mut dyn Progress,
-) -> Result<(Vec<Row>, Vec<Rejected>), anyhow::Error> {
+    on_rows: &mut dyn FnMut(Vec<Row>),
+) -> Result<(u64, Vec<Rejected>), anyhow::Error> {
     let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
     let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     let delimiter = if first_line.iter().filter(|&&b| b == b';').count()
@@ -207,26 +211,30 @@ fn read_csv(
             find(column).map(|i| (i, f))
         })
         .collect();
-    let (mut rows, mut rejected) = (Vec::new(), Vec::new());
-    let mut record = csv::StringRecord::new();
-    let mut count = 0u64;
+    let mut rejected = Vec::new();
+    // Read every record first, then check them on every core, a chunk at a time, handing each
+    // chunk's rows on while the next is checked.
+    let mut records: Vec<(u64, csv::StringRecord)> = Vec::new();
+    let mut unreadable = 0u64;
     loop {
         let line = reader.position().line();
+        let mut record = csv::StringRecord::new();
         match reader.read_record(&mut record) {
             Ok(false) => break,
-            Ok(true) => {}
+            Ok(true) => records.push((line, record)),
             Err(e) => {
+                unreadable += 1;
                 rejected.push(Rejected {
                     line,
                     reason: format!("unreadable CSV: {e}"),
-                });
-                continue;
+                })
             }
         }
-        count += 1;
-        if count.is_multiple_of(10_000) {
-            progress.checked(count);
+        if records.len().is_multiple_of(100_000) {
+            progress.checked(records.len() as u64);
         }
+    }
+    let check_record = |line: u64, record: &csv::StringRecord| -> Result<Row, Rejected> {
         let number = |i: usize| -> Value {
             let text = record.get(i).unwrap_or_default().trim().replace(',', ".");
             text.parse::<f64>().map_or(
@@ -249,25 +257,53 @@ fn read_csv(
             }
         }
         if !problems.is_empty() {
-            rejected.push(Rejected {
+            return Err(Rejected {
                 line,
                 reason: problems.join("; "),
             });
-            continue;
         }
         let feature = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [number(lon), number(lat)]}, "properties": answers});
-        match check(
+        check(
             campaign,
             line,
             &feature,
             created_at.and_then(|i| record.get(i)),
-        ) {
-            Ok(row) => rows.push(row),
-            Err(r) => rejected.push(r),
+        )
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut done = 0;
+    for part in records.chunks(CHECK_CHUNK) {
+        let size = part.len().div_ceil(threads).max(1);
+        let checked: Vec<Vec<Result<Row, Rejected>>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = part
+                .chunks(size)
+                .map(|piece| {
+                    scope.spawn(move || {
+                        piece
+                            .iter()
+                            .map(|(line, record)| check_record(*line, record))
+                            .collect()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("checking a row never panics"))
+                .collect()
+        });
+        let mut rows = Vec::with_capacity(part.len());
+        for result in checked.into_iter().flatten() {
+            match result {
+                Ok(row) => rows.push(row),
+                Err(r) => rejected.push(r),
+            }
         }
+        on_rows(rows);
+        done += part.len() as u64;
+        progress.checked(done);
     }
-    progress.checked(count);
-    Ok((rows, rejected))
+    rejected.sort_by_key(|r| r.line);
+    Ok((records.len() as u64 + unreadable, rejected))
 }
 
 /// Reads and checks a GeoJSON FeatureCollection of Points.
@@ -276,7 +312,8 @@ fn read_geojson(
     bytes: &[u8],
     mapping: &Mapping,
     progress: &mut dyn Progress,
-) -> Result<(Vec<Row>, Vec<Rejected>), anyhow::Error> {
+    on_rows: &mut dyn FnMut(Vec<Row>),
+) -> Result<(u64, Vec<Rejected>), anyhow::Error> {
     let collection: Value =
         serde_json::from_slice(bytes).map_err(|e| anyhow::anyhow!("not valid JSON: {e}"))?;
     let features = collection
@@ -314,7 +351,8 @@ fn read_geojson(
         }
     }
     progress.checked(features.len() as u64);
-    Ok((rows, rejected))
+    on_rows(rows);
+    Ok((features.len() as u64, rejected))
 }
 
 /// Escapes a value for PostgreSQL's COPY text format.
@@ -330,8 +368,71 @@ fn copy_text(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-/// Rows sent to `COPY` per message.
-const COPY_BATCH: usize = 10_000;
+/// Rows checked together (on every core) before they are handed to `COPY`.
+const CHECK_CHUNK: usize = 50_000;
+
+/// What the checking thread tells the storing side.
+enum Checked {
+    /// This many rows are checked so far.
+    Progress(u64),
+    /// Accepted rows, in file order.
+    Rows(Vec<Row>),
+}
+
+/// Progress of the checking thread, sent to the storing side.
+struct SendProgress(tokio::sync::mpsc::Sender<Checked>);
+
+impl Progress for SendProgress {
+    fn checked(&mut self, done: u64) {
+        let _ = self.0.blocking_send(Checked::Progress(done));
+    }
+    fn storing(&mut self, _: u64) {}
+    fn stored(&mut self, _: u64) {}
+}
+
+/// The campaign's districts as geo polygons, in import order, to place rows before they reach
+/// the database.
+struct Districts(Vec<(i64, geo::Rect<f64>, geo::MultiPolygon<f64>)>);
+
+impl Districts {
+    async fn load(db: &mut sqlx::PgConnection, campaign_id: i64) -> anyhow::Result<Self> {
+        use geo::BoundingRect;
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, ST_AsGeoJSON(geom) FROM districts WHERE campaign_id = $1 ORDER BY position",
+        )
+        .bind(campaign_id)
+        .fetch_all(&mut *db)
+        .await?;
+        let mut districts = Vec::new();
+        for (id, geojson) in rows {
+            let geometry: geojson::Geometry = geojson.parse()?;
+            let shape = match geo::Geometry::<f64>::try_from(geometry)? {
+                geo::Geometry::MultiPolygon(m) => m,
+                geo::Geometry::Polygon(p) => geo::MultiPolygon(vec![p]),
+                other => anyhow::bail!("district {id} is not polygonal: {other:?}"),
+            };
+            if let Some(bounds) = shape.bounding_rect() {
+                districts.push((id, bounds, shape));
+            }
+        }
+        Ok(Self(districts))
+    }
+
+    /// The first district (in import order) whose outline contains `point` or has it on its
+    /// border: the rule `store_batch` applies with PostGIS, here with the geo crate's robust
+    /// predicates. `None` for a point in no district, which the database then places.
+    fn place(&self, point: WgsPoint) -> Option<i64> {
+        use geo::Intersects;
+        let p = geo::Point::new(point.lon(), point.lat());
+        self.0
+            .iter()
+            .find(|(_, bounds, shape)| bounds.intersects(&p) && shape.intersects(&p))
+            .map(|(id, _, _)| *id)
+    }
+}
+
+/// Bytes sent to `COPY` per message.
+const COPY_BYTES: usize = 1 << 20;
 
 /// Imports `path` into the campaign `slug`. Nothing is stored unless every row is accepted.
 pub async fn import(
@@ -352,21 +453,20 @@ pub async fn import(
         .and_then(|e| e.to_str())
         .unwrap_or_default()
         .to_lowercase();
-    let (rows, rejected) = match extension.as_str() {
-        "csv" | "txt" => read_csv(&campaign, &bytes, mapping, progress)?,
-        "geojson" | "json" => read_geojson(&campaign, &bytes, mapping, progress)?,
-        other => anyhow::bail!("cannot tell the format of `.{other}` files: use .csv or .geojson"),
-    };
-    let total = (rows.len() + rejected.len()) as u64;
-    if !rejected.is_empty() {
-        return Ok(Outcome::Refused {
-            rows: total,
-            rejected,
-        });
+    if !matches!(extension.as_str(), "csv" | "txt" | "geojson" | "json") {
+        anyhow::bail!("cannot tell the format of `.{extension}` files: use .csv or .geojson");
     }
-    progress.storing(total);
-
-    let mut tx = pool.begin().await?;
+    // A connection of its own, so that the rows stay in memory rather than in temporary files
+    // (`temp_buffers` can only be set before a session's first temporary table).
+    let mut conn: sqlx::PgConnection =
+        <sqlx::PgConnection as sqlx::Connection>::connect_with(&pool.connect_options()).await?;
+    sqlx::query("SET temp_buffers = '512MB'")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("SET work_mem = '256MB'")
+        .execute(&mut conn)
+        .await?;
+    let mut tx = sqlx::Connection::begin(&mut conn).await?;
     // Settings cannot change under the import (an update locks the campaign row).
     let version: i64 =
         sqlx::query_scalar("SELECT config_version FROM campaigns WHERE id = $1 FOR SHARE")
@@ -375,57 +475,136 @@ pub async fn import(
             .await?;
     if version != campaign.config_version {
         anyhow::bail!(
-            "campaign `{slug}` changed while the file was being checked; run the import again"
+            "campaign `{slug}` changed while the file was being read; run the import again"
         );
     }
+    let districts = Districts::load(&mut tx, campaign.id).await?;
+    // Rows are checked on a thread of their own and sent to `COPY` as they are accepted, so
+    // that the database takes them in while the next ones are checked. Nothing is committed
+    // unless every row is accepted.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Checked>(4);
+    let checking = {
+        let campaign = campaign.clone();
+        let mapping = mapping.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut progress = SendProgress(sender.clone());
+            let mut on_rows = |mut rows: Vec<Row>| {
+                for row in &mut rows {
+                    row.district = districts.place(row.point);
+                }
+                let _ = sender.blocking_send(Checked::Rows(rows));
+            };
+            match extension.as_str() {
+                "csv" | "txt" => read_csv(&campaign, &bytes, &mapping, &mut progress, &mut on_rows),
+                _ => read_geojson(&campaign, &bytes, &mapping, &mut progress, &mut on_rows),
+            }
+        })
+    };
+
     sqlx::query(
         "CREATE TEMPORARY TABLE import_rows (line bigint, id uuid, lon float8, lat float8,
-             answers jsonb, created_at timestamptz, h3 bigint) ON COMMIT DROP",
+             answers jsonb, created_at timestamptz, h3 bigint, district_id bigint) ON COMMIT DROP",
     )
     .execute(&mut *tx)
     .await?;
     let mut copy = tx
         .copy_in_raw("COPY import_rows FROM STDIN (FORMAT text)")
         .await?;
-    let mut buffer = Vec::with_capacity(2 << 20);
-    for (i, row) in rows.iter().enumerate() {
-        let created_at = row
-            .created_at
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_else(|| "\\N".to_owned());
-        buffer.extend(
-            format!(
-                "{}\t{}\t{:?}\t{:?}\t",
-                row.line,
-                uuid::Uuid::now_v7(),
-                row.point.lon(),
-                row.point.lat()
-            )
-            .bytes(),
-        );
-        copy_text(&mut buffer, &serde_json::to_string(&row.answers)?);
-        buffer.extend(format!("\t{created_at}\t{}\n", row.point.h3_cell()).bytes());
-        if (i + 1) % COPY_BATCH == 0 {
-            copy.send(std::mem::take(&mut buffer)).await?;
-            progress.stored(i as u64 + 1);
+    let mut sent = 0u64;
+    while let Some(message) = receiver.recv().await {
+        let rows = match message {
+            Checked::Progress(done) => {
+                progress.checked(done);
+                continue;
+            }
+            Checked::Rows(rows) => rows,
+        };
+        let mut buffer = Vec::with_capacity(rows.len() * 160);
+        for row in &rows {
+            let created_at = row
+                .created_at
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_else(|| "\\N".to_owned());
+            buffer.extend(
+                format!(
+                    "{}\t{}\t{:?}\t{:?}\t",
+                    row.line,
+                    uuid::Uuid::now_v7(),
+                    row.point.lon(),
+                    row.point.lat()
+                )
+                .bytes(),
+            );
+            copy_text(&mut buffer, &serde_json::to_string(&row.answers)?);
+            let district = row
+                .district
+                .map_or_else(|| "\\N".to_owned(), |id| id.to_string());
+            buffer.extend(format!("\t{created_at}\t{}\t{district}\n", row.point.h3_cell()).bytes());
+            if buffer.len() >= COPY_BYTES {
+                copy.send(std::mem::take(&mut buffer)).await?;
+            }
         }
+        copy.send(buffer).await?;
+        sent += rows.len() as u64;
     }
-    copy.send(buffer).await?;
+    let (total, rejected) = match checking.await? {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            copy.abort("the file could not be read").await?;
+            return Err(e);
+        }
+    };
+    if !rejected.is_empty() {
+        copy.abort("rows were refused").await?;
+        tx.rollback().await?;
+        return Ok(Outcome::Refused {
+            rows: total,
+            rejected,
+        });
+    }
+    progress.storing(total);
     copy.finish().await?;
-    progress.stored(total);
+    progress.stored(sent);
 
-    // Place every row, refuse those outside the area.
+    // Place the rows that [`Districts::place`] could not (in no district), and refuse those
+    // outside the area. The districts are cut into small pieces first (ST_Subdivide, indexed),
+    // so that each point is tested against a few dozen vertices rather than whole outlines; a
+    // point in no piece is tested against the whole districts, so that the rule stays the
+    // API's: the first district (in import order) whose outline contains the point or has it
+    // on its border.
+    sqlx::query(
+        "CREATE TEMPORARY TABLE import_pieces ON COMMIT DROP AS
+         SELECT id, position, ST_Subdivide(geom, 32) AS g FROM districts WHERE campaign_id = $1",
+    )
+    .bind(campaign.id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("CREATE INDEX ON import_pieces USING gist (g)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("ANALYZE import_pieces")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "CREATE TEMPORARY TABLE import_placed ON COMMIT DROP AS
-         SELECT i.*, pt.g, d.id AS district_id FROM import_rows i
+         SELECT line, id, answers, created_at, h3,
+                ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS g, district_id
+         FROM import_rows WHERE district_id IS NOT NULL
+         UNION ALL
+         SELECT i.line, i.id, i.answers, i.created_at, i.h3, pt.g, COALESCE(p.id, d.id)
+         FROM import_rows i
          CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS g) pt
          LEFT JOIN LATERAL (
+            SELECT p.id FROM import_pieces p WHERE ST_Intersects(p.g, pt.g)
+            ORDER BY p.position LIMIT 1) p ON true
+         LEFT JOIN LATERAL (
             SELECT d.id FROM districts d
-            WHERE d.campaign_id = $1 AND ST_Intersects(d.geom, pt.g)
-            ORDER BY d.position LIMIT 1) d ON true",
+            WHERE p.id IS NULL AND d.campaign_id = $1 AND ST_Intersects(d.geom, pt.g)
+            ORDER BY d.position LIMIT 1) d ON true
+         WHERE i.district_id IS NULL",
     )
     .bind(campaign.id)
     .execute(&mut *tx)
@@ -458,26 +637,30 @@ pub async fn import(
     // Paper forms are entered by staff: published at once, with no edit token (nobody holds
     // one; the stored hash matches no token).
     sqlx::query(
-        "WITH created AS (
-            INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, edit_token_hash, h3, created_at, updated_at)
-            SELECT id, $1, district_id, g, answers, 'published', '\\x00'::bytea, h3,
-                   COALESCE(created_at, now()), now()
-            FROM import_placed
-            RETURNING district_id, geom, h3),
-         counted AS (
+        "INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, edit_token_hash, h3, created_at, updated_at)
+         SELECT id, $1, district_id, g, answers, 'published', '\\x00'::bytea, h3,
+                COALESCE(created_at, now()), now()
+         FROM import_placed",
+    )
+    .bind(campaign.id)
+    .execute(&mut *tx)
+    .await?;
+    // The counters, from the same rows (in memory) rather than from what the insert returns.
+    sqlx::query(
+        "WITH counted AS (
             INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
-            SELECT $1, district_id, 0, count(*), count(*) FROM created GROUP BY district_id
+            SELECT $1, district_id, 0, count(*), count(*) FROM import_placed GROUP BY district_id
             ON CONFLICT ON CONSTRAINT district_counts_key
             DO UPDATE SET published = district_counts.published + EXCLUDED.published,
                           changes = district_counts.changes + EXCLUDED.changes),
          h3 AS (
             INSERT INTO h3_counts (campaign_id, district_id, cell, published)
-            SELECT $1, district_id, h3, count(*) FROM created GROUP BY district_id, h3
+            SELECT $1, district_id, h3, count(*) FROM import_placed GROUP BY district_id, h3
             ON CONFLICT ON CONSTRAINT h3_counts_key
             DO UPDATE SET published = h3_counts.published + EXCLUDED.published)
          INSERT INTO demand_cells (campaign_id, cx, cy, published)
          SELECT $1, floor(ST_X(g) / $2)::bigint, floor(ST_Y(g) / $2)::bigint, count(*)
-         FROM (SELECT ST_Transform(geom, 3857) AS g FROM created) c
+         FROM (SELECT ST_Transform(g, 3857) AS g FROM import_placed) c
          WHERE $2 IS NOT NULL
          GROUP BY 2, 3
          ON CONFLICT (campaign_id, cx, cy)

@@ -164,8 +164,10 @@ impl TileCache {
             })
             .max_capacity(megabytes * 1024 * 1024)
             .build();
+        // Kept even without a tile cache: like the counters, the protected demand counts are
+        // state of the campaign's data version, not of a tile.
         let pyramids = moka::future::Cache::builder()
-            .max_capacity(if megabytes == 0 { 0 } else { 64 })
+            .max_capacity(64)
             .time_to_idle(std::time::Duration::from_secs(600))
             .build();
         Self { tiles, pyramids }

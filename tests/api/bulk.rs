@@ -495,3 +495,45 @@ async fn gdal_reads_the_geojson_and_csv_exports() {
         "{info}"
     );
 }
+
+#[tokio::test]
+async fn imported_points_are_placed_as_the_api_places_them_even_on_borders() {
+    let (app, url) = setup("placed").await;
+    let mut form = crate::helpers::test_form();
+    form["fields"][1]["public"] = json!(true);
+    app.open_campaign(
+        "placed-api",
+        json!({"form": form, "privacy": {"public_precision_m": 50, "min_count": 1}}),
+    )
+    .await;
+    // On shared borders, on corners, on the outer edge, on the middle district's inner seam.
+    let points = [
+        (2.1, 48.03),
+        (2.2, 48.07),
+        (2.1, 48.0),
+        (2.2, 48.1),
+        (2.0, 48.05),
+        (2.3, 48.02),
+        (2.15, 48.05),
+        (2.12345, 48.1),
+        (2.05, 48.05),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("borders.csv");
+    let mut csv = String::from("lon,lat,households,connection\n");
+    for (lon, lat) in points {
+        csv.push_str(&format!("{lon},{lat},1,adsl\n"));
+        let status = app
+            .submit("placed-api", lon, lat, crate::helpers::answers())
+            .await
+            .status();
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    std::fs::write(&file, csv).unwrap();
+    let out = civicmap(&url, &["import", "placed", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let imported = app.counts("placed").await;
+    let submitted = app.counts("placed-api").await;
+    assert_eq!(imported, submitted);
+    assert_eq!(imported["west"], Some(4), "{imported:?}");
+}
