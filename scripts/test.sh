@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test against a throw-away PostgreSQL + PostGIS cluster on a private Unix socket,
 # started here and stopped on exit, whatever happens:
+#   0. the widget's bundles are built (npm ci, esbuild), for the API tests that serve them;
 #   1. the Rust unit and API tests (cargo test; each API test gets its own database);
 #   2. the widget's unit tests (node's test runner);
 #   3. the widget's browser tests: headless Chromium against a real civicmap server serving the
 #      demo campaign from the same cluster.
-# Arguments are passed to `cargo test`; with arguments, the widget tests are skipped.
+# Arguments are passed to `cargo test`; with arguments, the widget build and tests are skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,13 +24,18 @@ trap cleanup EXIT
 export DATABASE_URL="$url"
 
 failed=()
+# The widget's bundles first: the API tests serve and scan them (tests/api/privacy.rs).
+if [ $# -eq 0 ]; then
+  (cd widget && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build) \
+    || failed+=("widget build")
+fi
 cargo test --no-fail-fast "$@" || failed+=("cargo test")
 if [ $# -gt 0 ]; then
   [ ${#failed[@]} -eq 0 ] || { echo "FAILED: ${failed[*]}" >&2; exit 1; }
   exit 0
 fi
 
-(cd widget && npm ci --no-audit --no-fund --loglevel=error && npm test) || failed+=("widget unit tests")
+(cd widget && npm test) || failed+=("widget unit tests")
 
 port=${CIVICMAP_E2E_PORT:-18091}
 # The browser tests post many submissions from 127.0.0.1: no per-address rate limit.
