@@ -26,10 +26,15 @@ impl Csv {
         if self == Csv::Excel {
             out.write_all("\u{feff}".as_bytes())?;
         }
-        Ok(csv::WriterBuilder::new()
+        Ok(self.rows(out))
+    }
+
+    /// A CSV writer over `out` in this flavour, without the BOM (for rows after the header).
+    pub fn rows<W: std::io::Write>(self, out: W) -> csv::Writer<W> {
+        csv::WriterBuilder::new()
             .delimiter(if self == Csv::Excel { b';' } else { b',' })
             .terminator(csv::Terminator::CRLF)
-            .from_writer(out))
+            .from_writer(out)
     }
 
     /// A number exactly as stored (the shortest text that reads back to the same value).

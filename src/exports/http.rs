@@ -12,7 +12,7 @@ use super::timeseries::TimeseriesQuery;
 use super::{AggregateQuery, raw};
 use crate::auth::{Authorized, Planner, Role, Staff};
 use crate::http::AppState;
-use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::error::{ApiResult, Problem};
 use crate::http::extract::{PathParams, QueryParams};
 
 /// `/api/v1/campaigns/{slug}/aggregates.{geojson,csv}`, `…/timeseries.csv` and
@@ -49,23 +49,12 @@ async fn optional_staff(
     headers: &HeaderMap,
     role: Role,
 ) -> ApiResult<Option<Staff>> {
-    let Some(header) = headers.get(header::AUTHORIZATION) else {
+    if !headers.contains_key(header::AUTHORIZATION) {
         return Ok(None);
-    };
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-        })?;
-    let staff = crate::auth::verify(&state.db, token.trim()).await?;
+    }
+    let staff = crate::auth::authenticate(&state.db, headers).await?;
     if !staff.role.allows(role) {
-        return Err(ApiError::Forbidden(format!(
-            "this option needs the {} role; this token has the {} role",
-            role.as_str(),
-            staff.role.as_str()
-        )));
+        return Err(crate::auth::forbidden(&staff, &[role, Role::Admin]));
     }
     Ok(Some(staff))
 }

@@ -107,6 +107,23 @@ struct Writer {
     format: Format,
     fields: Vec<String>,
     first: bool,
+    /// One CSV writer for every row, its bytes moved out after each.
+    rows: csv::Writer<Drain>,
+}
+
+/// The CSV writer's output, emptied into the current chunk after each row.
+#[derive(Default)]
+struct Drain(std::cell::RefCell<Vec<u8>>);
+
+impl std::io::Write for Drain {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.get_mut().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 type RawRow = (
@@ -172,10 +189,6 @@ impl Writer {
             }
             Format::Csv | Format::ExcelCsv => {
                 let csv = self.csv();
-                let mut w = csv::WriterBuilder::new()
-                    .delimiter(if csv == Csv::Excel { b';' } else { b',' })
-                    .terminator(csv::Terminator::CRLF)
-                    .from_writer(&mut *out);
                 let mut record = vec![
                     id.to_string(),
                     created_at,
@@ -192,8 +205,9 @@ impl Writer {
                         Some(other) => other.to_string(),
                     });
                 }
-                w.write_record(&record)?;
-                w.flush()?;
+                self.rows.write_record(&record)?;
+                self.rows.flush()?;
+                out.append(&mut self.rows.get_ref().0.borrow_mut());
             }
         }
         Ok(())
@@ -225,10 +239,16 @@ pub async fn stream(
             std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
         })
     };
+    let flavour = if format == Format::ExcelCsv {
+        Csv::Excel
+    } else {
+        Csv::Standard
+    };
     let mut writer = Writer {
         format,
         fields: campaign.form.fields.iter().map(|f| f.key.clone()).collect(),
         first: true,
+        rows: flavour.rows(Drain::default()),
     };
     send(writer.header(&campaign.slug)?).await?;
     let mut conn = db.acquire().await?;
