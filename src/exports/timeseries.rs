@@ -260,5 +260,5 @@ pub fn csv(series: &Series, flavour: Csv) -> std::io::Result<Vec<u8>> {
         record.push(row.count.withheld.to_string());
         out.write_record(&record)?;
     }
-    out.into_inner().map_err(|e| e.into_error())
+    out.into_inner()
 }

@@ -834,3 +834,88 @@ async fn the_raw_export_is_for_planners_complete_exact_and_audited() {
     assert_eq!(entries[1].2["filter"]["district"], "west");
     assert_eq!(entries[1].2["rows"], west);
 }
+
+#[tokio::test]
+async fn a_citizens_formula_never_runs_in_a_planners_spreadsheet() {
+    let (pool, options) = crate::helpers::fresh_database().await;
+    let app = TestApp::spawn_on(pool).await;
+    campaign(&app, "formula", 1).await;
+    // What an attacker types in the free-text field, hoping a planner opens it in Excel.
+    let attacks = [
+        "=HYPERLINK(\"e.vil\")",
+        "+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(A1:A9)",
+        "=1+1",
+    ];
+    for comment in attacks {
+        let response = app
+            .submit(
+                "formula",
+                2.05,
+                48.05,
+                json!({"households": 2, "connection": "adsl", "comment": comment}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let planner = civicmap::auth::create_token(&app.db, "p", civicmap::auth::Role::Planner, None)
+        .await
+        .unwrap();
+    let mut files = Vec::new();
+    for (query, delimiter) in [("", b','), ("?excel=1", b';')] {
+        let text = app
+            .client
+            .get(app.url(&format!(
+                "/api/v1/admin/campaigns/formula/submissions.csv{query}"
+            )))
+            .bearer_auth(&planner)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        files.push((text, delimiter));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("raw.csv");
+    let url = crate::cli::url_of(&options);
+    let out = crate::cli::civicmap(
+        &url,
+        &[
+            "export",
+            "formula",
+            "--raw",
+            "--output",
+            output.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    files.push((std::fs::read_to_string(&output).unwrap(), b','));
+
+    for (text, delimiter) in files {
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+        let comment = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == "comment")
+            .unwrap();
+        let mut got: Vec<String> = reader
+            .records()
+            .map(|r| r.unwrap()[comment].to_owned())
+            .collect();
+        got.sort();
+        let mut expected: Vec<String> = attacks.iter().map(|a| format!("'{a}")).collect();
+        expected.sort();
+        // Every formula reads as text, whole: nothing lost, nothing run.
+        assert_eq!(got, expected);
+    }
+}
