@@ -126,12 +126,15 @@ struct ServeArgs {
     submissions_per_campaign: u32,
     /// Header holding the client's address, set by a reverse proxy in front of civicmap
     /// (`X-Forwarded-For`: its right-most entry; `X-Real-IP`). Without it, the TCP peer is
-    /// the client. Only set it when clients cannot reach civicmap except through the proxy,
-    /// or list the proxies with --trusted-proxies.
-    #[arg(long, env = "CIVICMAP_TRUSTED_PROXY_HEADER")]
+    /// the client. Needs --trusted-proxies: the header is believed only from those peers.
+    #[arg(
+        long,
+        env = "CIVICMAP_TRUSTED_PROXY_HEADER",
+        requires = "trusted_proxies"
+    )]
     trusted_proxy_header: Option<axum::http::HeaderName>,
     /// Networks of the proxies whose --trusted-proxy-header is believed (comma-separated
-    /// CIDRs, e.g. `10.0.0.0/8,::1/128`); by default every peer's.
+    /// CIDRs, e.g. `10.0.0.0/8,::1/128`); any other peer is the client itself.
     #[arg(
         long,
         env = "CIVICMAP_TRUSTED_PROXIES",

@@ -15,14 +15,15 @@ pub struct ClientIpConfig {
     /// The header a trusted reverse proxy sets (`X-Forwarded-For`, `X-Real-IP`...); `None`: the
     /// TCP peer is the client.
     pub trusted_header: Option<HeaderName>,
-    /// Peers whose header is believed; empty: every peer (the proxy is the only way in).
+    /// Peers whose header is believed; empty: none (a header is never believed from a peer
+    /// that is not listed, so an attacker cannot choose their own address).
     pub trusted_proxies: Vec<IpNet>,
 }
 
 impl ClientIpConfig {
     /// The client's address for a request from `peer` with `headers`.
     ///
-    /// The header is read only when one is configured and `peer` is a trusted proxy; its
+    /// The header is read only when one is configured and `peer` is a listed proxy; its
     /// right-most entry is the one the nearest proxy wrote (entries to its left come from the
     /// client and may be forged). A missing or unreadable header falls back to the peer.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
@@ -30,9 +31,7 @@ impl ClientIpConfig {
             return peer;
         };
         let peer = canonical(peer);
-        if !self.trusted_proxies.is_empty()
-            && !self.trusted_proxies.iter().any(|n| n.contains(&peer))
-        {
+        if !self.trusted_proxies.iter().any(|n| n.contains(&peer)) {
             return peer;
         }
         headers
@@ -143,7 +142,7 @@ mod tests {
     fn the_right_most_forwarded_entry_is_the_client() {
         let config = ClientIpConfig {
             trusted_header: Some(HeaderName::from_static("x-forwarded-for")),
-            trusted_proxies: Vec::new(),
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
         };
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9")]);
         assert_eq!(
@@ -177,6 +176,16 @@ mod tests {
         );
         let outsider: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(config.client_ip(outsider, &h), outsider);
+    }
+
+    #[test]
+    fn a_header_without_listed_proxies_is_never_believed() {
+        let config = ClientIpConfig {
+            trusted_header: Some(HeaderName::from_static("x-forwarded-for")),
+            trusted_proxies: Vec::new(),
+        };
+        let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
+        assert_eq!(config.client_ip(PEER, &h), PEER);
     }
 
     #[test]

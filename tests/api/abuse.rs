@@ -23,6 +23,7 @@ fn with(settings: Value) -> Value {
 fn behind_proxy() -> civicmap::http::ServerConfig {
     let mut config = test_config();
     config.client_ip.trusted_header = Some("x-forwarded-for".parse().unwrap());
+    config.client_ip.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     config
 }
 
@@ -616,6 +617,32 @@ async fn without_a_trusted_header_the_peer_address_is_the_client() {
         StatusCode::TOO_MANY_REQUESTS,
     )
     .await;
+
+    // The attack: a header configured with no proxy listed. Forging one address per request
+    // must not buy a fresh allowance each time.
+    let mut config = test_config();
+    config.rate_limits.per_ip_per_minute = 1;
+    config.rate_limits.per_ip_burst = 1;
+    config.client_ip.trusted_header = Some("x-forwarded-for".parse().unwrap());
+    let app = TestApp::spawn_with(config).await;
+    app.open_campaign("peer", exact()).await;
+    let mut statuses = Vec::new();
+    for i in 1..=3 {
+        let forged = format!("203.0.113.{i}");
+        statuses.push(
+            post(&app, "peer", 2.05, 48.05, &[("X-Forwarded-For", &forged)])
+                .await
+                .status(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::CREATED,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
 }
 
 #[tokio::test]

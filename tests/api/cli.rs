@@ -181,3 +181,15 @@ async fn tokens_are_listed_expired_and_revoked_from_the_command_line_and_audited
         assert_eq!(reason.as_deref(), why);
     }
 }
+
+#[test]
+fn a_proxy_header_without_the_proxies_it_comes_from_is_refused_at_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_civicmap"))
+        .args(["serve", "--trusted-proxy-header", "x-forwarded-for"])
+        .env_remove("CIVICMAP_TRUSTED_PROXIES")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--trusted-proxies"), "{stderr}");
+}

@@ -19,6 +19,7 @@ const HAMMERING: Duration = Duration::from_secs(10);
 async fn a_flooding_client_gets_only_its_allowance_and_others_are_served() {
     let mut config = test_config();
     config.client_ip.trusted_header = Some("x-forwarded-for".parse().unwrap());
+    config.client_ip.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     config.rate_limits.per_ip_per_minute = RATE_PER_MINUTE;
     config.rate_limits.per_ip_burst = BURST;
     let app = Arc::new(TestApp::spawn_with(config).await);
