@@ -139,15 +139,19 @@ pub fn app(state: AppState) -> Router {
             routes::enforce,
         ))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+        .layer(axum::middleware::from_fn(
             crate::safety::origins::guard_writes,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::safety::limits::limit_writes,
         ))
-        .layer(crate::safety::origins::write_cors(state.clone()));
+        .layer(crate::safety::origins::write_cors())
+        // Outermost: the campaign, resolved once from the decoded path for every guard above.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::safety::resolve_campaign,
+        ));
     Router::new()
         .merge(open)
         .merge(writes)

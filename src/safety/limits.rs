@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::ResolvedCampaign;
 use crate::http::AppState;
 use crate::http::client_ip::ClientKey;
 use crate::http::error::ApiError;
@@ -77,7 +78,7 @@ pub struct RateLimits {
 
 struct Limiters {
     per_ip: Option<Limit<ClientKey>>,
-    per_campaign: Option<Limit<String>>,
+    per_campaign: Option<Limit<i64>>,
 }
 
 impl RateLimits {
@@ -96,8 +97,8 @@ impl RateLimits {
         Self { inner }
     }
 
-    /// Takes one write from `client`'s allowance, then from campaign `slug`'s.
-    pub fn check(&self, client: ClientKey, slug: &str) -> Result<(), ApiError> {
+    /// Takes one write from `client`'s allowance, then from campaign `campaign_id`'s.
+    pub fn check(&self, client: ClientKey, campaign_id: i64) -> Result<(), ApiError> {
         if let Some(limit) = &self.inner.per_ip {
             limit.check(&client).map_err(|retry_after| ApiError::RateLimited {
                 detail: format!(
@@ -109,7 +110,7 @@ impl RateLimits {
         }
         if let Some(limit) = &self.inner.per_campaign {
             limit
-                .check(&slug.to_owned())
+                .check(&campaign_id)
                 .map_err(|retry_after| ApiError::RateLimited {
                     detail: format!(
                         "too many submissions to this campaign right now: at most {} per minute from everyone together; retry in {retry_after} s",
@@ -152,8 +153,12 @@ pub async fn limit_writes(State(state): State<AppState>, request: Request, next:
     ) {
         let (parts, body) = request.into_parts();
         let client = ClientKey::from(state.config.client_ip.of_request(&parts));
-        let slug = crate::safety::campaign_slug(parts.uri.path()).unwrap_or_default();
-        if let Err(refused) = state.limits.check(client, slug) {
+        // Keyed by the campaign's id, resolved by `resolve_campaign` from the decoded path:
+        // no spelling of the path gets a fresh allowance.
+        let Some(ResolvedCampaign(campaign)) = parts.extensions.get::<ResolvedCampaign>() else {
+            return ApiError::NotFound("this path names no campaign".into()).into_response();
+        };
+        if let Err(refused) = state.limits.check(client, campaign.id) {
             return refused.into_response();
         }
         return next.run(Request::from_parts(parts, body)).await;
@@ -175,9 +180,9 @@ mod tests {
         let a = ClientKey::from("192.0.2.1".parse::<std::net::IpAddr>().unwrap());
         let b = ClientKey::from("192.0.2.2".parse::<std::net::IpAddr>().unwrap());
         for _ in 0..3 {
-            limits.check(a, "x").unwrap();
+            limits.check(a, 1).unwrap();
         }
-        match limits.check(a, "x") {
+        match limits.check(a, 1) {
             Err(ApiError::RateLimited {
                 detail,
                 retry_after,
@@ -187,7 +192,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        limits.check(b, "x").unwrap();
+        limits.check(b, 1).unwrap();
     }
 
     #[tokio::test]
@@ -198,12 +203,12 @@ mod tests {
             per_campaign_per_minute: 12,
         });
         let client = |i: u8| ClientKey::from(std::net::IpAddr::from([192, 0, 2, i]));
-        limits.check(client(1), "a").unwrap();
-        limits.check(client(2), "a").unwrap();
+        limits.check(client(1), 1).unwrap();
+        limits.check(client(2), 1).unwrap();
         assert!(matches!(
-            limits.check(client(3), "a"),
+            limits.check(client(3), 1),
             Err(ApiError::RateLimited { .. })
         ));
-        limits.check(client(3), "b").unwrap();
+        limits.check(client(3), 2).unwrap();
     }
 }

@@ -14,18 +14,52 @@ pub mod origins;
 pub mod pow;
 pub mod secret;
 
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::campaigns::Campaign;
+use crate::http::AppState;
 use crate::http::error::{ApiError, FieldError};
 
-/// The slug in `/api/v1/campaigns/{slug}/...`, if the path is one.
-pub fn campaign_slug(path: &str) -> Option<&str> {
-    path.strip_prefix("/api/v1/campaigns/")?
-        .split('/')
-        .next()
-        .filter(|s| !s.is_empty())
+/// The campaign a write route is about, resolved once by [`resolve_campaign`] from the
+/// router's own (percent-decoded) `{slug}`, so that every guard after it sees the same
+/// campaign whichever way the path spells it.
+#[derive(Debug, Clone)]
+pub struct ResolvedCampaign(pub Arc<Campaign>);
+
+/// Outermost middleware of the citizens' write routes: resolves the route's `{slug}` to its
+/// public campaign and stores it in the request for CORS, the rate limits and the origin
+/// guard. What cannot be resolved is refused here (404 for no such campaign, 503 when the
+/// database is away), before any guard could be walked around.
+pub async fn resolve_campaign(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let slug = match RawPathParams::from_request_parts(&mut parts, &state).await {
+        Ok(params) => params
+            .iter()
+            .find(|(name, _)| *name == "slug")
+            .map(|(_, value)| value.to_owned()),
+        Err(_) => None,
+    };
+    let Some(slug) = slug else {
+        return ApiError::NotFound("this path names no campaign".into()).into_response();
+    };
+    match state.campaigns.get_public(&state.db, &slug).await {
+        Ok(campaign) => {
+            parts.extensions.insert(ResolvedCampaign(campaign));
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(error) => error.into_response(),
+    }
 }
 
 /// Header with the value of the widget's hidden `website` field (empty for people).
@@ -131,17 +165,6 @@ impl Duplicates {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slugs_come_from_campaign_paths_only() {
-        assert_eq!(
-            campaign_slug("/api/v1/campaigns/fibre/submissions"),
-            Some("fibre")
-        );
-        assert_eq!(campaign_slug("/api/v1/campaigns/fibre"), Some("fibre"));
-        assert_eq!(campaign_slug("/api/v1/campaigns/"), None);
-        assert_eq!(campaign_slug("/tiles/fibre/1/2/3.mvt"), None);
-    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         pairs

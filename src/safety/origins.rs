@@ -5,14 +5,14 @@
 //! (submissions and challenges), and a 403 for a browser write from any other site. Reads stay
 //! open to every site.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::http::AppState;
+use super::ResolvedCampaign;
 use crate::http::error::{ApiError, FieldError};
 
 /// Most origins a campaign may list.
@@ -93,24 +93,23 @@ fn is_write(method: &Method) -> bool {
     )
 }
 
-/// What the campaign of this request says about `origin`: `Some(true)` allowed, `Some(false)`
-/// refused, `None` when it cannot tell (unknown campaign, database unreachable: the handler
-/// answers those).
-async fn campaign_allows(state: &AppState, path: &str, origin: &str) -> Option<bool> {
-    let slug = super::campaign_slug(path)?;
-    let campaign = state.campaigns.get_public(&state.db, slug).await.ok()?;
-    Some(
-        campaign.allowed_origins.is_empty() || campaign.allowed_origins.iter().any(|o| o == origin),
-    )
+/// Whether the campaign resolved for this request (see [`super::resolve_campaign`]) lets
+/// `origin` write; a request with no resolved campaign is refused.
+fn campaign_allows(extensions: &axum::http::Extensions, origin: &str) -> bool {
+    extensions
+        .get::<ResolvedCampaign>()
+        .is_some_and(|ResolvedCampaign(campaign)| {
+            campaign.allowed_origins.is_empty()
+                || campaign.allowed_origins.iter().any(|o| o == origin)
+        })
 }
 
 /// CORS of the submission and challenge routes: reads from any site; writes (and their
 /// preflights) only from the campaign's allowed origins, or from any site when it lists none.
-pub fn write_cors(state: AppState) -> CorsLayer {
+pub fn write_cors() -> CorsLayer {
     CorsLayer::new()
-        .allow_origin(AllowOrigin::async_predicate(
-            move |origin: HeaderValue, parts: &Parts| {
-                let state = state.clone();
+        .allow_origin(AllowOrigin::predicate(
+            move |origin: &HeaderValue, parts: &Parts| {
                 let method = if parts.method == Method::OPTIONS {
                     parts
                         .headers
@@ -120,19 +119,13 @@ pub fn write_cors(state: AppState) -> CorsLayer {
                 } else {
                     parts.method.clone()
                 };
-                let own = origin
-                    .to_str()
-                    .is_ok_and(|o| is_own_origin(o, &parts.headers));
-                let path = parts.uri.path().to_owned();
-                async move {
-                    if !is_write(&method) || own {
-                        return true;
-                    }
-                    let Ok(origin) = origin.to_str() else {
-                        return false;
-                    };
-                    campaign_allows(&state, &path, origin).await.unwrap_or(true)
+                if !is_write(&method) {
+                    return true;
                 }
+                origin.to_str().is_ok_and(|origin| {
+                    is_own_origin(origin, &parts.headers)
+                        || campaign_allows(&parts.extensions, origin)
+                })
             },
         ))
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
@@ -155,15 +148,19 @@ pub fn write_cors(state: AppState) -> CorsLayer {
 /// Refuses (403) a write whose `Origin` is neither this server nor one the campaign allows.
 /// Browsers always send `Origin` with these requests; programs that send none are not
 /// concerned (they are not a site embedding the map).
-pub async fn guard_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn guard_writes(request: Request, next: Next) -> Response {
     if is_write(request.method())
         && let Some(origin) = request.headers().get(header::ORIGIN)
     {
         let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
         if !is_own_origin(&origin, request.headers())
-            && campaign_allows(&state, request.uri().path(), &origin).await == Some(false)
+            && !campaign_allows(request.extensions(), &origin)
         {
-            let slug = super::campaign_slug(request.uri().path()).unwrap_or_default();
+            let slug = request
+                .extensions()
+                .get::<ResolvedCampaign>()
+                .map(|c| c.0.slug.clone())
+                .unwrap_or_default();
             return ApiError::Forbidden(format!(
                 "the site `{origin}` is not allowed to contribute to campaign `{slug}`: only the sites in its allowed_origins may"
             ))

@@ -323,3 +323,141 @@ async fn no_token_or_edit_token_ever_reaches_the_log() {
     let secret_part = admin_token.rsplit('_').next().unwrap();
     assert!(!log.contains(secret_part));
 }
+
+/// Ways of writing `/api/v1/campaigns/fibre-pour-tous/{rest}` that a guard reading the raw path
+/// could mistake for another campaign or for no campaign at all.
+fn spellings(rest: &str) -> Vec<String> {
+    let slug = "fibre-pour-tous";
+    [
+        format!("/api/v1/campaigns/{slug}/{rest}"),
+        format!("/api/v1/campaigns/fibre%2Dpour-tous/{rest}"),
+        format!("/api/v1/campaigns/fibre%2dpour-tous/{rest}"),
+        format!("/api/v1/campaigns/%66%69%62%72%65-pour-tous/{rest}"),
+        format!("/api/v1/campaigns/FIBRE-pour-tous/{rest}"),
+        format!("/api/v1/campaigns/{slug}/{rest}/"),
+        format!("/api/v1/campaigns//{slug}/{rest}"),
+        format!("//api/v1/campaigns/{slug}/{rest}"),
+        format!("/api/v1/campaigns/{slug}//{rest}"),
+        format!("/api/v1/%63ampaigns/{slug}/{rest}"),
+        format!("/API/v1/campaigns/{slug}/{rest}"),
+        format!("/api/v1/campaigns/{slug}/%73ubmissions"),
+        format!("/api/v1/campaigns/{slug}%2F/{rest}"),
+    ]
+    .into()
+}
+
+#[tokio::test]
+async fn no_spelling_of_a_path_walks_around_the_origin_guard_or_cors() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("fibre-pour-tous", settings(json!([CITY])))
+        .await;
+    for path in spellings("submissions") {
+        let response = app
+            .client
+            .post(app.url(&path))
+            .header("Origin", EVIL)
+            .json(&point(2.05, 48.05, answers()))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!((403..=405).contains(&status.as_u16()), "{path}: {status}");
+        assert!(
+            !response
+                .headers()
+                .contains_key("access-control-allow-origin"),
+            "{path}"
+        );
+        let preflight = app
+            .client
+            .request(reqwest::Method::OPTIONS, app.url(&path))
+            .header("Origin", EVIL)
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            !preflight
+                .headers()
+                .contains_key("access-control-allow-origin"),
+            "{path}: the preflight lets {EVIL} in"
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM submissions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "a write from {EVIL} was stored");
+}
+
+#[tokio::test]
+async fn no_spelling_of_a_path_gets_a_fresh_rate_limit() {
+    let mut config = test_config();
+    config.rate_limits.per_campaign_per_minute = 12; // bursts of 2
+    let app = TestApp::spawn_with(config).await;
+    app.open_campaign("fibre-pour-tous", settings(json!([CITY])))
+        .await;
+    let mut created = 0;
+    for path in spellings("submissions") {
+        for _ in 0..2 {
+            let response = app
+                .client
+                .post(app.url(&path))
+                .header("Origin", CITY)
+                .json(&point(2.05, 48.05, answers()))
+                .send()
+                .await
+                .unwrap();
+            if response.status() == StatusCode::CREATED {
+                created += 1;
+            }
+        }
+    }
+    assert_eq!(
+        created, 2,
+        "the campaign's burst of 2, once, whatever the spelling"
+    );
+}
+
+#[tokio::test]
+async fn no_spelling_of_a_staff_path_reaches_a_handler_without_its_token() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("fibre-pour-tous", settings(json!([])))
+        .await;
+    app.submit("fibre-pour-tous", 2.05, 48.05, answers()).await;
+    let moderator =
+        civicmap::auth::create_token(&app.db, "m", civicmap::auth::Role::Moderator, None)
+            .await
+            .unwrap();
+    let mut paths = Vec::new();
+    for rest in ["submissions.csv", "submissions.geojson", "embed"] {
+        for path in spellings(rest) {
+            paths.push(path.replacen("/api/v1/campaigns", "/api/v1/admin/campaigns", 1));
+            paths.push(path.replacen("/api/v1/", "/api/v1/%61dmin/", 1));
+        }
+    }
+    paths.extend(
+        [
+            "/api/v1/admin/campaigns",
+            "/api/v1/admin/campaigns/",
+            "//api/v1/admin/campaigns",
+            "/api/v1//admin/campaigns",
+            "/api/v1/ADMIN/campaigns",
+            "/api/v1/admin/tokens",
+            "/api/v1/admin/%74okens",
+            "/api/v1/admin/audit/",
+        ]
+        .map(String::from),
+    );
+    for path in paths {
+        for token in [None, Some(moderator.as_str())] {
+            let mut request = app.client.get(app.url(&path));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            assert!(status.is_client_error(), "{path} with {token:?}: {status}");
+        }
+    }
+}
