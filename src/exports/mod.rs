@@ -416,7 +416,8 @@ async fn atoms(
 ///   totals per answer and the total;
 /// - H3: under each district (fixed as above), its part of each cell of resolution 6, under
 ///   which the parts of the cell's children at resolution 7, and so on to 10. A cell is the
-///   sum of its parts in the districts; its count is shown when every part is;
+///   sum of its parts in the districts; it is listed when every part is shown, and not at
+///   all otherwise (its presence alone would place 1 to k-1 households);
 /// - H3 × answers (staff only): the parts at the requested resolution crossed with the
 ///   answers, with both margins fixed as above.
 ///
@@ -489,9 +490,9 @@ pub async fn compute(db: &PgPool, campaign: &Campaign, request: &Request) -> Api
                     target: targets.get(&d.code).copied(),
                 });
             }
-            // Points inside the campaign's area but in no district, when there are any or
-            // when the campaign has no districts at all.
-            if district_counts[outside] > 0 || districts.is_empty() {
+            // Points inside the campaign's area but in no district: always listed (withheld
+            // below k), so that the row's presence says nothing either.
+            {
                 let count = published.cells[outside];
                 areas.push(Area {
                     key: String::new(),
@@ -572,11 +573,12 @@ pub async fn compute(db: &PgPool, campaign: &Campaign, request: &Request) -> Api
                     part_table.iter().copied().zip(cells_out).collect()
                 };
             for (cell, cell_parts) in cells {
-                // A cell is the sum of its parts: shown when every part is.
-                let count = PublishedCount::new(
-                    cell_parts.iter().map(|p| p.count).sum(),
-                    cell_parts.iter().any(|p| p.withheld),
-                );
+                // A cell is the sum of its parts: shown when every part is. A withheld cell is
+                // not listed at all: its presence would place between 1 and k-1 households.
+                if cell_parts.iter().any(|p| p.withheld) {
+                    continue;
+                }
+                let count = PublishedCount::new(cell_parts.iter().map(|p| p.count).sum(), false);
                 let breakdown = (0..values.len())
                     .map(|v| {
                         let shown: Option<i64> = cell_parts

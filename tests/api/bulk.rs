@@ -391,14 +391,15 @@ async fn gdal_reads_the_geojson_and_csv_exports() {
         file.to_str().unwrap().to_owned()
     };
 
-    // Districts as GeoJSON: 3 polygons with their fields.
+    // Districts as GeoJSON: 3 polygons with their fields, and "outside every district"
+    // (always listed, with no geometry).
     let districts = fetch(
         "/api/v1/campaigns/gdal/aggregates.geojson?breakdown=connection",
         "districts.geojson",
     )
     .await;
     let info = gdal("ogrinfo", &["-ro", "-al", "-so", &districts]);
-    assert_eq!(feature_count(&info), 3, "{info}");
+    assert_eq!(feature_count(&info), 4, "{info}");
     assert!(
         info.contains("Geometry: Polygon") || info.contains("Geometry: Multi Polygon"),
         "{info}"
@@ -442,7 +443,7 @@ async fn gdal_reads_the_geojson_and_csv_exports() {
     args.extend(open);
     args.push(&csv);
     let info = gdal("ogrinfo", &args);
-    assert_eq!(feature_count(&info), 3, "{info}");
+    assert_eq!(feature_count(&info), 4, "{info}");
     assert!(info.contains("Geometry: Point"), "{info}");
     assert!(info.contains("count: Integer"), "{info}");
     // The French-Excel flavour, with its separator.

@@ -249,6 +249,45 @@ fn scan_csv_counts(name: &str, text: &str, leaks: &mut Vec<String>) {
     }
 }
 
+/// Withheld figures placed finer than a district: presence is a disclosure too. In a CSV, a
+/// row with `withheld` true and an H3 cell; in GeoJSON, a withheld feature with an `h3`
+/// property or any place that is not a district (a district carries its `code`).
+fn scan_presence(name: &str, text: &str, leaks: &mut Vec<String>) {
+    if let Ok(value) = serde_json::from_str::<Value>(text) {
+        for feature in value["features"].as_array().into_iter().flatten() {
+            let p = &feature["properties"];
+            let is_district = p.get("code").is_some() && p.get("h3").is_none();
+            if p["withheld"] == json!(true) && !is_district {
+                leaks.push(format!("{name}: a withheld place is listed: {p}"));
+            }
+        }
+        return;
+    }
+    let text = text.trim_start_matches('\u{feff}');
+    let delimiter = if text.lines().next().is_some_and(|h| h.contains(';')) {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_reader(text.as_bytes());
+    let Ok(headers) = reader.headers().cloned() else {
+        return;
+    };
+    let at = |name: &str| headers.iter().position(|c| c == name);
+    if let (Some(h3), Some(withheld)) = (at("h3"), at("withheld")) {
+        for record in reader.records().flatten() {
+            if &record[withheld] == "true" {
+                leaks.push(format!(
+                    "{name}: withheld H3 cell {} is listed",
+                    &record[h3]
+                ));
+            }
+        }
+    }
+}
+
 /// Counts below k anywhere in a JSON document (any `count` that is a number).
 fn scan_counts(name: &str, value: &Value, leaks: &mut Vec<String>) {
     match value {
@@ -427,6 +466,7 @@ impl Scan<'_> {
             .get("content-type")
             .is_some_and(|t| t.as_bytes().starts_with(b"text/csv"));
         let mut text = response.text().await.unwrap();
+        scan_presence(name, &text, &mut self.leaks);
         if csv {
             scan_csv_counts(name, &text, &mut self.leaks);
             text = without_h3_centres(&text);
@@ -745,6 +785,32 @@ fn the_scan_catches_each_kind_of_leak() {
     );
     scan_csv_counts("excel", "\u{feff}code;count\r\nwest;4\r\n", &mut small_csv);
     assert_eq!(small_csv.len(), 2, "{small_csv:?}");
+
+    // A withheld place listed at all, in CSV or GeoJSON; a withheld district is no leak.
+    let mut presence = Vec::new();
+    scan_presence(
+        "csv",
+        "h3,resolution,districts,count,withheld,lon,lat\r\n8a1fb46622dffff,10,west,,true,2.01,48.07\r\n",
+        &mut presence,
+    );
+    scan_presence(
+        "geojson",
+        r#"{"features": [{"properties": {"h3": "8a1fb46622dffff", "count": null, "withheld": true}}]}"#,
+        &mut presence,
+    );
+    assert_eq!(presence.len(), 2, "{presence:?}");
+    let mut none = Vec::new();
+    scan_presence(
+        "districts",
+        r#"{"features": [{"properties": {"code": "west", "count": null, "withheld": true}}]}"#,
+        &mut none,
+    );
+    scan_presence(
+        "csv",
+        "code,name,count,withheld\r\nwest,West,,true\r\n",
+        &mut none,
+    );
+    assert!(none.is_empty(), "{none:?}");
 
     // A tile with a demand point at the exact position, and a district count of 2.
     let (lon, lat) = secrets.points[0];
