@@ -626,9 +626,15 @@ pub enum Corrected {
     Stale,
 }
 
+/// Most corrections one submission takes: enough for a citizen who misplaced their pin, too
+/// few for an edit link to walk a probe across the map.
+pub const MAX_CORRECTIONS: i16 = 5;
+
 /// Replaces the point and answers of submission `id` when `token` is its edit token: the
 /// district is assigned again, and a published submission moves in the counters and the public
-/// grid (out of its old place, into its new one) in the same transaction.
+/// grid (out of its old place, into its new one) in the same transaction. In a pre-moderated
+/// campaign a correction goes back to the moderators: a published submission becomes pending
+/// (out of every count) until approved again.
 pub async fn correct(
     pool: &PgPool,
     campaign: &Campaign,
@@ -637,6 +643,12 @@ pub async fn correct(
     submission: &NewSubmission,
 ) -> ApiResult<Corrected> {
     let mut tx = pool.begin().await?;
+    // The lock every writer of submissions holds: a district import waits for this
+    // correction, or this correction waits for the import and then sees its districts (and
+    // its new `config_version`, hence `Stale`), never writing a district id just deleted.
+    sqlx::query("LOCK TABLE submissions IN ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
     let row: Option<OwnRow> = sqlx::query_as(select_own!("FOR UPDATE OF s"))
         .bind(id)
         .bind(campaign.id)
@@ -644,7 +656,23 @@ pub async fn correct(
         .await?;
     let row = row.ok_or_else(|| no_such_submission(id))?;
     check_token(&row.0, token)?;
+    let corrections: i16 = sqlx::query_scalar("SELECT corrections FROM submissions WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if corrections >= MAX_CORRECTIONS {
+        return Err(ApiError::Conflict(format!(
+            "this contribution was already corrected {MAX_CORRECTIONS} times, the most allowed; erase it and contribute again if it is still wrong"
+        )));
+    }
     let published = row.4 == "published";
+    let status = if published && campaign.moderation == Moderation::Pre {
+        Status::Pending
+    } else {
+        Status::parse(&row.4).ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("submission {id} has status `{}`", row.4))
+        })?
+    };
     #[derive(sqlx::FromRow)]
     struct Place {
         fresh: bool,
@@ -678,7 +706,8 @@ pub async fn correct(
     }
     sqlx::query(
         "UPDATE submissions SET geom = ST_SetSRID(ST_MakePoint($2, $3), 4326), answers = $4,
-                district_id = $5, h3 = $6, updated_at = now()
+                district_id = $5, h3 = $6, status = $7, updated_at = now(),
+                corrections = corrections + 1
          WHERE id = $1",
     )
     .bind(id)
@@ -687,9 +716,10 @@ pub async fn correct(
     .bind(sqlx::types::Json(&submission.answers))
     .bind(place.district_id)
     .bind(submission.point.h3_cell())
+    .bind(status.as_str())
     .execute(&mut *tx)
     .await?;
-    if published {
+    if status == Status::Published {
         crate::aggregates::add_published(&mut tx, id, 1).await?;
     }
     let row: OwnRow = sqlx::query_as(select_own!(""))

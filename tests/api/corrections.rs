@@ -242,3 +242,165 @@ async fn a_correction_is_checked_like_a_submission_and_needs_the_token() {
         "only the published submission of `check` is counted"
     );
 }
+
+/// PATCHes submission `id` of `slug` to (lon, lat) with `answers`.
+async fn patch(
+    app: &TestApp,
+    slug: &str,
+    id: &str,
+    token: &str,
+    lon: f64,
+    lat: f64,
+    answers: Value,
+) -> reqwest::Response {
+    app.client
+        .patch(app.url(&path(slug, id)))
+        .header("X-Edit-Token", token)
+        .json(&point(lon, lat, answers))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_correction_in_a_pre_moderated_campaign_goes_back_to_the_moderators() {
+    let app = TestApp::spawn().await;
+    app.open_campaign(
+        "pre",
+        json!({"moderation": "pre", "privacy": {"public_precision_m": 50, "min_count": 1}}),
+    )
+    .await;
+    let (id, token) = submit(&app, "pre", 2.05, 48.05).await;
+    let moderator = app.staff_token(civicmap::auth::Role::Moderator).await;
+    let decide = async |action: &str| {
+        let response = app
+            .request_as(
+                Some(&moderator),
+                reqwest::Method::POST,
+                &format!("/api/v1/moderation/campaigns/pre/submissions/{id}/decision"),
+                Some(&json!({"action": action, "reason": "checked"})),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    };
+    decide("approve").await;
+    assert_eq!(app.counts("pre").await["west"], Some(1));
+
+    // The attack: once approved, swap in new text and a new place, hoping to stay published.
+    let response = patch(
+        &app,
+        "pre",
+        &id,
+        &token,
+        2.25,
+        48.05,
+        json!({"households": 2, "connection": "adsl", "comment": "spam spam"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let feature: Value = response.json().await.unwrap();
+    assert_eq!(feature["civicmap"]["status"], "pending");
+    let counts = app.counts("pre").await;
+    assert_eq!((counts["west"], counts["east"]), (None, None), "{counts:?}");
+    let queue: Value = app
+        .request_as(
+            Some(&moderator),
+            reqwest::Method::GET,
+            "/api/v1/moderation/campaigns/pre/queue",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(queue.to_string().contains(&id), "{queue}");
+    decide("approve").await;
+    let counts = app.counts("pre").await;
+    assert_eq!((counts["west"], counts["east"]), (None, Some(1)));
+}
+
+#[tokio::test]
+async fn corrections_are_limited_so_an_edit_link_cannot_walk_a_probe_across_the_map() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("walk", exact()).await;
+    let (id, token) = submit(&app, "walk", 2.01, 48.01).await;
+    for step in 1..=civicmap::submissions::MAX_CORRECTIONS {
+        let lon = 2.01 + f64::from(step) * 0.05;
+        let response = patch(&app, "walk", &id, &token, lon, 48.01, answers()).await;
+        assert_eq!(response.status(), StatusCode::OK, "correction {step}");
+    }
+    let counts = app.counts("walk").await;
+    let response = patch(&app, "walk", &id, &token, 2.01, 48.01, answers()).await;
+    let body = problem(response, StatusCode::CONFLICT).await;
+    assert!(body["detail"].as_str().unwrap().contains("erase"), "{body}");
+    assert_eq!(
+        app.counts("walk").await,
+        counts,
+        "a refused correction moves nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_correction_racing_a_district_import_never_keeps_a_deleted_district() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("race", exact()).await;
+    let (id, token) = submit(&app, "race", 2.05, 48.05).await;
+    // An import in progress, as `districts::import` does it: the writers' lock, then the
+    // districts replaced under new ids and the campaign's settings version moved.
+    let mut import = app.db.begin().await.unwrap();
+    civicmap::aggregates::lock_writes(&mut import)
+        .await
+        .unwrap();
+    for statement in [
+        "UPDATE districts SET position = position + 1000, code = code || '-old'
+         WHERE campaign_id = (SELECT id FROM campaigns WHERE slug = 'race')",
+        "INSERT INTO districts (campaign_id, position, code, name, geom)
+         SELECT campaign_id, position - 1000, left(code, -4), name, geom FROM districts
+         WHERE campaign_id = (SELECT id FROM campaigns WHERE slug = 'race')",
+        "DELETE FROM districts WHERE code LIKE '%-old'",
+    ] {
+        sqlx::query(statement).execute(&mut *import).await.unwrap();
+    }
+    sqlx::query("UPDATE campaigns SET config_version = config_version + 1 WHERE slug = 'race'")
+        .execute(&mut *import)
+        .await
+        .unwrap();
+    let correction = {
+        let (app_url, client, id, token) = (
+            app.url(&path("race", &id)),
+            app.client.clone(),
+            id.clone(),
+            token.clone(),
+        );
+        tokio::spawn(async move {
+            let _ = id;
+            client
+                .patch(app_url)
+                .header("X-Edit-Token", token)
+                .json(&point(2.25, 48.05, answers()))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The import re-assigns every submission, then commits.
+    sqlx::query(
+        "UPDATE submissions s SET district_id = d.id FROM districts d
+         WHERE d.campaign_id = s.campaign_id AND ST_Intersects(d.geom, s.geom)",
+    )
+    .execute(&mut *import)
+    .await
+    .unwrap();
+    import.commit().await.unwrap();
+    assert_eq!(correction.await.unwrap(), StatusCode::OK);
+    let dangling: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM submissions s WHERE s.district_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM districts d WHERE d.id = s.district_id)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(dangling, 0, "a submission points at a deleted district");
+}
