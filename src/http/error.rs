@@ -86,9 +86,6 @@ pub enum ApiError {
     /// should get a new challenge, solve it and send again.
     #[error("proof_of_work: {0}")]
     ProofOfWork(String),
-    /// The same connection already contributed here recently (campaign duplicate rule).
-    #[error("{0}")]
-    Duplicate(String),
     /// Too many requests from this client or to this campaign.
     #[error("{detail}")]
     RateLimited {
@@ -121,7 +118,6 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) | Self::ProofOfWork(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Duplicate(_) => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -141,7 +137,6 @@ impl ApiError {
             Self::BadRequest(_) => "bad-request",
             Self::Validation(_) => "validation",
             Self::ProofOfWork(_) => "proof-of-work-needed",
-            Self::Duplicate(_) => "duplicate",
             Self::RateLimited { .. } => "rate-limited",
             Self::NotFound(_) => "not-found",
             Self::Unauthorized(_) => "unauthorized",

@@ -116,19 +116,25 @@ pub struct Duplicates {
     pub distance_m: f64,
     /// ...within this many minutes is a duplicate.
     pub window_minutes: i32,
-    /// What happens to a duplicate.
+    /// What happens to a duplicate: always `flag` (`refuse` and `merge`, the former actions,
+    /// are read as `flag`).
+    #[serde(default)]
     pub action: DuplicateAction,
 }
 
 /// What happens to a duplicate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+///
+/// A duplicate is stored at its own position and counted like any submission, and the
+/// submitter gets the same answer as anyone: any difference (a 409, another position, a
+/// `merged_with`) would tell a prober on the same connection that someone is within the
+/// distance. The pair is flagged for the moderators instead (a report on the newcomer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DuplicateAction {
-    /// Refused with a 409 (`urn:civicmap:problem:duplicate`).
-    Refuse,
-    /// Stored at exactly the earlier submission's position (one more household there); the
-    /// receipt names the earlier one in `merged_with`.
-    Merge,
+    /// Stored, counted, and reported to the moderators with the earlier submission's id.
+    #[default]
+    #[serde(alias = "refuse", alias = "merge")]
+    Flag,
 }
 
 /// Longest duplicate window: a week (client hashes are kept that long at most).
@@ -151,14 +157,6 @@ impl Duplicates {
             ));
         }
         errors
-    }
-
-    /// The 409 for a refused duplicate.
-    pub fn refusal(&self) -> ApiError {
-        ApiError::Duplicate(format!(
-            "a contribution from this connection already exists within {} m of this one in the last {} minutes; to change it, use the edit link you were given",
-            self.distance_m, self.window_minutes
-        ))
     }
 }
 
@@ -221,7 +219,7 @@ mod tests {
         let rule = Duplicates {
             distance_m: 0.5,
             window_minutes: 0,
-            action: DuplicateAction::Refuse,
+            action: DuplicateAction::Flag,
         };
         let fields: Vec<_> = rule.check().into_iter().map(|e| e.field).collect();
         assert_eq!(

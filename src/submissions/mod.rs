@@ -16,7 +16,6 @@ use crate::auth::{hash_secret, new_secret};
 use crate::campaigns::{Campaign, Moderation};
 use crate::http::error::{ApiError, ApiResult, FieldError};
 use crate::location::WgsPoint;
-use crate::safety::DuplicateAction;
 
 /// A checked submission, ready to store.
 #[derive(Debug, Clone)]
@@ -150,11 +149,6 @@ pub struct Receipt {
     pub edit_token: String,
     /// Page where the citizen can erase it, relative to the server.
     pub edit_url: String,
-    /// With the campaign's duplicate rule in `merge` mode: the earlier submission from the same
-    /// connection whose position this one was given (one more household there).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = Uuid)]
-    pub merged_with: Option<Uuid>,
 }
 
 /// An idempotency key as sent by a client, checked.
@@ -203,10 +197,11 @@ pub struct Pending {
 /// Published submissions are added to counter shard `shard`: concurrent callers that use
 /// different shards never wait on each other's counter rows.
 ///
-/// A submission with a `client_hash` is checked against the campaign's duplicate rule: an
-/// earlier one from the same client within the rule's distance and window refuses it, or gives
-/// it the earlier one's position. Such submissions go through [`store_one_checked`], which
-/// serialises each client's submissions.
+/// A submission with a `client_hash` is checked against the campaign's duplicate rule: when an
+/// earlier one from the same client is within the rule's distance and window, it is stored and
+/// counted all the same, and reported to the moderators (see [`crate::safety::DuplicateAction`]).
+/// Such submissions go through [`store_one_checked`], which serialises each client's
+/// submissions.
 pub async fn store_batch(
     pool: &PgPool,
     batch: &[Pending],
@@ -250,11 +245,9 @@ pub async fn store_batch_on(
     struct Row {
         fresh: bool,
         inside: bool,
-        refused: bool,
         created: bool,
         code: Option<String>,
         name: Option<String>,
-        merged_with: Option<Uuid>,
     }
     let rules: Vec<Option<crate::safety::Duplicates>> = batch
         .iter()
@@ -265,17 +258,18 @@ pub async fn store_batch_on(
             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::float8[], $4::float8[], $5::jsonb[],
                                  $6::text[], $7::bytea[], $8::text[], $9::bytea[], $10::text[],
                                  $11::text[], $12::int8[], $13::bool[], $15::float8[],
-                                 $16::bytea[], $17::float8[], $18::int4[], $19::bool[], $20::int8[])
+                                 $16::bytea[], $17::float8[], $18::int4[], $19::int8[])
             WITH ORDINALITY AS i(id, campaign_id, lon, lat, answers, status, token_hash, key,
                                  request_hash, token, edit_url, version, by_districts, grid,
-                                 client_hash, dup_distance, dup_window, dup_merge, h3, ord)),
+                                 client_hash, dup_distance, dup_window, h3, ord)),
          -- The campaign's duplicate rule: the first earlier submission from the same client
          -- nearby (none for a retry whose idempotency key is already taken: it is replayed).
+         -- It changes nothing for the submission, only flags it for the moderators.
          checked AS (
-            SELECT i.*, e.id AS earlier_id, e.geom AS earlier_geom, e.h3 AS earlier_h3
+            SELECT i.*, e.id AS earlier_id
             FROM input i
             LEFT JOIN LATERAL (
-                SELECT e.id, e.geom, e.h3 FROM submissions e
+                SELECT e.id FROM submissions e
                 WHERE i.client_hash IS NOT NULL
                   AND e.campaign_id = i.campaign_id AND e.client_hash = i.client_hash
                   AND e.created_at > now() - make_interval(mins => i.dup_window)
@@ -286,9 +280,7 @@ pub async fn store_batch_on(
                 ORDER BY e.created_at, e.id LIMIT 1) e ON true),
          placed AS (
             SELECT i.*, pt.g, d.id AS district_id, d.code, d.name, c.id IS NOT NULL AS fresh,
-                i.earlier_id IS NOT NULL AND NOT i.dup_merge AS refused,
-                CASE WHEN i.dup_merge THEN i.earlier_id END AS merged_with,
-                CASE WHEN i.earlier_id IS NOT NULL AND i.dup_merge THEN i.earlier_h3 ELSE i.h3 END AS cell,
+                i.h3 AS cell,
                 c.id IS NOT NULL AND CASE
                     -- When the area is the union of the districts, being in a district is
                     -- being inside, and the union's (possibly large) polygon is not read.
@@ -297,8 +289,7 @@ pub async fn store_batch_on(
                                  WHERE a.id = i.campaign_id AND ST_Intersects(a.effective_area, pt.g))
                 END AS inside
             FROM checked i
-            CROSS JOIN LATERAL (SELECT CASE WHEN i.earlier_id IS NOT NULL AND i.dup_merge THEN i.earlier_geom
-                                            ELSE ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) END AS g) pt
+            CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS g) pt
             LEFT JOIN campaigns c ON c.id = i.campaign_id AND c.config_version = i.version
             LEFT JOIN LATERAL (
                 SELECT d.id, d.code, d.name FROM districts d
@@ -309,16 +300,22 @@ pub async fn store_batch_on(
             SELECT campaign_id, key, request_hash, id, jsonb_build_object(
                 'id', id, 'status', status, 'edit_token', token, 'edit_url', edit_url,
                 'district', CASE WHEN district_id IS NOT NULL
-                                 THEN jsonb_build_object('code', code, 'name', name) END,
-                'merged_with', merged_with)
-            FROM placed WHERE inside AND NOT refused AND key IS NOT NULL
+                                 THEN jsonb_build_object('code', code, 'name', name) END)
+            FROM placed WHERE inside AND key IS NOT NULL
             ON CONFLICT (campaign_id, key) DO NOTHING
             RETURNING submission_id),
          created AS (
             INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, edit_token_hash, client_hash, h3)
             SELECT id, campaign_id, district_id, g, answers, status, token_hash, client_hash, cell FROM placed
-            WHERE inside AND NOT refused AND (key IS NULL OR id IN (SELECT submission_id FROM idem))
+            WHERE inside AND (key IS NULL OR id IN (SELECT submission_id FROM idem))
             RETURNING id, campaign_id, district_id, status, geom, h3),
+         flagged AS (
+            INSERT INTO submission_reports (campaign_id, submission_id, reason, reporter)
+            SELECT p.campaign_id, p.id,
+                   'possible duplicate of ' || p.earlier_id || ' (same connection, within '
+                   || p.dup_distance || ' m and ' || p.dup_window || ' minutes)',
+                   'duplicate rule'
+            FROM placed p JOIN created USING (id) WHERE p.earlier_id IS NOT NULL),
          h3 AS (
             INSERT INTO h3_counts (campaign_id, district_id, cell, published)
             SELECT campaign_id, district_id, h3, count(*) FROM created
@@ -341,7 +338,7 @@ pub async fn store_batch_on(
             GROUP BY 1, 2, 3
             ON CONFLICT (campaign_id, cx, cy)
             DO UPDATE SET published = demand_cells.published + EXCLUDED.published)
-         SELECT fresh, inside, refused, id IN (SELECT id FROM created) AS created, code, name, merged_with
+         SELECT fresh, inside, id IN (SELECT id FROM created) AS created, code, name
          FROM placed ORDER BY ord",
     )
     .bind(prepared.iter().map(|p| p.id).collect::<Vec<_>>())
@@ -362,7 +359,6 @@ pub async fn store_batch_on(
     .bind(batch.iter().map(|p| p.client_hash.as_deref()).collect::<Vec<_>>())
     .bind(rules.iter().map(|r| r.map_or(0.0, |r| r.distance_m)).collect::<Vec<_>>())
     .bind(rules.iter().map(|r| r.map_or(0, |r| r.window_minutes)).collect::<Vec<_>>())
-    .bind(rules.iter().map(|r| r.is_some_and(|r| r.action == DuplicateAction::Merge)).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| p.submission.point.h3_cell()).collect::<Vec<_>>())
     .fetch_all(&mut *db)
     .await?;
@@ -371,11 +367,9 @@ pub async fn store_batch_on(
         let Row {
             fresh,
             inside,
-            refused,
             created,
             code,
             name,
-            merged_with,
         } = row;
         let result = if !fresh {
             Ok(Stored::Stale)
@@ -383,11 +377,6 @@ pub async fn store_batch_on(
             Err(ApiError::field(
                 "geometry",
                 "is outside the campaign's area",
-            ))
-        } else if refused {
-            Err(pending.campaign.duplicates.map_or_else(
-                || ApiError::Duplicate("a duplicate".into()),
-                |r| r.refusal(),
             ))
         } else if created {
             let district = code
@@ -399,7 +388,6 @@ pub async fn store_batch_on(
                 district,
                 edit_token: prepared.token,
                 edit_url: prepared.edit_url,
-                merged_with,
             }))
         } else {
             let key = pending

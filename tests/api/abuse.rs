@@ -349,30 +349,45 @@ async fn a_campaign_with_proof_of_work_takes_a_solved_challenge_once() {
     assert_eq!(cleared["proof_of_work"], Value::Null);
 }
 
+/// The open reports of campaign `slug`: (reported submission, reason).
+async fn reports(app: &TestApp, slug: &str) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT r.submission_id::text, r.reason FROM submission_reports r
+         JOIN campaigns c ON c.id = r.campaign_id
+         WHERE c.slug = $1 AND r.resolved_at IS NULL ORDER BY r.id",
+    )
+    .bind(slug)
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
-async fn a_duplicate_from_the_same_connection_is_refused_but_not_one_from_another() {
+async fn a_duplicate_is_stored_and_counted_like_any_submission_and_flagged_for_moderators() {
     let app = TestApp::spawn_with(behind_proxy()).await;
     app.open_campaign(
         "dup",
-        with(json!({"duplicates": {"distance_m": 30, "window_minutes": 60, "action": "refuse"}})),
+        with(json!({"duplicates": {"distance_m": 30, "window_minutes": 60}})),
     )
     .await;
     let a = [("X-Forwarded-For", "198.51.100.7")];
-    let first = post(&app, "dup", 2.05, 48.05, &a).await;
-    assert_eq!(first.status(), StatusCode::CREATED);
-    // 11 m away, same client: refused.
-    let body = problem(
-        post(&app, "dup", 2.05, 48.0501, &a).await,
-        StatusCode::CONFLICT,
-    )
-    .await;
-    assert_eq!(body["type"], "urn:civicmap:problem:duplicate");
-    let detail = body["detail"].as_str().unwrap();
-    assert!(
-        detail.contains("within 30 m") && detail.contains("60 minutes"),
-        "{detail}"
-    );
-    // 150 m away, or another client at the same spot: stored.
+    let first: Value = post(&app, "dup", 2.05, 48.05, &a)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // 11 m away, same client: stored at its own place, and reported with the earlier one.
+    let second = post(&app, "dup", 2.05, 48.0501, &a).await;
+    assert_eq!(second.status(), StatusCode::CREATED);
+    let second: Value = second.json().await.unwrap();
+    let (lon, lat): (f64, f64) =
+        sqlx::query_as("SELECT ST_X(geom), ST_Y(geom) FROM submissions WHERE id = $1::uuid")
+            .bind(second["id"].as_str().unwrap())
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!((lon, lat), (2.05, 48.0501));
+    // 150 m away, or another client at the same spot: not flagged.
     assert_eq!(
         post(&app, "dup", 2.05, 48.0515, &a).await.status(),
         StatusCode::CREATED
@@ -382,7 +397,29 @@ async fn a_duplicate_from_the_same_connection_is_refused_but_not_one_from_anothe
         post(&app, "dup", 2.05, 48.05, &b).await.status(),
         StatusCode::CREATED
     );
-    assert_eq!(app.counts("dup").await["west"], Some(3));
+    assert_eq!(app.counts("dup").await["west"], Some(4));
+    let flagged = reports(&app, "dup").await;
+    assert_eq!(flagged.len(), 1, "{flagged:?}");
+    assert_eq!(flagged[0].0, second["id"].as_str().unwrap());
+    assert!(
+        flagged[0].1.contains(first["id"].as_str().unwrap()) && flagged[0].1.contains("30 m"),
+        "{}",
+        flagged[0].1
+    );
+    // The moderators see it in their queue.
+    let moderator = app.staff_token(civicmap::auth::Role::Moderator).await;
+    let queue = app
+        .request_as(
+            Some(&moderator),
+            reqwest::Method::GET,
+            "/api/v1/moderation/campaigns/dup/queue?status=reported",
+            None,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(queue.contains(second["id"].as_str().unwrap()), "{queue}");
 
     // Only a keyed hash of the address is stored, never the address.
     let hashes: Vec<Option<Vec<u8>>> =
@@ -390,45 +427,27 @@ async fn a_duplicate_from_the_same_connection_is_refused_but_not_one_from_anothe
             .fetch_all(&app.db)
             .await
             .unwrap();
-    assert_eq!(hashes.len(), 3);
+    assert_eq!(hashes.len(), 4);
     assert!(
         hashes
             .iter()
             .all(|h| h.as_ref().is_some_and(|h| h.len() == 32))
     );
     assert_eq!(hashes[0], hashes[1]);
-    assert_ne!(hashes[0], hashes[2]);
+    assert_ne!(hashes[0], hashes[3]);
     let dump: String = sqlx::query_scalar("SELECT string_agg(s::text, ' ') FROM submissions s")
         .fetch_one(&app.db)
         .await
         .unwrap();
     assert!(!dump.contains("198.51.100.7") && !dump.contains("203.0.113.40"));
-
-    // After erasure, the same client may contribute there again.
-    let first: Value = first.json().await.unwrap();
-    let erased = app
-        .client
-        .delete(app.url(&format!(
-            "/api/v1/campaigns/dup/submissions/{}",
-            first["id"].as_str().unwrap()
-        )))
-        .header("X-Edit-Token", first["edit_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(erased.status(), StatusCode::NO_CONTENT);
-    assert_eq!(
-        post(&app, "dup", 2.05, 48.0501, &a).await.status(),
-        StatusCode::CREATED
-    );
 }
 
 #[tokio::test]
-async fn concurrent_duplicates_from_one_connection_store_only_one() {
+async fn concurrent_duplicates_from_one_connection_are_all_stored_and_all_but_one_flagged() {
     let app = TestApp::spawn_with(behind_proxy()).await;
     app.open_campaign(
         "race",
-        with(json!({"duplicates": {"distance_m": 50, "window_minutes": 10, "action": "refuse"}})),
+        with(json!({"duplicates": {"distance_m": 50, "window_minutes": 10}})),
     )
     .await;
     let statuses = futures::future::join_all((0..8).map(|_| {
@@ -444,70 +463,61 @@ async fn concurrent_duplicates_from_one_connection_store_only_one() {
     .into_iter()
     .map(|r| r.status())
     .collect::<Vec<_>>();
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| **s == StatusCode::CREATED)
-            .count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| **s == StatusCode::CONFLICT)
-            .count(),
-        7,
-        "{statuses:?}"
-    );
-    assert_eq!(app.counts("race").await["east"], Some(1));
+    assert_eq!(statuses, [StatusCode::CREATED; 8]);
+    assert_eq!(app.counts("race").await["east"], Some(8));
+    assert_eq!(reports(&app, "race").await.len(), 7);
 }
 
 #[tokio::test]
-async fn a_merged_duplicate_counts_one_more_household_at_the_earlier_position() {
+async fn a_prober_on_the_same_connection_learns_nothing_from_the_duplicate_rule() {
     let app = TestApp::spawn_with(behind_proxy()).await;
-    app.open_campaign(
-        "merge",
-        with(json!({"duplicates": {"distance_m": 100, "window_minutes": 30, "action": "merge"}})),
-    )
-    .await;
-    let a = [("X-Forwarded-For", "198.51.100.9")];
-    // The earlier one is in the west district, 1 m from the border with the middle one.
-    let first: Value = post(&app, "merge", 2.09999, 48.05, &a)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(first.get("merged_with").is_none(), "{first}");
-    let second = post(&app, "merge", 2.1003, 48.05, &a).await;
-    assert_eq!(second.status(), StatusCode::CREATED);
-    let second: Value = second.json().await.unwrap();
-    assert_eq!(second["merged_with"], first["id"]);
-    assert_eq!(second["district"]["code"], "west");
-    assert_ne!(second["id"], first["id"]);
-    let (lon, lat): (f64, f64) =
-        sqlx::query_as("SELECT ST_X(geom), ST_Y(geom) FROM submissions WHERE id = $1::uuid")
-            .bind(second["id"].as_str().unwrap())
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
-    assert_eq!((lon, lat), (2.09999, 48.05));
-    let counts = app.counts("merge").await;
-    assert_eq!((counts["west"], counts["middle"]), (Some(2), None));
-    // Another client at the same spot is not merged.
-    let other: Value = post(
-        &app,
-        "merge",
-        2.1003,
-        48.05,
-        &[("X-Forwarded-For", "203.0.113.41")],
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    assert!(other.get("merged_with").is_none());
-    assert_eq!(other["district"]["code"], "middle");
+    // `refuse` and `merge`, the former actions, are still read (as `flag`).
+    for (slug, action) in [("refuse", "refuse"), ("merge", "merge")] {
+        let campaign = app
+            .open_campaign(
+                slug,
+                with(json!({"duplicates": {"distance_m": 100, "window_minutes": 30, "action": action}})),
+            )
+            .await;
+        assert_eq!(campaign["duplicates"]["action"], "flag");
+        // A household behind a shared address (a CGNAT) contributes.
+        let nat = [("X-Forwarded-For", "198.51.100.9")];
+        let victim = post(&app, slug, 2.09999, 48.05, &nat).await;
+        assert_eq!(victim.status(), StatusCode::CREATED);
+        // The attacker, behind the same address, probes next to it and far from it.
+        let mut answers_seen = Vec::new();
+        for (lon, lat) in [(2.1003, 48.05), (2.25, 48.02)] {
+            let probe = post(&app, slug, lon, lat, &nat).await;
+            let status = probe.status();
+            let receipt: Value = probe.json().await.unwrap();
+            let mut keys: Vec<String> = receipt.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            // What the probe reads back of itself: its own point, its own district.
+            let own: Value = app
+                .client
+                .get(app.url(&format!(
+                    "/api/v1/campaigns/{slug}/submissions/{}",
+                    receipt["id"].as_str().unwrap()
+                )))
+                .header("X-Edit-Token", receipt["edit_token"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(own["geometry"]["coordinates"], json!([lon, lat]));
+            answers_seen.push((
+                status,
+                keys,
+                receipt["status"].clone(),
+                own["civicmap"]["status"].clone(),
+            ));
+        }
+        // Near the victim or far from it, the answers are the same: nothing was learned.
+        assert_eq!(answers_seen[0], answers_seen[1], "{slug}");
+        assert_eq!(answers_seen[0].0, StatusCode::CREATED);
+    }
 }
 
 #[tokio::test]

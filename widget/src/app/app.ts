@@ -808,12 +808,11 @@ export class App {
     const res = this.result;
     if (!res) return;
     if (res.status === 'pending') {
-      where.textContent = this.t('pending') + (res.merged_with ? ' ' + this.t('merged') : '');
+      where.textContent = this.t('pending');
       return;
     }
-    const merged = res.merged_with ? ' ' + this.t('merged') : '';
     if (!res.district) {
-      where.textContent = this.t('countedNoDistrict') + merged;
+      where.textContent = this.t('countedNoDistrict');
       return;
     }
     const f = this.districts?.features.find((x) => x.properties.code === res.district!.code);
@@ -821,7 +820,7 @@ export class App {
     where.textContent = this.t('countedIn', {
       d: res.district.name,
       c: p ? formatContributions(p.count, !!p.withheld || p.count == null, this.k, this.lang) : '…',
-    }) + merged;
+    });
   }
 
   private another(): void {

@@ -6,7 +6,6 @@ import { solvePow } from './pow';
 import type { Campaign, Lang, Problem } from './types';
 import { mapServerErrors } from './validate';
 
-export const DUPLICATE_TYPE = 'urn:civicmap:problem:duplicate';
 
 /** The campaign's minimum fill time in seconds (default 3, as the server's). */
 export function minFillSeconds(c: Pick<Campaign, 'min_fill_seconds'> | null | undefined): number {
@@ -155,8 +154,6 @@ export function describeSubmitError(err: Pick<ApiError, 'status' | 'problem' | '
     }
   } else if (s === 429) {
     out.general = [t('errRateLimited', { s: err.retryAfter ?? 60 })];
-  } else if (s === 409 && p.type === DUPLICATE_TYPE) {
-    out.general = [p.detail || p.title || '', t('errDuplicate')].filter(Boolean);
   } else if (s === 503 || s === 502 || s === 504) {
     out.general = [t('errUnavailable', { s: err.retryAfter ?? 30 })];
   } else if (s === 0) {

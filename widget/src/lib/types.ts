@@ -64,8 +64,6 @@ export interface SubmissionResult {
   district: { code: string; name: string } | null;
   edit_token: string;
   edit_url: string;
-  /** Set when the contribution was added as one more household at an existing point. */
-  merged_with?: string | null;
 }
 
 /** A submission as its submitter reads it back (GET …/submissions/{id} with X-Edit-Token). */

@@ -215,20 +215,12 @@ test('proof of work: a challenge about to expire is replaced once; a failed fetc
   assert.equal(await pow.get(), 'c3:0', 'c2 expired within 5 s: replaced by c3');
 });
 
-test('422 anti-abuse fields, 429 and 409 duplicate messages (fr, en)', () => {
+test('422 anti-abuse fields, 429 and 409 messages (fr, en)', () => {
   const e429 = { status: 429, problem: { status: 429, detail: 'slow down' }, retryAfter: 42 };
   assert.deepEqual(describeSubmitError(e429, 'en', []).general, ['Too many contributions from your connection; please try again in 42 seconds.']);
   assert.deepEqual(describeSubmitError(e429, 'fr', []).general, ['Trop de contributions depuis votre connexion ; veuillez réessayer dans 42 secondes.']);
   assert.match(describeSubmitError({ ...e429, retryAfter: null }, 'en', []).general[0], /in 60 seconds/);
-  const dup = { status: 409, problem: { type: 'urn:civicmap:problem:duplicate', status: 409, detail: 'A contribution was already sent from here 12 m away.' }, retryAfter: null };
-  const en = describeSubmitError(dup, 'en', []).general;
-  assert.equal(en[0], 'A contribution was already sent from here 12 m away.', 'the server’s detail as-is');
-  assert.equal(en[1], msg('en', 'errDuplicate'));
-  assert.match(en[1], /already exists near/);
-  const fr = describeSubmitError(dup, 'fr', []).general;
-  assert.equal(fr[0], dup.problem.detail);
-  assert.match(fr[1], /existe déjà près/);
-  // Another 409 (e.g. campaign closed) keeps the generic message.
+  // A 409 (e.g. campaign closed) says what the server said.
   assert.match(describeSubmitError({ status: 409, problem: { detail: 'closed' } }, 'en', []).general[0], /refused the contribution: closed/);
   const v = (field) => ({ status: 422, problem: { status: 422, errors: [{ field, detail: 'x' }] } });
   assert.equal(describeSubmitError(v('website'), 'en', []).general[0], msg('en', 'errSpam'));
@@ -239,8 +231,6 @@ test('422 anti-abuse fields, 429 and 409 duplicate messages (fr, en)', () => {
   const m = describeSubmitError({ status: 422, problem: { errors: [{ field: 'properties.households', message: 'too many' }] } }, 'en', ['households']);
   assert.deepEqual(m.fields, { households: 'too many' });
   assert.match(describeSubmitError({ status: 422, problem: { errors: [{ field: 'properties.q', detail: 'no' }] } }, 'fr', [], 'editRefused').general[0], /refusé les corrections/);
-  assert.equal(msg('en', 'merged'), 'It was added as one more household at the existing point.');
-  assert.match(msg('fr', 'merged'), /un foyer de plus/);
 });
 
 test('parseOwn: answers as form values, exact point, metadata in `civicmap` or in properties', () => {
