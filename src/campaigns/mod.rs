@@ -368,7 +368,7 @@ pub struct CampaignInput {
     /// `{"difficulty": N}` (1 to 26 leading zero bits); `null` removes it.
     #[serde(default, deserialize_with = "double_option")]
     pub proof_of_work: Option<Option<crate::safety::pow::ProofOfWork>>,
-    /// `{"distance_m": D, "window_minutes": W, "action": "refuse" | "merge"}`; `null` removes it.
+    /// `{"distance_m": D, "window_minutes": W}`: duplicates are flagged for the moderators; `null` removes it.
     #[serde(default, deserialize_with = "double_option")]
     pub duplicates: Option<Option<crate::safety::Duplicates>>,
     /// Origins allowed to embed and write; `[]`: any site.

@@ -71,7 +71,7 @@ fn idempotency_key(headers: &HeaderMap, body: &Value) -> ApiResult<Option<Idempo
         (status = 201, description = "Stored and counted; a retry with the same Idempotency-Key gets the first result again, with `Idempotent-Replayed: true`", body = Receipt),
         (status = 403, description = "Sent by a page of a site the campaign does not allow", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
-        (status = 409, description = "Campaign not open, key reused for another request, or a duplicate refused by the campaign's rule (`urn:civicmap:problem:duplicate`)", body = Problem),
+        (status = 409, description = "Campaign not open, or key reused for another request", body = Problem),
         (status = 413, description = "Body over 16 KiB", body = Problem),
         (status = 422, description = "Invalid point or answers, each error naming its field; a form filled by a program (`website`, `form`); a missing or bad proof of work (`urn:civicmap:problem:proof-of-work-needed`, field `proof_of_work`)", body = Problem),
         (status = 429, description = "Too many submissions from this client or to this campaign; see Retry-After", body = Problem),
