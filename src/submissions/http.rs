@@ -261,7 +261,7 @@ pub async fn get_own_submission(
         (status = 401, description = "No edit token", body = Problem),
         (status = 403, description = "Wrong edit token, or a site the campaign does not allow", body = Problem),
         (status = 404, description = "No such submission", body = Problem),
-        (status = 409, description = "Campaign not open", body = Problem),
+        (status = 409, description = "Campaign not open, or the submission was already corrected the most times allowed", body = Problem),
         (status = 422, description = "Invalid point or answers, each error naming its field", body = Problem),
         (status = 429, description = "Too many writes from this client; see Retry-After", body = Problem),
     ))]
