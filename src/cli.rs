@@ -667,6 +667,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 widget_dir: args.widget_dir.clone(),
                 submission_writers: args.submission_writers,
                 tile_cache_mb: args.tile_cache_mb,
+                publication: crate::aggregates::publication::Schedule::Campaign,
                 client_ip: crate::http::client_ip::ClientIpConfig {
                     trusted_header: args.trusted_proxy_header.clone(),
                     trusted_proxies: args.trusted_proxies.clone(),
@@ -914,7 +915,7 @@ async fn export(pool: &PgPool, args: ExportArgs) -> anyhow::Result<()> {
         excel: None,
     };
     let request = query.check(&campaign, true).map_err(problem)?;
-    let aggregate = crate::exports::compute(pool, &campaign, &request)
+    let aggregate = crate::exports::compute(pool, &campaign, &request, None)
         .await
         .map_err(problem)?;
     match format {

@@ -105,13 +105,32 @@ pub async fn add_points(pool: &PgPool, n: usize, seed: u64) -> anyhow::Result<()
                 client_hash: None,
             })
             .collect();
+        let mut ids = Vec::with_capacity(batch.len());
         for result in
             submissions::store_batch(pool, &batch, crate::aggregates::random_shard()).await?
         {
-            if !matches!(result?, submissions::Stored::Created(_)) {
-                anyhow::bail!("the demo campaign changed while points were added");
+            match result? {
+                submissions::Stored::Created(receipt) => ids.push(receipt.id),
+                _ => anyhow::bail!("the demo campaign changed while points were added"),
             }
         }
+        // A history: the synthetic households arrived over the last 30 days, so the demo's
+        // time series has days and weeks, and its finer figures are published already (see
+        // `aggregates::publication`).
+        let ages: Vec<f64> = ids
+            .iter()
+            .map(|_| rng.random_range(0.0..30.0 * 86_400.0))
+            .collect();
+        sqlx::query(
+            "UPDATE submissions s SET created_at = a.t, published_at = a.t, updated_at = a.t
+             FROM (SELECT id, now() - make_interval(secs => age) AS t
+                   FROM unnest($1::uuid[], $2::float8[]) AS x(id, age)) a
+             WHERE s.id = a.id",
+        )
+        .bind(&ids)
+        .bind(&ages)
+        .execute(pool)
+        .await?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! O(points)) and protected by the campaign's k threshold.
 
 pub mod protect;
+pub mod publication;
 
 use serde::Serialize;
 use sqlx::PgExecutor;

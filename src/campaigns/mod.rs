@@ -60,6 +60,15 @@ pub struct Privacy {
     pub public_precision_m: i32,
     /// A published count below this is withheld.
     pub min_count: i32,
+    /// Figures finer than a district (the map's demand cells, H3 cells, breakdowns, sums, time
+    /// series) are published every this many minutes, all arrivals of an interval at once; see
+    /// [`crate::aggregates::publication`]. District totals are live.
+    #[serde(default = "default_publish_interval")]
+    pub publish_interval_minutes: i32,
+}
+
+fn default_publish_interval() -> i32 {
+    5
 }
 
 impl Default for Privacy {
@@ -67,6 +76,7 @@ impl Default for Privacy {
         Self {
             public_precision_m: 50,
             min_count: 5,
+            publish_interval_minutes: default_publish_interval(),
         }
     }
 }
@@ -84,6 +94,12 @@ impl Privacy {
             errors.push(FieldError::new(
                 "privacy.min_count",
                 "must be between 1 and 1000",
+            ));
+        }
+        if !(1..=1_440).contains(&self.publish_interval_minutes) {
+            errors.push(FieldError::new(
+                "privacy.publish_interval_minutes",
+                "must be between 1 and 1440 minutes (a day)",
             ));
         }
         errors
@@ -200,6 +216,7 @@ struct CampaignRow {
     form: sqlx::types::Json<Form>,
     public_precision_m: i32,
     min_count: i32,
+    publish_interval_minutes: i16,
     moderation: String,
     basemap: Option<sqlx::types::Json<Basemap>>,
     geocoder: Option<sqlx::types::Json<Geocoder>>,
@@ -221,7 +238,7 @@ struct CampaignRow {
 macro_rules! select_campaign {
     ($tail:literal) => {
         concat!("SELECT id, slug, title_fr, title_en, description_fr, description_en,
-        default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, moderation, basemap, geocoder,
+        default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, publish_interval_minutes, moderation, basemap, geocoder,
         min_fill_seconds, proof_of_work, duplicates, allowed_origins,
         retention_days, retention_applied_at,
         bounds, area IS NULL AS by_districts, config_version, grid_size, targets
@@ -257,6 +274,7 @@ impl From<CampaignRow> for Campaign {
             privacy: Privacy {
                 public_precision_m: row.public_precision_m,
                 min_count: row.min_count,
+                publish_interval_minutes: i32::from(row.publish_interval_minutes),
             },
             moderation: parse(&row.moderation),
             basemap: row.basemap.map(|b| b.0),
@@ -656,7 +674,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
             description_en = $5, default_lang = $6, status = $7, opens_at = $8, closes_at = $9,
             form = $10, public_precision_m = $11, min_count = $12, moderation = $13, basemap = $14, geocoder = $15,
             min_fill_seconds = $16, proof_of_work = $17, duplicates = $18, allowed_origins = $19,
-            retention_days = $20,
+            retention_days = $20, publish_interval_minutes = $21,
             updated_at = now(), config_version = config_version + 1
          WHERE id = $1",
     )
@@ -680,6 +698,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
     .bind(duplicates.map(sqlx::types::Json))
     .bind(&allowed_origins)
     .bind(retention_days)
+    .bind(privacy.publish_interval_minutes as i16)
     .execute(&mut *tx)
     .await?;
     if let Some(targets) = &input.targets {

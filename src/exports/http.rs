@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::format::{self, Csv};
@@ -59,34 +60,84 @@ async fn optional_staff(
     Ok(Some(staff))
 }
 
-/// A strong ETag for a representation of campaign data: it changes with the campaign's
-/// settings, its published data, the request and the format.
-async fn etag(state: &AppState, campaign_id: i64, parts: &[&str]) -> ApiResult<String> {
-    let (config, data) = crate::aggregates::versions(&state.db, campaign_id).await?;
-    let mut hash = Sha256::new();
-    hash.update(format!("{campaign_id}/{config}/{data}"));
-    for part in parts {
-        hash.update([0]);
-        hash.update(part.as_bytes());
+/// Public responses finer than a district, built once per campaign, settings version,
+/// publication snapshot and request, and shared by every reader until the next snapshot: a
+/// crowd of readers costs one computation per interval.
+#[derive(Clone)]
+pub struct PublishedCache(moka::future::Cache<PublishedKey, Bytes>);
+
+/// Campaign id, settings version, snapshot (Unix nanoseconds), request and format.
+type PublishedKey = (i64, i64, i128, String);
+
+impl PublishedCache {
+    /// A cache of at most `megabytes` MiB of responses.
+    pub fn new(megabytes: u64) -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .weigher(|_, body: &Bytes| u32::try_from(body.len() + 64).unwrap_or(u32::MAX))
+                .max_capacity(megabytes * 1024 * 1024)
+                .time_to_live(std::time::Duration::from_secs(24 * 3600))
+                .build(),
+        )
     }
-    let hex = format!("{:x}", hash.finalize());
-    Ok(format!("\"{}\"", &hex[..32]))
+
+    /// The response of `key`, built by `build` once for all concurrent readers.
+    async fn get_or_build(
+        &self,
+        key: PublishedKey,
+        build: impl Future<Output = ApiResult<Vec<u8>>>,
+    ) -> ApiResult<Bytes> {
+        self.0
+            .try_get_with(key, async { build.await.map(Bytes::from) })
+            .await
+            .map_err(|e: std::sync::Arc<crate::http::error::ApiError>| e.as_ref().shared())
+    }
 }
 
-/// 304 when the client holds `etag` already; else the body with its headers.
+/// The response body for a request: from the published cache when it is a snapshot, else
+/// computed now.
+async fn body_for(
+    state: &AppState,
+    campaign: &crate::campaigns::Campaign,
+    snapshot: Option<time::OffsetDateTime>,
+    canonical: String,
+    build: impl Future<Output = ApiResult<Vec<u8>>>,
+) -> ApiResult<Bytes> {
+    match snapshot {
+        Some(at) => {
+            let key = (
+                campaign.id,
+                campaign.config_version,
+                at.unix_timestamp_nanos(),
+                canonical,
+            );
+            state.published.get_or_build(key, build).await
+        }
+        None => build.await.map(Bytes::from),
+    }
+}
+
+/// A strong ETag derived from the body alone: it changes exactly when the representation
+/// does, and tells nothing the body does not (no version or counter of writes).
+fn etag_of(body: &[u8]) -> String {
+    let hex = format!("{:x}", Sha256::digest(body));
+    format!("\"{}\"", &hex[..32])
+}
+
+/// 304 when the client holds the body's ETag already; else the body with its headers.
 fn respond(
     headers: &HeaderMap,
-    etag: &str,
     content_type: &'static str,
     filename: Option<String>,
-    body: impl FnOnce() -> ApiResult<Vec<u8>>,
+    body: Bytes,
 ) -> ApiResult<Response> {
+    let etag = etag_of(&body);
     let mut out = HeaderMap::new();
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(value) = HeaderValue::from_str(etag) {
+    if let Ok(value) = HeaderValue::from_str(&etag) {
         out.insert(header::ETAG, value);
     }
-    if crate::http::etag_matches(headers, etag) {
+    if crate::http::etag_matches(headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, out).into_response());
     }
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -95,10 +146,10 @@ fn respond(
     {
         out.insert(header::CONTENT_DISPOSITION, value);
     }
-    Ok((StatusCode::OK, out, body()?).into_response())
+    Ok((StatusCode::OK, out, body).into_response())
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Format {
     GeoJson,
     Csv,
@@ -115,43 +166,42 @@ async fn aggregates(
     let staff = optional_staff(&state, &headers, Role::Planner).await?;
     let request = query.check(&campaign, staff.is_some())?;
     let flavour = Csv::from_excel(query.excel());
-    let canonical = format!("{request:?}/{flavour:?}");
-    let tag = etag(
+    let snapshot = request.snapshot(
+        &campaign,
+        staff.is_some(),
+        state.config.publication,
+        time::OffsetDateTime::now_utc(),
+    );
+    let body = body_for(
         &state,
-        campaign.id,
-        &[
-            "aggregates",
-            &canonical,
-            match format {
-                Format::GeoJson => "geojson",
-                Format::Csv => "csv",
-            },
-        ],
+        &campaign,
+        snapshot,
+        format!("aggregates/{request:?}/{flavour:?}/{format:?}"),
+        async {
+            let aggregate = super::compute(&state.db, &campaign, &request, snapshot).await?;
+            Ok(match format {
+                Format::GeoJson => serde_json::to_vec(&format::geojson(&aggregate, &campaign.slug))
+                    .map_err(anyhow::Error::from)?,
+                Format::Csv => format::csv(&aggregate, flavour).map_err(anyhow::Error::from)?,
+            })
+        },
     )
     .await?;
-    if crate::http::etag_matches(&headers, &tag) {
-        return respond(&headers, &tag, "", None, || Ok(Vec::new()));
-    }
-    let aggregate = super::compute(&state.db, &campaign, &request).await?;
-    let stem = format!(
-        "{}-{}",
-        campaign.slug,
-        request.by.as_query().replace(':', "")
-    );
     match format {
-        Format::GeoJson => respond(&headers, &tag, "application/geo+json", None, || {
-            Ok(
-                serde_json::to_vec(&format::geojson(&aggregate, &campaign.slug))
-                    .map_err(anyhow::Error::from)?,
+        Format::GeoJson => respond(&headers, "application/geo+json", None, body),
+        Format::Csv => {
+            let stem = format!(
+                "{}-{}",
+                campaign.slug,
+                request.by.as_query().replace(':', "")
+            );
+            respond(
+                &headers,
+                "text/csv; charset=utf-8; header=present",
+                Some(format!("{stem}.csv")),
+                body,
             )
-        }),
-        Format::Csv => respond(
-            &headers,
-            &tag,
-            "text/csv; charset=utf-8; header=present",
-            Some(format!("{stem}.csv")),
-            || Ok(format::csv(&aggregate, flavour).map_err(anyhow::Error::from)?),
-        ),
+        }
     }
 }
 
@@ -211,22 +261,27 @@ pub async fn timeseries_csv(
     let campaign = state.campaigns.get_public(&state.db, &slug).await?;
     let request = query.check()?;
     let flavour = Csv::from_excel(query.excel());
-    let tag = etag(
+    let snapshot = state.config.publication.snapshot(
+        campaign.privacy.publish_interval_minutes,
+        time::OffsetDateTime::now_utc(),
+    );
+    let body = body_for(
         &state,
-        campaign.id,
-        &["timeseries", &format!("{request:?}/{flavour:?}")],
+        &campaign,
+        Some(snapshot),
+        format!("timeseries/{request:?}/{flavour:?}"),
+        async {
+            let series =
+                super::timeseries::compute(&state.db, &campaign, &request, snapshot).await?;
+            Ok(super::timeseries::csv(&series, flavour).map_err(anyhow::Error::from)?)
+        },
     )
     .await?;
-    if crate::http::etag_matches(&headers, &tag) {
-        return respond(&headers, &tag, "", None, || Ok(Vec::new()));
-    }
-    let series = super::timeseries::compute(&state.db, &campaign, &request).await?;
     respond(
         &headers,
-        &tag,
         "text/csv; charset=utf-8; header=present",
         Some(format!("{}-timeseries.csv", campaign.slug)),
-        || Ok(super::timeseries::csv(&series, flavour).map_err(anyhow::Error::from)?),
+        body,
     )
 }
 

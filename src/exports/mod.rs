@@ -214,6 +214,28 @@ impl AggregateQuery {
     }
 }
 
+impl Request {
+    /// Whether the request asks for nothing finer than district totals, which are live.
+    pub fn is_district_totals(&self) -> bool {
+        self.by == By::District && self.breakdown.is_none() && self.sum.is_none()
+    }
+
+    /// The publication snapshot the public gets for this request at `now`: none for district
+    /// totals (live), else the campaign's last publication instant (see
+    /// [`crate::aggregates::publication`]). Staff get live figures: they may read the
+    /// submissions themselves.
+    pub fn snapshot(
+        &self,
+        campaign: &Campaign,
+        staff: bool,
+        schedule: crate::aggregates::publication::Schedule,
+        now: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
+        (!staff && !self.is_district_totals())
+            .then(|| schedule.snapshot(campaign.privacy.publish_interval_minutes, now))
+    }
+}
+
 /// A district as exported.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct District {
@@ -322,11 +344,13 @@ pub async fn districts(db: &PgPool, campaign_id: i64) -> ApiResult<Vec<District>
 type ScanRow = (Option<i64>, Option<i64>, Option<String>, i64, Option<f64>);
 
 /// Reads the atoms the request needs: from the maintained counters when it asks for plain
-/// counts of all time, else by scanning the published submissions.
+/// counts of all time, else by scanning the published submissions. With a `snapshot`, only
+/// the submissions published before it (see [`crate::aggregates::publication`]).
 async fn atoms(
     db: &PgPool,
     campaign: &Campaign,
     request: &Request,
+    snapshot: Option<OffsetDateTime>,
     district_index: &HashMap<i64, usize>,
     outside: usize,
     values: &[String],
@@ -360,9 +384,21 @@ async fn atoms(
                     .await?
                 }
             };
-        return Ok(rows
+        // The counters hold every submission: take out those published since the snapshot.
+        let mut netted: HashMap<(Option<i64>, Option<i64>), i64> = HashMap::new();
+        for (district, h3, count) in rows {
+            *netted.entry((district, h3)).or_default() += count;
+        }
+        if let Some(since) = snapshot {
+            for recent in crate::aggregates::publication::recent(db, campaign.id, since).await? {
+                let h3 = recent.h3.filter(|_| matches!(request.by, By::H3(_)));
+                *netted.entry((recent.district_id, h3)).or_default() -= 1;
+            }
+        }
+        return Ok(netted
             .into_iter()
-            .map(|(district, h3, count)| Atom {
+            .filter(|(_, count)| *count > 0)
+            .map(|((district, h3), count)| Atom {
                 district: place(district),
                 cell: cell(h3),
                 value: None,
@@ -379,6 +415,7 @@ async fn atoms(
          WHERE campaign_id = $1 AND status = 'published'
            AND ($5::timestamptz IS NULL OR created_at >= $5)
            AND ($6::timestamptz IS NULL OR created_at < $6)
+           AND ($7::timestamptz IS NULL OR published_at < $7)
          GROUP BY 1, 2, 3",
     )
     .bind(campaign.id)
@@ -387,6 +424,7 @@ async fn atoms(
     .bind(request.sum.as_deref())
     .bind(request.from)
     .bind(request.to)
+    .bind(snapshot)
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -422,7 +460,16 @@ async fn atoms(
 ///   answers, with both margins fixed as above.
 ///
 /// Sums follow the counts: a sum is withheld wherever its count is.
-pub async fn compute(db: &PgPool, campaign: &Campaign, request: &Request) -> ApiResult<Aggregate> {
+///
+/// With a `snapshot`, the figures are those of the submissions published before it (the
+/// public's figures finer than a district, see [`crate::aggregates::publication`]); without,
+/// of every published submission (district totals, staff).
+pub async fn compute(
+    db: &PgPool,
+    campaign: &Campaign,
+    request: &Request,
+    snapshot: Option<OffsetDateTime>,
+) -> ApiResult<Aggregate> {
     let k = i64::from(campaign.privacy.min_count);
     let districts = districts(db, campaign.id).await?;
     let outside = districts.len();
@@ -435,7 +482,16 @@ pub async fn compute(db: &PgPool, campaign: &Campaign, request: &Request) -> Api
         Some(key) => breakdown_values(campaign, key),
         None => Vec::new(),
     };
-    let atoms = atoms(db, campaign, request, &district_index, outside, &values).await?;
+    let atoms = atoms(
+        db,
+        campaign,
+        request,
+        snapshot,
+        &district_index,
+        outside,
+        &values,
+    )
+    .await?;
     let targets = &campaign.targets;
 
     // Districts: the same rule as the districts layer.
@@ -508,14 +564,20 @@ pub async fn compute(db: &PgPool, campaign: &Campaign, request: &Request) -> Api
             }
         }
         By::H3(resolution) => {
-            let parts = protect_h3(
-                &atoms,
-                &district_counts,
-                &district_withheld,
-                total.withheld,
-                resolution,
-                k,
-            );
+            // The whole resolution 6-10 tree: CPU work, kept off the runtime's workers.
+            let parts = {
+                let (atoms, counts, withheld) = (
+                    atoms.clone(),
+                    district_counts.clone(),
+                    district_withheld.clone(),
+                );
+                let total_withheld = total.withheld;
+                tokio::task::spawn_blocking(move || {
+                    protect_h3(&atoms, &counts, &withheld, total_withheld, resolution, k)
+                })
+                .await
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("protecting H3 cells: {e}")))?
+            };
             // Parts at the requested resolution, grouped by cell.
             let mut cells: BTreeMap<CellIndex, Vec<Part>> = BTreeMap::new();
             let mut part_table: Vec<(CellIndex, usize)> = Vec::new();

@@ -1,9 +1,9 @@
-//! Contributions per day or week, overall or per district: the campaign's momentum.
+//! Contributions per day or week (UTC), overall or per district and week: the campaign's
+//! momentum, published as a snapshot like every figure finer than a district.
 //!
-//! Protected like the aggregates: the periods partition the campaign's total (fixed as the
-//! districts layer publishes it), and periods × districts is a table whose margins are the
-//! periods (fixed as the overall series publishes them) and the districts (fixed as the
-//! districts layer publishes them).
+//! Days, weeks and weeks × districts are protected as one family (see [`compute`]); requests
+//! that would overlap it without belonging to it (days by district, other time zones) are
+//! refused.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,7 +25,8 @@ pub struct TimeseriesQuery {
     pub interval: Option<String>,
     /// `district` for one row per period and district.
     pub by: Option<String>,
-    /// Time zone of the periods, e.g. `Europe/Paris` (default `UTC`).
+    /// Time zone of the periods: `UTC` (the default) is the only one, since days cut in two
+    /// time zones could be subtracted from each other.
     pub tz: Option<String>,
     /// `1` for the French-Excel flavour of CSV.
     pub excel: Option<String>,
@@ -36,11 +37,10 @@ pub struct TimeseriesQuery {
 pub struct Request {
     pub week: bool,
     pub by_district: bool,
-    pub tz: String,
 }
 
 impl TimeseriesQuery {
-    /// Checks the parameters (the time zone is checked by the database).
+    /// Checks the parameters.
     pub fn check(&self) -> Result<Request, ApiError> {
         let mut errors = Vec::new();
         let week = match self.interval.as_deref().unwrap_or("day") {
@@ -65,16 +65,18 @@ impl TimeseriesQuery {
                 false
             }
         };
-        let tz = self.tz.clone().unwrap_or_else(|| "UTC".to_owned());
-        if tz.is_empty()
-            || tz.len() > 64
-            || !tz
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_-+".contains(c))
+        if let Some(tz) = self.tz.as_deref()
+            && !tz.eq_ignore_ascii_case("utc")
         {
             errors.push(FieldError::new(
                 "tz",
-                "must be a time zone name such as `Europe/Paris`",
+                format!("periods are in UTC only, got `{tz}`: days cut in two time zones could be subtracted from each other to recover a withheld day"),
+            ));
+        }
+        if by_district && !week {
+            errors.push(FieldError::new(
+                "interval",
+                "by district, the series is weekly (`interval=week`): days by district could be subtracted from their week to recover a withheld day",
             ));
         }
         if let Some(excel) = self.excel.as_deref()
@@ -83,11 +85,7 @@ impl TimeseriesQuery {
             errors.push(FieldError::new("excel", "must be 1 or 0"));
         }
         if errors.is_empty() {
-            Ok(Request {
-                week,
-                by_district,
-                tz,
-            })
+            Ok(Request { week, by_district })
         } else {
             Err(ApiError::Validation(errors))
         }
@@ -116,29 +114,30 @@ pub struct Series {
     pub rows: Vec<Row>,
 }
 
-/// Computes the series from the published submissions.
-pub async fn compute(db: &PgPool, campaign: &Campaign, request: &Request) -> ApiResult<Series> {
-    let known: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)")
-            .bind(&request.tz)
-            .fetch_one(db)
-            .await?;
-    if !known {
-        return Err(ApiError::field(
-            "tz",
-            format!("`{}` is not a time zone the database knows", request.tz),
-        ));
-    }
+/// Computes the series from the submissions published before `snapshot` (see
+/// [`crate::aggregates::publication`]).
+///
+/// Days, weeks and weeks × districts are one family, protected as a whole: a week is the sum
+/// of its days and the sum of its districts' weeks, a district (fixed as the districts layer
+/// publishes it) the sum of its weeks. So no withheld day can be recovered from its week and
+/// the published days, nor a withheld district week from its week and the other districts.
+/// Days × districts and other time zones would overlap this family without being part of it,
+/// so they are not published ([`TimeseriesQuery::check`] refuses them).
+pub async fn compute(
+    db: &PgPool,
+    campaign: &Campaign,
+    request: &Request,
+    snapshot: time::OffsetDateTime,
+) -> ApiResult<Series> {
     let k = i64::from(campaign.privacy.min_count);
     let rows: Vec<(Date, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT date_trunc(CASE WHEN $2 THEN 'week' ELSE 'day' END, created_at AT TIME ZONE $3)::date,
-                district_id, count(*)
-         FROM submissions WHERE campaign_id = $1 AND status = 'published'
+        "SELECT (created_at AT TIME ZONE 'UTC')::date, district_id, count(*)
+         FROM submissions
+         WHERE campaign_id = $1 AND status = 'published' AND published_at < $2
          GROUP BY 1, 2",
     )
     .bind(campaign.id)
-    .bind(request.week)
-    .bind(&request.tz)
+    .bind(snapshot)
     .fetch_all(db)
     .await?;
     let districts: Vec<(i64, String, String)> = sqlx::query_as(
@@ -153,63 +152,73 @@ pub async fn compute(db: &PgPool, campaign: &Campaign, request: &Request) -> Api
         .enumerate()
         .map(|(i, d)| (d.0, i))
         .collect();
-    // Every period from the first to the last, so that quiet days show as rows too.
-    let step = if request.week { 7 } else { 1 };
-    let mut table: BTreeMap<Date, Vec<i64>> = BTreeMap::new();
+    // Every day from the Monday of the first week to the Sunday of the last, so that quiet
+    // days show as rows too and every week holds its seven days.
+    let mut days: BTreeMap<Date, Vec<i64>> = BTreeMap::new();
     if let (Some(first), Some(last)) = (
         rows.iter().map(|r| r.0).min(),
         rows.iter().map(|r| r.0).max(),
     ) {
-        let mut day = first;
-        while day <= last {
-            table.insert(day, vec![0; outside + 1]);
-            day = day.saturating_add(time::Duration::days(step));
+        let mut day = monday_of(first);
+        let end = monday_of(last).saturating_add(time::Duration::days(6));
+        while day <= end {
+            days.insert(day, vec![0; outside + 1]);
+            day = day.saturating_add(time::Duration::days(1));
         }
     }
-    for (period, district, count) in rows {
+    for (day, district, count) in rows {
         let column = district
             .and_then(|d| index.get(&d).copied())
             .unwrap_or(outside);
-        table.entry(period).or_insert_with(|| vec![0; outside + 1])[column] += count;
+        days.entry(day).or_insert_with(|| vec![0; outside + 1])[column] += count;
     }
-    let periods: Vec<Date> = table.keys().copied().collect();
-    let cells: Vec<Vec<i64>> = table.into_values().collect();
+    let mut weeks: BTreeMap<Date, Vec<i64>> = BTreeMap::new();
+    for (day, counts) in &days {
+        let week = weeks
+            .entry(monday_of(*day))
+            .or_insert_with(|| vec![0; outside + 1]);
+        for (w, c) in week.iter_mut().zip(counts) {
+            *w += c;
+        }
+    }
     let district_totals: Vec<i64> = (0..=outside)
-        .map(|d| cells.iter().map(|r| r[d]).sum())
+        .map(|d| weeks.values().map(|r| r[d]).sum())
         .collect();
     let districts_published = crate::aggregates::suppress(&district_totals, k);
-    let total_withheld = districts_published.total.withheld;
 
-    // The overall series: periods partition the total.
-    let period_totals: Vec<i64> = cells.iter().map(|r| r.iter().sum()).collect();
+    // The family: node `by_days[w]` (week w = its days), node `by_districts[w]` (week w = its
+    // districts' weeks), node `district[d]` (district d = its weeks), node `all` (the total =
+    // its districts).
     let mut net = Network::new();
-    let sum = net.sum();
-    let total = net.figure(period_totals.iter().sum(), sum, FREE, k);
-    net.fix(total, total_withheld);
-    let figures: Vec<usize> = period_totals
-        .iter()
-        .map(|&v| net.figure(v, FREE, sum, k))
-        .collect();
+    let all = net.sum();
+    let district_nodes: Vec<usize> = (0..=outside).map(|_| net.sum()).collect();
+    for (d, &node) in district_nodes.iter().enumerate() {
+        let f = net.figure(district_totals[d], node, all, k);
+        net.fix(f, districts_published.cells[d].withheld);
+    }
+    let total = net.figure(district_totals.iter().sum(), all, FREE, k);
+    net.fix(total, districts_published.total.withheld);
+    let mut week_figures = Vec::new();
+    let mut day_figures = Vec::new();
+    let mut cell_figures = Vec::new();
+    for (week, counts) in &weeks {
+        let (by_days, by_districts) = (net.sum(), net.sum());
+        week_figures.push(net.figure(counts.iter().sum(), by_days, by_districts, k));
+        for day in days.range(*week..week.saturating_add(time::Duration::days(7))) {
+            day_figures.push(net.figure(day.1.iter().sum(), FREE, by_days, k));
+        }
+        cell_figures.push(
+            (0..=outside)
+                .map(|d| net.figure(counts[d], district_nodes[d], by_districts, k))
+                .collect::<Vec<_>>(),
+        );
+    }
     let withheld = net.protect();
-    let period_withheld: Vec<bool> = figures.iter().map(|&f| withheld[f]).collect();
 
     let mut out = Vec::new();
     if request.by_district {
-        let column_withheld: Vec<bool> = districts_published
-            .cells
-            .iter()
-            .map(|c| c.withheld)
-            .collect();
-        let (protected, _) = super::protect_table(
-            &cells,
-            &period_totals,
-            &period_withheld,
-            total_withheld,
-            Some(&column_withheld),
-            k,
-        );
-        for (period, row) in periods.iter().zip(protected) {
-            for (d, count) in row.into_iter().enumerate() {
+        for ((week, counts), figures) in weeks.iter().zip(&cell_figures) {
+            for (d, (&count, &f)) in counts.iter().zip(figures).enumerate() {
                 // The outside column only when it has ever had points.
                 if d == outside && district_totals[outside] == 0 {
                     continue;
@@ -220,18 +229,26 @@ pub async fn compute(db: &PgPool, campaign: &Campaign, request: &Request) -> Api
                         (x.1.clone(), x.2.clone())
                     });
                 out.push(Row {
-                    period: *period,
+                    period: *week,
                     district: Some(district),
-                    count,
+                    count: PublishedCount::new(count, withheld[f]),
                 });
             }
         }
-    } else {
-        for ((period, &v), &w) in periods.iter().zip(&period_totals).zip(&period_withheld) {
+    } else if request.week {
+        for ((week, counts), &f) in weeks.iter().zip(&week_figures) {
             out.push(Row {
-                period: *period,
+                period: *week,
                 district: None,
-                count: PublishedCount::new(v, w),
+                count: PublishedCount::new(counts.iter().sum(), withheld[f]),
+            });
+        }
+    } else {
+        for ((day, counts), &f) in days.iter().zip(&day_figures) {
+            out.push(Row {
+                period: *day,
+                district: None,
+                count: PublishedCount::new(counts.iter().sum(), withheld[f]),
             });
         }
     }
@@ -239,6 +256,13 @@ pub async fn compute(db: &PgPool, campaign: &Campaign, request: &Request) -> Api
         request: request.clone(),
         rows: out,
     })
+}
+
+/// The Monday of `day`'s week.
+fn monday_of(day: Date) -> Date {
+    day.saturating_sub(time::Duration::days(i64::from(
+        day.weekday().number_days_from_monday(),
+    )))
 }
 
 /// The series as CSV: `period`, then `code` and `name` with `by=district`, `count` (empty when

@@ -109,6 +109,35 @@ pub enum ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
+    /// The same error for another caller, from the copy a shared computation (a cache that
+    /// coalesces concurrent requests) handed out. An internal error keeps its message for
+    /// the log; the client still gets the generic 500.
+    pub fn shared(&self) -> Self {
+        match self {
+            Self::BadRequest(m) => Self::BadRequest(m.clone()),
+            Self::Validation(errors) => Self::Validation(errors.clone()),
+            Self::NotFound(m) => Self::NotFound(m.clone()),
+            Self::Unauthorized(m) => Self::Unauthorized(m.clone()),
+            Self::Forbidden(m) => Self::Forbidden(m.clone()),
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::Gone(m) => Self::Gone(m.clone()),
+            Self::PayloadTooLarge(m) => Self::PayloadTooLarge(m.clone()),
+            Self::UnsupportedMediaType(m) => Self::UnsupportedMediaType(m.clone()),
+            Self::MethodNotAllowed(m) => Self::MethodNotAllowed(m.clone()),
+            Self::ProofOfWork(m) => Self::ProofOfWork(m.clone()),
+            Self::RateLimited {
+                detail,
+                retry_after,
+            } => Self::RateLimited {
+                detail: detail.clone(),
+                retry_after: *retry_after,
+            },
+            Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::NotReady(m) => Self::NotReady(m.clone()),
+            Self::Internal(e) => Self::Internal(anyhow::anyhow!("{e:#}")),
+        }
+    }
+
     /// A validation error on a single field.
     pub fn field(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, detail)])

@@ -37,6 +37,8 @@ pub struct AppState {
     pub submissions: crate::submissions::writer::BatchWriter,
     /// Vector tiles built since their campaign last changed.
     pub tiles: crate::tiles::TileCache,
+    /// Public aggregates and time series of the current publication snapshots.
+    pub published: crate::exports::http::PublishedCache,
     /// Rate limits on submission writes.
     pub limits: crate::safety::limits::RateLimits,
     /// The server secret (challenges, client hashes), read from the database on first use.
@@ -52,6 +54,7 @@ impl AppState {
                 config.submission_writers,
             ),
             tiles: crate::tiles::TileCache::new(config.tile_cache_mb),
+            published: crate::exports::http::PublishedCache::new(64),
             limits: crate::safety::limits::RateLimits::new(config.rate_limits),
             secret: Default::default(),
             db,
@@ -70,6 +73,9 @@ pub struct ServerConfig {
     pub submission_writers: usize,
     /// Memory for built vector tiles, in MiB (0: no tile cache).
     pub tile_cache_mb: u64,
+    /// When figures finer than a district are published: at each campaign's interval
+    /// (always, for `civicmap serve`).
+    pub publication: crate::aggregates::publication::Schedule,
     /// Where the client's address comes from (the TCP peer, or a trusted proxy's header).
     pub client_ip: client_ip::ClientIpConfig,
     /// Rate limits on submission writes.
@@ -86,6 +92,7 @@ impl ServerConfig {
             widget_dir: widget_dir.into(),
             submission_writers: 2,
             tile_cache_mb: 256,
+            publication: Default::default(),
             client_ip: Default::default(),
             rate_limits: Default::default(),
             header_read_timeout: HEADER_READ_TIMEOUT,

@@ -314,11 +314,16 @@ pub async fn decide(
         )));
     }
     if to != from {
-        sqlx::query("UPDATE submissions SET status = $2, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(to.as_str())
-            .execute(&mut *tx)
-            .await?;
+        // Published (again): it enters the finer figures at the next publication.
+        sqlx::query(
+            "UPDATE submissions SET status = $2, updated_at = now(),
+                    published_at = CASE WHEN $2 = 'published' THEN now() ELSE published_at END
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(to.as_str())
+        .execute(&mut *tx)
+        .await?;
         let delta = i64::from(to == Status::Published) - i64::from(from == Status::Published);
         if delta != 0 {
             crate::aggregates::add_published(&mut tx, id, delta).await?;

@@ -695,7 +695,7 @@ pub async fn correct(
     sqlx::query(
         "UPDATE submissions SET geom = ST_SetSRID(ST_MakePoint($2, $3), 4326), answers = $4,
                 district_id = $5, h3 = $6, status = $7, updated_at = now(),
-                corrections = corrections + 1
+                published_at = now(), corrections = corrections + 1
          WHERE id = $1",
     )
     .bind(id)

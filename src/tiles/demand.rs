@@ -74,19 +74,33 @@ impl Pyramid {
         Self { published }
     }
 
-    /// Reads the campaign's grid cells and protects them.
+    /// Reads the campaign's grid cells, less one submission in each cell of `taken_out` (those
+    /// published since the snapshot), and protects them.
     pub async fn load(
         db: &PgPool,
         campaign_id: i64,
+        taken_out: &[(i64, i64)],
         total_withheld: bool,
         k: i64,
     ) -> ApiResult<Self> {
-        let cells: Vec<(i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
             "SELECT cx, cy, published FROM demand_cells WHERE campaign_id = $1 AND published > 0",
         )
         .bind(campaign_id)
         .fetch_all(db)
         .await?;
+        let mut cells: HashMap<(i64, i64), i64> =
+            rows.into_iter().map(|(x, y, n)| ((x, y), n)).collect();
+        for cell in taken_out {
+            if let Some(n) = cells.get_mut(cell) {
+                *n -= 1;
+            }
+        }
+        let cells: Vec<(i64, i64, i64)> = cells
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|((x, y), n)| (x, y, n))
+            .collect();
         Ok(Self::protect(&cells, total_withheld, k))
     }
 

@@ -75,7 +75,16 @@ pub async fn tile(
     }
     let tile = state
         .tiles
-        .get(&state.db, &campaign, data_version, coord)
+        .get(
+            &state.db,
+            &campaign,
+            data_version,
+            state.config.publication.snapshot(
+                campaign.privacy.publish_interval_minutes,
+                time::OffsetDateTime::now_utc(),
+            ),
+            coord,
+        )
         .await?;
 
     let mut response_headers = HeaderMap::new();

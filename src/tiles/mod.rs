@@ -130,17 +130,19 @@ pub struct Tile {
     pub raw: Bytes,
     /// The same, gzip-compressed once.
     pub gzip: Bytes,
-    /// Strong validator: the campaign and its settings and data versions.
+    /// Strong validator, derived from the bytes alone (no version or counter of writes).
     pub etag: String,
 }
 
-/// Key of the tile cache: a tile of a campaign at given settings and data versions. A write
-/// changes the data version, so a cached tile is never served after a write.
+/// Key of the tile cache: a tile of a campaign at given settings and data versions and
+/// publication snapshot. A write changes the data version (the districts layer is live), and
+/// the demand layer changes with the snapshot only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct TileKey {
     campaign: i64,
     config_version: i64,
     data_version: i64,
+    snapshot: i128,
     tile: TileCoord,
 }
 
@@ -148,8 +150,9 @@ struct TileKey {
 #[derive(Clone)]
 pub struct TileCache {
     tiles: moka::future::Cache<TileKey, Arc<Tile>>,
-    /// The protected demand counts of each campaign at its current versions.
-    pyramids: moka::future::Cache<(i64, i64, i64), Arc<demand::Pyramid>>,
+    /// The protected demand counts of each campaign at its settings version and publication
+    /// snapshot.
+    pyramids: moka::future::Cache<(i64, i64, i128), Arc<demand::Pyramid>>,
 }
 
 impl TileCache {
@@ -173,19 +176,21 @@ impl TileCache {
         Self { tiles, pyramids }
     }
 
-    /// The tile at `tile` for `campaign` at `data_version`, built once and shared by
-    /// concurrent requests.
+    /// The tile at `tile` for `campaign` at `data_version` (districts) and publication
+    /// `snapshot` (demand), built once and shared by concurrent requests.
     pub async fn get(
         &self,
         db: &PgPool,
         campaign: &Arc<Campaign>,
         data_version: i64,
+        snapshot: time::OffsetDateTime,
         tile: TileCoord,
     ) -> ApiResult<Arc<Tile>> {
         let key = TileKey {
             campaign: campaign.id,
             config_version: campaign.config_version,
             data_version,
+            snapshot: snapshot.unix_timestamp_nanos(),
             tile,
         };
         self.tiles
@@ -193,19 +198,26 @@ impl TileCache {
                 let pyramid = self
                     .pyramids
                     .try_get_with(
-                        (campaign.id, campaign.config_version, data_version),
-                        async { Ok::<_, ApiError>(Arc::new(pyramid(db, campaign).await?)) },
+                        (
+                            campaign.id,
+                            campaign.config_version,
+                            snapshot.unix_timestamp_nanos(),
+                        ),
+                        async {
+                            Ok::<_, ApiError>(Arc::new(
+                                pyramid(db, campaign, Some(snapshot)).await?,
+                            ))
+                        },
                     )
                     .await
-                    .map_err(|e| {
-                        ApiError::Internal(anyhow::anyhow!("protecting demand failed: {e}"))
-                    })?;
+                    .map_err(|e| e.as_ref().shared())?;
                 let raw = build_with(db, campaign, tile, &pyramid).await?;
                 let gzip = gzip(&raw)?;
-                let etag = format!(
-                    "\"{}.{}.{}\"",
-                    campaign.id, campaign.config_version, data_version
-                );
+                let etag = {
+                    use sha2::Digest;
+                    let hex = format!("{:x}", sha2::Sha256::digest(&raw));
+                    format!("\"{}\"", &hex[..32])
+                };
                 Ok::<_, ApiError>(Arc::new(Tile { raw, gzip, etag }))
             })
             .await
@@ -230,17 +242,39 @@ pub fn gzip(raw: &[u8]) -> ApiResult<Bytes> {
 
 /// Builds the MVT of `tile`: layer `districts` (outlines simplified to the pixel, code, name,
 /// published count or withheld flag, share of the total, target and progress toward it) and layer `demand` (one point per
-/// aggregated cell at its centre, with its count).
+/// aggregated cell at its centre, with its count). The demand layer holds every published
+/// submission (for benchmarks and tools; the server's tiles use the publication snapshot).
 pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> ApiResult<Bytes> {
-    build_with(db, campaign, tile, &pyramid(db, campaign).await?).await
+    build_with(db, campaign, tile, &pyramid(db, campaign, None).await?).await
 }
 
-/// The campaign's protected demand counts.
-async fn pyramid(db: &PgPool, campaign: &Campaign) -> ApiResult<demand::Pyramid> {
-    let counts = aggregates::district_counts(db, campaign.id).await?;
+/// The campaign's protected demand counts, of the submissions published before `snapshot`
+/// when one is given (see [`crate::aggregates::publication`]).
+async fn pyramid(
+    db: &PgPool,
+    campaign: &Campaign,
+    snapshot: Option<time::OffsetDateTime>,
+) -> ApiResult<demand::Pyramid> {
+    let mut counts = aggregates::district_counts(db, campaign.id).await?;
+    let recent = match snapshot {
+        Some(since) => aggregates::publication::recent(db, campaign.id, since).await?,
+        None => Vec::new(),
+    };
+    // The districts' counts as of the snapshot: their total decides the pyramid's top.
+    for r in &recent {
+        match counts
+            .districts
+            .iter_mut()
+            .find(|(id, _)| Some(*id) == r.district_id)
+        {
+            Some((_, count)) => *count -= 1,
+            None => counts.outside -= 1,
+        }
+    }
     let k = i64::from(campaign.privacy.min_count);
     let total_withheld = counts.published(k).total.withheld;
-    demand::Pyramid::load(db, campaign.id, total_withheld, k).await
+    let taken_out: Vec<(i64, i64)> = recent.iter().filter_map(|r| r.cx.zip(r.cy)).collect();
+    demand::Pyramid::load(db, campaign.id, &taken_out, total_withheld, k).await
 }
 
 /// [`build`] with the campaign's demand counts already protected.

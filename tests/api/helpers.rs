@@ -309,6 +309,9 @@ impl TestApp {
 /// submissions from one address; the limits have their own tests).
 pub fn test_config() -> ServerConfig {
     let mut config = ServerConfig::new("widget");
+    // Finer figures as live as district totals, for every test but those of the publication
+    // itself (tests/api/publication.rs), which use the campaign's schedule.
+    config.publication = civicmap::aggregates::publication::Schedule::Live;
     config.rate_limits = civicmap::safety::limits::RateLimitConfig {
         per_ip_per_minute: 0,
         per_ip_burst: 0,

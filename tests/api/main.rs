@@ -17,6 +17,7 @@ mod helpers;
 mod moderation;
 mod outage;
 mod privacy;
+mod publication;
 mod retention;
 mod submissions;
 mod tiles;

@@ -1,0 +1,98 @@
+//! When figures finer than a district are published.
+//!
+//! District totals are live: a citizen sees their contribution counted in their district at
+//! once. Everything finer (the map's demand cells, H3 cells, breakdowns by answer, sums, time
+//! series) is published as a snapshot taken at the last multiple of the campaign's
+//! `publish_interval_minutes`: a submission enters those figures only once a publication
+//! instant has passed since it was published at its place ([`snapshot_at`]). Someone polling
+//! them sees at most one change per interval, holding every arrival of that interval at once,
+//! never one arrival with its place, time and answers.
+//!
+//! The instant depends only on the clock and the setting, so every instance takes the same
+//! snapshot without talking to the others. Submissions published since the instant are the
+//! few rows [`recent`] reads; figures kept as counters subtract them, and scans leave them out
+//! with `published_at < snapshot`.
+
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+
+use crate::http::error::ApiResult;
+
+/// How a server dates its publications.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Schedule {
+    /// At each campaign's `publish_interval_minutes`: what `civicmap serve` always does.
+    #[default]
+    Campaign,
+    /// At every instant, as live as district totals: for the tests of everything but the
+    /// publication itself. Not reachable from the command line.
+    Live,
+}
+
+impl Schedule {
+    /// The publication instant in force at `now` for a campaign publishing every `minutes`.
+    pub fn snapshot(self, minutes: i32, now: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            Schedule::Campaign => snapshot_at(minutes, now),
+            Schedule::Live => now,
+        }
+    }
+}
+
+/// The publication instant in force at `now` for an interval of `minutes`: the last multiple
+/// of the interval since the Unix epoch (at or before `now`).
+pub fn snapshot_at(minutes: i32, now: OffsetDateTime) -> OffsetDateTime {
+    let step = i64::from(minutes.max(1)) * 60;
+    let seconds = now.unix_timestamp().div_euclid(step) * step;
+    OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(now)
+}
+
+/// A published submission that arrived at its place at or after a publication instant.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Recent {
+    pub district_id: Option<i64>,
+    /// Its resolution-10 H3 cell.
+    pub h3: Option<i64>,
+    /// Its cell of the public grid (`None` when the campaign has no grid).
+    pub cx: Option<i64>,
+    pub cy: Option<i64>,
+}
+
+/// The published submissions of `campaign_id` published at `since` or later: those a snapshot
+/// taken at `since` leaves out. Few rows (one interval's worth), read through two indexes.
+pub async fn recent(
+    db: impl PgExecutor<'_>,
+    campaign_id: i64,
+    since: OffsetDateTime,
+) -> ApiResult<Vec<Recent>> {
+    // `published_at >= $2`, spelt so that both indexes serve it: new rows have
+    // published_at = created_at, rows published again are in submissions_republished_idx.
+    Ok(sqlx::query_as(
+        "SELECT s.district_id, s.h3,
+                floor(ST_X(ST_Transform(s.geom, 3857)) / c.grid_size)::bigint AS cx,
+                floor(ST_Y(ST_Transform(s.geom, 3857)) / c.grid_size)::bigint AS cy
+         FROM submissions s JOIN campaigns c ON c.id = s.campaign_id
+         WHERE s.campaign_id = $1 AND s.status = 'published'
+           AND (s.created_at >= $2 OR (s.published_at > s.created_at AND s.published_at >= $2))",
+    )
+    .bind(campaign_id)
+    .bind(since)
+    .fetch_all(db)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_instant_is_the_last_multiple_of_the_interval() {
+        let at = |s: i64| OffsetDateTime::from_unix_timestamp(s).unwrap();
+        assert_eq!(snapshot_at(5, at(1_000_000)), at(999_900));
+        assert_eq!(snapshot_at(5, at(999_900)), at(999_900));
+        assert_eq!(snapshot_at(5, at(999_899)), at(999_600));
+        assert_eq!(snapshot_at(1, at(61)), at(60));
+        // Every instance agrees: the instant depends on the clock and the interval only.
+        assert_eq!(snapshot_at(60, at(7_250)), at(7_200));
+    }
+}
