@@ -4,6 +4,10 @@
 -- someone polling them never sees a single arrival. District totals stay live.
 ALTER TABLE campaigns ADD COLUMN publish_interval_minutes smallint NOT NULL DEFAULT 5
     CHECK (publish_interval_minutes BETWEEN 1 AND 1440);
+-- The publication instant in force (NULL: nothing published yet). It moves to a later
+-- multiple of the interval only once at least k submissions arrived since it, so that two
+-- successive publications never differ by fewer than k arrivals.
+ALTER TABLE campaigns ADD COLUMN published_until timestamptz;
 
 -- When the submission was last published at its current place: on insert (equal to
 -- created_at), then at each approval, restore or correction.

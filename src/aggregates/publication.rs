@@ -8,10 +8,13 @@
 //! them sees at most one change per interval, holding every arrival of that interval at once,
 //! never one arrival with its place, time and answers.
 //!
-//! The instant depends only on the clock and the setting, so every instance takes the same
-//! snapshot without talking to the others. Submissions published since the instant are the
-//! few rows [`recent`] reads; figures kept as counters subtract them, and scans leave them out
-//! with `published_at < snapshot`.
+//! A publication moves to the last multiple of the interval only when at least k submissions
+//! (the campaign's `min_count`) were published since the previous one ([`current`]): two
+//! successive publications never differ by fewer than k arrivals, so a quiet interval with one
+//! arrival does not show where that one arrival is. The instant in force is kept in
+//! `campaigns.published_until`, so every instance serves the same snapshot. Submissions
+//! published since the instant are the few rows [`recent`] reads; figures kept as counters
+//! subtract them, and scans leave them out with `published_at < snapshot`.
 
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
@@ -29,14 +32,52 @@ pub enum Schedule {
     Live,
 }
 
-impl Schedule {
-    /// The publication instant in force at `now` for a campaign publishing every `minutes`.
-    pub fn snapshot(self, minutes: i32, now: OffsetDateTime) -> OffsetDateTime {
-        match self {
-            Schedule::Campaign => snapshot_at(minutes, now),
-            Schedule::Live => now,
-        }
+/// The publication in force for `campaign` at `now`: on the campaign's schedule, the stored
+/// instant, first moved to the last multiple of the interval when at least k submissions were
+/// published between the two; on the live schedule, `now`.
+pub async fn current(
+    db: &sqlx::PgPool,
+    campaign: &crate::campaigns::Campaign,
+    schedule: Schedule,
+    now: OffsetDateTime,
+) -> ApiResult<OffsetDateTime> {
+    if schedule == Schedule::Live {
+        return Ok(now);
     }
+    let candidate = snapshot_at(campaign.privacy.publish_interval_minutes, now);
+    let stored: Option<OffsetDateTime> =
+        sqlx::query_scalar("SELECT published_until FROM campaigns WHERE id = $1")
+            .bind(campaign.id)
+            .fetch_one(db)
+            .await?;
+    if stored.is_some_and(|s| s >= candidate) {
+        return Ok(stored.unwrap_or(candidate));
+    }
+    // Moves only with k arrivals since the stored instant (from the start when there is none);
+    // a concurrent instance may move it first, to the same instant.
+    let moved: Option<OffsetDateTime> = sqlx::query_scalar(
+        "UPDATE campaigns SET published_until = $2
+         WHERE id = $1 AND (published_until IS NULL OR published_until < $2)
+           AND (SELECT count(*) FROM (
+                  SELECT 1 FROM submissions s
+                  WHERE s.campaign_id = $1 AND s.status = 'published' AND s.published_at < $2
+                    AND ($3::timestamptz IS NULL OR s.created_at >= $3
+                         OR (s.published_at > s.created_at AND s.published_at >= $3))
+                  LIMIT $4) arrivals) >= $4
+         RETURNING published_until",
+    )
+    .bind(campaign.id)
+    .bind(candidate)
+    .bind(stored)
+    .bind(i64::from(campaign.privacy.min_count))
+    .fetch_optional(db)
+    .await?;
+    Ok(match (moved, stored) {
+        (Some(moved), _) => moved,
+        (None, Some(stored)) => stored,
+        // Fewer than k submissions ever: nothing finer than a district can be published.
+        (None, None) => OffsetDateTime::UNIX_EPOCH,
+    })
 }
 
 /// The publication instant in force at `now` for an interval of `minutes`: the last multiple

@@ -166,12 +166,19 @@ async fn aggregates(
     let staff = optional_staff(&state, &headers, Role::Planner).await?;
     let request = query.check(&campaign, staff.is_some())?;
     let flavour = Csv::from_excel(query.excel());
-    let snapshot = request.snapshot(
-        &campaign,
-        staff.is_some(),
-        state.config.publication,
-        time::OffsetDateTime::now_utc(),
-    );
+    let snapshot = if request.is_published_as_snapshot(staff.is_some()) {
+        Some(
+            crate::aggregates::publication::current(
+                &state.db,
+                &campaign,
+                state.config.publication,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let body = body_for(
         &state,
         &campaign,
@@ -261,10 +268,13 @@ pub async fn timeseries_csv(
     let campaign = state.campaigns.get_public(&state.db, &slug).await?;
     let request = query.check()?;
     let flavour = Csv::from_excel(query.excel());
-    let snapshot = state.config.publication.snapshot(
-        campaign.privacy.publish_interval_minutes,
+    let snapshot = crate::aggregates::publication::current(
+        &state.db,
+        &campaign,
+        state.config.publication,
         time::OffsetDateTime::now_utc(),
-    );
+    )
+    .await?;
     let body = body_for(
         &state,
         &campaign,

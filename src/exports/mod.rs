@@ -220,19 +220,11 @@ impl Request {
         self.by == By::District && self.breakdown.is_none() && self.sum.is_none()
     }
 
-    /// The publication snapshot the public gets for this request at `now`: none for district
-    /// totals (live), else the campaign's last publication instant (see
-    /// [`crate::aggregates::publication`]). Staff get live figures: they may read the
-    /// submissions themselves.
-    pub fn snapshot(
-        &self,
-        campaign: &Campaign,
-        staff: bool,
-        schedule: crate::aggregates::publication::Schedule,
-        now: OffsetDateTime,
-    ) -> Option<OffsetDateTime> {
-        (!staff && !self.is_district_totals())
-            .then(|| schedule.snapshot(campaign.privacy.publish_interval_minutes, now))
+    /// Whether the answer is a publication snapshot (see [`crate::aggregates::publication`]):
+    /// for the public, everything but district totals (live). Staff get live figures: they may
+    /// read the submissions themselves.
+    pub fn is_published_as_snapshot(&self, staff: bool) -> bool {
+        !staff && !self.is_district_totals()
     }
 }
 

@@ -79,10 +79,13 @@ pub async fn tile(
             &state.db,
             &campaign,
             data_version,
-            state.config.publication.snapshot(
-                campaign.privacy.publish_interval_minutes,
+            crate::aggregates::publication::current(
+                &state.db,
+                &campaign,
+                state.config.publication,
                 time::OffsetDateTime::now_utc(),
-            ),
+            )
+            .await?,
             coord,
         )
         .await?;

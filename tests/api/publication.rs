@@ -100,7 +100,7 @@ async fn submit(app: &TestApp, lon: f64, lat: f64, households: i64) {
 }
 
 #[tokio::test]
-async fn a_poller_of_finer_figures_sees_no_single_arrival_and_the_next_publication_holds_it() {
+async fn a_poller_of_finer_figures_sees_no_single_arrival_and_publications_move_by_k_arrivals() {
     let app = server().await;
     let mut form = crate::helpers::test_form();
     form["fields"][1]["public"] = json!(true);
@@ -151,14 +151,29 @@ async fn a_poller_of_finer_figures_sees_no_single_arrival_and_the_next_publicati
         .sum();
     assert_eq!(sum, 24.0, "the private 7 is nowhere yet");
 
-    // The next publication holds the arrival, with every other one of its interval.
+    // The next interval begins with one arrival only, fewer than k: no publication, so the
+    // poller who compares two snapshots cannot isolate it either.
     let minute = time::OffsetDateTime::now_utc().minute();
     while time::OffsetDateTime::now_utc().minute() == minute {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    assert_eq!(read_all(&app).await, before);
+
+    // Two more arrivals in the interval that just ended: k = 3 together, so the next
+    // publication holds all three at once.
+    submit(&app, 2.05004, 48.05, 7).await;
+    submit(&app, 2.05005, 48.05, 7).await;
+    sqlx::query(
+        "UPDATE submissions SET created_at = date_trunc('minute', now()) - interval '5 seconds',
+                                published_at = date_trunc('minute', now()) - interval '5 seconds'
+         WHERE published_at >= date_trunc('minute', now())",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
     let after = read_all(&app).await;
     for ((path, old), new) in FINER.iter().zip(&before).zip(&after) {
-        assert_ne!(old.2, new.2, "{path} did not publish the arrival");
+        assert_ne!(old.2, new.2, "{path} did not publish the arrivals");
     }
     let published: Value = app
         .get("/api/v1/campaigns/watch/aggregates.geojson?by=h3:10&sum=households")
@@ -172,7 +187,7 @@ async fn a_poller_of_finer_figures_sees_no_single_arrival_and_the_next_publicati
         .iter()
         .filter_map(|f| f["properties"]["sum_households"].as_f64())
         .sum();
-    assert_eq!(sum, 31.0);
+    assert_eq!(sum, 45.0, "the three arrivals, together");
 }
 
 #[tokio::test]
