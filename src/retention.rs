@@ -1,12 +1,14 @@
 //! Retention: `retention_days` after a campaign closes, its exact data is coarsened. Each
 //! submission's position is replaced by the centre of its cell of the campaign's public grid
-//! (the same cell, so the grid counts do not move) and keeps its district, and free-text answers
-//! are deleted. District counts and grid cells stay exactly as they were; only what staff could
+//! (the same cell, so the grid counts do not move) and keeps its district, and every answer is
+//! deleted but those to the form's current fields that are not free text (so the text of a
+//! field since removed from the form goes too). District counts and grid cells stay exactly as they were; only what staff could
 //! read (exact points, free text) is lost.
 //!
 //! Run by `civicmap retention run` and every hour inside `civicmap serve`. A campaign closes at
 //! its `closes_at` or when its status became `closed`, whichever is first. It is coarsened once;
-//! again only if submissions arrive after that (it was reopened), and the run is idempotent.
+//! again only if a submission was stored or changed after that (it was reopened and corrected),
+//! and the run is idempotent.
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -23,9 +25,9 @@ pub struct Outcome {
     pub campaign: String,
     /// Submissions whose position was snapped to the public grid.
     pub submissions: u64,
-    /// Keys of the free-text fields whose answers were deleted.
+    /// Keys of the answers deleted: the free-text fields, and fields no longer in the form.
     pub text_fields: Vec<String>,
-    /// Submissions that had a free-text answer.
+    /// Submissions that had such an answer.
     pub with_text: u64,
     /// Size of a grid cell in Web Mercator units (`None`: the campaign has no area).
     pub grid_size: Option<f64>,
@@ -34,14 +36,15 @@ pub struct Outcome {
 }
 
 /// SQL condition on `campaigns`: a retention period, closed long enough, and not coarsened
-/// since its last submission arrived.
+/// since a submission was last stored or changed (coarsening sets `updated_at` to the same
+/// instant as `retention_applied_at`, hence the strict comparison).
 macro_rules! due {
     () => {
         "retention_days IS NOT NULL
     AND LEAST(closes_at, closed_at) + make_interval(days => retention_days) <= now()
     AND (retention_applied_at IS NULL
          OR EXISTS (SELECT 1 FROM submissions s
-                    WHERE s.campaign_id = campaigns.id AND s.created_at >= campaigns.retention_applied_at))"
+                    WHERE s.campaign_id = campaigns.id AND s.updated_at > campaigns.retention_applied_at))"
     };
 }
 
@@ -117,13 +120,22 @@ async fn apply(
     let Some((slug, form, grid_size)) = row else {
         return Ok(None);
     };
-    let text_fields: Vec<String> = form
+    // What stays: the answers to the form's current fields that are not free text.
+    let kept: Vec<String> = form
         .0
         .fields
         .iter()
-        .filter(|f| matches!(f.kind, FieldKind::Text { .. }))
+        .filter(|f| !matches!(f.kind, FieldKind::Text { .. }))
         .map(|f| f.key.clone())
         .collect();
+    let text_fields: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT k FROM submissions, jsonb_object_keys(answers) k
+         WHERE campaign_id = $1 AND NOT k = ANY($2) ORDER BY k",
+    )
+    .bind(id)
+    .bind(&kept)
+    .fetch_all(&mut *tx)
+    .await?;
     let (submissions, with_text): (i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE answers ?| $2::text[])
          FROM submissions WHERE campaign_id = $1",

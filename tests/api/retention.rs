@@ -273,3 +273,87 @@ async fn retention_counts_its_days_from_closes_at_or_the_closing() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn retention_deletes_the_text_of_removed_fields_and_coarsens_a_later_correction() {
+    let app = TestApp::spawn().await;
+    app.open_campaign(
+        "gone",
+        json!({"retention_days": 0, "privacy": {"public_precision_m": 50, "min_count": 1}}),
+    )
+    .await;
+    let mut a = answers();
+    a["comment"] = json!("behind the bakery");
+    let receipt: Value = app
+        .submit("gone", 2.012_345, 48.012_345, a)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // The city drops the free-text field from the form: the text already given stays stored.
+    let mut form = crate::helpers::test_form();
+    form["fields"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["key"] != "comment");
+    let changed = app
+        .admin_patch("/api/v1/admin/campaigns/gone", &json!({"form": form}))
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(
+        stored(&app, "gone").await[0].answers.0["comment"],
+        "behind the bakery"
+    );
+    let close = async |status: &str| {
+        app.admin_patch("/api/v1/admin/campaigns/gone", &json!({ "status": status }))
+            .await
+    };
+    assert_eq!(close("closed").await.status(), StatusCode::OK);
+    let done = civicmap::retention::run(&app.db, Actor::Cli, Some("gone"), false)
+        .await
+        .unwrap();
+    assert_eq!(done[0].text_fields, ["comment"]);
+    let after = &stored(&app, "gone").await[0];
+    assert!(
+        after.answers.0.get("comment").is_none(),
+        "{:?}",
+        after.answers
+    );
+
+    // Reopened, the submitter corrects their point to an exact position; once closed again,
+    // the retention run is due again and coarsens it.
+    assert_eq!(close("open").await.status(), StatusCode::OK);
+    let exact = (2.033_333, 48.044_444);
+    let corrected = app
+        .client
+        .patch(app.url(&format!(
+            "/api/v1/campaigns/gone/submissions/{}",
+            receipt["id"].as_str().unwrap()
+        )))
+        .header("X-Edit-Token", receipt["edit_token"].as_str().unwrap())
+        .json(&crate::helpers::point(exact.0, exact.1, answers()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(corrected.status(), StatusCode::OK);
+    assert_eq!(close("closed").await.status(), StatusCode::OK);
+    let again = civicmap::retention::run(&app.db, Actor::Cli, Some("gone"), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.len(),
+        1,
+        "a correction after coarsening makes it due again"
+    );
+    let s = &stored(&app, "gone").await[0];
+    let centre = |v: f64| (cell(v, s.grid) as f64 + 0.5) * s.grid;
+    assert!(
+        (s.x - centre(s.x)).abs() < 1e-6 && (s.y - centre(s.y)).abs() < 1e-6,
+        "the corrected point is at its cell's centre: {s:?}"
+    );
+    // And nothing more to do after that.
+    let none = civicmap::retention::run(&app.db, Actor::Cli, Some("gone"), false)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+}
