@@ -55,19 +55,19 @@ impl EmbeddedCluster {
         {
             // A parent of the data directory is closed to the postgres user (e.g. /root):
             // keep the cluster in a directory of its own under the system's temporary folder.
-            let moved = std::env::temp_dir().join(format!("civicmap-{}", &digest[..16]));
+            let moved = private_temp_dir(&format!("civicmap-{}", &digest[..16]), Some(owner))?;
             tracing::warn!(
                 requested = %root.display(),
                 used = %moved.display(),
                 "the postgres user cannot reach the data directory; the embedded cluster lives elsewhere"
             );
-            std::fs::create_dir_all(&moved)?;
             root = moved;
         }
         let mut socket_dir = root.join("run");
         if socket_dir.as_os_str().len() > MAX_SOCKET_DIR_LEN {
             // Too long for a Unix socket path: use a short directory named after the root.
-            socket_dir = std::env::temp_dir().join(format!("civicmap-{}-run", &digest[..16]));
+            socket_dir =
+                private_temp_dir(&format!("civicmap-{}-run", &digest[..16]), owner.as_ref())?;
         }
         Ok(Self {
             bin_dir: find_bin_dir()?,
@@ -276,15 +276,51 @@ fn reachable_by(path: &Path, user: &nix::unistd::User) -> bool {
         })
 }
 
+/// A directory `name` in the system's temporary folder that is civicmap's alone: created now
+/// (mode 0700), or left by an earlier run, owned by this user or by `owner`, writable by no
+/// one else, and not a link. Anything else there (another user's directory, a link planted to
+/// make us hand a directory to PostgreSQL with trust authentication) is refused.
+fn private_temp_dir(name: &str, owner: Option<&nix::unistd::User>) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = std::env::temp_dir().join(name);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+            return Ok(dir);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
+    let meta = std::fs::symlink_metadata(&dir)?;
+    let uid = meta.uid();
+    let ours =
+        uid == nix::unistd::geteuid().as_raw() || owner.is_some_and(|o| o.uid.as_raw() == uid);
+    if !meta.file_type().is_dir() || !ours || meta.mode() & 0o022 != 0 {
+        bail!(
+            "{} exists but is not a private directory of civicmap's (a {}, owner uid {uid}, mode {:o}); \
+             remove it, or give --data-dir a directory the postgres user can reach",
+            dir.display(),
+            if meta.file_type().is_symlink() {
+                "link"
+            } else if meta.is_dir() {
+                "directory"
+            } else {
+                "file"
+            },
+            meta.mode() & 0o7777
+        );
+    }
+    Ok(dir)
+}
+
+/// Gives `path` and everything under it to `owner`, never following a link (a link is given
+/// itself, not what it points to).
 fn chown_recursive(path: &Path, owner: &nix::unistd::User) -> anyhow::Result<()> {
-    nix::unistd::chown(path, Some(owner.uid), Some(owner.gid))
+    std::os::unix::fs::lchown(path, Some(owner.uid.as_raw()), Some(owner.gid.as_raw()))
         .with_context(|| format!("cannot give {} to the postgres user", path.display()))?;
-    if path.is_dir() {
+    if std::fs::symlink_metadata(path)?.is_dir() {
         for entry in std::fs::read_dir(path)? {
-            let entry = entry?;
-            if !entry.file_type()?.is_symlink() {
-                chown_recursive(&entry.path(), owner)?;
-            }
+            chown_recursive(&entry?.path(), owner)?;
         }
     }
     Ok(())
@@ -331,4 +367,82 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
         .flat_map(std::env::split_paths)
         .find(|dir| has_all(dir))
         .context("no PostgreSQL server binaries (initdb, pg_ctl, postgres) found under /usr/lib/postgresql/*/bin or on PATH; install postgresql and postgis, or set DATABASE_URL")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    fn unique(tag: &str) -> String {
+        format!("civicmap-test-{tag}-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    #[test]
+    fn a_fresh_temporary_directory_is_created_private() {
+        let name = unique("fresh");
+        let dir = private_temp_dir(&name, None).unwrap();
+        let meta = std::fs::symlink_metadata(&dir).unwrap();
+        assert!(meta.is_dir());
+        assert_eq!(meta.mode() & 0o777, 0o700);
+        // Left by an earlier run of ours: used again.
+        assert_eq!(private_temp_dir(&name, None).unwrap(), dir);
+        std::fs::remove_dir(dir).unwrap();
+    }
+
+    #[test]
+    fn a_planted_link_or_an_open_directory_is_refused() {
+        // A link to a directory the attacker wants handed to PostgreSQL.
+        let name = unique("link");
+        let target = std::env::temp_dir().join(unique("target"));
+        std::fs::create_dir(&target).unwrap();
+        let planted = std::env::temp_dir().join(&name);
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        let error = private_temp_dir(&name, None).unwrap_err().to_string();
+        assert!(error.contains("a link"), "{error}");
+        std::fs::remove_file(planted).unwrap();
+        // A directory anyone may write to.
+        let name = unique("open");
+        let open = std::env::temp_dir().join(&name);
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = private_temp_dir(&name, None).unwrap_err().to_string();
+        assert!(error.contains("not a private directory"), "{error}");
+        std::fs::remove_dir(open).unwrap();
+        std::fs::remove_dir(target).unwrap();
+    }
+
+    #[test]
+    fn another_users_directory_is_refused_and_links_are_never_followed() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // giving files to another user needs root, as the embedded cluster does
+        }
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        let name = unique("theirs");
+        let theirs = std::env::temp_dir().join(&name);
+        std::fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::lchown(&theirs, Some(nobody.uid.as_raw()), None).unwrap();
+        let error = private_temp_dir(&name, None).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("owner uid {}", nobody.uid)),
+            "{error}"
+        );
+
+        // chown_recursive gives a link itself, never the file it points to.
+        let outside = std::env::temp_dir().join(unique("outside"));
+        std::fs::write(&outside, "root's").unwrap();
+        let tree = std::env::temp_dir().join(unique("tree"));
+        std::fs::create_dir(&tree).unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("link")).unwrap();
+        chown_recursive(&tree, &nobody).unwrap();
+        assert_eq!(std::fs::metadata(&outside).unwrap().uid(), 0);
+        assert_eq!(
+            std::fs::symlink_metadata(tree.join("link")).unwrap().uid(),
+            nobody.uid.as_raw()
+        );
+        std::fs::remove_file(outside).unwrap();
+        std::fs::remove_dir_all(tree).unwrap();
+        std::fs::remove_dir(theirs).unwrap();
+    }
 }
