@@ -62,9 +62,14 @@ pub struct Entry<'a> {
 
 /// Adds `entry` to the log (inside the caller's transaction when given one).
 pub async fn record(db: impl PgExecutor<'_>, entry: Entry<'_>) -> ApiResult<()> {
-    sqlx::query(
+    record_returning_id(db, entry).await.map(|_| ())
+}
+
+/// [`record`], returning the entry's id (for [`complete`]).
+pub async fn record_returning_id(db: impl PgExecutor<'_>, entry: Entry<'_>) -> ApiResult<i64> {
+    Ok(sqlx::query_scalar(
         "INSERT INTO audit_log (token_id, actor, action, campaign_id, subject, reason, details)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(entry.actor.token_id())
     .bind(entry.actor.name())
@@ -73,8 +78,22 @@ pub async fn record(db: impl PgExecutor<'_>, entry: Entry<'_>) -> ApiResult<()> 
     .bind(entry.subject)
     .bind(entry.reason)
     .bind(sqlx::types::Json(&entry.details))
-    .execute(db)
-    .await?;
+    .fetch_one(db)
+    .await?)
+}
+
+/// Adds the outcome of a long action to its entry, written before the action began (so that
+/// a crash midway still leaves the entry): the keys of `outcome` are set in `details`.
+pub async fn complete(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    outcome: serde_json::Value,
+) -> ApiResult<()> {
+    sqlx::query("UPDATE audit_log SET details = details || $2 WHERE id = $1")
+        .bind(id)
+        .bind(sqlx::types::Json(outcome))
+        .execute(db)
+        .await?;
     Ok(())
 }
 

@@ -13,6 +13,9 @@ use crate::http::error::FieldError;
 pub const MAX_FIELDS: usize = 50;
 /// Longest free-text answer a form may allow.
 pub const MAX_TEXT_LENGTH: u32 = 10_000;
+/// Largest size of any number answer: sums over millions of answers then stay exact to the
+/// unit and far from overflowing, whatever bounds a form sets (or omits).
+pub const MAX_NUMBER: f64 = 1e12;
 /// Largest integer that a JSON number carries exactly (2^53).
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
 
@@ -251,6 +254,11 @@ impl Field {
                     .ok_or("must be a number")?;
                 if !number.is_finite() {
                     return Err("must be a finite number".to_owned());
+                }
+                if number.abs() > MAX_NUMBER {
+                    return Err(format!(
+                        "must be between -{MAX_NUMBER:e} and {MAX_NUMBER:e}, whatever the form's bounds"
+                    ));
                 }
                 if *integer && (number.fract() != 0.0 || number.abs() > MAX_SAFE_INTEGER) {
                     return Err("must be a whole number".to_owned());

@@ -282,11 +282,53 @@ pub async fn stream(
     Ok(())
 }
 
-/// Streams the export into `sink` and then writes its audit entry: who, what filter, how
+/// Writes the export's audit entry (who, what filter; `completed: false` until the end), before
+/// a single row is read: an export that crashes midway still leaves its entry. Returns the
+/// entry's id for [`export_audited`].
+pub async fn begin_audit(
+    db: &PgPool,
+    actor: Actor<'_>,
+    campaign: &Campaign,
+    filter: &Filter,
+    format: Format,
+) -> ApiResult<i64> {
+    audit::record_returning_id(
+        db,
+        audit::Entry {
+            actor,
+            action: "export.raw",
+            campaign_id: Some(campaign.id),
+            subject: None,
+            reason: None,
+            details: json!({
+                "format": format!("{format:?}").to_lowercase(),
+                "filter": filter.describe(),
+                "rows": 0,
+                "completed": false,
+            }),
+        },
+    )
+    .await
+}
+
+/// [`begin_audit`], then the export streamed into `sink`, then its outcome in the entry: how
 /// many rows, whether it completed.
 pub async fn export_and_audit(
     db: PgPool,
     actor: Actor<'_>,
+    campaign: Campaign,
+    filter: Filter,
+    format: Format,
+    sink: Sink,
+) -> anyhow::Result<u64> {
+    let entry = begin_audit(&db, actor, &campaign, &filter, format).await?;
+    export_audited(db, entry, campaign, filter, format, sink).await
+}
+
+/// Streams the export into `sink` and adds its outcome to audit entry `entry`.
+pub async fn export_audited(
+    db: PgPool,
+    entry: i64,
     campaign: Campaign,
     filter: Filter,
     format: Format,
@@ -301,21 +343,12 @@ pub async fn export_and_audit(
             .send(Err(std::io::Error::other("the export stopped")))
             .await;
     }
-    let entry = audit::Entry {
-        actor,
-        action: "export.raw",
-        campaign_id: Some(campaign.id),
-        subject: None,
-        reason: None,
-        details: json!({
-            "format": format!("{format:?}").to_lowercase(),
-            "filter": filter.describe(),
-            "rows": rows,
-            "completed": error.is_none(),
-            "error": error,
-        }),
-    };
-    audit::record(&db, entry).await?;
+    audit::complete(
+        &db,
+        entry,
+        json!({"rows": rows, "completed": error.is_none(), "error": error}),
+    )
+    .await?;
     result.map(|()| rows)
 }
 
@@ -348,12 +381,12 @@ pub async fn respond(
             ));
         }
     }
+    // The entry first: without it, not a row leaves (a failure here is this request's error).
+    let entry = begin_audit(&state.db, Actor::Staff(&staff), &campaign, &filter, format).await?;
     let (sender, mut receiver) = mpsc::channel::<std::io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
     let db = state.db.clone();
     tokio::spawn(async move {
-        if let Err(e) =
-            export_and_audit(db, Actor::Staff(&staff), campaign, filter, format, sender).await
-        {
+        if let Err(e) = export_audited(db, entry, campaign, filter, format, sender).await {
             tracing::warn!(error = %e, "raw export or its audit entry failed");
         }
     });

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, answers, point, problem};
+use crate::helpers::{TestApp, answers, point, problem, problem_fields};
 
 #[tokio::test]
 async fn malformed_requests_get_clear_client_errors() {
@@ -240,4 +240,36 @@ async fn the_iframe_page_is_framable_by_any_site_but_loads_only_civicmap_files()
             .unwrap()
             .contains("data-campaign=\"fibre-pour-tous\"")
     );
+}
+
+#[tokio::test]
+async fn a_huge_number_cannot_overflow_a_public_sum() {
+    let app = TestApp::spawn().await;
+    let form = json!({"fields": [
+        {"key": "households", "type": "number", "label": {"fr": "Foyers", "en": "Households"}, "required": true}
+    ]});
+    app.open_campaign(
+        "huge",
+        json!({"form": form, "privacy": {"public_precision_m": 50, "min_count": 1}}),
+    )
+    .await;
+    // The attack: two answers near f64's limit, so that their sum overflows the database.
+    let body = problem(
+        app.submit("huge", 2.05, 48.05, json!({"households": 1.7e308}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem_fields(&body), ["properties.households"]);
+    for _ in 0..2 {
+        let ok = app
+            .submit("huge", 2.05, 48.05, json!({"households": 1e12}))
+            .await;
+        assert_eq!(ok.status(), StatusCode::CREATED);
+    }
+    let sums = app
+        .get("/api/v1/campaigns/huge/aggregates.csv?sum=households")
+        .await;
+    assert_eq!(sums.status(), StatusCode::OK);
+    assert!(sums.text().await.unwrap().contains("2000000000000"));
 }

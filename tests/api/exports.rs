@@ -946,3 +946,53 @@ async fn a_citizens_formula_never_runs_in_a_planners_spreadsheet() {
         assert_eq!(got, expected);
     }
 }
+
+#[tokio::test]
+async fn a_raw_export_is_in_the_audit_log_before_its_first_row_leaves() {
+    let app = TestApp::spawn().await;
+    campaign(&app, "slow", 5).await;
+    sqlx::query(
+        "INSERT INTO submissions (id, campaign_id, geom, answers, status, edit_token_hash)
+         SELECT gen_random_uuid(), c.id, ST_SetSRID(ST_MakePoint(2.05, 48.05), 4326),
+                '{\"households\": 2, \"connection\": \"adsl\"}', 'published', '\\x00'
+         FROM campaigns c, generate_series(1, 6000) WHERE c.slug = 'slow'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let planner = civicmap::auth::create_token(&app.db, "p", civicmap::auth::Role::Planner, None)
+        .await
+        .unwrap();
+    let entry = async || -> Option<Value> {
+        sqlx::query_scalar::<_, sqlx::types::Json<Value>>(
+            "SELECT details FROM audit_log WHERE action = 'export.raw'",
+        )
+        .fetch_optional(&app.db)
+        .await
+        .unwrap()
+        .map(|d| d.0)
+    };
+    // The headers are in, the body not read: the export waits for this reader, mid-way.
+    let response = app
+        .client
+        .get(app.url("/api/v1/admin/campaigns/slow/submissions.csv"))
+        .bearer_auth(&planner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let started = entry().await.expect("the entry is written before the rows");
+    assert_eq!(started["completed"], false);
+    let text = response.text().await.unwrap();
+    assert_eq!(text.lines().count(), 6001);
+    let mut done = Value::Null;
+    for _ in 0..50 {
+        done = entry().await.unwrap();
+        if done["completed"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["completed"], true, "{done}");
+    assert_eq!(done["rows"], 6000);
+}
