@@ -32,19 +32,60 @@ pub enum Schedule {
     Live,
 }
 
-/// The publication in force for `campaign` at `now`: on the campaign's schedule, the stored
-/// instant, first moved to the last multiple of the interval when at least k submissions were
-/// published between the two; on the live schedule, `now`.
+/// The publications in force, as this instance last found them: asked again of the database
+/// only when the candidate instant or the campaign's data version moved (a publication can
+/// only move with k arrivals, which are writes), so a tile or a download in steady state costs
+/// no query for it.
+#[derive(Clone)]
+pub struct Publications {
+    schedule: Schedule,
+    /// (campaign, candidate instant in Unix seconds, data version) → instant in force.
+    memo: moka::future::Cache<(i64, i64, i64), OffsetDateTime>,
+}
+
+impl Publications {
+    /// Publications on `schedule`.
+    pub fn new(schedule: Schedule) -> Self {
+        Self {
+            schedule,
+            memo: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(3600))
+                .build(),
+        }
+    }
+
+    /// The publication in force for `campaign` at `now`, its data being at `data_version`
+    /// (see [`crate::aggregates::versions`]): on the live schedule, `now`; else [`current`].
+    pub async fn in_force(
+        &self,
+        db: &sqlx::PgPool,
+        campaign: &crate::campaigns::Campaign,
+        data_version: i64,
+        now: OffsetDateTime,
+    ) -> ApiResult<OffsetDateTime> {
+        if self.schedule == Schedule::Live {
+            return Ok(now);
+        }
+        let candidate = snapshot_at(campaign.privacy.publish_interval_minutes, now);
+        let key = (campaign.id, candidate.unix_timestamp(), data_version);
+        if let Some(instant) = self.memo.get(&key).await {
+            return Ok(instant);
+        }
+        let instant = current(db, campaign, candidate).await?;
+        self.memo.insert(key, instant).await;
+        Ok(instant)
+    }
+}
+
+/// The publication in force for `campaign` when the last interval boundary is `candidate`:
+/// the stored instant, first moved to `candidate` when at least k submissions were published
+/// between the two.
 pub async fn current(
     db: &sqlx::PgPool,
     campaign: &crate::campaigns::Campaign,
-    schedule: Schedule,
-    now: OffsetDateTime,
+    candidate: OffsetDateTime,
 ) -> ApiResult<OffsetDateTime> {
-    if schedule == Schedule::Live {
-        return Ok(now);
-    }
-    let candidate = snapshot_at(campaign.privacy.publish_interval_minutes, now);
     let stored: Option<OffsetDateTime> =
         sqlx::query_scalar("SELECT published_until FROM campaigns WHERE id = $1")
             .bind(campaign.id)

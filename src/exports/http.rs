@@ -94,6 +94,23 @@ impl PublishedCache {
     }
 }
 
+/// The campaign's publication in force now (see [`crate::aggregates::publication`]).
+async fn publication_in_force(
+    state: &AppState,
+    campaign: &crate::campaigns::Campaign,
+) -> ApiResult<time::OffsetDateTime> {
+    let (_, data_version) = crate::aggregates::versions(&state.db, campaign.id).await?;
+    state
+        .publications
+        .in_force(
+            &state.db,
+            campaign,
+            data_version,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+}
+
 /// The response body for a request: from the published cache when it is a snapshot, else
 /// computed now.
 async fn body_for(
@@ -167,15 +184,7 @@ async fn aggregates(
     let request = query.check(&campaign, staff.is_some())?;
     let flavour = Csv::from_excel(query.excel());
     let snapshot = if request.is_published_as_snapshot(staff.is_some()) {
-        Some(
-            crate::aggregates::publication::current(
-                &state.db,
-                &campaign,
-                state.config.publication,
-                time::OffsetDateTime::now_utc(),
-            )
-            .await?,
-        )
+        Some(publication_in_force(&state, &campaign).await?)
     } else {
         None
     };
@@ -268,13 +277,7 @@ pub async fn timeseries_csv(
     let campaign = state.campaigns.get_public(&state.db, &slug).await?;
     let request = query.check()?;
     let flavour = Csv::from_excel(query.excel());
-    let snapshot = crate::aggregates::publication::current(
-        &state.db,
-        &campaign,
-        state.config.publication,
-        time::OffsetDateTime::now_utc(),
-    )
-    .await?;
+    let snapshot = publication_in_force(&state, &campaign).await?;
     let body = body_for(
         &state,
         &campaign,

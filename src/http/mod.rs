@@ -39,6 +39,8 @@ pub struct AppState {
     pub tiles: crate::tiles::TileCache,
     /// Public aggregates and time series of the current publication snapshots.
     pub published: crate::exports::http::PublishedCache,
+    /// The publications in force, as this instance last found them.
+    pub publications: crate::aggregates::publication::Publications,
     /// Rate limits on submission writes.
     pub limits: crate::safety::limits::RateLimits,
     /// The server secret (challenges, client hashes), read from the database on first use.
@@ -55,6 +57,7 @@ impl AppState {
             ),
             tiles: crate::tiles::TileCache::new(config.tile_cache_mb),
             published: crate::exports::http::PublishedCache::new(64),
+            publications: crate::aggregates::publication::Publications::new(config.publication),
             limits: crate::safety::limits::RateLimits::new(config.rate_limits),
             secret: Default::default(),
             db,

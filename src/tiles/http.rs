@@ -79,13 +79,15 @@ pub async fn tile(
             &state.db,
             &campaign,
             data_version,
-            crate::aggregates::publication::current(
-                &state.db,
-                &campaign,
-                state.config.publication,
-                time::OffsetDateTime::now_utc(),
-            )
-            .await?,
+            state
+                .publications
+                .in_force(
+                    &state.db,
+                    &campaign,
+                    data_version,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await?,
             coord,
         )
         .await?;
