@@ -67,6 +67,12 @@ impl Network {
         self.values.len() - 1
     }
 
+    /// Withholds figure `i` whatever its value (a sum dominated by one contribution): like a
+    /// small figure, it is then protected by withholding others if needed.
+    pub fn withhold(&mut self, i: usize) {
+        self.withheld[i] = true;
+    }
+
     /// Marks figure `i` as published elsewhere, shown or withheld there.
     pub fn fix(&mut self, i: usize, withheld: bool) {
         self.fixed[i] = true;

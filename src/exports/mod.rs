@@ -293,6 +293,8 @@ struct Part {
     count: i64,
     sum: f64,
     withheld: bool,
+    /// Its sum is withheld (its count is, or a contribution dominates, or to protect another).
+    sum_withheld: bool,
     /// Counts per breakdown value.
     by_value: Vec<i64>,
 }
@@ -306,6 +308,19 @@ struct Atom {
     value: Option<usize>,
     count: i64,
     sum: f64,
+    /// The sum of the absolute values and the largest of them, for the dominance rule.
+    magnitude: f64,
+    largest: f64,
+}
+
+/// A sum is withheld when one contribution makes up more than this share of it (the sum of
+/// absolute values): published, it would tell that contribution's answer within a factor of
+/// two.
+pub const DOMINANCE: f64 = 0.5;
+
+/// Whether one contribution dominates a sum (see [`DOMINANCE`]).
+fn dominated(magnitude: f64, largest: f64) -> bool {
+    magnitude > 0.0 && largest > DOMINANCE * magnitude
 }
 
 /// The breakdown values of a field: the form's options (or true/false), then "no answer".
@@ -332,8 +347,17 @@ pub async fn districts(db: &PgPool, campaign_id: i64) -> ApiResult<Vec<District>
     .await?)
 }
 
-/// A group of scanned submissions: district, H3 cell, answer, count, sum.
-type ScanRow = (Option<i64>, Option<i64>, Option<String>, i64, Option<f64>);
+/// A group of scanned submissions: district, H3 cell, answer, count, sum, sum of absolute
+/// values, largest absolute value.
+type ScanRow = (
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
 
 /// Reads the atoms the request needs: from the maintained counters when it asks for plain
 /// counts of all time, else by scanning the published submissions. With a `snapshot`, only
@@ -396,13 +420,16 @@ async fn atoms(
                 value: None,
                 count,
                 sum: 0.0,
+                magnitude: 0.0,
+                largest: 0.0,
             })
             .collect());
     }
     let rows: Vec<ScanRow> = sqlx::query_as(
         "SELECT district_id, CASE WHEN $2 THEN h3 END AS cell,
                 CASE WHEN $3::text IS NOT NULL THEN COALESCE(answers ->> $3, '') END AS value,
-                count(*), sum((answers ->> $4)::float8)
+                count(*), sum((answers ->> $4)::float8),
+                sum(abs((answers ->> $4)::float8)), max(abs((answers ->> $4)::float8))
          FROM submissions
          WHERE campaign_id = $1 AND status = 'published'
            AND ($5::timestamptz IS NULL OR created_at >= $5)
@@ -421,19 +448,23 @@ async fn atoms(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(district, h3, value, count, sum)| Atom {
-            district: place(district),
-            cell: cell(h3),
-            // An answer that is no longer an option of the form counts as "no answer".
-            value: value.map(|v| {
-                values
-                    .iter()
-                    .position(|o| *o == v)
-                    .unwrap_or(values.len() - 1)
-            }),
-            count,
-            sum: sum.unwrap_or(0.0),
-        })
+        .map(
+            |(district, h3, value, count, sum, magnitude, largest)| Atom {
+                district: place(district),
+                cell: cell(h3),
+                // An answer that is no longer an option of the form counts as "no answer".
+                value: value.map(|v| {
+                    values
+                        .iter()
+                        .position(|o| *o == v)
+                        .unwrap_or(values.len() - 1)
+                }),
+                count,
+                sum: sum.unwrap_or(0.0),
+                magnitude: magnitude.unwrap_or(0.0),
+                largest: largest.unwrap_or(0.0),
+            },
+        )
         .collect())
 }
 
@@ -489,14 +520,25 @@ pub async fn compute(
     // Districts: the same rule as the districts layer.
     let mut district_counts = vec![0i64; outside + 1];
     let mut district_sums = vec![0f64; outside + 1];
+    let mut district_magnitudes = vec![(0f64, 0f64); outside + 1];
     for atom in &atoms {
         district_counts[atom.district] += atom.count;
         district_sums[atom.district] += atom.sum;
+        let m = &mut district_magnitudes[atom.district];
+        *m = (m.0 + atom.magnitude, m.1.max(atom.largest));
     }
     let published = crate::aggregates::suppress(&district_counts, k);
     let district_withheld: Vec<bool> = published.cells.iter().map(|c| c.withheld).collect();
     let total = published.total;
     let total_sum: f64 = district_sums.iter().sum();
+    // Sums: withheld where their count is, where one contribution dominates, and wherever
+    // else that takes for no withheld sum to be recovered from the others.
+    let (district_sum_withheld, total_sum_withheld) = protect_district_sums(
+        &district_counts,
+        &district_withheld,
+        total.withheld,
+        &district_magnitudes,
+    );
 
     // Districts × answers.
     let (district_breakdown, value_totals) = if values.is_empty() {
@@ -518,8 +560,11 @@ pub async fn compute(
         )
     };
 
-    let sum_of = |count: PublishedCount, sum: f64| {
-        request.sum.as_ref().and_then(|_| count.count.map(|_| sum))
+    let sum_of = |count: PublishedCount, sum: f64, withheld: bool| {
+        request
+            .sum
+            .as_ref()
+            .and_then(|_| count.count.filter(|_| !withheld).map(|_| sum))
     };
     let mut areas = Vec::new();
     match request.by {
@@ -534,7 +579,7 @@ pub async fn compute(
                     parts: Vec::new(),
                     count,
                     breakdown: district_breakdown[i].clone(),
-                    sum: sum_of(count, district_sums[i]),
+                    sum: sum_of(count, district_sums[i], district_sum_withheld[i]),
                     target: targets.get(&d.code).copied(),
                 });
             }
@@ -550,22 +595,49 @@ pub async fn compute(
                     parts: Vec::new(),
                     count,
                     breakdown: district_breakdown[outside].clone(),
-                    sum: sum_of(count, district_sums[outside]),
+                    sum: sum_of(
+                        count,
+                        district_sums[outside],
+                        district_sum_withheld[outside],
+                    ),
                     target: None,
                 });
             }
         }
         By::H3(resolution) => {
-            // The whole resolution 6-10 tree: CPU work, kept off the runtime's workers.
-            let parts = {
-                let (atoms, counts, withheld) = (
+            // The whole resolution 6-10 tree, for the counts and (when asked) for the sums:
+            // CPU work, kept off the runtime's workers.
+            let (parts, sum_parts) = {
+                let (atoms, counts, withheld, sum_withheld) = (
                     atoms.clone(),
                     district_counts.clone(),
                     district_withheld.clone(),
+                    district_sum_withheld.clone(),
                 );
                 let total_withheld = total.withheld;
+                let sums = request.sum.is_some();
                 tokio::task::spawn_blocking(move || {
-                    protect_h3(&atoms, &counts, &withheld, total_withheld, resolution, k)
+                    let parts = protect_h3(
+                        &atoms,
+                        &counts,
+                        &withheld,
+                        total_withheld,
+                        resolution,
+                        k,
+                        false,
+                    );
+                    let sum_parts = sums.then(|| {
+                        protect_h3(
+                            &atoms,
+                            &counts,
+                            &sum_withheld,
+                            total_sum_withheld,
+                            resolution,
+                            k,
+                            true,
+                        )
+                    });
+                    (parts, sum_parts)
                 })
                 .await
                 .map_err(|e| ApiError::Internal(anyhow::anyhow!("protecting H3 cells: {e}")))?
@@ -589,11 +661,16 @@ pub async fn compute(
                         }
                     }
                 }
+                let sum_withheld = withheld
+                    || sum_parts
+                        .as_ref()
+                        .is_some_and(|s| s.get(&(cell, district)).is_none_or(|p| p.1));
                 cells.entry(cell).or_default().push(Part {
                     district,
                     count,
                     sum,
                     withheld,
+                    sum_withheld,
                     by_value,
                 });
                 part_table.push((cell, district));
@@ -660,7 +737,11 @@ pub async fn compute(
                         .collect(),
                     count,
                     breakdown,
-                    sum: sum_of(count, cell_parts.iter().map(|p| p.sum).sum()),
+                    sum: sum_of(
+                        count,
+                        cell_parts.iter().map(|p| p.sum).sum(),
+                        cell_parts.iter().any(|p| p.sum_withheld),
+                    ),
                     target: None,
                 });
             }
@@ -673,7 +754,7 @@ pub async fn compute(
         values,
         total,
         value_totals,
-        sum_total: sum_of(total, total_sum),
+        sum_total: sum_of(total, total_sum, total_sum_withheld),
     })
 }
 
@@ -738,6 +819,11 @@ fn protect_table(
 /// The H3 family: under each district its parts of the cells of resolution 6, under those the
 /// parts of their children, down to resolution 10. Returns every part of resolution 6 to
 /// `finest` with its count and whether it is withheld.
+///
+/// With `sums`, the family of the sums instead: the districts and the total fixed as given
+/// (their sums' status), and a part also withheld from the start when one contribution
+/// dominates its sum.
+#[allow(clippy::too_many_arguments)]
 fn protect_h3(
     atoms: &[Atom],
     district_counts: &[i64],
@@ -745,16 +831,22 @@ fn protect_h3(
     total_withheld: bool,
     finest: Resolution,
     k: i64,
+    sums: bool,
 ) -> BTreeMap<(CellIndex, usize), (i64, bool)> {
     // The whole tree to resolution 10 is protected whatever the request, so that every
     // request sees the same withheld parts.
     let mut counts: BTreeMap<(CellIndex, usize), i64> = BTreeMap::new();
+    let mut magnitudes: HashMap<(CellIndex, usize), (f64, f64)> = HashMap::new();
     for atom in atoms {
         let Some(cell) = atom.cell else { continue };
         for r in 6..=10u8 {
             let r = Resolution::try_from(r).expect("6 to 10 are resolutions");
             if let Some(parent) = cell.parent(r) {
                 *counts.entry((parent, atom.district)).or_default() += atom.count;
+                if sums {
+                    let m = magnitudes.entry((parent, atom.district)).or_default();
+                    *m = (m.0 + atom.magnitude, m.1.max(atom.largest));
+                }
             }
         }
     }
@@ -786,6 +878,11 @@ fn protect_h3(
             };
             let total_of = if r < 10 { net.sum() } else { FREE };
             let f = net.figure(count, total_of, part_of, k);
+            if let Some(&(magnitude, largest)) = magnitudes.get(&(cell, district))
+                && dominated(magnitude, largest)
+            {
+                net.withhold(f);
+            }
             nodes.insert((cell, district), total_of);
             figures.push(((cell, district), f));
         }
@@ -796,6 +893,44 @@ fn protect_h3(
         .filter(|((cell, _), _)| cell.resolution() <= finest)
         .map(|(key, f)| (key, (counts[&key], withheld[f])))
         .collect()
+}
+
+/// The sums of the districts family (the districts and their total): withheld where the count
+/// is, where one contribution dominates (see [`DOMINANCE`]), and then wherever else it takes
+/// for no withheld sum to be the total less the published ones. Returns, per district (then
+/// "outside"), whether its sum is withheld, and whether the total's is.
+fn protect_district_sums(
+    counts: &[i64],
+    count_withheld: &[bool],
+    total_withheld: bool,
+    magnitudes: &[(f64, f64)],
+) -> (Vec<bool>, bool) {
+    let mut net = Network::new();
+    let top = net.sum();
+    let total = net.figure(counts.iter().sum(), top, FREE, 0);
+    let all = magnitudes
+        .iter()
+        .fold((0.0, 0.0), |a, m| (a.0 + m.0, f64::max(a.1, m.1)));
+    if total_withheld || dominated(all.0, all.1) {
+        net.withhold(total);
+    }
+    let figures: Vec<usize> = counts
+        .iter()
+        .zip(count_withheld)
+        .zip(magnitudes)
+        .map(|((&count, &withheld), &(magnitude, largest))| {
+            let f = net.figure(count, FREE, top, 0);
+            if withheld || dominated(magnitude, largest) {
+                net.withhold(f);
+            }
+            f
+        })
+        .collect();
+    let withheld = net.protect();
+    (
+        figures.iter().map(|&f| withheld[f]).collect(),
+        withheld[total],
+    )
 }
 
 /// An H3 cell as a GeoJSON Polygon, its ring counter-clockwise and closed (RFC 7946).

@@ -996,3 +996,74 @@ async fn a_raw_export_is_in_the_audit_log_before_its_first_row_leaves() {
     assert_eq!(done["completed"], true, "{done}");
     assert_eq!(done["rows"], 6000);
 }
+
+#[tokio::test]
+async fn a_sum_one_household_dominates_is_withheld_and_cannot_be_recovered() {
+    let app = TestApp::spawn().await;
+    campaign(&app, "dominant", 3).await;
+    // West: a building of 200 households and three houses; middle and east: five of each.
+    let mut sent = Vec::new();
+    for (i, households) in [200, 1, 1, 1].into_iter().enumerate() {
+        sent.push((2.05 + i as f64 * 1e-5, 48.05, households));
+    }
+    for i in 0..5 {
+        sent.push((2.15 + i as f64 * 1e-5, 48.02, 2));
+        sent.push((2.25 + i as f64 * 1e-5, 48.02, 3));
+    }
+    for (lon, lat, households) in sent {
+        let response = app
+            .submit(
+                "dominant",
+                lon,
+                lat,
+                json!({"households": households, "connection": "adsl"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let body = geojson(
+        &app,
+        "/api/v1/campaigns/dominant/aggregates.geojson?sum=households",
+    )
+    .await;
+    let by_code: BTreeMap<String, Value> = body["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["properties"]["code"].as_str().unwrap().to_owned(),
+                f["properties"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(by_code["west"]["count"], 4, "the count is published");
+    assert_eq!(
+        by_code["west"]["sum_households"],
+        Value::Null,
+        "its sum is not"
+    );
+    // The attack: the total less every other published sum.
+    let others_published = by_code
+        .iter()
+        .filter(|(code, _)| *code != "west")
+        .all(|(_, p)| p["sum_households"].is_number());
+    assert!(
+        !(others_published && body["sum_households"].is_number()),
+        "west's sum is the total less the others: {body}"
+    );
+    // Hexagons: the cell of the four west households shows its count, never its sum.
+    let cells = geojson(
+        &app,
+        "/api/v1/campaigns/dominant/aggregates.geojson?by=h3:10&sum=households",
+    )
+    .await;
+    for f in cells["features"].as_array().unwrap() {
+        let p = &f["properties"];
+        if p["districts"] == "west" {
+            assert_eq!(p["count"], 4);
+            assert_eq!(p["sum_households"], Value::Null, "{p}");
+        }
+        assert_ne!(p["sum_households"], 203.0);
+    }
+}
