@@ -218,11 +218,9 @@ pub async fn compute(
     let mut out = Vec::new();
     if request.by_district {
         for ((week, counts), figures) in weeks.iter().zip(&cell_figures) {
+            // Every district and "outside every district", always: a row's presence says
+            // nothing.
             for (d, (&count, &f)) in counts.iter().zip(figures).enumerate() {
-                // The outside column only when it has ever had points.
-                if d == outside && district_totals[outside] == 0 {
-                    continue;
-                }
                 let district = districts
                     .get(d)
                     .map_or((String::new(), "outside every district".to_owned()), |x| {

@@ -1067,3 +1067,34 @@ async fn a_sum_one_household_dominates_is_withheld_and_cannot_be_recovered() {
         assert_ne!(p["sum_households"], 203.0);
     }
 }
+
+#[tokio::test]
+async fn outside_every_district_is_listed_whether_or_not_anyone_is_there() {
+    let app = TestApp::spawn().await;
+    campaign(&app, "outside", 1).await;
+    let paths = [
+        "/api/v1/campaigns/outside/aggregates.csv",
+        "/api/v1/campaigns/outside/timeseries.csv?interval=week&by=district",
+    ];
+    let rows = async |path: &str| -> Vec<String> {
+        let text = app.get(path).await.text().await.unwrap();
+        text.lines()
+            .filter(|l| l.contains("outside every district"))
+            .map(str::to_owned)
+            .collect()
+    };
+    app.submit("outside", 2.05, 48.05, crate::helpers::answers())
+        .await;
+    let before: Vec<usize> = futures::future::join_all(paths.map(&rows))
+        .await
+        .iter()
+        .map(Vec::len)
+        .collect();
+    assert_eq!(before, [1, 1], "listed while nobody is outside");
+    // Someone outside every district: the same rows, so their presence told nothing before.
+    app.submit("outside", 2.32, 48.12, crate::helpers::answers())
+        .await;
+    for path in paths {
+        assert_eq!(rows(path).await.len(), 1, "{path}");
+    }
+}
