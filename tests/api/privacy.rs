@@ -186,18 +186,24 @@ fn without_h3_outlines(value: &mut Value) -> bool {
     changed
 }
 
-/// The same for a CSV export: blanks `lon`/`lat` where they are exactly the centre of the
-/// row's H3 cell.
-fn without_h3_centres(text: &str) -> String {
+/// A reader of one of our CSV exports, either flavour (the French-Excel one starts with a BOM
+/// and separates with `;`).
+fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
     let text = text.trim_start_matches('\u{feff}');
     let delimiter = if text.lines().next().is_some_and(|h| h.contains(';')) {
         b';'
     } else {
         b','
     };
-    let mut reader = csv::ReaderBuilder::new()
+    csv::ReaderBuilder::new()
         .delimiter(delimiter)
-        .from_reader(text.as_bytes());
+        .from_reader(text.as_bytes())
+}
+
+/// The same for a CSV export: blanks `lon`/`lat` where they are exactly the centre of the
+/// row's H3 cell.
+fn without_h3_centres(text: &str) -> String {
+    let mut reader = csv_reader(text);
     let headers = reader.headers().expect("a CSV header").clone();
     let at = |name: &str| headers.iter().position(|c| c == name);
     let columns = at("h3").zip(at("lon")).zip(at("lat"));
@@ -226,15 +232,7 @@ fn without_h3_centres(text: &str) -> String {
 
 /// Counts below k in a CSV export: the `count` column and the `{field}={answer}` columns.
 fn scan_csv_counts(name: &str, text: &str, leaks: &mut Vec<String>) {
-    let text = text.trim_start_matches('\u{feff}');
-    let delimiter = if text.lines().next().is_some_and(|h| h.contains(';')) {
-        b';'
-    } else {
-        b','
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .from_reader(text.as_bytes());
+    let mut reader = csv_reader(text);
     let headers = reader.headers().expect("a CSV header").clone();
     for record in reader.records() {
         let record = record.expect("a CSV row");
@@ -263,15 +261,7 @@ fn scan_presence(name: &str, text: &str, leaks: &mut Vec<String>) {
         }
         return;
     }
-    let text = text.trim_start_matches('\u{feff}');
-    let delimiter = if text.lines().next().is_some_and(|h| h.contains(';')) {
-        b';'
-    } else {
-        b','
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .from_reader(text.as_bytes());
+    let mut reader = csv_reader(text);
     let Ok(headers) = reader.headers().cloned() else {
         return;
     };

@@ -86,6 +86,22 @@ async fn start_of_a_minute() {
     }
 }
 
+/// The households published in the hexagons of resolution 10: the sum of their sums.
+async fn published_households(app: &TestApp) -> f64 {
+    let cells: Value = app
+        .get("/api/v1/campaigns/watch/aggregates.geojson?by=h3:10&sum=households")
+        .await
+        .json()
+        .await
+        .unwrap();
+    cells["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["properties"]["sum_households"].as_f64())
+        .sum()
+}
+
 /// Submits at (lon, lat) with `households`.
 async fn submit(app: &TestApp, lon: f64, lat: f64, households: i64) {
     let response = app
@@ -137,19 +153,11 @@ async fn a_poller_of_finer_figures_sees_no_single_arrival_and_publications_move_
         assert_eq!(read_all(&app).await, before);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let plain: Value = app
-        .get("/api/v1/campaigns/watch/aggregates.geojson?by=h3:10&sum=households")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let sum: f64 = plain["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|f| f["properties"]["sum_households"].as_f64())
-        .sum();
-    assert_eq!(sum, 24.0, "the private 7 is nowhere yet");
+    assert_eq!(
+        published_households(&app).await,
+        24.0,
+        "the private 7 is nowhere yet"
+    );
 
     // The next interval begins with one arrival only, fewer than k: no publication, so the
     // poller who compares two snapshots cannot isolate it either.
@@ -175,19 +183,11 @@ async fn a_poller_of_finer_figures_sees_no_single_arrival_and_publications_move_
     for ((path, old), new) in FINER.iter().zip(&before).zip(&after) {
         assert_ne!(old.2, new.2, "{path} did not publish the arrivals");
     }
-    let published: Value = app
-        .get("/api/v1/campaigns/watch/aggregates.geojson?by=h3:10&sum=households")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let sum: f64 = published["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|f| f["properties"]["sum_households"].as_f64())
-        .sum();
-    assert_eq!(sum, 45.0, "the three arrivals, together");
+    assert_eq!(
+        published_households(&app).await,
+        45.0,
+        "the three arrivals, together"
+    );
 }
 
 #[tokio::test]
