@@ -21,6 +21,10 @@ use time::OffsetDateTime;
 
 use crate::http::error::ApiResult;
 
+/// Longest a computed publication is kept in memory: an erased or hidden submission leaves the
+/// finer figures within this time even while no publication moves.
+pub const LONGEST_KEPT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// How a server dates its publications.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Schedule {
@@ -91,8 +95,10 @@ pub async fn current(
             .bind(campaign.id)
             .fetch_one(db)
             .await?;
-    if stored.is_some_and(|s| s >= candidate) {
-        return Ok(stored.unwrap_or(candidate));
+    if let Some(stored) = stored
+        && stored >= candidate
+    {
+        return Ok(stored);
     }
     // Moves only with k arrivals since the stored instant (from the start when there is none);
     // a concurrent instance may move it first, to the same instant.

@@ -62,7 +62,9 @@ async fn optional_staff(
 
 /// Public responses finer than a district, built once per campaign, settings version,
 /// publication snapshot and request, and shared by every reader until the next snapshot: a
-/// crowd of readers costs one computation per interval.
+/// crowd of readers costs one computation per interval. A response lives an hour at most, so
+/// that an erased or hidden submission leaves these figures within the hour even while no
+/// publication moves.
 #[derive(Clone)]
 pub struct PublishedCache(moka::future::Cache<PublishedKey, Bytes>);
 
@@ -76,7 +78,7 @@ impl PublishedCache {
             moka::future::Cache::builder()
                 .weigher(|_, body: &Bytes| u32::try_from(body.len() + 64).unwrap_or(u32::MAX))
                 .max_capacity(megabytes * 1024 * 1024)
-                .time_to_live(std::time::Duration::from_secs(24 * 3600))
+                .time_to_live(crate::aggregates::publication::LONGEST_KEPT)
                 .build(),
         )
     }

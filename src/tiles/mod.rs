@@ -172,6 +172,7 @@ impl TileCache {
         let pyramids = moka::future::Cache::builder()
             .max_capacity(64)
             .time_to_idle(std::time::Duration::from_secs(600))
+            .time_to_live(crate::aggregates::publication::LONGEST_KEPT)
             .build();
         Self { tiles, pyramids }
     }
