@@ -408,18 +408,11 @@ async fn a_duplicate_is_stored_and_counted_like_any_submission_and_flagged_for_m
     );
     // The moderators see it in their queue.
     let moderator = app.staff_token(civicmap::auth::Role::Moderator).await;
-    let queue = app
-        .request_as(
-            Some(&moderator),
-            reqwest::Method::GET,
-            "/api/v1/moderation/campaigns/dup/queue?status=reported",
-            None,
-        )
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(queue.contains(second["id"].as_str().unwrap()), "{queue}");
+    let queue = app.queue(&moderator, "dup", "status=reported").await;
+    assert!(
+        queue.to_string().contains(second["id"].as_str().unwrap()),
+        "{queue}"
+    );
 
     // Only a keyed hash of the address is stored, never the address.
     let hashes: Vec<Option<Vec<u8>>> =

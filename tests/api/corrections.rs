@@ -273,14 +273,8 @@ async fn a_correction_in_a_pre_moderated_campaign_goes_back_to_the_moderators() 
     let (id, token) = submit(&app, "pre", 2.05, 48.05).await;
     let moderator = app.staff_token(civicmap::auth::Role::Moderator).await;
     let decide = async |action: &str| {
-        let response = app
-            .request_as(
-                Some(&moderator),
-                reqwest::Method::POST,
-                &format!("/api/v1/moderation/campaigns/pre/submissions/{id}/decision"),
-                Some(&json!({"action": action, "reason": "checked"})),
-            )
-            .await;
+        let body = json!({"action": action, "reason": "checked"});
+        let response = app.decide(&moderator, "pre", &id, body).await;
         assert_eq!(response.status(), StatusCode::OK);
     };
     decide("approve").await;
@@ -302,17 +296,7 @@ async fn a_correction_in_a_pre_moderated_campaign_goes_back_to_the_moderators() 
     assert_eq!(feature["civicmap"]["status"], "pending");
     let counts = app.counts("pre").await;
     assert_eq!((counts["west"], counts["east"]), (None, None), "{counts:?}");
-    let queue: Value = app
-        .request_as(
-            Some(&moderator),
-            reqwest::Method::GET,
-            "/api/v1/moderation/campaigns/pre/queue",
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let queue = app.queue(&moderator, "pre", "status=pending").await;
     assert!(queue.to_string().contains(&id), "{queue}");
     decide("approve").await;
     let counts = app.counts("pre").await;

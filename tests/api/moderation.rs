@@ -15,7 +15,14 @@ impl TestApp {
         receipt["id"].as_str().unwrap().to_owned()
     }
 
-    async fn decide(&self, token: &str, slug: &str, id: &str, body: Value) -> reqwest::Response {
+    /// A moderator's decision on submission `id` of `slug`.
+    pub(crate) async fn decide(
+        &self,
+        token: &str,
+        slug: &str,
+        id: &str,
+        body: Value,
+    ) -> reqwest::Response {
         self.request_as(
             Some(token),
             Method::POST,
@@ -25,7 +32,8 @@ impl TestApp {
         .await
     }
 
-    async fn queue(&self, token: &str, slug: &str, query: &str) -> Value {
+    /// A page of the moderation queue of `slug` (`query`: `status=…`, cursor, limit).
+    pub(crate) async fn queue(&self, token: &str, slug: &str, query: &str) -> Value {
         let response = self
             .request_as(
                 Some(token),
