@@ -486,19 +486,13 @@ async fn a_prober_on_the_same_connection_learns_nothing_from_the_duplicate_rule(
             let mut keys: Vec<String> = receipt.as_object().unwrap().keys().cloned().collect();
             keys.sort();
             // What the probe reads back of itself: its own point, its own district.
-            let own: Value = app
-                .client
-                .get(app.url(&format!(
-                    "/api/v1/campaigns/{slug}/submissions/{}",
-                    receipt["id"].as_str().unwrap()
-                )))
-                .header("X-Edit-Token", receipt["edit_token"].as_str().unwrap())
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let own = app
+                .own_submission(
+                    slug,
+                    receipt["id"].as_str().unwrap(),
+                    receipt["edit_token"].as_str().unwrap(),
+                )
+                .await;
             assert_eq!(own["geometry"]["coordinates"], json!([lon, lat]));
             answers_seen.push((
                 status,

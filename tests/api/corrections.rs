@@ -153,16 +153,7 @@ async fn a_correction_moves_the_point_and_its_count_in_one_go() {
     assert_eq!(cells_after.iter().map(|c| c.2).sum::<i64>(), 2);
 
     // GET shows the correction.
-    let again: Value = app
-        .client
-        .get(app.url(&path("fix", &id)))
-        .header("X-Edit-Token", &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again = app.own_submission("fix", &id, &token).await;
     assert_eq!(again, feature);
 }
 

@@ -277,6 +277,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Submission `id` of `slug` as its submitter reads it back with its edit token.
+    pub async fn own_submission(&self, slug: &str, id: &str, token: &str) -> Value {
+        self.client
+            .get(self.url(&format!("/api/v1/campaigns/{slug}/submissions/{id}")))
+            .header("X-Edit-Token", token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Published count per district code (None when withheld), plus "total".
     pub async fn counts(&self, slug: &str) -> std::collections::BTreeMap<String, Option<i64>> {
         let body: Value = self
