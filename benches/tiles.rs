@@ -10,6 +10,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
+use civicmap::aggregates::Tally;
 use civicmap::tiles::{Aggregation, TileCoord};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -30,11 +31,11 @@ fn pure(c: &mut Criterion) {
             }
         })
     });
-    let districts: Vec<i64> = (0..12).map(|i| (i * 7) % 23).collect();
+    let districts: Vec<Tally> = (0..12).map(|i| Tally::distinct((i * 7) % 23)).collect();
     c.bench_function("k-suppression, 12 cells", |b| {
         b.iter(|| civicmap::aggregates::suppress(black_box(&districts), 5))
     });
-    let many: Vec<i64> = (0..500).map(|i| (i * 37) % 41).collect();
+    let many: Vec<Tally> = (0..500).map(|i| Tally::distinct((i * 37) % 41)).collect();
     c.bench_function("k-suppression, 500 cells", |b| {
         b.iter(|| civicmap::aggregates::suppress(black_box(&many), 5))
     });

@@ -103,6 +103,7 @@ pub async fn add_points(pool: &PgPool, n: usize, seed: u64) -> anyhow::Result<()
                 },
                 key: None,
                 client_hash: None,
+                contributor: None,
             })
             .collect();
         let mut ids = Vec::with_capacity(batch.len());

@@ -176,6 +176,11 @@ async fn apply(
     .bind(&outcome.text_fields)
     .execute(&mut *tx)
     .await?;
+    // The contributors (keyed hashes of addresses) serve only while the campaign collects.
+    sqlx::query("DELETE FROM contributors WHERE campaign_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("UPDATE campaigns SET retention_applied_at = now() WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)

@@ -45,6 +45,63 @@ impl PublishedCount {
     };
 }
 
+/// A count of published submissions and how many of them are distinct contributors' first
+/// submissions in the campaign. The count is what is published; the contributors decide
+/// whether it may be: one client posting k - 1 probes into a cell adds one contributor, so it
+/// cannot make the cell, hence the others in it, public (see
+/// `migrations/20261201000011_contributors.sql`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Published submissions.
+    pub count: i64,
+    /// Those of them that are their contributor's first (at most `count`).
+    pub contributors: i64,
+}
+
+impl Tally {
+    /// `count` submissions from as many contributors (staff imports, tests of the rules).
+    pub fn distinct(count: i64) -> Self {
+        Self {
+            count,
+            contributors: count,
+        }
+    }
+
+    /// Takes out one submission, a first contribution or not.
+    pub fn take_out(&mut self, first_contribution: bool) {
+        self.count -= 1;
+        self.contributors -= i64::from(first_contribution);
+    }
+
+    /// Whether the figure may be published under threshold `k`: it has k distinct
+    /// contributors (hence at least k submissions).
+    pub fn reaches(self, k: i64) -> bool {
+        self.contributors >= k && self.count >= k
+    }
+}
+
+impl std::ops::Add for Tally {
+    type Output = Tally;
+    fn add(self, other: Tally) -> Tally {
+        Tally {
+            count: self.count + other.count,
+            contributors: self.contributors + other.contributors,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        *self = *self + other;
+    }
+}
+
+impl std::iter::Sum for Tally {
+    fn sum<I: Iterator<Item = Tally>>(iter: I) -> Tally {
+        iter.fold(Tally::default(), |a, b| a + b)
+    }
+}
+
 /// Cells that partition a total, as published, and the total.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Suppressed {
@@ -54,55 +111,46 @@ pub struct Suppressed {
     pub total: PublishedCount,
 }
 
-/// Applies k-suppression to `counts`, cells that add up to a published total.
+/// Applies k-suppression to `tallies`, cells that add up to a published total.
 ///
-/// A cell below `k` is withheld. Since the total is published, the withheld cells' sum could
-/// be recovered by subtraction; so while that sum is between 1 and k - 1, or only one non-zero
-/// cell is withheld, the smallest published cell is withheld too (complementary suppression).
-/// A total below `k` is withheld as well.
-pub fn suppress(counts: &[i64], k: i64) -> Suppressed {
-    let total: i64 = counts.iter().sum();
-    let mut withheld: Vec<bool> = counts.iter().map(|&c| c < k).collect();
+/// A cell with fewer than `k` distinct contributors is withheld. Since the total is published,
+/// the withheld cells' sum could be recovered by subtraction; so while those cells hold between
+/// 1 and k - 1 contributors, or only one of them is non-zero, the smallest published cell is
+/// withheld too (complementary suppression). A total with fewer than `k` contributors is
+/// withheld as well.
+pub fn suppress(tallies: &[Tally], k: i64) -> Suppressed {
+    let total: Tally = tallies.iter().copied().sum();
+    let mut withheld: Vec<bool> = tallies.iter().map(|t| !t.reaches(k)).collect();
     loop {
-        let hidden: Vec<i64> = counts
+        let hidden: Vec<Tally> = tallies
             .iter()
             .zip(&withheld)
             .filter(|(_, w)| **w)
-            .map(|(c, _)| *c)
+            .map(|(t, _)| *t)
             .collect();
-        let hidden_sum: i64 = hidden.iter().sum();
-        let nonzero_hidden = hidden.iter().filter(|&&c| c != 0).count();
-        let recoverable = (hidden_sum > 0 && hidden_sum < k) || nonzero_hidden == 1;
+        let hidden_sum: Tally = hidden.iter().copied().sum();
+        let nonzero_hidden = hidden.iter().filter(|t| t.count != 0).count();
+        let recoverable = (hidden_sum.count > 0 && !hidden_sum.reaches(k)) || nonzero_hidden == 1;
         if !recoverable {
             break;
         }
-        let next = counts
+        let next = tallies
             .iter()
             .enumerate()
             .filter(|(i, _)| !withheld[*i])
-            .min_by_key(|(i, c)| (**c, *i))
+            .min_by_key(|(i, t)| (t.count, *i))
             .map(|(i, _)| i);
         match next {
             Some(i) => withheld[i] = true,
             None => break,
         }
     }
-    let cells = counts
+    let cells = tallies
         .iter()
         .zip(&withheld)
-        .map(|(&c, &w)| {
-            if w {
-                PublishedCount::WITHHELD
-            } else {
-                PublishedCount::shown(c)
-            }
-        })
+        .map(|(t, &w)| PublishedCount::new(t.count, w))
         .collect();
-    let total = if total < k {
-        PublishedCount::WITHHELD
-    } else {
-        PublishedCount::shown(total)
-    };
+    let total = PublishedCount::new(total.count, !total.reaches(k));
     Suppressed { cells, total }
 }
 
@@ -111,17 +159,29 @@ pub fn suppress(counts: &[i64], k: i64) -> Suppressed {
 #[derive(Debug, Clone)]
 pub struct DistrictCounts {
     /// `(district id, published count)`, in the districts' import order.
-    pub districts: Vec<(i64, i64)>,
+    pub districts: Vec<(i64, Tally)>,
     /// Published submissions that fell in no district.
-    pub outside: i64,
+    pub outside: Tally,
 }
 
 impl DistrictCounts {
     /// The counts as published under threshold `k`: one per district, then the outside cell.
     pub fn published(&self, k: i64) -> Suppressed {
-        let mut counts: Vec<i64> = self.districts.iter().map(|(_, c)| *c).collect();
-        counts.push(self.outside);
-        suppress(&counts, k)
+        let mut tallies: Vec<Tally> = self.districts.iter().map(|(_, c)| *c).collect();
+        tallies.push(self.outside);
+        suppress(&tallies, k)
+    }
+
+    /// Takes out one submission of district `district` (`None`: outside every district).
+    pub fn take_out(&mut self, district: Option<i64>, first_contribution: bool) {
+        match self
+            .districts
+            .iter_mut()
+            .find(|(id, _)| Some(*id) == district)
+        {
+            Some((_, tally)) => tally.take_out(first_contribution),
+            None => self.outside.take_out(first_contribution),
+        }
     }
 }
 
@@ -130,15 +190,16 @@ pub async fn district_counts(
     db: impl PgExecutor<'_>,
     campaign_id: i64,
 ) -> ApiResult<DistrictCounts> {
-    let rows: Vec<(Option<i64>, i64)> = sqlx::query_as(
-        "SELECT d.id, COALESCE(c.published, 0)::bigint
+    let rows: Vec<(Option<i64>, i64, i64)> = sqlx::query_as(
+        "SELECT d.id, COALESCE(c.published, 0)::bigint, COALESCE(c.contributors, 0)::bigint
          FROM districts d
-         LEFT JOIN (SELECT district_id, sum(published) AS published FROM district_counts
-                    WHERE campaign_id = $1 GROUP BY district_id) c ON c.district_id = d.id
+         LEFT JOIN (SELECT district_id, sum(published) AS published, sum(contributors) AS contributors
+                    FROM district_counts WHERE campaign_id = $1 GROUP BY district_id) c
+                ON c.district_id = d.id
          WHERE d.campaign_id = $1
          UNION ALL
-         SELECT NULL, COALESCE(sum(published), 0)::bigint FROM district_counts
-         WHERE campaign_id = $1 AND district_id IS NULL
+         SELECT NULL, COALESCE(sum(published), 0)::bigint, COALESCE(sum(contributors), 0)::bigint
+         FROM district_counts WHERE campaign_id = $1 AND district_id IS NULL
          ORDER BY 1 NULLS LAST",
     )
     .bind(campaign_id)
@@ -146,9 +207,13 @@ pub async fn district_counts(
     .await?;
     let mut counts = DistrictCounts {
         districts: Vec::new(),
-        outside: 0,
+        outside: Tally::default(),
     };
-    for (district, count) in rows {
+    for (district, count, contributors) in rows {
+        let count = Tally {
+            count,
+            contributors,
+        };
         match district {
             Some(id) => counts.districts.push((id, count)),
             None => counts.outside = count,
@@ -169,24 +234,28 @@ pub async fn add_published(
 ) -> ApiResult<()> {
     sqlx::query(
         "WITH s AS (
-            SELECT s.campaign_id, s.district_id, s.h3, c.grid_size, ST_Transform(s.geom, 3857) AS g
+            SELECT s.campaign_id, s.district_id, s.h3, c.grid_size, ST_Transform(s.geom, 3857) AS g,
+                   CASE WHEN s.first_contribution THEN $3 ELSE 0 END AS contributors
             FROM submissions s JOIN campaigns c ON c.id = s.campaign_id WHERE s.id = $1),
          counted AS (
-            INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
-            SELECT campaign_id, district_id, $2, $3, abs($3) FROM s
+            INSERT INTO district_counts (campaign_id, district_id, shard, published, changes, contributors)
+            SELECT campaign_id, district_id, $2, $3, abs($3), contributors FROM s
             ON CONFLICT ON CONSTRAINT district_counts_key
             DO UPDATE SET published = district_counts.published + EXCLUDED.published,
-                          changes = district_counts.changes + EXCLUDED.changes),
+                          changes = district_counts.changes + EXCLUDED.changes,
+                          contributors = district_counts.contributors + EXCLUDED.contributors),
          h3 AS (
-            INSERT INTO h3_counts (campaign_id, district_id, cell, published)
-            SELECT campaign_id, district_id, h3, $3 FROM s WHERE h3 IS NOT NULL
+            INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
+            SELECT campaign_id, district_id, h3, $3, contributors FROM s WHERE h3 IS NOT NULL
             ON CONFLICT ON CONSTRAINT h3_counts_key
-            DO UPDATE SET published = h3_counts.published + EXCLUDED.published)
-         INSERT INTO demand_cells (campaign_id, cx, cy, published)
-         SELECT campaign_id, floor(ST_X(g) / grid_size)::bigint, floor(ST_Y(g) / grid_size)::bigint, $3
+            DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
+                          contributors = h3_counts.contributors + EXCLUDED.contributors)
+         INSERT INTO demand_cells (campaign_id, cx, cy, published, contributors)
+         SELECT campaign_id, floor(ST_X(g) / grid_size)::bigint, floor(ST_Y(g) / grid_size)::bigint, $3, contributors
          FROM s WHERE grid_size IS NOT NULL
          ON CONFLICT (campaign_id, cx, cy)
-         DO UPDATE SET published = demand_cells.published + EXCLUDED.published",
+         DO UPDATE SET published = demand_cells.published + EXCLUDED.published,
+                       contributors = demand_cells.contributors + EXCLUDED.contributors",
     )
     .bind(submission_id)
     .bind(random_shard())
@@ -278,8 +347,9 @@ pub async fn rebuild(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiResult
         .execute(&mut *db)
         .await?;
     sqlx::query(
-        "INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
-         SELECT campaign_id, district_id, 0, count(*), 0 FROM submissions
+        "INSERT INTO district_counts (campaign_id, district_id, shard, published, changes, contributors)
+         SELECT campaign_id, district_id, 0, count(*), 0, count(*) FILTER (WHERE first_contribution)
+         FROM submissions
          WHERE campaign_id = $1 AND status = 'published'
          GROUP BY campaign_id, district_id",
     )
@@ -307,8 +377,9 @@ pub async fn rebuild_h3(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiRes
         .execute(&mut *db)
         .await?;
     sqlx::query(
-        "INSERT INTO h3_counts (campaign_id, district_id, cell, published)
-         SELECT campaign_id, district_id, h3, count(*) FROM submissions
+        "INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
+         SELECT campaign_id, district_id, h3, count(*), count(*) FILTER (WHERE first_contribution)
+         FROM submissions
          WHERE campaign_id = $1 AND status = 'published' AND h3 IS NOT NULL
          GROUP BY campaign_id, district_id, h3",
     )
@@ -326,9 +397,10 @@ pub async fn rebuild_cells(db: &mut sqlx::PgConnection, campaign_id: i64) -> Api
         .execute(&mut *db)
         .await?;
     sqlx::query(
-        "INSERT INTO demand_cells (campaign_id, cx, cy, published)
-         SELECT s.campaign_id, floor(ST_X(g) / c.grid_size)::bigint, floor(ST_Y(g) / c.grid_size)::bigint, count(*)
-         FROM (SELECT campaign_id, ST_Transform(geom, 3857) AS g FROM submissions
+        "INSERT INTO demand_cells (campaign_id, cx, cy, published, contributors)
+         SELECT s.campaign_id, floor(ST_X(g) / c.grid_size)::bigint, floor(ST_Y(g) / c.grid_size)::bigint,
+                count(*), count(*) FILTER (WHERE first_contribution)
+         FROM (SELECT campaign_id, ST_Transform(geom, 3857) AS g, first_contribution FROM submissions
                WHERE campaign_id = $1 AND status = 'published') s
          JOIN campaigns c ON c.id = s.campaign_id
          WHERE c.grid_size IS NOT NULL
@@ -361,9 +433,67 @@ mod tests {
         cells.cells.iter().map(|c| c.count).collect()
     }
 
+    fn distinct(counts: &[i64]) -> Vec<Tally> {
+        counts.iter().map(|&c| Tally::distinct(c)).collect()
+    }
+
+    #[test]
+    fn a_cell_padded_by_one_contributor_is_withheld() {
+        // 7 submissions, but the 4 probes of one client are one contributor: 4 in all.
+        let padded = Tally {
+            count: 7,
+            contributors: 4,
+        };
+        let s = suppress(&[padded, Tally::distinct(10), Tally::distinct(9)], 5);
+        assert_eq!(shown(&s), [None, Some(10), None]);
+        assert_eq!(s.total.count, Some(26));
+    }
+
+    #[test]
+    fn withheld_cells_together_hold_k_contributors_or_none() {
+        // Exhaustive over small partitions with repeated contributors: whenever cells are
+        // withheld under a published total, they hold no submission, or at least k
+        // contributors in two or more non-zero cells.
+        let k = 3;
+        let tallies: Vec<Tally> = (0..5)
+            .flat_map(|count| {
+                (0..=count).map(move |contributors| Tally {
+                    count,
+                    contributors,
+                })
+            })
+            .collect();
+        for &a in &tallies {
+            for &b in &tallies {
+                for &c in &tallies {
+                    let s = suppress(&[a, b, c], k);
+                    if s.total.withheld {
+                        continue;
+                    }
+                    let hidden: Vec<Tally> = [a, b, c]
+                        .into_iter()
+                        .zip(&s.cells)
+                        .filter(|(_, p)| p.withheld)
+                        .map(|(t, _)| t)
+                        .collect();
+                    let sum: Tally = hidden.iter().copied().sum();
+                    let nonzero = hidden.iter().filter(|t| t.count > 0).count();
+                    assert!(
+                        sum.count == 0 || (sum.reaches(k) && nonzero >= 2),
+                        "{:?} -> {s:?}",
+                        [a, b, c]
+                    );
+                    for (t, p) in [a, b, c].iter().zip(&s.cells) {
+                        assert!(p.withheld || t.reaches(k), "{t:?} shown");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn counts_at_or_above_k_are_shown() {
-        let s = suppress(&[5, 10, 7], 5);
+        let s = suppress(&distinct(&[5, 10, 7]), 5);
         assert_eq!(shown(&s), [Some(5), Some(10), Some(7)]);
         assert_eq!(s.total, PublishedCount::shown(22));
     }
@@ -371,7 +501,7 @@ mod tests {
     #[test]
     fn a_single_small_cell_takes_the_next_smallest_with_it() {
         // Showing 10, 7 and the total 19 would reveal the 2.
-        let s = suppress(&[2, 10, 7], 5);
+        let s = suppress(&distinct(&[2, 10, 7]), 5);
         assert_eq!(shown(&s), [None, Some(10), None]);
         assert!(s.cells[0].withheld && s.cells[2].withheld);
         assert_eq!(s.total.count, Some(19));
@@ -379,19 +509,19 @@ mod tests {
 
     #[test]
     fn small_cells_whose_sum_is_below_k_take_more_cells() {
-        let s = suppress(&[1, 2, 10, 8, 30], 5);
+        let s = suppress(&distinct(&[1, 2, 10, 8, 30]), 5);
         assert_eq!(shown(&s), [None, None, Some(10), None, Some(30)]);
     }
 
     #[test]
     fn zeros_need_no_protection_but_are_never_shown_as_zero() {
-        let s = suppress(&[0, 0, 12, 9], 5);
+        let s = suppress(&distinct(&[0, 0, 12, 9]), 5);
         assert_eq!(shown(&s), [None, None, Some(12), Some(9)]);
     }
 
     #[test]
     fn a_small_total_is_withheld() {
-        let s = suppress(&[1, 2], 5);
+        let s = suppress(&distinct(&[1, 2]), 5);
         assert_eq!(shown(&s), [None, None]);
         assert_eq!(s.total, PublishedCount::WITHHELD);
     }
@@ -405,7 +535,7 @@ mod tests {
             for b in 0..6 {
                 for c in 0..6 {
                     let counts = [a, b, c];
-                    let s = suppress(&counts, k);
+                    let s = suppress(&distinct(&counts), k);
                     if s.total.withheld {
                         continue;
                     }

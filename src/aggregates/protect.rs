@@ -18,6 +18,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::Tally;
+
 /// The node of figures that take part in a single sum.
 pub const FREE: usize = 0;
 
@@ -57,13 +59,14 @@ impl Network {
         self.nodes - 1
     }
 
-    /// Adds a figure of `value`, the total of sum `total_of` and a part of sum `part_of`
-    /// ([`FREE`] for either when there is none), withheld when below `k`. Returns its index.
-    pub fn figure(&mut self, value: i64, total_of: usize, part_of: usize, k: i64) -> usize {
+    /// Adds a figure of `tally`, the total of sum `total_of` and a part of sum `part_of`
+    /// ([`FREE`] for either when there is none), withheld when it has fewer than `k` distinct
+    /// contributors. Returns its index.
+    pub fn figure(&mut self, tally: Tally, total_of: usize, part_of: usize, k: i64) -> usize {
         self.ends.push((total_of, part_of));
-        self.values.push(value);
+        self.values.push(tally.count);
         self.fixed.push(false);
-        self.withheld.push(value < k);
+        self.withheld.push(!tally.reaches(k));
         self.values.len() - 1
     }
 
@@ -225,14 +228,16 @@ impl Network {
 /// its children's; empty figures are never listed, so they count as known). Going down from
 /// the root, each sum that holds exactly one withholds its smallest published non-zero child.
 /// `parents[i]` is the figure whose sum `i` is part of (`None` for the root, whose status is
-/// `root_withheld`). Figures below `k` are withheld; the result says which are.
+/// `root_withheld`). Figures with fewer than `k` distinct contributors are withheld; the
+/// result says which are.
 pub fn protect_tree(
-    values: &[i64],
+    tallies: &[Tally],
     parents: &[Option<usize>],
     root_withheld: bool,
     k: i64,
 ) -> Vec<bool> {
-    let n = values.len();
+    let n = tallies.len();
+    let values: Vec<i64> = tallies.iter().map(|t| t.count).collect();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut roots = Vec::new();
     for (i, parent) in parents.iter().enumerate() {
@@ -241,7 +246,7 @@ pub fn protect_tree(
             None => roots.push(i),
         }
     }
-    let mut withheld: Vec<bool> = values.iter().map(|&v| v < k).collect();
+    let mut withheld: Vec<bool> = tallies.iter().map(|t| !t.reaches(k)).collect();
     let mut queue = std::collections::VecDeque::new();
     for &root in &roots {
         withheld[root] = root_withheld;
@@ -348,9 +353,9 @@ mod tests {
         // total 19 = 2 + 10 + 7: the 2 is withheld, so the cheapest other part goes with it.
         let mut net = Network::new();
         let sum = net.sum();
-        net.figure(19, sum, FREE, 3);
+        net.figure(Tally::distinct(19), sum, FREE, 3);
         for v in [2, 10, 7] {
-            net.figure(v, FREE, sum, 3);
+            net.figure(Tally::distinct(v), FREE, sum, 3);
         }
         assert_eq!(check(&net), [false, true, false, true]);
     }
@@ -359,9 +364,9 @@ mod tests {
     fn figures_published_elsewhere_stay_as_they_are() {
         let mut net = Network::new();
         let sum = net.sum();
-        net.figure(19, sum, FREE, 3);
+        net.figure(Tally::distinct(19), sum, FREE, 3);
         for v in [2, 10, 7] {
-            net.figure(v, FREE, sum, 3);
+            net.figure(Tally::distinct(v), FREE, sum, 3);
         }
         net.fix(3, false);
         assert_eq!(check(&net), [false, true, true, false]);
@@ -388,20 +393,25 @@ mod tests {
             .collect();
         for r in 0..rows {
             for c in 0..cols {
-                net.figure(cells[r][c], col_sums[c], row_sums[r], 3);
+                net.figure(Tally::distinct(cells[r][c]), col_sums[c], row_sums[r], 3);
             }
-            net.figure(cells[r].iter().sum(), row_sums[r], margin_rows, 3);
+            net.figure(
+                Tally::distinct(cells[r].iter().sum()),
+                row_sums[r],
+                margin_rows,
+                3,
+            );
         }
         for c in 0..cols {
             net.figure(
-                cells.iter().map(|r| r[c]).sum(),
+                Tally::distinct(cells.iter().map(|r| r[c]).sum()),
                 margin_cols,
                 col_sums[c],
                 3,
             );
         }
         let total = cells.iter().flatten().sum();
-        net.figure(total, margin_rows, margin_cols, 3);
+        net.figure(Tally::distinct(total), margin_rows, margin_cols, 3);
         net
     }
 
@@ -423,11 +433,11 @@ mod tests {
                 } else {
                     0
                 };
-                net.figure(v, FREE, part_of, 3);
+                net.figure(Tally::distinct(v), FREE, part_of, 3);
                 return v;
             }
             let sum = net.sum();
-            let me = net.figure(0, sum, part_of, 3);
+            let me = net.figure(Tally::distinct(0), sum, part_of, 3);
             let total = (0..rng.random_range(1..5))
                 .map(|_| subtree(net, rng, depth - 1, sum))
                 .sum();
@@ -479,7 +489,15 @@ mod tests {
             let keep: Vec<usize> = (0..values.len())
                 .filter(|&i| values[i] > 0 || i == 0)
                 .collect();
-            let withheld = protect_tree(&values, &parents, values[0] < 3, 3);
+            let withheld = protect_tree(
+                &values
+                    .iter()
+                    .map(|&v| Tally::distinct(v))
+                    .collect::<Vec<_>>(),
+                &parents,
+                values[0] < 3,
+                3,
+            );
             let mut net = Network::new();
             let mut sums = vec![FREE; values.len()];
             for &i in &keep {
@@ -488,7 +506,7 @@ mod tests {
             }
             for &i in &keep {
                 let part_of = parents[i].map_or(FREE, |p| sums[p]);
-                net.figure(values[i], sums[i], part_of, 3);
+                net.figure(Tally::distinct(values[i]), sums[i], part_of, 3);
             }
             let decided: Vec<bool> = keep.iter().map(|&i| withheld[i]).collect();
             for (n, &i) in keep.iter().enumerate() {

@@ -8,10 +8,11 @@
 //! them sees at most one change per interval, holding every arrival of that interval at once,
 //! never one arrival with its place, time and answers.
 //!
-//! A publication moves to the last multiple of the interval only when at least k submissions
-//! (the campaign's `min_count`) were published since the previous one ([`current`]): two
-//! successive publications never differ by fewer than k arrivals, so a quiet interval with one
-//! arrival does not show where that one arrival is. The instant in force is kept in
+//! A publication moves to the last multiple of the interval only when at least k distinct
+//! contributors (the campaign's `min_count`; see [`crate::aggregates::Tally`]) published a
+//! submission since the previous one ([`current`]): two successive publications never differ
+//! by fewer than k contributors' arrivals, so a quiet interval with one arrival does not show
+//! where that one arrival is, even to someone who posted k - 1 probes to move it. The instant in force is kept in
 //! `campaigns.published_until`, so every instance serves the same snapshot. Submissions
 //! published since the instant are the few rows [`recent`] reads; figures kept as counters
 //! subtract them, and scans leave them out with `published_at < snapshot`.
@@ -83,8 +84,8 @@ impl Publications {
 }
 
 /// The publication in force for `campaign` when the last interval boundary is `candidate`:
-/// the stored instant, first moved to `candidate` when at least k submissions were published
-/// between the two.
+/// the stored instant, first moved to `candidate` when at least k first contributions were
+/// published between the two.
 pub async fn current(
     db: &sqlx::PgPool,
     campaign: &crate::campaigns::Campaign,
@@ -108,6 +109,7 @@ pub async fn current(
            AND (SELECT count(*) FROM (
                   SELECT 1 FROM submissions s
                   WHERE s.campaign_id = $1 AND s.status = 'published' AND s.published_at < $2
+                    AND s.first_contribution
                     AND ($3::timestamptz IS NULL OR s.created_at >= $3
                          OR (s.published_at > s.created_at AND s.published_at >= $3))
                   LIMIT $4) arrivals) >= $4
@@ -144,6 +146,8 @@ pub struct Recent {
     /// Its cell of the public grid (`None` when the campaign has no grid).
     pub cx: Option<i64>,
     pub cy: Option<i64>,
+    /// Whether it is its contributor's first submission (see [`crate::aggregates::Tally`]).
+    pub first_contribution: bool,
 }
 
 /// The published submissions of `campaign_id` published at `since` or later: those a snapshot
@@ -158,7 +162,8 @@ pub async fn recent(
     Ok(sqlx::query_as(
         "SELECT s.district_id, s.h3,
                 floor(ST_X(ST_Transform(s.geom, 3857)) / c.grid_size)::bigint AS cx,
-                floor(ST_Y(ST_Transform(s.geom, 3857)) / c.grid_size)::bigint AS cy
+                floor(ST_Y(ST_Transform(s.geom, 3857)) / c.grid_size)::bigint AS cy,
+                s.first_contribution
          FROM submissions s JOIN campaigns c ON c.id = s.campaign_id
          WHERE s.campaign_id = $1 AND s.status = 'published'
            AND (s.created_at >= $2 OR (s.published_at > s.created_at AND s.published_at >= $2))",

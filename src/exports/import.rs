@@ -646,25 +646,29 @@ pub async fn import(
     .execute(&mut *tx)
     .await?;
     // The counters, from the same rows (in memory) rather than from what the insert returns.
+    // Staff enter each paper form once: every row is a distinct contributor.
     sqlx::query(
         "WITH counted AS (
-            INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
-            SELECT $1, district_id, 0, count(*), count(*) FROM import_placed GROUP BY district_id
+            INSERT INTO district_counts (campaign_id, district_id, shard, published, changes, contributors)
+            SELECT $1, district_id, 0, count(*), count(*), count(*) FROM import_placed GROUP BY district_id
             ON CONFLICT ON CONSTRAINT district_counts_key
             DO UPDATE SET published = district_counts.published + EXCLUDED.published,
-                          changes = district_counts.changes + EXCLUDED.changes),
+                          changes = district_counts.changes + EXCLUDED.changes,
+                          contributors = district_counts.contributors + EXCLUDED.contributors),
          h3 AS (
-            INSERT INTO h3_counts (campaign_id, district_id, cell, published)
-            SELECT $1, district_id, h3, count(*) FROM import_placed GROUP BY district_id, h3
+            INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
+            SELECT $1, district_id, h3, count(*), count(*) FROM import_placed GROUP BY district_id, h3
             ON CONFLICT ON CONSTRAINT h3_counts_key
-            DO UPDATE SET published = h3_counts.published + EXCLUDED.published)
-         INSERT INTO demand_cells (campaign_id, cx, cy, published)
-         SELECT $1, floor(ST_X(g) / $2)::bigint, floor(ST_Y(g) / $2)::bigint, count(*)
+            DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
+                          contributors = h3_counts.contributors + EXCLUDED.contributors)
+         INSERT INTO demand_cells (campaign_id, cx, cy, published, contributors)
+         SELECT $1, floor(ST_X(g) / $2)::bigint, floor(ST_Y(g) / $2)::bigint, count(*), count(*)
          FROM (SELECT ST_Transform(g, 3857) AS g FROM import_placed) c
          WHERE $2 IS NOT NULL
          GROUP BY 2, 3
          ON CONFLICT (campaign_id, cx, cy)
-         DO UPDATE SET published = demand_cells.published + EXCLUDED.published",
+         DO UPDATE SET published = demand_cells.published + EXCLUDED.published,
+                       contributors = demand_cells.contributors + EXCLUDED.contributors",
     )
     .bind(campaign.id)
     .bind(campaign.grid_size)

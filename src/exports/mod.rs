@@ -19,8 +19,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use crate::aggregates::PublishedCount;
 use crate::aggregates::protect::{FREE, Network};
+use crate::aggregates::{PublishedCount, Tally};
 use crate::campaigns::Campaign;
 use crate::campaigns::form::FieldKind;
 use crate::http::error::{ApiError, ApiResult, FieldError};
@@ -290,13 +290,13 @@ pub struct Aggregate {
 #[derive(Debug, Clone)]
 struct Part {
     district: usize,
-    count: i64,
+    count: Tally,
     sum: f64,
     withheld: bool,
     /// Its sum is withheld (its count is, or a contribution dominates, or to protect another).
     sum_withheld: bool,
     /// Counts per breakdown value.
-    by_value: Vec<i64>,
+    by_value: Vec<Tally>,
 }
 
 /// Counted submissions sharing a district, an H3 cell and an answer.
@@ -306,7 +306,7 @@ struct Atom {
     district: usize,
     cell: Option<CellIndex>,
     value: Option<usize>,
-    count: i64,
+    count: Tally,
     sum: f64,
     /// The sum of the absolute values and the largest of them, for the dominance rule.
     magnitude: f64,
@@ -347,12 +347,13 @@ pub async fn districts(db: &PgPool, campaign_id: i64) -> ApiResult<Vec<District>
     .await?)
 }
 
-/// A group of scanned submissions: district, H3 cell, answer, count, sum, sum of absolute
-/// values, largest absolute value.
+/// A group of scanned submissions: district, H3 cell, answer, count, first contributions, sum,
+/// sum of absolute values, largest absolute value.
 type ScanRow = (
     Option<i64>,
     Option<i64>,
     Option<String>,
+    i64,
     i64,
     Option<f64>,
     Option<f64>,
@@ -381,39 +382,46 @@ async fn atoms(
         || request.from.is_some()
         || request.to.is_some();
     if !scan {
-        let rows: Vec<(Option<i64>, Option<i64>, i64)> =
-            match request.by {
-                By::District => sqlx::query_as(
-                    "SELECT district_id, NULL::bigint, sum(published)::bigint FROM district_counts
-                     WHERE campaign_id = $1 GROUP BY district_id",
+        let rows: Vec<(Option<i64>, Option<i64>, i64, i64)> = match request.by {
+            By::District => {
+                sqlx::query_as(
+                    "SELECT district_id, NULL::bigint, sum(published)::bigint, sum(contributors)::bigint
+                     FROM district_counts WHERE campaign_id = $1 GROUP BY district_id",
                 )
                 .bind(campaign.id)
                 .fetch_all(db)
-                .await?,
-                By::H3(_) => {
-                    sqlx::query_as(
-                        "SELECT district_id, cell, published FROM h3_counts
+                .await?
+            }
+            By::H3(_) => {
+                sqlx::query_as(
+                    "SELECT district_id, cell, published, contributors FROM h3_counts
                      WHERE campaign_id = $1 AND published <> 0",
-                    )
-                    .bind(campaign.id)
-                    .fetch_all(db)
-                    .await?
-                }
-            };
+                )
+                .bind(campaign.id)
+                .fetch_all(db)
+                .await?
+            }
+        };
         // The counters hold every submission: take out those published since the snapshot.
-        let mut netted: HashMap<(Option<i64>, Option<i64>), i64> = HashMap::new();
-        for (district, h3, count) in rows {
-            *netted.entry((district, h3)).or_default() += count;
+        let mut netted: HashMap<(Option<i64>, Option<i64>), Tally> = HashMap::new();
+        for (district, h3, count, contributors) in rows {
+            *netted.entry((district, h3)).or_default() += Tally {
+                count,
+                contributors,
+            };
         }
         if let Some(since) = snapshot {
             for recent in crate::aggregates::publication::recent(db, campaign.id, since).await? {
                 let h3 = recent.h3.filter(|_| matches!(request.by, By::H3(_)));
-                *netted.entry((recent.district_id, h3)).or_default() -= 1;
+                netted
+                    .entry((recent.district_id, h3))
+                    .or_default()
+                    .take_out(recent.first_contribution);
             }
         }
         return Ok(netted
             .into_iter()
-            .filter(|(_, count)| *count > 0)
+            .filter(|(_, count)| count.count > 0)
             .map(|((district, h3), count)| Atom {
                 district: place(district),
                 cell: cell(h3),
@@ -428,7 +436,8 @@ async fn atoms(
     let rows: Vec<ScanRow> = sqlx::query_as(
         "SELECT district_id, CASE WHEN $2 THEN h3 END AS cell,
                 CASE WHEN $3::text IS NOT NULL THEN COALESCE(answers ->> $3, '') END AS value,
-                count(*), sum((answers ->> $4)::float8),
+                count(*), count(*) FILTER (WHERE first_contribution),
+                sum((answers ->> $4)::float8),
                 sum(abs((answers ->> $4)::float8)), max(abs((answers ->> $4)::float8))
          FROM submissions
          WHERE campaign_id = $1 AND status = 'published'
@@ -449,7 +458,7 @@ async fn atoms(
     Ok(rows
         .into_iter()
         .map(
-            |(district, h3, value, count, sum, magnitude, largest)| Atom {
+            |(district, h3, value, count, contributors, sum, magnitude, largest)| Atom {
                 district: place(district),
                 cell: cell(h3),
                 // An answer that is no longer an option of the form counts as "no answer".
@@ -459,7 +468,10 @@ async fn atoms(
                         .position(|o| *o == v)
                         .unwrap_or(values.len() - 1)
                 }),
-                count,
+                count: Tally {
+                    count,
+                    contributors,
+                },
                 sum: sum.unwrap_or(0.0),
                 magnitude: magnitude.unwrap_or(0.0),
                 largest: largest.unwrap_or(0.0),
@@ -518,7 +530,7 @@ pub async fn compute(
     let targets = &campaign.targets;
 
     // Districts: the same rule as the districts layer.
-    let mut district_counts = vec![0i64; outside + 1];
+    let mut district_counts = vec![Tally::default(); outside + 1];
     let mut district_sums = vec![0f64; outside + 1];
     let mut district_magnitudes = vec![(0f64, 0f64); outside + 1];
     for atom in &atoms {
@@ -544,7 +556,7 @@ pub async fn compute(
     let (district_breakdown, value_totals) = if values.is_empty() {
         (vec![Vec::new(); outside + 1], Vec::new())
     } else {
-        let mut table = vec![vec![0i64; values.len()]; outside + 1];
+        let mut table = vec![vec![Tally::default(); values.len()]; outside + 1];
         for atom in &atoms {
             if let Some(v) = atom.value {
                 table[atom.district][v] += atom.count;
@@ -649,7 +661,7 @@ pub async fn compute(
                 if cell.resolution() != resolution {
                     continue;
                 }
-                let mut by_value = vec![0i64; values.len()];
+                let mut by_value = vec![Tally::default(); values.len()];
                 let mut sum = 0.0;
                 for atom in &atoms {
                     if atom.district == district
@@ -689,8 +701,8 @@ pub async fn compute(
                                 .expect("every part is listed under its cell")
                         })
                         .collect();
-                    let table: Vec<Vec<i64>> = rows.iter().map(|p| p.by_value.clone()).collect();
-                    let margins: Vec<i64> = rows.iter().map(|p| p.count).collect();
+                    let table: Vec<Vec<Tally>> = rows.iter().map(|p| p.by_value.clone()).collect();
+                    let margins: Vec<Tally> = rows.iter().map(|p| p.count).collect();
                     let withheld: Vec<bool> = rows.iter().map(|p| p.withheld).collect();
                     let fixed_totals: Vec<bool> = value_totals.iter().map(|c| c.withheld).collect();
                     let (cells_out, _) = protect_table(
@@ -709,7 +721,8 @@ pub async fn compute(
                 if cell_parts.iter().any(|p| p.withheld) {
                     continue;
                 }
-                let count = PublishedCount::new(cell_parts.iter().map(|p| p.count).sum(), false);
+                let count =
+                    PublishedCount::new(cell_parts.iter().map(|p| p.count.count).sum(), false);
                 let breakdown = (0..values.len())
                     .map(|v| {
                         let shown: Option<i64> = cell_parts
@@ -732,7 +745,7 @@ pub async fn compute(
                                 .get(p.district)
                                 .map(|d| d.code.clone())
                                 .unwrap_or_default();
-                            (code, PublishedCount::new(p.count, p.withheld))
+                            (code, PublishedCount::new(p.count.count, p.withheld))
                         })
                         .collect(),
                     count,
@@ -763,8 +776,8 @@ pub async fn compute(
 /// column totals too when `fixed_columns` is given. Returns the published cells per row and
 /// the column totals.
 fn protect_table(
-    table: &[Vec<i64>],
-    row_totals: &[i64],
+    table: &[Vec<Tally>],
+    row_totals: &[Tally],
     row_withheld: &[bool],
     total_withheld: bool,
     fixed_columns: Option<&[bool]>,
@@ -786,7 +799,7 @@ fn protect_table(
         let total = net.figure(row_totals[r], row_sums[r], margin_rows, k);
         net.fix(total, row_withheld[r]);
     }
-    let column_totals: Vec<i64> = (0..columns)
+    let column_totals: Vec<Tally> = (0..columns)
         .map(|c| table.iter().map(|r| r[c]).sum())
         .collect();
     let column_figures: Vec<usize> = (0..columns)
@@ -798,11 +811,11 @@ fn protect_table(
             f
         })
         .collect();
-    let grand: i64 = row_totals.iter().sum();
+    let grand: Tally = row_totals.iter().copied().sum();
     let total = net.figure(grand, margin_rows, margin_cols, k);
     net.fix(total, total_withheld);
     let withheld = net.protect();
-    let shown = |i: usize, v: i64| PublishedCount::new(v, withheld[i]);
+    let shown = |i: usize, v: Tally| PublishedCount::new(v.count, withheld[i]);
     let cells = cells
         .iter()
         .zip(table)
@@ -826,16 +839,16 @@ fn protect_table(
 #[allow(clippy::too_many_arguments)]
 fn protect_h3(
     atoms: &[Atom],
-    district_counts: &[i64],
+    district_counts: &[Tally],
     district_withheld: &[bool],
     total_withheld: bool,
     finest: Resolution,
     k: i64,
     sums: bool,
-) -> BTreeMap<(CellIndex, usize), (i64, bool)> {
+) -> BTreeMap<(CellIndex, usize), (Tally, bool)> {
     // The whole tree to resolution 10 is protected whatever the request, so that every
     // request sees the same withheld parts.
-    let mut counts: BTreeMap<(CellIndex, usize), i64> = BTreeMap::new();
+    let mut counts: BTreeMap<(CellIndex, usize), Tally> = BTreeMap::new();
     let mut magnitudes: HashMap<(CellIndex, usize), (f64, f64)> = HashMap::new();
     for atom in atoms {
         let Some(cell) = atom.cell else { continue };
@@ -852,7 +865,7 @@ fn protect_h3(
     }
     let mut net = Network::new();
     let top = net.sum();
-    let total = net.figure(district_counts.iter().sum(), top, FREE, k);
+    let total = net.figure(district_counts.iter().copied().sum(), top, FREE, k);
     net.fix(total, total_withheld);
     let district_sums: Vec<usize> = district_counts
         .iter()
@@ -900,14 +913,14 @@ fn protect_h3(
 /// for no withheld sum to be the total less the published ones. Returns, per district (then
 /// "outside"), whether its sum is withheld, and whether the total's is.
 fn protect_district_sums(
-    counts: &[i64],
+    counts: &[Tally],
     count_withheld: &[bool],
     total_withheld: bool,
     magnitudes: &[(f64, f64)],
 ) -> (Vec<bool>, bool) {
     let mut net = Network::new();
     let top = net.sum();
-    let total = net.figure(counts.iter().sum(), top, FREE, 0);
+    let total = net.figure(counts.iter().copied().sum(), top, FREE, 0);
     let all = magnitudes
         .iter()
         .fold((0.0, 0.0), |a, m| (a.0 + m.0, f64::max(a.1, m.1)));

@@ -12,8 +12,8 @@ use sqlx::PgPool;
 use time::Date;
 
 use super::format::Csv;
-use crate::aggregates::PublishedCount;
 use crate::aggregates::protect::{FREE, Network};
+use crate::aggregates::{PublishedCount, Tally};
 use crate::campaigns::Campaign;
 use crate::http::error::{ApiError, ApiResult, FieldError};
 
@@ -130,8 +130,9 @@ pub async fn compute(
     snapshot: time::OffsetDateTime,
 ) -> ApiResult<Series> {
     let k = i64::from(campaign.privacy.min_count);
-    let rows: Vec<(Date, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT (created_at AT TIME ZONE 'UTC')::date, district_id, count(*)
+    let rows: Vec<(Date, Option<i64>, i64, i64)> = sqlx::query_as(
+        "SELECT (created_at AT TIME ZONE 'UTC')::date, district_id, count(*),
+                count(*) FILTER (WHERE first_contribution)
          FROM submissions
          WHERE campaign_id = $1 AND status = 'published' AND published_at < $2
          GROUP BY 1, 2",
@@ -154,7 +155,7 @@ pub async fn compute(
         .collect();
     // Every day from the Monday of the first week to the Sunday of the last, so that quiet
     // days show as rows too and every week holds its seven days.
-    let mut days: BTreeMap<Date, Vec<i64>> = BTreeMap::new();
+    let mut days: BTreeMap<Date, Vec<Tally>> = BTreeMap::new();
     if let (Some(first), Some(last)) = (
         rows.iter().map(|r| r.0).min(),
         rows.iter().map(|r| r.0).max(),
@@ -162,26 +163,30 @@ pub async fn compute(
         let mut day = monday_of(first);
         let end = monday_of(last).saturating_add(time::Duration::days(6));
         while day <= end {
-            days.insert(day, vec![0; outside + 1]);
+            days.insert(day, vec![Tally::default(); outside + 1]);
             day = day.saturating_add(time::Duration::days(1));
         }
     }
-    for (day, district, count) in rows {
+    for (day, district, count, contributors) in rows {
         let column = district
             .and_then(|d| index.get(&d).copied())
             .unwrap_or(outside);
-        days.entry(day).or_insert_with(|| vec![0; outside + 1])[column] += count;
+        days.entry(day)
+            .or_insert_with(|| vec![Tally::default(); outside + 1])[column] += Tally {
+            count,
+            contributors,
+        };
     }
-    let mut weeks: BTreeMap<Date, Vec<i64>> = BTreeMap::new();
+    let mut weeks: BTreeMap<Date, Vec<Tally>> = BTreeMap::new();
     for (day, counts) in &days {
         let week = weeks
             .entry(monday_of(*day))
-            .or_insert_with(|| vec![0; outside + 1]);
+            .or_insert_with(|| vec![Tally::default(); outside + 1]);
         for (w, c) in week.iter_mut().zip(counts) {
-            *w += c;
+            *w += *c;
         }
     }
-    let district_totals: Vec<i64> = (0..=outside)
+    let district_totals: Vec<Tally> = (0..=outside)
         .map(|d| weeks.values().map(|r| r[d]).sum())
         .collect();
     let districts_published = crate::aggregates::suppress(&district_totals, k);
@@ -196,16 +201,16 @@ pub async fn compute(
         let f = net.figure(district_totals[d], node, all, k);
         net.fix(f, districts_published.cells[d].withheld);
     }
-    let total = net.figure(district_totals.iter().sum(), all, FREE, k);
+    let total = net.figure(district_totals.iter().copied().sum(), all, FREE, k);
     net.fix(total, districts_published.total.withheld);
     let mut week_figures = Vec::new();
     let mut day_figures = Vec::new();
     let mut cell_figures = Vec::new();
     for (week, counts) in &weeks {
         let (by_days, by_districts) = (net.sum(), net.sum());
-        week_figures.push(net.figure(counts.iter().sum(), by_days, by_districts, k));
+        week_figures.push(net.figure(counts.iter().copied().sum(), by_days, by_districts, k));
         for day in days.range(*week..week.saturating_add(time::Duration::days(7))) {
-            day_figures.push(net.figure(day.1.iter().sum(), FREE, by_days, k));
+            day_figures.push(net.figure(day.1.iter().copied().sum(), FREE, by_days, k));
         }
         cell_figures.push(
             (0..=outside)
@@ -229,7 +234,7 @@ pub async fn compute(
                 out.push(Row {
                     period: *week,
                     district: Some(district),
-                    count: PublishedCount::new(count, withheld[f]),
+                    count: PublishedCount::new(count.count, withheld[f]),
                 });
             }
         }
@@ -238,7 +243,7 @@ pub async fn compute(
             out.push(Row {
                 period: *week,
                 district: None,
-                count: PublishedCount::new(counts.iter().sum(), withheld[f]),
+                count: PublishedCount::new(counts.iter().map(|c| c.count).sum(), withheld[f]),
             });
         }
     } else {
@@ -246,7 +251,7 @@ pub async fn compute(
             out.push(Row {
                 period: *day,
                 district: None,
-                count: PublishedCount::new(counts.iter().sum(), withheld[f]),
+                count: PublishedCount::new(counts.iter().map(|c| c.count).sum(), withheld[f]),
             });
         }
     }

@@ -44,6 +44,21 @@ impl ServerSecret {
         subtle::ConstantTimeEq::ct_eq(self.mac(label, parts).as_slice(), tag).into()
     }
 
+    /// A campaign's contributor: the keyed hash of a client's address and the campaign, so
+    /// that the same client is a different contributor in each campaign. Only a contributor's
+    /// first submission counts toward the campaign's k (see `migrations/*_contributors.sql`).
+    pub fn contributor(
+        &self,
+        campaign_id: i64,
+        client: &crate::http::client_ip::ClientKey,
+    ) -> Vec<u8> {
+        self.mac(
+            "contributor",
+            &[&campaign_id.to_be_bytes(), client.to_string().as_bytes()],
+        )
+        .to_vec()
+    }
+
     /// The keyed hash of a client's address, as stored on submissions (never the address).
     pub fn client_hash(&self, client: &crate::http::client_ip::ClientKey) -> Vec<u8> {
         self.mac("client", &[client.to_string().as_bytes()])

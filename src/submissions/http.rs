@@ -105,21 +105,16 @@ pub async fn create_submission(
                 },
             }
         }
-        let client_hash = match campaign.duplicates {
-            Some(_) => Some(
-                state
-                    .secret
-                    .get(&state.db)
-                    .await?
-                    .client_hash(&ClientKey::from(client)),
-            ),
-            None => None,
-        };
+        let secret = state.secret.get(&state.db).await?;
+        let client = ClientKey::from(client);
+        let client_hash = campaign.duplicates.map(|_| secret.client_hash(&client));
+        let contributor = Some(secret.contributor(campaign.id, &client));
         let pending = Pending {
             campaign,
             submission,
             key: key.clone(),
             client_hash,
+            contributor,
         };
         let stored = if pending.client_hash.is_some() {
             super::store_one_checked(&state.db, pending).await?

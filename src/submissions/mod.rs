@@ -183,6 +183,10 @@ pub struct Pending {
     /// Keyed hash of the client's address, set only when the campaign has a duplicate rule
     /// (see [`store_one_checked`]).
     pub client_hash: Option<Vec<u8>>,
+    /// The contributor: a keyed hash of the client's address for this campaign
+    /// ([`crate::safety::secret::ServerSecret::contributor`]). Only a contributor's first
+    /// submission counts toward the campaign's k; `None` (staff imports, the demo) always does.
+    pub contributor: Option<Vec<u8>>,
 }
 
 /// Stores submissions in one statement, hence one transaction: for each, checks that its
@@ -258,10 +262,11 @@ pub async fn store_batch_on(
             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::float8[], $4::float8[], $5::jsonb[],
                                  $6::text[], $7::bytea[], $8::text[], $9::bytea[], $10::text[],
                                  $11::text[], $12::int8[], $13::bool[], $15::float8[],
-                                 $16::bytea[], $17::float8[], $18::int4[], $19::int8[])
+                                 $16::bytea[], $17::float8[], $18::int4[], $19::int8[],
+                                 $20::bytea[])
             WITH ORDINALITY AS i(id, campaign_id, lon, lat, answers, status, token_hash, key,
                                  request_hash, token, edit_url, version, by_districts, grid,
-                                 client_hash, dup_distance, dup_window, h3, ord)),
+                                 client_hash, dup_distance, dup_window, h3, contributor, ord)),
          -- The campaign's duplicate rule: the first earlier submission from the same client
          -- nearby (none for a retry whose idempotency key is already taken: it is replayed).
          -- It changes nothing for the submission, only flags it for the moderators.
@@ -281,6 +286,8 @@ pub async fn store_batch_on(
          placed AS (
             SELECT i.*, pt.g, d.id AS district_id, d.code, d.name, c.id IS NOT NULL AS fresh,
                 i.h3 AS cell,
+                -- The contributor's rank among its submissions in this batch.
+                row_number() OVER (PARTITION BY i.campaign_id, i.contributor ORDER BY i.ord) AS nth,
                 c.id IS NOT NULL AND CASE
                     -- When the area is the union of the districts, being in a district is
                     -- being inside, and the union's (possibly large) polygon is not read.
@@ -304,11 +311,25 @@ pub async fn store_batch_on(
             FROM placed WHERE inside AND key IS NOT NULL
             ON CONFLICT (campaign_id, key) DO NOTHING
             RETURNING submission_id),
+         -- Contributors seen for the first time in their campaign. A concurrent statement
+         -- inserting the same one waits for this one, then skips it: counted once.
+         newcomers AS (
+            INSERT INTO contributors (campaign_id, hash)
+            SELECT DISTINCT campaign_id, contributor FROM placed
+            WHERE inside AND contributor IS NOT NULL
+              AND (key IS NULL OR id IN (SELECT submission_id FROM idem))
+            ON CONFLICT DO NOTHING
+            RETURNING campaign_id, hash),
          created AS (
-            INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, edit_token_hash, client_hash, h3)
-            SELECT id, campaign_id, district_id, g, answers, status, token_hash, client_hash, cell FROM placed
+            INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status,
+                                     edit_token_hash, client_hash, h3, first_contribution)
+            SELECT id, campaign_id, district_id, g, answers, status, token_hash, client_hash, cell,
+                   contributor IS NULL OR (nth = 1 AND EXISTS (
+                       SELECT 1 FROM newcomers n
+                       WHERE n.campaign_id = placed.campaign_id AND n.hash = placed.contributor))
+            FROM placed
             WHERE inside AND (key IS NULL OR id IN (SELECT submission_id FROM idem))
-            RETURNING id, campaign_id, district_id, status, geom, h3),
+            RETURNING id, campaign_id, district_id, status, geom, h3, first_contribution),
          flagged AS (
             INSERT INTO submission_reports (campaign_id, submission_id, reason, reporter)
             SELECT p.campaign_id, p.id,
@@ -317,27 +338,32 @@ pub async fn store_batch_on(
                    'duplicate rule'
             FROM placed p JOIN created USING (id) WHERE p.earlier_id IS NOT NULL),
          h3 AS (
-            INSERT INTO h3_counts (campaign_id, district_id, cell, published)
-            SELECT campaign_id, district_id, h3, count(*) FROM created
-            WHERE status = 'published' GROUP BY campaign_id, district_id, h3
+            INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
+            SELECT campaign_id, district_id, h3, count(*), count(*) FILTER (WHERE first_contribution)
+            FROM created WHERE status = 'published' GROUP BY campaign_id, district_id, h3
             ON CONFLICT ON CONSTRAINT h3_counts_key
-            DO UPDATE SET published = h3_counts.published + EXCLUDED.published),
+            DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
+                          contributors = h3_counts.contributors + EXCLUDED.contributors),
          counted AS (
-            INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
-            SELECT campaign_id, district_id, $14, count(*), count(*) FROM created
-            WHERE status = 'published' GROUP BY campaign_id, district_id
+            INSERT INTO district_counts (campaign_id, district_id, shard, published, changes, contributors)
+            SELECT campaign_id, district_id, $14, count(*), count(*), count(*) FILTER (WHERE first_contribution)
+            FROM created WHERE status = 'published' GROUP BY campaign_id, district_id
             ON CONFLICT ON CONSTRAINT district_counts_key
             DO UPDATE SET published = district_counts.published + EXCLUDED.published,
-                          changes = district_counts.changes + EXCLUDED.changes),
+                          changes = district_counts.changes + EXCLUDED.changes,
+                          contributors = district_counts.contributors + EXCLUDED.contributors),
          cells AS (
-            INSERT INTO demand_cells (campaign_id, cx, cy, published)
-            SELECT c.campaign_id, floor(ST_X(c.g) / c.grid)::bigint, floor(ST_Y(c.g) / c.grid)::bigint, count(*)
-            FROM (SELECT created.campaign_id, ST_Transform(created.geom, 3857) AS g, p.grid
+            INSERT INTO demand_cells (campaign_id, cx, cy, published, contributors)
+            SELECT c.campaign_id, floor(ST_X(c.g) / c.grid)::bigint, floor(ST_Y(c.g) / c.grid)::bigint,
+                   count(*), count(*) FILTER (WHERE c.first_contribution)
+            FROM (SELECT created.campaign_id, ST_Transform(created.geom, 3857) AS g, p.grid,
+                         created.first_contribution
                   FROM created JOIN placed p ON p.id = created.id
                   WHERE created.status = 'published' AND p.grid IS NOT NULL) c
             GROUP BY 1, 2, 3
             ON CONFLICT (campaign_id, cx, cy)
-            DO UPDATE SET published = demand_cells.published + EXCLUDED.published)
+            DO UPDATE SET published = demand_cells.published + EXCLUDED.published,
+                          contributors = demand_cells.contributors + EXCLUDED.contributors)
          SELECT fresh, inside, id IN (SELECT id FROM created) AS created, code, name
          FROM placed ORDER BY ord",
     )
@@ -360,6 +386,7 @@ pub async fn store_batch_on(
     .bind(rules.iter().map(|r| r.map_or(0.0, |r| r.distance_m)).collect::<Vec<_>>())
     .bind(rules.iter().map(|r| r.map_or(0, |r| r.window_minutes)).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| p.submission.point.h3_cell()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.contributor.as_deref()).collect::<Vec<_>>())
     .fetch_all(&mut *db)
     .await?;
     let mut results = Vec::with_capacity(batch.len());

@@ -263,18 +263,14 @@ async fn pyramid(
     };
     // The districts' counts as of the snapshot: their total decides the pyramid's top.
     for r in &recent {
-        match counts
-            .districts
-            .iter_mut()
-            .find(|(id, _)| Some(*id) == r.district_id)
-        {
-            Some((_, count)) => *count -= 1,
-            None => counts.outside -= 1,
-        }
+        counts.take_out(r.district_id, r.first_contribution);
     }
     let k = i64::from(campaign.privacy.min_count);
     let total_withheld = counts.published(k).total.withheld;
-    let taken_out: Vec<(i64, i64)> = recent.iter().filter_map(|r| r.cx.zip(r.cy)).collect();
+    let taken_out: Vec<(i64, i64, bool)> = recent
+        .iter()
+        .filter_map(|r| Some((r.cx?, r.cy?, r.first_contribution)))
+        .collect();
     demand::Pyramid::load(db, campaign.id, &taken_out, total_withheld, k).await
 }
 

@@ -567,6 +567,9 @@ async fn without_a_trusted_header_the_peer_address_is_the_client() {
     let mut config = test_config();
     config.rate_limits.per_ip_per_minute = 1;
     config.rate_limits.per_ip_burst = 1;
+    // No proxy header configured (test servers believe one from loopback by default).
+    config.client_ip.trusted_header = None;
+    config.client_ip.trusted_proxies = Vec::new();
     let app = TestApp::spawn_with(config).await;
     app.open_campaign("peer", exact()).await;
     assert_eq!(
@@ -621,6 +624,7 @@ async fn without_a_trusted_header_the_peer_address_is_the_client() {
     config.rate_limits.per_ip_per_minute = 1;
     config.rate_limits.per_ip_burst = 1;
     config.client_ip.trusted_header = Some("x-forwarded-for".parse().unwrap());
+    config.client_ip.trusted_proxies = Vec::new();
     let app = TestApp::spawn_with(config).await;
     app.open_campaign("peer", exact()).await;
     let mut statuses = Vec::new();

@@ -139,7 +139,7 @@ async fn geojson(app: &TestApp, path: &str) -> Value {
 
 /// The H3 cell a point is counted in at `resolution`: the parent of its resolution-10 cell
 /// (so that cells add up exactly to their children, as documented).
-fn h3_of(lon: f64, lat: f64, resolution: u8) -> String {
+pub(crate) fn h3_of(lon: f64, lat: f64, resolution: u8) -> String {
     let r = h3o::Resolution::try_from(resolution).unwrap();
     let fine = h3o::LatLng::new(lat, lon)
         .unwrap()

@@ -267,10 +267,26 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    /// Posts a submission at `(lon, lat)` with `answers`.
+    /// Posts a submission at `(lon, lat)` with `answers`, as a household of its own: from an
+    /// address no other call used (see [`household`]), so that it counts toward k.
     pub async fn submit(&self, slug: &str, lon: f64, lat: f64, answers: Value) -> Response {
+        self.submit_from(&household(), slug, lon, lat, answers)
+            .await
+    }
+
+    /// Posts a submission from client address `from` (through the trusted proxy header of
+    /// [`test_config`]).
+    pub async fn submit_from(
+        &self,
+        from: &str,
+        slug: &str,
+        lon: f64,
+        lat: f64,
+        answers: Value,
+    ) -> Response {
         self.client
             .post(self.url(&format!("/api/v1/campaigns/{slug}/submissions")))
+            .header("x-forwarded-for", from)
             .json(&point(lon, lat, answers))
             .send()
             .await
@@ -318,10 +334,21 @@ impl TestApp {
     }
 }
 
+/// A client address no other call of this test process got: one household.
+pub fn household() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::net::Ipv4Addr::from(0x0a00_0000 | (n & 0x00ff_ffff)).to_string()
+}
+
 /// The settings of test servers: the defaults, without rate limits (tests post many
-/// submissions from one address; the limits have their own tests).
+/// submissions from one address; the limits have their own tests), behind a proxy on
+/// loopback whose `X-Forwarded-For` is believed, so that tests can post as distinct
+/// households ([`TestApp::submit`]): only distinct contributors count toward k.
 pub fn test_config() -> ServerConfig {
     let mut config = ServerConfig::new("widget");
+    config.client_ip.trusted_header = Some("x-forwarded-for".parse().unwrap());
+    config.client_ip.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     // Finer figures as live as district totals, for every test but those of the publication
     // itself (tests/api/publication.rs), which use the campaign's schedule.
     config.publication = civicmap::aggregates::publication::Schedule::Live;

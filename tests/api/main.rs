@@ -16,6 +16,7 @@ mod hardening;
 mod helpers;
 mod moderation;
 mod outage;
+mod padding;
 mod privacy;
 mod publication;
 mod retention;

@@ -151,6 +151,17 @@ async fn retention_snaps_positions_and_deletes_free_text_once_keeping_every_coun
         "grid cells unchanged"
     );
     assert_eq!(stored(&app, "forever").await, forever_before);
+    // The contributors' keyed hashes go with the retention, the other campaign's stay.
+    let contributors = |slug: &'static str| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM contributors t JOIN campaigns c ON c.id = t.campaign_id
+             WHERE c.slug = $1",
+        )
+        .bind(slug)
+        .fetch_one(&app.db)
+    };
+    assert_eq!(contributors("keep").await.unwrap(), 0);
+    assert!(contributors("forever").await.unwrap() > 0);
 
     let campaign: Value = app
         .get("/api/v1/campaigns/keep")

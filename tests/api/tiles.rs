@@ -13,7 +13,7 @@ use crate::helpers::{TestApp, answers, problem};
 const HALF_WORLD: f64 = 20_037_508.342_789_244;
 
 /// The XYZ tile containing (lon, lat) at zoom z.
-fn tile_of(lon: f64, lat: f64, z: u32) -> (u32, u32) {
+pub(crate) fn tile_of(lon: f64, lat: f64, z: u32) -> (u32, u32) {
     let n = f64::from(1u32 << z);
     let x = ((lon + 180.0) / 360.0 * n).floor();
     let r = lat.to_radians();
@@ -22,7 +22,7 @@ fn tile_of(lon: f64, lat: f64, z: u32) -> (u32, u32) {
 }
 
 /// Tile-local coordinates (0..4096, y down) to longitude/latitude.
-fn to_lon_lat(z: u32, x: u32, y: u32, px: f64, py: f64) -> (f64, f64) {
+pub(crate) fn to_lon_lat(z: u32, x: u32, y: u32, px: f64, py: f64) -> (f64, f64) {
     let size = 2.0 * HALF_WORLD / f64::from(1u32 << z);
     let mx = -HALF_WORLD + (f64::from(x) + px / 4096.0) * size;
     let my = HALF_WORLD - (f64::from(y) + py / 4096.0) * size;
@@ -31,11 +31,11 @@ fn to_lon_lat(z: u32, x: u32, y: u32, px: f64, py: f64) -> (f64, f64) {
     (lon, lat)
 }
 
-struct Decoded {
+pub(crate) struct Decoded {
     /// code -> (count, withheld, share)
-    districts: BTreeMap<String, (Option<i64>, bool, Option<f64>)>,
+    pub(crate) districts: BTreeMap<String, (Option<i64>, bool, Option<f64>)>,
     /// (tile-local x, y, count) of the demand points inside the tile proper (not the buffer).
-    demand: Vec<(f64, f64, i64)>,
+    pub(crate) demand: Vec<(f64, f64, i64)>,
     layers: Vec<String>,
 }
 
@@ -49,7 +49,7 @@ fn number(p: Option<&Prop>) -> Option<f64> {
     }
 }
 
-fn decode(bytes: Vec<u8>) -> Decoded {
+pub(crate) fn decode(bytes: Vec<u8>) -> Decoded {
     let reader = Reader::new(bytes).expect("a valid MVT");
     let layers = reader.get_layer_names().unwrap();
     let mut decoded = Decoded {
@@ -99,7 +99,7 @@ fn decode(bytes: Vec<u8>) -> Decoded {
 }
 
 impl TestApp {
-    async fn tile(&self, slug: &str, z: u32, x: u32, y: u32) -> reqwest::Response {
+    pub(crate) async fn tile(&self, slug: &str, z: u32, x: u32, y: u32) -> reqwest::Response {
         self.get(&format!("/tiles/{slug}/{z}/{x}/{y}.mvt")).await
     }
 
@@ -432,6 +432,7 @@ async fn no_tile_grows_with_the_number_of_points() {
                 },
                 key: None,
                 client_hash: None,
+                contributor: None,
             })
             .collect();
         civicmap::submissions::store_batch(&app.db, &batch, 0)
