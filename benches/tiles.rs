@@ -11,7 +11,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use civicmap::aggregates::Tally;
-use civicmap::tiles::{Aggregation, TileCoord};
+use civicmap::tiles::TileCoord;
+use civicmap::tiles::demand::resolution_for;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn tile_of(lon: f64, lat: f64, z: u32) -> TileCoord {
@@ -24,10 +25,10 @@ fn tile_of(lon: f64, lat: f64, z: u32) -> TileCoord {
 }
 
 fn pure(c: &mut Criterion) {
-    c.bench_function("aggregation plan, zooms 0 to 22", |b| {
+    c.bench_function("H3 resolution plan, zooms 0 to 22", |b| {
         b.iter(|| {
             for z in 0..=22 {
-                black_box(Aggregation::new(tile_of(2.2, 48.9, z), black_box(76.0)));
+                black_box(resolution_for(tile_of(2.2, 48.9, z), black_box(50.0)));
             }
         })
     });

@@ -1,9 +1,9 @@
 //! Retention: `retention_days` after a campaign closes, its exact data is coarsened. Each
 //! submission's position is replaced by the centre of its cell of the campaign's public grid
-//! (the same cell, so the grid counts do not move) and keeps its district, and every answer is
-//! deleted but those to the form's current fields that are not free text (so the text of a
-//! field since removed from the form goes too). District counts and grid cells stay exactly as they were; only what staff could
-//! read (exact points, free text) is lost.
+//! (squares of `public_precision_m`) and keeps its district and its H3 cell, and every answer
+//! is deleted but those to the form's current fields that are not free text (so the text of a
+//! field since removed from the form goes too). District counts and H3 counts stay exactly as
+//! they were; only what staff could read (exact points, free text) is lost.
 //!
 //! Run by `civicmap retention run` and every hour inside `civicmap serve`. A campaign closes at
 //! its `closes_at` or when its status became `closed`, whichever is first. It is coarsened once;
@@ -103,7 +103,7 @@ async fn apply(
     dry_run: bool,
 ) -> ApiResult<Option<Outcome>> {
     let mut tx = pool.begin().await?;
-    // Locking the campaign serialises this with setting changes (which may rebuild the grid)
+    // Locking the campaign serialises this with setting changes (which may change the grid)
     // and with the same run on other instances.
     let row: Option<(
         String,
@@ -159,9 +159,9 @@ async fn apply(
     if dry_run {
         return Ok(Some(outcome));
     }
-    // The centre of the point's own cell (floor(x / size), floor(y / size)) of the public grid:
-    // the cell, hence the grid counts, do not change, and the district is kept as it was. The
-    // H3 cell (resolution 10, about 0.015 km²) is kept too, so that H3 aggregates stay the same.
+    // The centre of the point's own cell (floor(x / size), floor(y / size)) of the public grid;
+    // the district is kept as it was, and so is the H3 cell (resolution 10, about 0.015 km²),
+    // so that no public figure changes.
     sqlx::query(
         "UPDATE submissions SET
             geom = CASE WHEN $2::float8 IS NULL THEN geom ELSE ST_Transform(ST_SetSRID(ST_MakePoint(

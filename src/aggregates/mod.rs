@@ -223,9 +223,9 @@ pub async fn district_counts(
 }
 
 /// Adds `delta` published submissions at `submission_id`'s place: to its district's counter
-/// (or "outside every district"), to its cell of the public grid and to its H3 cell, and moves
-/// the campaign's data version. Call it with -1 before a published submission's position,
-/// district or status changes, and with +1 after. Spread over a few shard rows so that concurrent writers rarely wait on one
+/// (or "outside every district") and to its H3 cell, and moves the campaign's data version.
+/// Call it with -1 before a published submission's position, district or status changes, and
+/// with +1 after. Spread over a few shard rows so that concurrent writers rarely wait on one
 /// row lock.
 pub async fn add_published(
     db: &mut sqlx::PgConnection,
@@ -234,28 +234,21 @@ pub async fn add_published(
 ) -> ApiResult<()> {
     sqlx::query(
         "WITH s AS (
-            SELECT s.campaign_id, s.district_id, s.h3, c.grid_size, ST_Transform(s.geom, 3857) AS g,
+            SELECT s.campaign_id, s.district_id, s.h3,
                    CASE WHEN s.first_contribution THEN $3 ELSE 0 END AS contributors
-            FROM submissions s JOIN campaigns c ON c.id = s.campaign_id WHERE s.id = $1),
+            FROM submissions s WHERE s.id = $1),
          counted AS (
             INSERT INTO district_counts (campaign_id, district_id, shard, published, changes, contributors)
             SELECT campaign_id, district_id, $2, $3, abs($3), contributors FROM s
             ON CONFLICT ON CONSTRAINT district_counts_key
             DO UPDATE SET published = district_counts.published + EXCLUDED.published,
                           changes = district_counts.changes + EXCLUDED.changes,
-                          contributors = district_counts.contributors + EXCLUDED.contributors),
-         h3 AS (
-            INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
-            SELECT campaign_id, district_id, h3, $3, contributors FROM s WHERE h3 IS NOT NULL
-            ON CONFLICT ON CONSTRAINT h3_counts_key
-            DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
-                          contributors = h3_counts.contributors + EXCLUDED.contributors)
-         INSERT INTO demand_cells (campaign_id, cx, cy, published, contributors)
-         SELECT campaign_id, floor(ST_X(g) / grid_size)::bigint, floor(ST_Y(g) / grid_size)::bigint, $3, contributors
-         FROM s WHERE grid_size IS NOT NULL
-         ON CONFLICT (campaign_id, cx, cy)
-         DO UPDATE SET published = demand_cells.published + EXCLUDED.published,
-                       contributors = demand_cells.contributors + EXCLUDED.contributors",
+                          contributors = district_counts.contributors + EXCLUDED.contributors)
+         INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
+         SELECT campaign_id, district_id, h3, $3, contributors FROM s WHERE h3 IS NOT NULL
+         ON CONFLICT ON CONSTRAINT h3_counts_key
+         DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
+                       contributors = h3_counts.contributors + EXCLUDED.contributors",
     )
     .bind(submission_id)
     .bind(random_shard())
@@ -389,39 +382,14 @@ pub async fn rebuild_h3(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiRes
     Ok(())
 }
 
-/// Rebuilds the campaign's cells of the public grid from its submissions (after the grid
-/// changed). The caller must hold the lock taken by [`lock_writes`].
-pub async fn rebuild_cells(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiResult<()> {
-    sqlx::query("DELETE FROM demand_cells WHERE campaign_id = $1")
-        .bind(campaign_id)
-        .execute(&mut *db)
-        .await?;
-    sqlx::query(
-        "INSERT INTO demand_cells (campaign_id, cx, cy, published, contributors)
-         SELECT s.campaign_id, floor(ST_X(g) / c.grid_size)::bigint, floor(ST_Y(g) / c.grid_size)::bigint,
-                count(*), count(*) FILTER (WHERE first_contribution)
-         FROM (SELECT campaign_id, ST_Transform(geom, 3857) AS g, first_contribution FROM submissions
-               WHERE campaign_id = $1 AND status = 'published') s
-         JOIN campaigns c ON c.id = s.campaign_id
-         WHERE c.grid_size IS NOT NULL
-         GROUP BY 1, 2, 3",
-    )
-    .bind(campaign_id)
-    .execute(&mut *db)
-    .await?;
-    Ok(())
-}
-
 /// Waits for the submissions being stored to commit and holds new ones until the caller's
 /// transaction ends, so that rebuilt counters and cells miss nothing and no submission is
 /// stored against settings being replaced (writers that waited see the new `config_version`
 /// once they run, and check again).
 pub async fn lock_writes(db: &mut sqlx::PgConnection) -> ApiResult<()> {
-    sqlx::query(
-        "LOCK TABLE submissions, district_counts, demand_cells, h3_counts IN SHARE ROW EXCLUSIVE MODE",
-    )
-    .execute(&mut *db)
-    .await?;
+    sqlx::query("LOCK TABLE submissions, district_counts, h3_counts IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *db)
+        .await?;
     Ok(())
 }
 

@@ -143,9 +143,6 @@ pub struct Recent {
     pub district_id: Option<i64>,
     /// Its resolution-10 H3 cell.
     pub h3: Option<i64>,
-    /// Its cell of the public grid (`None` when the campaign has no grid).
-    pub cx: Option<i64>,
-    pub cy: Option<i64>,
     /// Whether it is its contributor's first submission (see [`crate::aggregates::Tally`]).
     pub first_contribution: bool,
 }
@@ -160,11 +157,8 @@ pub async fn recent(
     // `published_at >= $2`, spelt so that both indexes serve it: new rows have
     // published_at = created_at, rows published again are in submissions_republished_idx.
     Ok(sqlx::query_as(
-        "SELECT s.district_id, s.h3,
-                floor(ST_X(ST_Transform(s.geom, 3857)) / c.grid_size)::bigint AS cx,
-                floor(ST_Y(ST_Transform(s.geom, 3857)) / c.grid_size)::bigint AS cy,
-                s.first_contribution
-         FROM submissions s JOIN campaigns c ON c.id = s.campaign_id
+        "SELECT s.district_id, s.h3, s.first_contribution
+         FROM submissions s
          WHERE s.campaign_id = $1 AND s.status = 'published'
            AND (s.created_at >= $2 OR (s.published_at > s.created_at AND s.published_at >= $2))",
     )

@@ -800,21 +800,16 @@ pub async fn refresh_effective_area(db: &mut sqlx::PgConnection, id: i64) -> Api
     .execute(&mut *db)
     .await?;
     // The public grid: cells of `public_precision_m` on the ground at the area's mid-latitude
-    // (Web Mercator stretches distances by 1 / cos(latitude)).
-    let grid_changed: bool = sqlx::query_scalar(
-        "WITH old AS (SELECT grid_size FROM campaigns WHERE id = $1),
-         new AS (UPDATE campaigns SET grid_size = CASE WHEN bounds IS NULL THEN NULL
-                     ELSE public_precision_m / cos(radians((bounds[2] + bounds[4]) / 2)) END
-                 WHERE id = $1 RETURNING grid_size)
-         SELECT (SELECT grid_size FROM old) IS DISTINCT FROM (SELECT grid_size FROM new)",
+    // (Web Mercator stretches distances by 1 / cos(latitude)), where retention moves the
+    // positions it coarsens.
+    sqlx::query(
+        "UPDATE campaigns SET grid_size = CASE WHEN bounds IS NULL THEN NULL
+             ELSE public_precision_m / cos(radians((bounds[2] + bounds[4]) / 2)) END
+         WHERE id = $1",
     )
     .bind(id)
-    .fetch_one(&mut *db)
+    .execute(&mut *db)
     .await?;
-    if grid_changed {
-        crate::aggregates::lock_writes(&mut *db).await?;
-        crate::aggregates::rebuild_cells(&mut *db, id).await?;
-    }
     Ok(())
 }
 

@@ -654,24 +654,14 @@ pub async fn import(
             ON CONFLICT ON CONSTRAINT district_counts_key
             DO UPDATE SET published = district_counts.published + EXCLUDED.published,
                           changes = district_counts.changes + EXCLUDED.changes,
-                          contributors = district_counts.contributors + EXCLUDED.contributors),
-         h3 AS (
-            INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
-            SELECT $1, district_id, h3, count(*), count(*) FROM import_placed GROUP BY district_id, h3
-            ON CONFLICT ON CONSTRAINT h3_counts_key
-            DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
-                          contributors = h3_counts.contributors + EXCLUDED.contributors)
-         INSERT INTO demand_cells (campaign_id, cx, cy, published, contributors)
-         SELECT $1, floor(ST_X(g) / $2)::bigint, floor(ST_Y(g) / $2)::bigint, count(*), count(*)
-         FROM (SELECT ST_Transform(g, 3857) AS g FROM import_placed) c
-         WHERE $2 IS NOT NULL
-         GROUP BY 2, 3
-         ON CONFLICT (campaign_id, cx, cy)
-         DO UPDATE SET published = demand_cells.published + EXCLUDED.published,
-                       contributors = demand_cells.contributors + EXCLUDED.contributors",
+                          contributors = district_counts.contributors + EXCLUDED.contributors)
+         INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
+         SELECT $1, district_id, h3, count(*), count(*) FROM import_placed GROUP BY district_id, h3
+         ON CONFLICT ON CONSTRAINT h3_counts_key
+         DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
+                       contributors = h3_counts.contributors + EXCLUDED.contributors",
     )
     .bind(campaign.id)
-    .bind(campaign.grid_size)
     .execute(&mut *tx)
     .await?;
     crate::audit::record(

@@ -119,6 +119,32 @@ impl AggregateQuery {
         let by = By::parse(self.by.as_deref().unwrap_or("district"))
             .map_err(|e| errors.push(e))
             .ok();
+        // The public sees no hexagon smaller than the campaign's public precision (a square of
+        // `public_precision_m`), as on the map (`tiles::demand::resolution_for`).
+        if let Some(By::H3(resolution)) = by
+            && !staff
+        {
+            let precision = f64::from(campaign.privacy.public_precision_m);
+            if resolution.area_m2() < precision * precision {
+                let finest = (6..=10u8)
+                    .rev()
+                    .filter_map(|r| Resolution::try_from(r).ok())
+                    .find(|r| r.area_m2() >= precision * precision);
+                errors.push(FieldError::new(
+                    "by",
+                    match finest {
+                        Some(r) => format!(
+                            "h3:{resolution} is finer than this campaign's public precision \
+                             ({precision} m); the finest public resolution is h3:{r}"
+                        ),
+                        None => format!(
+                            "this campaign's public precision ({precision} m) is coarser \
+                             than every H3 resolution offered (6 to 10)"
+                        ),
+                    },
+                ));
+            }
+        }
         let field = |key: &str, name: &str, errors: &mut Vec<FieldError>| {
             let found = campaign.form.fields.iter().find(|f| f.key == key);
             if found.is_none() {
@@ -769,6 +795,72 @@ pub async fn compute(
         value_totals,
         sum_total: sum_of(total, total_sum, total_sum_withheld),
     })
+}
+
+/// The H3 cells the public sees at `snapshot`, at every resolution from 6 to 10, with their
+/// counts: exactly the cells `compute` lists for `by=h3:{6..10}` (each one listed when every
+/// part of it is shown). The map's demand layer draws these very cells
+/// ([`crate::tiles::demand`]), so that the map and the downloads are one family, protected once,
+/// and comparing them gives nothing the downloads alone do not.
+pub async fn published_hexagons(
+    db: &PgPool,
+    campaign: &Campaign,
+    snapshot: Option<OffsetDateTime>,
+) -> ApiResult<Vec<(CellIndex, i64)>> {
+    let k = i64::from(campaign.privacy.min_count);
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM districts WHERE campaign_id = $1 ORDER BY position")
+            .bind(campaign.id)
+            .fetch_all(db)
+            .await?;
+    let outside = ids.len();
+    let district_index: HashMap<i64, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let request = Request {
+        by: By::H3(Resolution::Ten),
+        breakdown: None,
+        sum: None,
+        from: None,
+        to: None,
+    };
+    let atoms = atoms(
+        db,
+        campaign,
+        &request,
+        snapshot,
+        &district_index,
+        outside,
+        &[],
+    )
+    .await?;
+    let mut district_counts = vec![Tally::default(); outside + 1];
+    for atom in &atoms {
+        district_counts[atom.district] += atom.count;
+    }
+    let published = crate::aggregates::suppress(&district_counts, k);
+    let withheld: Vec<bool> = published.cells.iter().map(|c| c.withheld).collect();
+    let parts = tokio::task::spawn_blocking(move || {
+        protect_h3(
+            &atoms,
+            &district_counts,
+            &withheld,
+            published.total.withheld,
+            Resolution::Ten,
+            k,
+            false,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("protecting H3 cells: {e}")))?;
+    let mut cells: BTreeMap<CellIndex, Option<i64>> = BTreeMap::new();
+    for ((cell, _), (count, withheld)) in parts {
+        let entry = cells.entry(cell).or_insert(Some(0));
+        *entry = entry.filter(|_| !withheld).map(|n| n + count.count);
+    }
+    Ok(cells
+        .into_iter()
+        .filter_map(|(cell, count)| Some((cell, count?)))
+        .collect())
 }
 
 /// A district × answers table (or H3 parts × answers) with its margins, protected: the row

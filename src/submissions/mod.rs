@@ -261,11 +261,11 @@ pub async fn store_batch_on(
         "WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::float8[], $4::float8[], $5::jsonb[],
                                  $6::text[], $7::bytea[], $8::text[], $9::bytea[], $10::text[],
-                                 $11::text[], $12::int8[], $13::bool[], $15::float8[],
-                                 $16::bytea[], $17::float8[], $18::int4[], $19::int8[],
-                                 $20::bytea[])
+                                 $11::text[], $12::int8[], $13::bool[],
+                                 $15::bytea[], $16::float8[], $17::int4[], $18::int8[],
+                                 $19::bytea[])
             WITH ORDINALITY AS i(id, campaign_id, lon, lat, answers, status, token_hash, key,
-                                 request_hash, token, edit_url, version, by_districts, grid,
+                                 request_hash, token, edit_url, version, by_districts,
                                  client_hash, dup_distance, dup_window, h3, contributor, ord)),
          -- The campaign's duplicate rule: the first earlier submission from the same client
          -- nearby (none for a retry whose idempotency key is already taken: it is replayed).
@@ -351,19 +351,7 @@ pub async fn store_batch_on(
             ON CONFLICT ON CONSTRAINT district_counts_key
             DO UPDATE SET published = district_counts.published + EXCLUDED.published,
                           changes = district_counts.changes + EXCLUDED.changes,
-                          contributors = district_counts.contributors + EXCLUDED.contributors),
-         cells AS (
-            INSERT INTO demand_cells (campaign_id, cx, cy, published, contributors)
-            SELECT c.campaign_id, floor(ST_X(c.g) / c.grid)::bigint, floor(ST_Y(c.g) / c.grid)::bigint,
-                   count(*), count(*) FILTER (WHERE c.first_contribution)
-            FROM (SELECT created.campaign_id, ST_Transform(created.geom, 3857) AS g, p.grid,
-                         created.first_contribution
-                  FROM created JOIN placed p ON p.id = created.id
-                  WHERE created.status = 'published' AND p.grid IS NOT NULL) c
-            GROUP BY 1, 2, 3
-            ON CONFLICT (campaign_id, cx, cy)
-            DO UPDATE SET published = demand_cells.published + EXCLUDED.published,
-                          contributors = demand_cells.contributors + EXCLUDED.contributors)
+                          contributors = district_counts.contributors + EXCLUDED.contributors)
          SELECT fresh, inside, id IN (SELECT id FROM created) AS created, code, name
          FROM placed ORDER BY ord",
     )
@@ -381,7 +369,6 @@ pub async fn store_batch_on(
     .bind(batch.iter().map(|p| p.campaign.config_version).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| p.campaign.by_districts).collect::<Vec<_>>())
     .bind(shard)
-    .bind(batch.iter().map(|p| p.campaign.grid_size).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| p.client_hash.as_deref()).collect::<Vec<_>>())
     .bind(rules.iter().map(|r| r.map_or(0.0, |r| r.distance_m)).collect::<Vec<_>>())
     .bind(rules.iter().map(|r| r.map_or(0, |r| r.window_minutes)).collect::<Vec<_>>())

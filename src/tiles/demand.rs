@@ -1,193 +1,172 @@
-//! The counts of the `demand` layer: the public grid's cells, merged by powers of two for lower
-//! zooms, protected under the campaign's k as one tree.
+//! The counts of the `demand` layer: the H3 hexagons the public downloads, drawn on the map.
 //!
-//! A merged cell is the sum of its four children, so publishing every level as it is would let
-//! anyone subtract the published children from their parent and recover a small cell. The
-//! whole pyramid, from the grid's cells up to one cell holding everything under the published
-//! total, is protected at once with [`protect_tree`]: no cell below k is ever published, and no
-//! withheld cell can be recovered from the cells of other zooms. Withheld cells are left out of
-//! the tiles. The pyramid is built once per campaign data version and shared by every tile.
+//! The map and the H3 aggregates (`aggregates.{geojson,csv}?by=h3:{6..10}`) are one family of
+//! figures: the layer shows, at each zoom, the published cells of one resolution, with the
+//! counts the downloads give for them ([`crate::exports::published_hexagons`]). Two families
+//! of places that do not nest (squares and hexagons) could be compared with each other, a
+//! hexagon less the squares inside it leaving a few households on its rim; one family,
+//! protected once, leaves nothing to compare. The cells are read once per campaign publication
+//! and shared by every tile.
 
-use std::collections::HashMap;
-
+use h3o::{CellIndex, LatLng, Resolution};
 use sqlx::PgPool;
 
-use crate::aggregates::Tally;
-use crate::aggregates::protect::protect_tree;
+use crate::campaigns::Campaign;
 use crate::http::error::ApiResult;
 
-/// Levels of the pyramid: level `l` merges 2^l × 2^l grid cells (`Aggregation::factor`).
-pub const LEVELS: u32 = 41;
+use super::{HALF_WORLD, MAX_CELLS_PER_SIDE, TileCoord};
 
-/// Published counts of the merged cells, by level and cell.
+/// The resolutions the public sees, finest last.
+const RESOLUTIONS: [Resolution; 5] = [
+    Resolution::Six,
+    Resolution::Seven,
+    Resolution::Eight,
+    Resolution::Nine,
+    Resolution::Ten,
+];
+
+/// The published hexagons of a campaign's publication, by resolution: centre in Web Mercator
+/// metres and count.
 #[derive(Debug, Default)]
-pub struct Pyramid {
-    published: HashMap<(u32, i64, i64), i64>,
+pub struct Hexagons {
+    by_resolution: [Vec<(f64, f64, i64)>; 5],
 }
 
-impl Pyramid {
-    /// Protects the counts of `cells` (grid cell → published submissions and their distinct
-    /// contributors); `total_withheld` says whether the campaign's total is withheld.
-    pub fn protect(cells: &[(i64, i64, Tally)], total_withheld: bool, k: i64) -> Self {
-        let mut values: Vec<Tally> = vec![cells.iter().map(|c| c.2).sum()];
-        let mut parents: Vec<Option<usize>> = vec![None];
-        let mut keys: Vec<(u32, i64, i64)> = vec![(LEVELS, 0, 0)];
-        // Level by level from the top, so that parents come first.
-        let mut levels: Vec<HashMap<(i64, i64), Tally>> = Vec::with_capacity(LEVELS as usize);
-        let mut level: HashMap<(i64, i64), Tally> = HashMap::new();
-        for &(x, y, count) in cells {
-            *level.entry((x, y)).or_default() += count;
+impl Hexagons {
+    /// Places the published `cells` (any resolution from 6 to 10) at their centres.
+    pub fn new(cells: &[(CellIndex, i64)]) -> Self {
+        let mut hexagons = Self::default();
+        for &(cell, count) in cells {
+            let Some(slot) = RESOLUTIONS.iter().position(|r| *r == cell.resolution()) else {
+                continue;
+            };
+            let (x, y) = mercator(LatLng::from(cell));
+            hexagons.by_resolution[slot].push((x, y, count));
         }
-        for _ in 0..LEVELS {
-            let mut up: HashMap<(i64, i64), Tally> = HashMap::new();
-            for (&(x, y), &count) in &level {
-                // `>> 1` is floor division by two, negative coordinates included.
-                *up.entry((x >> 1, y >> 1)).or_default() += count;
-            }
-            levels.push(level);
-            level = up;
-        }
-        let mut index: HashMap<(u32, i64, i64), usize> = HashMap::new();
-        for l in (0..LEVELS).rev() {
-            let mut cells: Vec<(&(i64, i64), &Tally)> = levels[l as usize].iter().collect();
-            cells.sort_unstable_by_key(|(key, _)| **key);
-            for (&(x, y), &count) in cells {
-                let parent = if l + 1 == LEVELS {
-                    0
-                } else {
-                    index[&(l + 1, x >> 1, y >> 1)]
-                };
-                index.insert((l, x, y), values.len());
-                values.push(count);
-                parents.push(Some(parent));
-                keys.push((l, x, y));
-            }
-        }
-        let withheld = protect_tree(&values, &parents, total_withheld, k);
-        let published = keys
-            .into_iter()
-            .zip(values)
-            .zip(withheld)
-            .skip(1)
-            .filter(|(_, w)| !w)
-            .map(|((key, count), _)| (key, count.count))
-            .collect();
-        Self { published }
+        hexagons
     }
 
-    /// Reads the campaign's grid cells, less one submission in each cell of `taken_out` (those
-    /// published since the snapshot, with whether each is a first contribution), and protects
-    /// them.
+    /// The published hexagons of `campaign` at publication `snapshot`.
     pub async fn load(
         db: &PgPool,
-        campaign_id: i64,
-        taken_out: &[(i64, i64, bool)],
-        total_withheld: bool,
-        k: i64,
+        campaign: &Campaign,
+        snapshot: time::OffsetDateTime,
     ) -> ApiResult<Self> {
-        let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT cx, cy, published, contributors FROM demand_cells
-             WHERE campaign_id = $1 AND published > 0",
-        )
-        .bind(campaign_id)
-        .fetch_all(db)
-        .await?;
-        let mut cells: HashMap<(i64, i64), Tally> = rows
-            .into_iter()
-            .map(|(x, y, count, contributors)| {
-                (
-                    (x, y),
-                    Tally {
-                        count,
-                        contributors,
-                    },
-                )
-            })
-            .collect();
-        for &(x, y, first) in taken_out {
-            if let Some(n) = cells.get_mut(&(x, y)) {
-                n.take_out(first);
-            }
-        }
-        let cells: Vec<(i64, i64, Tally)> = cells
-            .into_iter()
-            .filter(|(_, n)| n.count > 0)
-            .map(|((x, y), n)| (x, y, n))
-            .collect();
-        Ok(Self::protect(&cells, total_withheld, k))
+        let cells = crate::exports::published_hexagons(db, campaign, Some(snapshot)).await?;
+        Ok(Self::new(&cells))
     }
 
-    /// The published cells of the level merging `factor` × `factor` grid cells, within the
-    /// given ranges of merged columns and rows: `(column, row, count)`.
-    pub fn cells(&self, factor: i64, ax: (i64, i64), ay: (i64, i64)) -> Vec<(i64, i64, i64)> {
-        let level = factor.max(1).trailing_zeros();
-        let mut found: Vec<(i64, i64, i64)> = self
-            .published
+    /// The hexagons drawn on `tile` (centres within the tile and `margin` metres around it):
+    /// those of [`resolution_for`]'s resolution, none when the tile is too coarse for any.
+    pub fn on(&self, tile: TileCoord, precision_m: f64, margin: f64) -> Vec<(f64, f64, i64)> {
+        let Some(resolution) = resolution_for(tile, precision_m) else {
+            return Vec::new();
+        };
+        let slot = RESOLUTIONS
             .iter()
-            .filter(|((l, x, y), _)| {
-                *l == level && (ax.0..=ax.1).contains(x) && (ay.0..=ay.1).contains(y)
+            .position(|r| *r == resolution)
+            .expect("resolution_for picks one of RESOLUTIONS");
+        let [xmin, ymin, xmax, ymax] = tile.bounds();
+        self.by_resolution[slot]
+            .iter()
+            .copied()
+            .filter(|&(x, y, _)| {
+                x >= xmin - margin && x <= xmax + margin && y >= ymin - margin && y <= ymax + margin
             })
-            .map(|(&(_, x, y), &count)| (x, y, count))
-            .collect();
-        found.sort_unstable();
-        found
+            .collect()
     }
+}
+
+/// The resolution drawn on `tile`: the finest of 6 to 10 whose hexagons are no smaller than
+/// the campaign's public precision (a square of `precision_m` metres) and of which at most
+/// [`MAX_CELLS_PER_SIDE`] fit across the tile, so that no tile grows with the data. `None`
+/// when even resolution 6 is too fine for the tile (zooms below about 7): the districts layer
+/// alone is drawn there.
+pub fn resolution_for(tile: TileCoord, precision_m: f64) -> Option<Resolution> {
+    // Ground metres per Web Mercator metre at the tile's centre.
+    let [_, ymin, _, ymax] = tile.bounds();
+    let lat = (2.0 * (((ymin + ymax) / 2.0) / EARTH_RADIUS).exp().atan()
+        - std::f64::consts::FRAC_PI_2)
+        .cos();
+    let across = tile.size() * lat / MAX_CELLS_PER_SIDE;
+    RESOLUTIONS.iter().rev().copied().find(|r| {
+        // A hexagon's width across its flat sides is √3 times its edge.
+        r.area_m2() >= precision_m * precision_m && 3f64.sqrt() * r.edge_length_m() >= across
+    })
+}
+
+/// Radius of the sphere of Web Mercator (EPSG:3857).
+const EARTH_RADIUS: f64 = 6_378_137.0;
+
+/// Web Mercator metres of a position.
+fn mercator(ll: LatLng) -> (f64, f64) {
+    let x = ll.lng() / 180.0 * HALF_WORLD;
+    let y = (std::f64::consts::FRAC_PI_4 + ll.lat().to_radians() / 2.0)
+        .tan()
+        .ln()
+        * EARTH_RADIUS;
+    (x, y)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn small_cells_are_never_published_nor_recoverable_from_their_parent() {
-        // Four grid cells under one parent: 6, 7, 2 and 9. The 2 is withheld, so another one
-        // goes with it; the parent (24) is published.
-        let cells = [(0, 0, 6), (1, 0, 7), (0, 1, 2), (1, 1, 9)]
-            .map(|(x, y, n)| (x, y, Tally::distinct(n)));
-        let pyramid = Pyramid::protect(&cells, false, 5);
-        let base = pyramid.cells(1, (0, 1), (0, 1));
-        assert_eq!(base.len(), 2, "{base:?}");
-        assert!(base.iter().all(|c| c.2 >= 5));
-        assert!(
-            !base.iter().any(|c| c.2 == 6),
-            "the smallest other cell is withheld"
-        );
-        assert_eq!(pyramid.cells(2, (0, 0), (0, 0)), [(0, 0, 24)]);
+    fn tile_at(z: u32, lon: f64, lat: f64) -> TileCoord {
+        let n = f64::from(1u32 << z);
+        let x = ((lon + 180.0) / 360.0 * n).floor() as u32;
+        let r = lat.to_radians();
+        let y = ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor()
+            as u32;
+        TileCoord::new(z, x, y).unwrap()
     }
 
     #[test]
-    fn a_cell_padded_by_one_contributor_is_not_published() {
-        // Cell (0, 0) holds 1 household and 4 probes from one client: 2 contributors. It is
-        // withheld, and so is its smallest sibling, so that the parent does not give it away.
-        let padded = Tally {
-            count: 5,
-            contributors: 2,
-        };
-        let cells = [
-            (0, 0, padded),
-            (1, 0, Tally::distinct(7)),
-            (0, 1, Tally::distinct(6)),
-            (1, 1, Tally::distinct(9)),
-        ];
-        let pyramid = Pyramid::protect(&cells, false, 5);
-        let base = pyramid.cells(1, (0, 1), (0, 1));
-        assert_eq!(base, [(1, 0, 7), (1, 1, 9)]);
-        assert_eq!(pyramid.cells(2, (0, 0), (0, 0)), [(0, 0, 27)]);
-    }
-
-    #[test]
-    fn a_withheld_total_keeps_the_whole_pyramid_out() {
-        let pyramid = Pyramid::protect(&[(0, 0, Tally::distinct(3))], true, 5);
-        for level in 0..LEVELS {
-            assert!(
-                pyramid
-                    .cells(
-                        1 << level,
-                        (i64::MIN / 4, i64::MAX / 4),
-                        (i64::MIN / 4, i64::MAX / 4)
-                    )
-                    .is_empty()
-            );
+    fn finer_zooms_draw_finer_hexagons_never_finer_than_the_precision() {
+        let at = |z| resolution_for(tile_at(z, 2.2, 48.9), 50.0);
+        assert_eq!(at(5), None, "a tile of a country holds too many hexagons");
+        let mut last = None;
+        for z in 7..=22 {
+            let r = at(z).expect("resolution 6 fits from zoom 7");
+            assert!(last.is_none_or(|l| r >= l), "z{z}: {r:?} after {last:?}");
+            last = Some(r);
         }
+        assert_eq!(at(16), Some(Resolution::Ten));
+        assert_eq!(at(22), Some(Resolution::Ten));
+        // A coarse public precision keeps street zooms coarse too.
+        let coarse = resolution_for(tile_at(18, 2.2, 48.9), 400.0);
+        assert_eq!(coarse, Some(Resolution::Eight));
+    }
+
+    #[test]
+    fn no_tile_holds_more_than_its_bound_of_hexagons_across() {
+        for z in 0..=22 {
+            let tile = tile_at(z, 2.2, 48.9);
+            if let Some(r) = resolution_for(tile, 50.0) {
+                let ground = tile.size() * 48.9f64.to_radians().cos();
+                let across = ground / (3f64.sqrt() * r.edge_length_m());
+                assert!(across <= MAX_CELLS_PER_SIDE * 1.02, "z{z}: {across}");
+            }
+        }
+    }
+
+    #[test]
+    fn hexagons_are_drawn_at_their_centres_on_the_tiles_that_hold_them() {
+        let cell = LatLng::new(48.9, 2.2).unwrap().to_cell(Resolution::Ten);
+        let hexagons = Hexagons::new(&[(cell, 7), (cell.parent(Resolution::Six).unwrap(), 7)]);
+        let tile = tile_at(16, 2.2, 48.9);
+        let drawn = hexagons.on(tile, 50.0, 0.0);
+        assert_eq!(drawn.len(), 1);
+        assert_eq!(drawn[0].2, 7);
+        let centre = mercator(LatLng::from(cell));
+        assert_eq!((drawn[0].0, drawn[0].1), centre);
+        let elsewhere = tile_at(16, 2.3, 48.9);
+        assert!(hexagons.on(elsewhere, 50.0, 0.0).is_empty());
+        let coarse = tile_at(7, 2.2, 48.9);
+        assert_eq!(
+            hexagons.on(coarse, 50.0, 0.0).len(),
+            1,
+            "resolution 6 at z7"
+        );
     }
 }

@@ -1,12 +1,12 @@
-//! Vector tiles of a campaign: its districts with their published counts, and the demand
-//! aggregated on the public grid. Small at any scale, fresh after every write, private by
+//! Vector tiles of a campaign: its districts with their published counts, and the demand as
+//! the published H3 hexagons. Small at any scale, fresh after every write, private by
 //! construction.
 //!
-//! Nothing in a tile comes from a submission row: the `demand` layer is built from the
-//! campaign's grid cells (`demand_cells`, maintained with every write), aggregated further at
-//! low zoom so that a tile never holds more than [`MAX_CELLS_PER_SIDE`]² features, whatever the
-//! number of submissions, and k-protected across zooms ([`demand`]). Exact positions,
-//! answers, ids, tokens and counts below k cannot reach a tile.
+//! Nothing in a tile comes from a submission row: the `demand` layer draws the H3 cells of the
+//! campaign's current publication, the very figures of its H3 downloads ([`demand`]), at a
+//! resolution per zoom such that a tile never holds more than [`MAX_CELLS_PER_SIDE`]²
+//! features, whatever the number of submissions. Exact positions, answers, ids, tokens and
+//! counts below k cannot reach a tile.
 
 pub mod demand;
 pub mod http;
@@ -26,10 +26,10 @@ pub const MAX_ZOOM: u8 = 22;
 pub const EXTENT: u32 = 4096;
 /// Pixels drawn around a tile so that lines and symbols do not break at its edge.
 pub const BUFFER: u32 = 64;
-/// At most this many aggregated cells across a tile, so at most its square per tile.
+/// At most this many hexagons across a tile, so at most its square per tile.
 pub const MAX_CELLS_PER_SIDE: f64 = 64.0;
 /// Half the width of the Web Mercator world, in metres.
-const HALF_WORLD: f64 = 20_037_508.342_789_244;
+pub(crate) const HALF_WORLD: f64 = 20_037_508.342_789_244;
 
 /// A tile address that can only hold valid values: z ≤ 22, x and y below 2^z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,45 +84,6 @@ impl TileCoord {
     }
 }
 
-/// How the demand layer of a tile aggregates the public grid.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Aggregation {
-    /// Grid cells per aggregated cell along each axis (a power of two).
-    pub factor: i64,
-    /// Aggregated cells whose grid columns intersect the tile plus its buffer, first and last.
-    pub ax: (i64, i64),
-    /// Same for rows.
-    pub ay: (i64, i64),
-}
-
-impl Aggregation {
-    /// The aggregation for `tile` over a grid of cells `grid_size` metres wide: grid cells as
-    /// they are where the tile is small enough, else merged by powers of two until at most
-    /// [`MAX_CELLS_PER_SIDE`] fit across the tile.
-    pub fn new(tile: TileCoord, grid_size: f64) -> Self {
-        let wanted = tile.size() / MAX_CELLS_PER_SIDE / grid_size;
-        let factor = if wanted <= 1.0 {
-            1
-        } else {
-            1i64 << (wanted.log2().ceil() as u32).min(40)
-        };
-        let cell = grid_size * factor as f64;
-        let margin = tile.size() * f64::from(BUFFER) / f64::from(EXTENT);
-        let [xmin, ymin, xmax, ymax] = tile.bounds();
-        let span = |lo: f64, hi: f64| {
-            (
-                ((lo - margin) / cell).floor() as i64,
-                ((hi + margin) / cell).floor() as i64,
-            )
-        };
-        Self {
-            factor,
-            ax: span(xmin, xmax),
-            ay: span(ymin, ymax),
-        }
-    }
-}
-
 /// A built tile, kept for as long as its campaign's data does not change.
 #[derive(Debug)]
 pub struct Tile {
@@ -150,9 +111,9 @@ struct TileKey {
 #[derive(Clone)]
 pub struct TileCache {
     tiles: moka::future::Cache<TileKey, Arc<Tile>>,
-    /// The protected demand counts of each campaign at its settings version and publication
+    /// The published hexagons of each campaign at its settings version and publication
     /// snapshot.
-    pyramids: moka::future::Cache<(i64, i64, i128), Arc<demand::Pyramid>>,
+    hexagons: moka::future::Cache<(i64, i64, i128), Arc<demand::Hexagons>>,
 }
 
 impl TileCache {
@@ -167,14 +128,14 @@ impl TileCache {
             })
             .max_capacity(megabytes * 1024 * 1024)
             .build();
-        // Kept even without a tile cache: like the counters, the protected demand counts are
-        // state of the campaign's data version, not of a tile.
-        let pyramids = moka::future::Cache::builder()
+        // Kept even without a tile cache: the published hexagons are state of the campaign's
+        // publication, not of a tile.
+        let hexagons = moka::future::Cache::builder()
             .max_capacity(64)
             .time_to_idle(std::time::Duration::from_secs(600))
             .time_to_live(crate::aggregates::publication::LONGEST_KEPT)
             .build();
-        Self { tiles, pyramids }
+        Self { tiles, hexagons }
     }
 
     /// The tile at `tile` for `campaign` at `data_version` (districts) and publication
@@ -196,8 +157,8 @@ impl TileCache {
         };
         self.tiles
             .try_get_with(key, async {
-                let pyramid = self
-                    .pyramids
+                let hexagons = self
+                    .hexagons
                     .try_get_with(
                         (
                             campaign.id,
@@ -206,13 +167,13 @@ impl TileCache {
                         ),
                         async {
                             Ok::<_, ApiError>(Arc::new(
-                                pyramid(db, campaign, Some(snapshot)).await?,
+                                demand::Hexagons::load(db, campaign, snapshot).await?,
                             ))
                         },
                     )
                     .await
                     .map_err(|e| e.as_ref().shared())?;
-                let raw = build_with(db, campaign, tile, &pyramid).await?;
+                let raw = build_with(db, campaign, tile, &hexagons).await?;
                 let gzip = gzip(&raw)?;
                 let etag = {
                     use sha2::Digest;
@@ -242,44 +203,21 @@ pub fn gzip(raw: &[u8]) -> ApiResult<Bytes> {
 }
 
 /// Builds the MVT of `tile`: layer `districts` (outlines simplified to the pixel, code, name,
-/// published count or withheld flag, share of the total, target and progress toward it) and layer `demand` (one point per
-/// aggregated cell at its centre, with its count). The demand layer holds every published
-/// submission (for benchmarks and tools; the server's tiles use the publication snapshot).
+/// published count or withheld flag, share of the total, target and progress toward it) and
+/// layer `demand` (one point per published H3 cell of the zoom's resolution, at its centre,
+/// with its count). The demand layer holds every published submission (for benchmarks and
+/// tools; the server's tiles use the publication snapshot).
 pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> ApiResult<Bytes> {
-    build_with(db, campaign, tile, &pyramid(db, campaign, None).await?).await
+    let cells = crate::exports::published_hexagons(db, campaign, None).await?;
+    build_with(db, campaign, tile, &demand::Hexagons::new(&cells)).await
 }
 
-/// The campaign's protected demand counts, of the submissions published before `snapshot`
-/// when one is given (see [`crate::aggregates::publication`]).
-async fn pyramid(
-    db: &PgPool,
-    campaign: &Campaign,
-    snapshot: Option<time::OffsetDateTime>,
-) -> ApiResult<demand::Pyramid> {
-    let mut counts = aggregates::district_counts(db, campaign.id).await?;
-    let recent = match snapshot {
-        Some(since) => aggregates::publication::recent(db, campaign.id, since).await?,
-        None => Vec::new(),
-    };
-    // The districts' counts as of the snapshot: their total decides the pyramid's top.
-    for r in &recent {
-        counts.take_out(r.district_id, r.first_contribution);
-    }
-    let k = i64::from(campaign.privacy.min_count);
-    let total_withheld = counts.published(k).total.withheld;
-    let taken_out: Vec<(i64, i64, bool)> = recent
-        .iter()
-        .filter_map(|r| Some((r.cx?, r.cy?, r.first_contribution)))
-        .collect();
-    demand::Pyramid::load(db, campaign.id, &taken_out, total_withheld, k).await
-}
-
-/// [`build`] with the campaign's demand counts already protected.
+/// [`build`] with the campaign's published hexagons already read.
 pub async fn build_with(
     db: &PgPool,
     campaign: &Campaign,
     tile: TileCoord,
-    pyramid: &demand::Pyramid,
+    hexagons: &demand::Hexagons,
 ) -> ApiResult<Bytes> {
     let counts = aggregates::district_counts(db, campaign.id).await?;
     let published = counts.published(i64::from(campaign.privacy.min_count));
@@ -297,10 +235,7 @@ pub async fn build_with(
         .collect();
     let pixel = tile.size() / f64::from(EXTENT);
     let margin = pixel * f64::from(BUFFER);
-    let grid = campaign.grid_size.unwrap_or(0.0);
-    let aggregation = (grid > 0.0).then(|| Aggregation::new(tile, grid));
-    let (factor, ax, ay) = aggregation.map_or((1, (0, -1), (0, -1)), |a| (a.factor, a.ax, a.ay));
-    let cells = pyramid.cells(factor, ax, ay);
+    let cells = hexagons.on(tile, f64::from(campaign.privacy.public_precision_m), margin);
     let mvt: Option<Vec<u8>> = sqlx::query_scalar(
         "WITH env AS (SELECT ST_TileEnvelope($2, $3, $4) AS e),
          counts AS (
@@ -314,10 +249,9 @@ pub async fn build_with(
             CROSS JOIN LATERAL (SELECT (cp.targets ->> d.code)::bigint AS target) t, env
             WHERE d.campaign_id = $1 AND d.geom_3857 && ST_Expand(env.e, $10)),
          cells AS (
-            SELECT * FROM unnest($11::int8[], $12::int8[], $13::int8[]) AS c(ax, ay, count)),
+            SELECT * FROM unnest($11::float8[], $12::float8[], $13::int8[]) AS c(x, y, count)),
          demand AS (
-            SELECT ST_AsMVTGeom(ST_Point((ax + 0.5) * $14, (ay + 0.5) * $14, 3857), env.e, 4096, 64, true) AS geom,
-                   count
+            SELECT ST_AsMVTGeom(ST_Point(x, y, 3857), env.e, 4096, 64, true) AS geom, count
             FROM cells, env)
          SELECT COALESCE((SELECT ST_AsMVT(districts, 'districts', 4096, 'geom') FROM districts WHERE geom IS NOT NULL), '')
              || COALESCE((SELECT ST_AsMVT(demand, 'demand', 4096, 'geom') FROM demand WHERE geom IS NOT NULL), '')",
@@ -336,7 +270,6 @@ pub async fn build_with(
     .bind(cells.iter().map(|c| c.0).collect::<Vec<_>>())
     .bind(cells.iter().map(|c| c.1).collect::<Vec<_>>())
     .bind(cells.iter().map(|c| c.2).collect::<Vec<_>>())
-    .bind(grid * factor as f64)
     .fetch_one(db)
     .await?;
     Ok(Bytes::from(mvt.unwrap_or_default()))
@@ -366,26 +299,5 @@ mod tests {
         assert_eq!(world, [-HALF_WORLD, -HALF_WORLD, HALF_WORLD, HALF_WORLD]);
         let nw = TileCoord::new(1, 0, 0).unwrap().bounds();
         assert_eq!(nw, [-HALF_WORLD, 0.0, 0.0, HALF_WORLD]);
-    }
-
-    #[test]
-    fn aggregation_keeps_tiles_bounded_and_streets_at_grid_resolution() {
-        let grid = 76.0; // 50 m at Nanterre's latitude
-        for z in 0..=22 {
-            let tile = TileCoord::new(z, 0, 0).unwrap();
-            let a = Aggregation::new(tile, grid);
-            let across = tile.size() / (grid * a.factor as f64);
-            assert!(across <= MAX_CELLS_PER_SIDE, "z{z}: {across} cells across");
-            assert!(
-                (a.ax.1 - a.ax.0 + 1) as f64 <= MAX_CELLS_PER_SIDE * 1.04 + 2.0,
-                "z{z}: {a:?}"
-            );
-            assert_eq!(a.factor.count_ones(), 1);
-        }
-        assert_eq!(
-            Aggregation::new(TileCoord::new(16, 0, 0).unwrap(), grid).factor,
-            1
-        );
-        assert!(Aggregation::new(TileCoord::new(10, 0, 0).unwrap(), grid).factor > 1);
     }
 }

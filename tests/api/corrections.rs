@@ -34,10 +34,13 @@ async fn data_version(app: &TestApp) -> i64 {
 }
 
 async fn cells(app: &TestApp) -> Vec<(i64, i64, i64)> {
-    sqlx::query_as("SELECT cx, cy, published FROM demand_cells WHERE published <> 0 ORDER BY 1, 2")
-        .fetch_all(&app.db)
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT cell, COALESCE(district_id, 0), published FROM h3_counts
+         WHERE published <> 0 ORDER BY 1, 2",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
 }
 
 #[tokio::test]

@@ -1098,3 +1098,40 @@ async fn outside_every_district_is_listed_whether_or_not_anyone_is_there() {
         assert_eq!(rows(path).await.len(), 1, "{path}");
     }
 }
+
+#[tokio::test]
+async fn the_public_gets_no_hexagon_finer_than_the_campaigns_precision() {
+    let app = TestApp::spawn().await;
+    app.open_campaign(
+        "coarse",
+        json!({"privacy": {"public_precision_m": 200, "min_count": 1}}),
+    )
+    .await;
+    let refused = crate::helpers::problem(
+        app.get("/api/v1/campaigns/coarse/aggregates.csv?by=h3:10")
+            .await,
+        reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(crate::helpers::problem_fields(&refused), ["by"]);
+    assert!(
+        refused
+            .to_string()
+            .contains("the finest public resolution is h3:9"),
+        "{refused}"
+    );
+    let allowed = app
+        .get("/api/v1/campaigns/coarse/aggregates.csv?by=h3:9")
+        .await;
+    assert_eq!(allowed.status(), reqwest::StatusCode::OK);
+    // Staff (a planner) may look finer: their figures are not public.
+    let token = app.staff_token(civicmap::auth::Role::Planner).await;
+    let staff = app
+        .client
+        .get(app.url("/api/v1/campaigns/coarse/aggregates.csv?by=h3:10"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(staff.status(), reqwest::StatusCode::OK);
+}

@@ -310,19 +310,11 @@ fn number(p: Option<&Prop>) -> Option<f64> {
 
 /// Leaks in a tile: every vertex of every layer is checked against the submitted positions
 /// (at zooms fine enough to tell, closer than two pixels is a leak); district counts below k;
-/// strings scanned as text; at street zooms every demand point must be a cell centre of the
-/// public grid of size `grid`.
+/// strings scanned as text; every demand point must be the centre of an H3 cell of a public
+/// resolution (6 to 10), as the H3 downloads publish it.
 ///
-/// Every layer's counts are held to k: districts, and the demand layer's merged grid cells.
-fn scan_tile(
-    name: &str,
-    z: u32,
-    x: u32,
-    y: u32,
-    bytes: &[u8],
-    grid: f64,
-    secrets: &Secrets,
-) -> Vec<String> {
+/// Every layer's counts are held to k: districts, and the demand layer's hexagons.
+fn scan_tile(name: &str, z: u32, x: u32, y: u32, bytes: &[u8], secrets: &Secrets) -> Vec<String> {
     let mut leaks = Vec::new();
     let raw = String::from_utf8_lossy(bytes);
     for secret in secrets
@@ -375,18 +367,30 @@ fn scan_tile(
                     }
                 }
                 let inside = (0.0..4096.0).contains(&coord.x) && (0.0..4096.0).contains(&coord.y);
-                if layer.name == "demand" && z >= 16 && inside {
-                    let off = |v: f64| ((v / grid).floor() + 0.5) * grid - v;
-                    if off(mx).abs() > 1.5 * pixel || off(my).abs() > 1.5 * pixel {
-                        leaks.push(format!(
-                            "{name}: a demand point off the public grid's cell centres ({position:?})"
-                        ));
-                    }
+                if layer.name == "demand" && inside && !is_h3_centre(position, 1.5 * pixel) {
+                    leaks.push(format!(
+                        "{name}: a demand point off the H3 cells' centres ({position:?})"
+                    ));
                 }
             }
         }
     }
     leaks
+}
+
+/// Whether `position` is, within `tolerance` Web Mercator metres, the centre of the H3 cell
+/// of resolution 6 to 10 that holds it.
+fn is_h3_centre(position: (f64, f64), tolerance: f64) -> bool {
+    let Ok(at) = h3o::LatLng::new(position.1, position.0) else {
+        return false;
+    };
+    (6..=10u8).any(|r| {
+        let cell = at.to_cell(h3o::Resolution::try_from(r).unwrap());
+        let centre = h3o::LatLng::from(cell);
+        let (cx, cy) = mercator(centre.lng(), centre.lat());
+        let (px, py) = mercator(position.0, position.1);
+        (cx - px).abs() <= tolerance && (cy - py).abs() <= tolerance
+    })
 }
 
 /// A small deterministic generator (no dependency on a seed format).
@@ -402,9 +406,9 @@ impl Lcg {
 }
 
 /// `n` positions inside the district spanning longitudes `west..west + 0.1`, away from its
-/// borders and at least 10 m from the centre of their cell of the public grid (so that a cell
-/// centre is never mistaken for an exact position).
-fn positions(rng: &mut Lcg, west: f64, n: usize, grid: f64) -> Vec<(f64, f64)> {
+/// borders and at least 10 m from the centre of their H3 cell of resolution 10 (so that a
+/// hexagon's centre on the map is never mistaken for an exact position).
+fn positions(rng: &mut Lcg, west: f64, n: usize) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
     while out.len() < n {
         let lon = west + 0.001 + rng.next() * 0.098;
@@ -414,12 +418,11 @@ fn positions(rng: &mut Lcg, west: f64, n: usize, grid: f64) -> Vec<(f64, f64)> {
         if (lat - 48.05).abs() < 0.001 {
             continue;
         }
-        let (x, y) = mercator(lon, lat);
-        let centre = lon_lat(
-            ((x / grid).floor() + 0.5) * grid,
-            ((y / grid).floor() + 0.5) * grid,
-        );
-        if metres((lon, lat), centre) >= 10.0 {
+        let cell = h3o::LatLng::new(lat, lon)
+            .unwrap()
+            .to_cell(h3o::Resolution::Ten);
+        let centre = h3o::LatLng::from(cell);
+        if metres((lon, lat), (centre.lng(), centre.lat())) >= 10.0 {
             out.push((lon, lat));
         }
     }
@@ -477,7 +480,7 @@ impl Scan<'_> {
         self.response(&format!("GET {path}"), response).await;
     }
 
-    async fn tile(&mut self, slug: &str, z: u32, x: u32, y: u32, grid: f64) {
+    async fn tile(&mut self, slug: &str, z: u32, x: u32, y: u32) {
         let path = format!("/tiles/{slug}/{z}/{x}/{y}.mvt");
         let response = self.app.get(&path).await;
         match response.status() {
@@ -485,7 +488,7 @@ impl Scan<'_> {
             StatusCode::OK => {
                 let bytes = response.bytes().await.unwrap();
                 self.leaks
-                    .extend(scan_tile(&path, z, x, y, &bytes, grid, &self.secrets));
+                    .extend(scan_tile(&path, z, x, y, &bytes, &self.secrets));
                 self.scanned += 1;
             }
             other => panic!("{path}: {other}"),
@@ -504,10 +507,6 @@ async fn no_public_response_holds_a_position_free_text_id_token_or_small_count()
     let mut pre = settings.clone();
     pre["moderation"] = json!("pre");
     app.open_campaign("scan-pre", pre).await;
-    let grid: f64 = sqlx::query_scalar("SELECT grid_size FROM campaigns WHERE slug = 'scan'")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
 
     let mut rng = Lcg(20_261_126);
     // West 23 (one of them hidden later), middle 3, east 3 (one erased later): 1 to 4 points
@@ -515,13 +514,13 @@ async fn no_public_response_holds_a_position_free_text_id_token_or_small_count()
     let mut plan: Vec<(&str, (f64, f64))> = Vec::new();
     for (west, n) in [(2.0, 23), (2.1, 3), (2.2, 3)] {
         plan.extend(
-            positions(&mut rng, west, n, grid)
+            positions(&mut rng, west, n)
                 .into_iter()
                 .map(|p| ("scan", p)),
         );
     }
     plan.extend(
-        positions(&mut rng, 2.0, 1, grid)
+        positions(&mut rng, 2.0, 1)
             .into_iter()
             .map(|p| ("scan-pre", p)),
     );
@@ -602,9 +601,9 @@ async fn no_public_response_holds_a_position_free_text_id_token_or_small_count()
         let (x1, y1) = tile_of(2.3, 48.0, z);
         for x in x0..=x1 {
             for y in y0..=y1 {
-                scan.tile("scan", z, x, y, grid).await;
+                scan.tile("scan", z, x, y).await;
                 if z == 14 {
-                    scan.tile("scan-pre", z, x, y, grid).await;
+                    scan.tile("scan-pre", z, x, y).await;
                 }
             }
         }
@@ -615,7 +614,7 @@ async fn no_public_response_holds_a_position_free_text_id_token_or_small_count()
         for &(lon, lat) in &points {
             let (x, y) = tile_of(lon, lat, z);
             if seen.insert((x, y)) {
-                scan.tile("scan", z, x, y, grid).await;
+                scan.tile("scan", z, x, y).await;
             }
         }
     }
@@ -810,7 +809,7 @@ fn the_scan_catches_each_kind_of_leak() {
     let px = ((x + HALF_WORLD) / size - f64::from(tx)) * 4096.0;
     let py = ((HALF_WORLD - y) / size - f64::from(ty)) * 4096.0;
     let tile = exact_point_tile(px.round() as u32, py.round() as u32);
-    let leaks = scan_tile("tile", z, tx, ty, &tile, 75.0, &secrets);
+    let leaks = scan_tile("tile", z, tx, ty, &tile, &secrets);
     assert!(
         leaks.iter().any(|l| l.contains("exact position")),
         "{leaks:?}"

@@ -37,7 +37,7 @@ async fn stored(app: &TestApp, slug: &str) -> Vec<Stored> {
 
 async fn cells(app: &TestApp, slug: &str) -> Vec<(i64, i64, i64)> {
     sqlx::query_as(
-        "SELECT cx, cy, published FROM demand_cells
+        "SELECT cell, COALESCE(district_id, 0), published FROM h3_counts
          WHERE campaign_id = (SELECT id FROM campaigns WHERE slug = $1) ORDER BY 1, 2",
     )
     .bind(slug)
@@ -148,7 +148,7 @@ async fn retention_snaps_positions_and_deletes_free_text_once_keeping_every_coun
     assert_eq!(
         cells(&app, "keep").await,
         cells_before,
-        "grid cells unchanged"
+        "H3 cells unchanged"
     );
     assert_eq!(stored(&app, "forever").await, forever_before);
     // The contributors' keyed hashes go with the retention, the other campaign's stay.
