@@ -1,6 +1,7 @@
 //! Published counts: read from the maintained per-district counters (O(districts), never
 //! O(points)) and protected by the campaign's k threshold.
 
+pub mod counting;
 pub mod protect;
 pub mod publication;
 
@@ -232,24 +233,13 @@ pub async fn add_published(
     submission_id: uuid::Uuid,
     delta: i64,
 ) -> ApiResult<()> {
-    sqlx::query(
-        "WITH s AS (
-            SELECT s.campaign_id, s.district_id, s.h3,
-                   CASE WHEN s.first_contribution THEN $3 ELSE 0 END AS contributors
-            FROM submissions s WHERE s.id = $1),
-         counted AS (
-            INSERT INTO district_counts (campaign_id, district_id, shard, published, changes, contributors)
-            SELECT campaign_id, district_id, $2, $3, abs($3), contributors FROM s
-            ON CONFLICT ON CONSTRAINT district_counts_key
-            DO UPDATE SET published = district_counts.published + EXCLUDED.published,
-                          changes = district_counts.changes + EXCLUDED.changes,
-                          contributors = district_counts.contributors + EXCLUDED.contributors)
-         INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
-         SELECT campaign_id, district_id, h3, $3, contributors FROM s WHERE h3 IS NOT NULL
-         ON CONFLICT ON CONSTRAINT h3_counts_key
-         DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
-                       contributors = h3_counts.contributors + EXCLUDED.contributors",
-    )
+    sqlx::query(concat!(
+        "WITH to_count AS (
+            SELECT campaign_id, district_id, h3, first_contribution, $3::int AS n
+            FROM submissions WHERE id = $1), ",
+        counting::count!("to_count", "$2"),
+        " SELECT 1"
+    ))
     .bind(submission_id)
     .bind(random_shard())
     .bind(delta)
@@ -339,16 +329,21 @@ pub async fn rebuild(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiResult
         .bind(campaign_id)
         .execute(&mut *db)
         .await?;
-    sqlx::query(
-        "INSERT INTO district_counts (campaign_id, district_id, shard, published, changes, contributors)
-         SELECT campaign_id, district_id, 0, count(*), 0, count(*) FILTER (WHERE first_contribution)
-         FROM submissions
-         WHERE campaign_id = $1 AND status = 'published'
-         GROUP BY campaign_id, district_id",
-    )
+    sqlx::query(concat!(
+        "WITH to_count AS (
+            SELECT campaign_id, district_id, h3, first_contribution, 1 AS n FROM submissions
+            WHERE campaign_id = $1 AND status = 'published'), ",
+        counting::count_districts!("to_count", "0"),
+        " SELECT 1"
+    ))
     .bind(campaign_id)
     .execute(&mut *db)
     .await?;
+    // The version continues from where it was, one step on, whatever the new counts.
+    sqlx::query("UPDATE district_counts SET changes = 0 WHERE campaign_id = $1")
+        .bind(campaign_id)
+        .execute(&mut *db)
+        .await?;
     sqlx::query(
         "INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
          VALUES ($1, NULL, 0, 0, $2 + 1)
@@ -369,13 +364,13 @@ pub async fn rebuild_h3(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiRes
         .bind(campaign_id)
         .execute(&mut *db)
         .await?;
-    sqlx::query(
-        "INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
-         SELECT campaign_id, district_id, h3, count(*), count(*) FILTER (WHERE first_contribution)
-         FROM submissions
-         WHERE campaign_id = $1 AND status = 'published' AND h3 IS NOT NULL
-         GROUP BY campaign_id, district_id, h3",
-    )
+    sqlx::query(concat!(
+        "WITH to_count AS (
+            SELECT campaign_id, district_id, h3, first_contribution, 1 AS n FROM submissions
+            WHERE campaign_id = $1 AND status = 'published'), ",
+        counting::count_h3!("to_count"),
+        " SELECT 1"
+    ))
     .bind(campaign_id)
     .execute(&mut *db)
     .await?;

@@ -10,6 +10,23 @@ use utoipa::ToSchema;
 
 use crate::http::error::{ApiError, ApiResult, FieldError};
 
+/// The district a point is counted in, as an SQL scalar subquery: the first of campaign
+/// `$campaign`'s districts, in import order, that contains or touches `$geom` (a point on a
+/// shared border goes to the earlier district), or NULL when none does. Both arguments are
+/// SQL expressions. Every statement that places a submission uses this rule.
+macro_rules! district_of {
+    ($campaign:literal, $geom:literal) => {
+        concat!(
+            "(SELECT d.id FROM districts d WHERE d.campaign_id = ",
+            $campaign,
+            " AND ST_Intersects(d.geom, ",
+            $geom,
+            ") ORDER BY d.position LIMIT 1)"
+        )
+    };
+}
+pub(crate) use district_of;
+
 /// Which feature properties hold a district's name and code.
 #[derive(Debug, Clone)]
 pub struct PropertyNames {
@@ -209,13 +226,11 @@ pub async fn import(
     .bind(&names)
     .execute(&mut *tx)
     .await?;
-    let reassigned = sqlx::query(
-        "UPDATE submissions s SET district_id = (
-            SELECT d.id FROM districts d
-            WHERE d.campaign_id = s.campaign_id AND ST_Intersects(d.geom, s.geom)
-            ORDER BY d.position LIMIT 1)
-         WHERE s.campaign_id = $1",
-    )
+    let reassigned = sqlx::query(concat!(
+        "UPDATE submissions s SET district_id = ",
+        district_of!("s.campaign_id", "s.geom"),
+        " WHERE s.campaign_id = $1"
+    ))
     .bind(campaign_id)
     .execute(&mut *tx)
     .await?

@@ -588,24 +588,25 @@ pub async fn import(
     sqlx::query("ANALYZE import_pieces")
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
+    // The same rule as `districts::district_of!`, first on the subdivided pieces (fast), then
+    // on the districts themselves for what the pieces did not place.
+    sqlx::query(concat!(
         "CREATE TEMPORARY TABLE import_placed ON COMMIT DROP AS
          SELECT line, id, answers, created_at, h3,
                 ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS g, district_id
          FROM import_rows WHERE district_id IS NOT NULL
          UNION ALL
-         SELECT i.line, i.id, i.answers, i.created_at, i.h3, pt.g, COALESCE(p.id, d.id)
+         SELECT i.line, i.id, i.answers, i.created_at, i.h3, pt.g,
+                COALESCE(p.id, ",
+        crate::districts::district_of!("$1", "pt.g"),
+        ")
          FROM import_rows i
          CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS g) pt
          LEFT JOIN LATERAL (
             SELECT p.id FROM import_pieces p WHERE ST_Intersects(p.g, pt.g)
             ORDER BY p.position LIMIT 1) p ON true
-         LEFT JOIN LATERAL (
-            SELECT d.id FROM districts d
-            WHERE p.id IS NULL AND d.campaign_id = $1 AND ST_Intersects(d.geom, pt.g)
-            ORDER BY d.position LIMIT 1) d ON true
-         WHERE i.district_id IS NULL",
-    )
+         WHERE i.district_id IS NULL"
+    ))
     .bind(campaign.id)
     .execute(&mut *tx)
     .await?;
@@ -647,20 +648,13 @@ pub async fn import(
     .await?;
     // The counters, from the same rows (in memory) rather than from what the insert returns.
     // Staff enter each paper form once: every row is a distinct contributor.
-    sqlx::query(
-        "WITH counted AS (
-            INSERT INTO district_counts (campaign_id, district_id, shard, published, changes, contributors)
-            SELECT $1, district_id, 0, count(*), count(*), count(*) FROM import_placed GROUP BY district_id
-            ON CONFLICT ON CONSTRAINT district_counts_key
-            DO UPDATE SET published = district_counts.published + EXCLUDED.published,
-                          changes = district_counts.changes + EXCLUDED.changes,
-                          contributors = district_counts.contributors + EXCLUDED.contributors)
-         INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
-         SELECT $1, district_id, h3, count(*), count(*) FROM import_placed GROUP BY district_id, h3
-         ON CONFLICT ON CONSTRAINT h3_counts_key
-         DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
-                       contributors = h3_counts.contributors + EXCLUDED.contributors",
-    )
+    sqlx::query(concat!(
+        "WITH to_count AS (
+            SELECT $1::bigint AS campaign_id, district_id, h3, true AS first_contribution, 1 AS n
+            FROM import_placed), ",
+        crate::aggregates::counting::count!("to_count", "0"),
+        " SELECT 1"
+    ))
     .bind(campaign.id)
     .execute(&mut *tx)
     .await?;

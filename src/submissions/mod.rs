@@ -257,7 +257,7 @@ pub async fn store_batch_on(
         .iter()
         .map(|p| p.client_hash.as_ref().and(p.campaign.duplicates))
         .collect();
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(concat!(
         "WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::float8[], $4::float8[], $5::jsonb[],
                                  $6::text[], $7::bytea[], $8::text[], $9::bytea[], $10::text[],
@@ -298,10 +298,9 @@ pub async fn store_batch_on(
             FROM checked i
             CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS g) pt
             LEFT JOIN campaigns c ON c.id = i.campaign_id AND c.config_version = i.version
-            LEFT JOIN LATERAL (
-                SELECT d.id, d.code, d.name FROM districts d
-                WHERE d.campaign_id = i.campaign_id AND ST_Intersects(d.geom, pt.g)
-                ORDER BY d.position LIMIT 1) d ON true),
+            LEFT JOIN districts d ON d.id = ",
+        crate::districts::district_of!("i.campaign_id", "pt.g"),
+        "),
          idem AS (
             INSERT INTO idempotency_keys (campaign_id, key, request_hash, submission_id, response)
             SELECT campaign_id, key, request_hash, id, jsonb_build_object(
@@ -337,24 +336,14 @@ pub async fn store_batch_on(
                    || p.dup_distance || ' m and ' || p.dup_window || ' minutes)',
                    'duplicate rule'
             FROM placed p JOIN created USING (id) WHERE p.earlier_id IS NOT NULL),
-         h3 AS (
-            INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
-            SELECT campaign_id, district_id, h3, count(*), count(*) FILTER (WHERE first_contribution)
-            FROM created WHERE status = 'published' GROUP BY campaign_id, district_id, h3
-            ON CONFLICT ON CONSTRAINT h3_counts_key
-            DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
-                          contributors = h3_counts.contributors + EXCLUDED.contributors),
-         counted AS (
-            INSERT INTO district_counts (campaign_id, district_id, shard, published, changes, contributors)
-            SELECT campaign_id, district_id, $14, count(*), count(*), count(*) FILTER (WHERE first_contribution)
-            FROM created WHERE status = 'published' GROUP BY campaign_id, district_id
-            ON CONFLICT ON CONSTRAINT district_counts_key
-            DO UPDATE SET published = district_counts.published + EXCLUDED.published,
-                          changes = district_counts.changes + EXCLUDED.changes,
-                          contributors = district_counts.contributors + EXCLUDED.contributors)
+         to_count AS (
+            SELECT campaign_id, district_id, h3, first_contribution, 1 AS n FROM created
+            WHERE status = 'published'), ",
+        crate::aggregates::counting::count!("to_count", "$14"),
+        "
          SELECT fresh, inside, id IN (SELECT id FROM created) AS created, code, name
-         FROM placed ORDER BY ord",
-    )
+         FROM placed ORDER BY ord"
+    ))
     .bind(prepared.iter().map(|p| p.id).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| p.campaign.id).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| p.submission.point.lon()).collect::<Vec<_>>())
@@ -681,13 +670,14 @@ pub async fn correct(
         inside: bool,
         district_id: Option<i64>,
     }
-    let place: Place = sqlx::query_as(
+    let place: Place = sqlx::query_as(concat!(
         "WITH pt AS (SELECT ST_SetSRID(ST_MakePoint($3, $4), 4326) AS g)
          SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1 AND config_version = $2) AS fresh,
                 EXISTS (SELECT 1 FROM campaigns c, pt WHERE c.id = $1 AND ST_Intersects(c.effective_area, pt.g)) AS inside,
-                (SELECT d.id FROM districts d, pt WHERE d.campaign_id = $1 AND ST_Intersects(d.geom, pt.g)
-                 ORDER BY d.position LIMIT 1) AS district_id",
-    )
+                ",
+        crate::districts::district_of!("$1", "pt.g"),
+        " AS district_id FROM pt"
+    ))
     .bind(campaign.id)
     .bind(campaign.config_version)
     .bind(submission.point.lon())

@@ -1,0 +1,68 @@
+//! The counting rule, written once: how submissions enter and leave the maintained counters.
+//!
+//! Every statement that changes what is counted (storing a batch, a correction, an erasure, a
+//! moderation decision, a bulk import, a rebuild after districts change) builds a relation of
+//! the rows to count, with the columns
+//!
+//! | column | meaning |
+//! |---|---|
+//! | `campaign_id`, `district_id`, `h3` | where the submission is counted |
+//! | `first_contribution` | whether it counts toward k as a distinct contributor ([`super::Tally`]) |
+//! | `n` (`int`) | +1 to count it, −1 to take it out |
+//!
+//! and appends the CTEs below to its `WITH`, so that the counters' columns, their upserts and
+//! the data version (`district_counts.changes`, one per counted change) are written here only.
+//! They are macros because SQL text must be a literal: `concat!` joins them at compile time.
+
+/// CTE `counted_h3`: adds the rows of relation `$rows` (see the module) to `h3_counts`.
+macro_rules! count_h3 {
+    ($rows:literal) => {
+        concat!(
+            "counted_h3 AS (
+                INSERT INTO h3_counts (campaign_id, district_id, cell, published, contributors)
+                SELECT campaign_id, district_id, h3, sum(n),
+                       COALESCE(sum(n) FILTER (WHERE first_contribution), 0)
+                FROM ",
+            $rows,
+            " WHERE h3 IS NOT NULL GROUP BY campaign_id, district_id, h3
+                ON CONFLICT ON CONSTRAINT h3_counts_key
+                DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
+                              contributors = h3_counts.contributors + EXCLUDED.contributors)"
+        )
+    };
+}
+
+/// CTE `counted_districts`: adds the rows of relation `$rows` (see the module) to
+/// `district_counts` on shard `$shard` (an SQL expression), moving the data version by one
+/// per row.
+macro_rules! count_districts {
+    ($rows:literal, $shard:literal) => {
+        concat!(
+            "counted_districts AS (
+                INSERT INTO district_counts (campaign_id, district_id, shard, published, changes, contributors)
+                SELECT campaign_id, district_id, ",
+            $shard,
+            ", sum(n), sum(abs(n)), COALESCE(sum(n) FILTER (WHERE first_contribution), 0)
+                FROM ",
+            $rows,
+            " GROUP BY campaign_id, district_id
+                ON CONFLICT ON CONSTRAINT district_counts_key
+                DO UPDATE SET published = district_counts.published + EXCLUDED.published,
+                              changes = district_counts.changes + EXCLUDED.changes,
+                              contributors = district_counts.contributors + EXCLUDED.contributors)"
+        )
+    };
+}
+
+/// Both: the CTEs `counted_h3` and `counted_districts` for relation `$rows` on shard `$shard`.
+macro_rules! count {
+    ($rows:literal, $shard:literal) => {
+        concat!(
+            $crate::aggregates::counting::count_h3!($rows),
+            ", ",
+            $crate::aggregates::counting::count_districts!($rows, $shard)
+        )
+    };
+}
+
+pub(crate) use {count, count_districts, count_h3};
