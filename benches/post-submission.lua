@@ -11,11 +11,14 @@ for i, p in ipairs(points) do
     '{"type":"Feature","geometry":{"type":"Point","coordinates":[%f,%f]},' ..
     '"properties":{"households":%d,"connection":"adsl","building":"apartment"}}', p[1], p[2], i)
 end
-local thread_id = 0
+-- `thread_id` is a global: `thread:set` sets each thread's own global (a `local` here would be
+-- an upvalue that `thread:set` cannot reach, and every thread would send the same keys).
+thread_id = 0
 local counter = 0
+local threads = 0
 setup = function(thread)
-  thread_id = thread_id + 1
-  thread:set("thread_id", thread_id)
+  threads = threads + 1
+  thread:set("thread_id", threads)
 end
 request = function()
   counter = counter + 1

@@ -13,6 +13,10 @@
 //! and appends the CTEs below to its `WITH`, so that the counters' columns, their upserts and
 //! the data version (`district_counts.changes`, one per counted change) are written here only.
 //! They are macros because SQL text must be a literal: `concat!` joins them at compile time.
+//!
+//! Each upsert takes its rows' locks in key order (`ORDER BY`): two statements counting into
+//! the same cells concurrently then wait for each other in the same order and never deadlock
+//! (`benches/submissions-load.sh` found the deadlock when the order was left to the planner).
 
 /// CTE `counted_h3`: adds the rows of relation `$rows` (see the module) to `h3_counts`.
 macro_rules! count_h3 {
@@ -25,6 +29,7 @@ macro_rules! count_h3 {
                 FROM ",
             $rows,
             " WHERE h3 IS NOT NULL GROUP BY campaign_id, district_id, h3
+                ORDER BY campaign_id, district_id, h3
                 ON CONFLICT ON CONSTRAINT h3_counts_key
                 DO UPDATE SET published = h3_counts.published + EXCLUDED.published,
                               contributors = h3_counts.contributors + EXCLUDED.contributors)"
@@ -46,6 +51,7 @@ macro_rules! count_districts {
                 FROM ",
             $rows,
             " GROUP BY campaign_id, district_id
+                ORDER BY campaign_id, district_id
                 ON CONFLICT ON CONSTRAINT district_counts_key
                 DO UPDATE SET published = district_counts.published + EXCLUDED.published,
                               changes = district_counts.changes + EXCLUDED.changes,

@@ -308,15 +308,20 @@ pub async fn store_batch_on(
                 'district', CASE WHEN district_id IS NOT NULL
                                  THEN jsonb_build_object('code', code, 'name', name) END)
             FROM placed WHERE inside AND key IS NOT NULL
+            -- In key order: two batches holding the same keys (retries in flight) wait for
+            -- each other in one order, never in a cycle.
+            ORDER BY campaign_id, key
             ON CONFLICT (campaign_id, key) DO NOTHING
             RETURNING submission_id),
          -- Contributors seen for the first time in their campaign. A concurrent statement
-         -- inserting the same one waits for this one, then skips it: counted once.
+         -- inserting the same one waits for this one, then skips it: counted once (in key
+         -- order, so that two such statements never wait for each other in a cycle).
          newcomers AS (
             INSERT INTO contributors (campaign_id, hash)
             SELECT DISTINCT campaign_id, contributor FROM placed
             WHERE inside AND contributor IS NOT NULL
               AND (key IS NULL OR id IN (SELECT submission_id FROM idem))
+            ORDER BY campaign_id, contributor
             ON CONFLICT DO NOTHING
             RETURNING campaign_id, hash),
          created AS (

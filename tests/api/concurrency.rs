@@ -69,3 +69,50 @@ async fn two_hundred_concurrent_submissions_are_all_counted_exactly_once() {
         .unwrap();
     assert_eq!(body["total"]["count"], 200);
 }
+
+#[tokio::test]
+async fn retries_in_flight_in_two_batches_are_stored_once_and_never_deadlock() {
+    // Two batches holding the same idempotency keys in opposite orders (clients retrying while
+    // their first attempt is still in another batch): each key must be stored once, every
+    // request answered, and the two statements must not wait for each other in a cycle.
+    let app = TestApp::spawn().await;
+    app.open_campaign(
+        "retries",
+        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
+    )
+    .await;
+    let campaign = std::sync::Arc::new(civicmap::campaigns::get(&app.db, "retries").await.unwrap());
+    let pending = |key: &str| civicmap::submissions::Pending {
+        campaign: campaign.clone(),
+        submission: civicmap::submissions::NewSubmission {
+            point: civicmap::location::WgsPoint::new(2.05, 48.05).unwrap(),
+            answers: answers().as_object().unwrap().clone(),
+        },
+        key: Some(civicmap::submissions::IdempotencyKey {
+            key: key.to_owned(),
+            request_hash: vec![7; 32],
+        }),
+        client_hash: None,
+        contributor: None,
+    };
+    // Batches large enough for the two statements to overlap in time.
+    let (rounds, size) = (5, 2_000);
+    for round in 0..rounds {
+        let keys: Vec<String> = (0..size).map(|i| format!("retry-{round}-{i}")).collect();
+        let forward: Vec<_> = keys.iter().map(|k| pending(k)).collect();
+        let backward: Vec<_> = keys.iter().rev().map(|k| pending(k)).collect();
+        let (a, b) = tokio::join!(
+            civicmap::submissions::store_batch(&app.db, &forward, 0),
+            civicmap::submissions::store_batch(&app.db, &backward, 1)
+        );
+        for result in a.unwrap().into_iter().chain(b.unwrap()) {
+            assert!(result.is_ok(), "round {round}: {result:?}");
+        }
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM submissions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, rounds * size);
+    assert_eq!(app.counts("retries").await["total"], Some(rounds * size));
+}

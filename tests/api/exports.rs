@@ -484,16 +484,21 @@ impl Audit {
     }
 
     /// Asserts that no withheld, non-zero figure is a linear combination of published ones.
+    ///
+    /// Written apart from the engine's own check (`aggregates::protect`'s tests use floating
+    /// point Gaussian elimination): exact integers, fraction-free elimination (Bareiss), every
+    /// division checked to be exact and every product checked for overflow, so that it cannot
+    /// share a rounding bug or a tolerance with the code under test.
     fn check(&self, k: i64) {
         let n = self.atoms;
         let vector = |covered: &[usize]| {
-            let mut v = vec![0.0; n];
+            let mut v = vec![0i128; n];
             for &a in covered {
-                v[a] = 1.0;
+                v[a] = 1;
             }
             v
         };
-        let published: Vec<Vec<f64>> = self
+        let published: Vec<Vec<i128>> = self
             .figures
             .iter()
             .filter(|f| f.1.is_some())
@@ -504,23 +509,28 @@ impl Audit {
                 assert!(*shown >= k, "a count below k was published");
             }
         }
-        let rank = |rows: &[Vec<f64>]| -> usize {
+        // Rank by Bareiss elimination: each entry stays an integer minor of the matrix.
+        let rank = |rows: &[Vec<i128>]| -> usize {
             let mut m = rows.to_vec();
-            let mut rank = 0;
+            let (mut rank, mut previous) = (0, 1i128);
             for col in 0..n {
-                let Some(p) = (rank..m.len()).find(|&r| m[r][col].abs() > 1e-9) else {
+                let Some(p) = (rank..m.len()).find(|&r| m[r][col] != 0) else {
                     continue;
                 };
                 m.swap(rank, p);
-                for r in 0..m.len() {
-                    if r != rank && m[r][col].abs() > 1e-9 {
-                        let f = m[r][col] / m[rank][col];
-                        let pivot = m[rank].clone();
-                        for (x, p) in m[r].iter_mut().zip(&pivot) {
-                            *x -= f * p;
-                        }
+                let pivot = m[rank].clone();
+                for row in m.iter_mut().skip(rank + 1) {
+                    let lead = row[col];
+                    for j in col..n {
+                        let cross = row[j]
+                            .checked_mul(pivot[col])
+                            .and_then(|a| lead.checked_mul(pivot[j]).and_then(|b| a.checked_sub(b)))
+                            .expect("no overflow in exact elimination");
+                        assert_eq!(cross % previous, 0, "Bareiss divisions are exact");
+                        row[j] = cross / previous;
                     }
                 }
+                previous = pivot[col];
                 rank += 1;
             }
             rank
@@ -541,6 +551,26 @@ impl Audit {
         }
         assert!(withheld_checked > 0, "the scenario withholds something");
     }
+}
+
+#[test]
+fn the_audit_catches_a_withheld_figure_that_the_published_ones_give_away() {
+    // Atoms a = 2, b = 5, c = 6: the total 13 and b + c = 11 published give a = 2 away; with
+    // only the total and c published, a and b stay hidden (a + b = 7 only).
+    let audit = |published_bc: bool| {
+        let mut audit = Audit {
+            atoms: 3,
+            figures: Vec::new(),
+        };
+        audit.add(vec![0, 1, 2], Some(13), 13, "total".into());
+        audit.add(vec![0], None, 2, "a".into());
+        audit.add(vec![2], Some(6), 6, "c".into());
+        audit.add(vec![1], None, 5, "b".into());
+        audit.add(vec![1, 2], published_bc.then_some(11), 11, "b + c".into());
+        std::panic::catch_unwind(move || audit.check(5)).is_ok()
+    };
+    assert!(audit(false), "nothing can be recovered");
+    assert!(!audit(true), "a = total - (b + c) is caught");
 }
 
 #[tokio::test]
