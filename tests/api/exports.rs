@@ -139,6 +139,21 @@ async fn geojson(app: &TestApp, path: &str) -> Value {
 
 /// The H3 cell a point is counted in at `resolution`: the parent of its resolution-10 cell
 /// (so that cells add up exactly to their children, as documented).
+/// The H3 cells listed in an `aggregates.geojson?by=h3:…` document, with their counts.
+pub(crate) fn hexagon_counts(body: &Value) -> BTreeMap<String, i64> {
+    body["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["properties"]["h3"].as_str().unwrap().to_owned(),
+                f["properties"]["count"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 pub(crate) fn h3_of(lon: f64, lat: f64, resolution: u8) -> String {
     let r = h3o::Resolution::try_from(resolution).unwrap();
     let fine = h3o::LatLng::new(lat, lon)
@@ -194,18 +209,7 @@ async fn aggregates_equal_an_independent_brute_force_count() {
             &format!("/api/v1/campaigns/brute/aggregates.geojson?by=h3:{resolution}"),
         )
         .await;
-        let got: BTreeMap<String, i64> = body["features"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                (
-                    f["properties"]["h3"].as_str().unwrap().to_owned(),
-                    f["properties"]["count"].as_i64().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(got, expected, "resolution {resolution}");
+        assert_eq!(hexagon_counts(&body), expected, "resolution {resolution}");
         // The hexagons hold the points counted in them (all but those near a coarse cell's
         // edge, whose resolution-10 cell descends from the neighbour).
         let mut inside = 0;

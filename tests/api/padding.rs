@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::exports::h3_of;
+use crate::exports::{h3_of, hexagon_counts};
 use crate::helpers::{TestApp, answers, household};
 use crate::tiles::{decode, tile_of, to_lon_lat};
 
@@ -47,11 +47,8 @@ async fn figures_at_victim(app: &TestApp, slug: &str) -> Vec<(String, i64)> {
         let door = format!("/api/v1/campaigns/{slug}/aggregates.geojson?by=h3:{resolution}");
         let body: Value = app.get(&door).await.json().await.unwrap();
         let cell = h3_of(VICTIM.0, VICTIM.1, resolution);
-        for feature in body["features"].as_array().unwrap() {
-            if feature["properties"]["h3"] == cell.as_str() {
-                let count = feature["properties"]["count"].as_i64();
-                found.push((door.clone(), count.expect("a listed cell has a count")));
-            }
+        if let Some(&count) = hexagon_counts(&body).get(&cell) {
+            found.push((door, count));
         }
     }
     // The map's demand layer: nobody but the victim and the probes is within a kilometre, so

@@ -579,17 +579,7 @@ async fn the_maps_demand_is_the_published_hexagons_so_the_two_doors_cannot_be_co
             .json()
             .await
             .unwrap();
-        let published: BTreeMap<String, i64> = body["features"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                (
-                    f["properties"]["h3"].as_str().unwrap().to_owned(),
-                    f["properties"]["count"].as_i64().unwrap(),
-                )
-            })
-            .collect();
+        let published = crate::exports::hexagon_counts(&body);
         assert_eq!(
             drawn, published,
             "z{z}: the map shows exactly the hexagons published"
