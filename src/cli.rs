@@ -680,6 +680,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 header_read_timeout,
             },
         );
+        // The embedded cluster this process started is restarted whenever it dies.
+        let supervisor = database
+            .started
+            .clone()
+            .map(|cluster| cluster.supervise(state.health.clone()));
         let housekeeping = tokio::spawn(housekeeping(pool.clone()));
         let served = crate::http::serve_with(
             listener,
@@ -689,6 +694,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .await;
         housekeeping.abort();
+        if let Some(supervisor) = supervisor {
+            // Before the cluster is stopped on purpose below.
+            supervisor.abort();
+            let _ = supervisor.await;
+        }
         served.context("server error")
     }
     .await;

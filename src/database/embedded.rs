@@ -9,6 +9,7 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use sha2::Digest;
@@ -19,6 +20,11 @@ use tokio::process::Command;
 /// Database and role name inside the embedded cluster.
 pub const DATABASE: &str = "civicmap";
 const PORT: u16 = 5432;
+/// How often a supervised cluster is checked.
+const SUPERVISION_PERIOD: Duration = Duration::from_millis(500);
+/// How long `start` keeps trying to start the server (old backends of a crashed one may hold
+/// its shared memory for a moment).
+const START_PATIENCE: Duration = Duration::from_secs(30);
 /// sun_path is 108 bytes on Linux; the socket file name adds `/.s.PGSQL.5432`.
 const MAX_SOCKET_DIR_LEN: usize = 90;
 
@@ -142,14 +148,92 @@ impl EmbeddedCluster {
                 "-o".as_ref(),
                 options.as_ref(),
             ];
-            self.run("pg_ctl", &args).await.with_context(|| {
-                format!(
-                    "the embedded PostgreSQL did not start; see {}",
-                    self.log_file().display()
-                )
-            })?;
+            // Right after a crash the old backends may still hold the shared memory for a
+            // moment, and PostgreSQL refuses to start until they are gone: retry a while.
+            let mut delay = Duration::from_millis(250);
+            let deadline = Instant::now() + START_PATIENCE;
+            loop {
+                match self.run("pg_ctl", &args).await {
+                    Ok(_) => break,
+                    Err(e) if Instant::now() + delay < deadline => {
+                        tracing::warn!(error = %e, retry_in = ?delay, "the embedded PostgreSQL did not start yet");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(4));
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!(
+                                "the embedded PostgreSQL did not start; see {}",
+                                self.log_file().display()
+                            )
+                        });
+                    }
+                }
+            }
         }
         self.create_database().await
+    }
+
+    /// The postmaster's process id, from `postmaster.pid`, if it is alive.
+    pub fn postmaster(&self) -> Option<nix::unistd::Pid> {
+        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let alive = match nix::sys::signal::kill(pid, None) {
+            // EPERM: alive, under another user (the `postgres` user when civicmap runs as root).
+            Ok(()) | Err(nix::errno::Errno::EPERM) => true,
+            Err(_) => false,
+        };
+        // A killed postmaster stays a zombie until its parent (often init, or nobody in a
+        // container) reaps it: `kill` still finds it, /proc says it is dead ("Z").
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+                Some(state == 'Z' || state == 'X')
+            })
+            .unwrap_or(false);
+        (alive && !zombie).then_some(pid)
+    }
+
+    /// Watches the cluster this process started and starts it again whenever it dies (a
+    /// crash, the kernel's OOM killer), with backoff, marking `health` away meanwhile so that
+    /// readiness and writes answer 503 at once. Runs until aborted: abort it before stopping
+    /// the cluster on purpose.
+    pub fn supervise(self, health: super::Health) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut restarts: u64 = 0;
+            loop {
+                tokio::time::sleep(SUPERVISION_PERIOD).await;
+                if self.postmaster().is_some() {
+                    continue;
+                }
+                health.set_away(true);
+                let down = Instant::now();
+                tracing::error!(
+                    log = %self.log_file().display(),
+                    "the embedded PostgreSQL stopped unexpectedly; starting it again"
+                );
+                let mut delay = Duration::from_millis(500);
+                loop {
+                    match self.start().await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::error!(error = %e, retry_in = ?delay, "the embedded PostgreSQL could not be started again");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(30));
+                        }
+                    }
+                }
+                restarts += 1;
+                health.set_away(false);
+                tracing::warn!(
+                    restarts,
+                    after = ?down.elapsed(),
+                    "the embedded PostgreSQL is back"
+                );
+            }
+        })
     }
 
     /// Stops the cluster, letting running transactions be rolled back cleanly ("fast" mode).

@@ -2,6 +2,8 @@
 
 pub mod embedded;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -91,5 +93,23 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
             code.starts_with("08") || code.starts_with("57P0") || code == "53300"
         }),
         _ => false,
+    }
+}
+
+/// Whether the database is known to be away (the embedded cluster crashed and is being
+/// restarted by [`embedded::EmbeddedCluster::supervise`]). While it is, readiness and writes
+/// answer 503 at once instead of waiting for a connection that cannot come.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<AtomicBool>);
+
+impl Health {
+    /// Marks the database away (`true`) or back (`false`).
+    pub fn set_away(&self, away: bool) {
+        self.0.store(away, Ordering::Relaxed);
+    }
+
+    /// Whether the database is known to be away.
+    pub fn is_away(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }

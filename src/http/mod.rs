@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sqlx::PgPool;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub limits: crate::safety::limits::RateLimits,
     /// The server secret (challenges, client hashes), read from the database on first use.
     pub secret: crate::safety::secret::SecretStore,
+    /// Whether the database is known to be away (see [`crate::database::Health`]).
+    pub health: crate::database::Health,
 }
 
 impl AppState {
@@ -60,6 +63,7 @@ impl AppState {
             publications: crate::aggregates::publication::Publications::new(config.publication),
             limits: crate::safety::limits::RateLimits::new(config.rate_limits),
             secret: Default::default(),
+            health: Default::default(),
             db,
             config: Arc::new(config),
             campaigns: Default::default(),
@@ -109,6 +113,24 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default longest wait for a request's headers, and for the next request on an idle
 /// kept-alive connection.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// While the database is known to be away, readiness and every write answer 503 with
+/// Retry-After at once, instead of each waiting out the pool's timeout. Reads go on: those
+/// served from memory (tiles, publications) still answer.
+async fn fail_fast_while_database_away(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let write = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if state.health.is_away() && (write || request.uri().path() == "/readyz") {
+        return ApiError::Unavailable("the embedded database is restarting".into()).into_response();
+    }
+    next.run(request).await
+}
 
 /// The whole application: every route and its middleware.
 pub fn app(state: AppState) -> Router {
@@ -166,6 +188,10 @@ pub fn app(state: AppState) -> Router {
         .merge(open)
         .merge(writes)
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            fail_fast_while_database_away,
+        ))
         .with_state(state)
         .layer(axum::middleware::map_response(problem_for_bare_errors))
         .layer(TimeoutLayer::with_status_code(

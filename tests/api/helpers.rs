@@ -127,6 +127,8 @@ pub struct TestApp {
     pub db: PgPool,
     pub client: reqwest::Client,
     pub admin_token: String,
+    /// The server's view of its database (see `civicmap::database::Health`).
+    pub health: civicmap::database::Health,
 }
 
 impl TestApp {
@@ -151,6 +153,7 @@ impl TestApp {
     pub async fn spawn_on_with(db: PgPool, config: ServerConfig) -> Self {
         let header_read_timeout = config.header_read_timeout;
         let state = AppState::new(db.clone(), config);
+        let health = state.health.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(civicmap::http::serve_with(
@@ -168,6 +171,7 @@ impl TestApp {
             db,
             client: reqwest::Client::new(),
             admin_token,
+            health,
         }
     }
 

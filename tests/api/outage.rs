@@ -66,3 +66,118 @@ async fn a_database_outage_gives_503s_then_heals_without_a_restart() {
     app.db.close().await;
     cluster.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_killed_embedded_cluster_is_restarted_and_nothing_acknowledged_is_lost() {
+    // The kernel's OOM killer takes the embedded postmaster (SIGKILL) while citizens submit.
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = EmbeddedCluster::new(dir.path()).unwrap();
+    cluster.start().await.unwrap();
+    let pool = civicmap::database::pool(cluster.connect_options(), 4);
+    civicmap::database::migrate(&pool).await.unwrap();
+    let app = std::sync::Arc::new(TestApp::spawn_on(pool.clone()).await);
+    app.open_campaign(
+        "crash",
+        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
+    )
+    .await;
+    let supervisor = cluster.clone().supervise(app.health.clone());
+
+    // Four clients submit without pause, keeping the id of every 201.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (app, stop) = (app.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut acknowledged, mut statuses) = (Vec::new(), Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let lon = 2.01 + 0.02 * f64::from(c);
+                    let response = app.submit("crash", lon, 48.05, answers()).await;
+                    let status = response.status();
+                    statuses.push(status);
+                    if status == StatusCode::CREATED {
+                        let body: serde_json::Value = response.json().await.unwrap();
+                        acknowledged.push(body["id"].as_str().unwrap().to_owned());
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                (acknowledged, statuses)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let postmaster = cluster.postmaster().expect("the cluster runs");
+    nix::sys::signal::kill(postmaster, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let killed = Instant::now();
+    // Readiness says so at once (no wait for a pool timeout) once the supervisor noticed.
+    while !app.health.is_away() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the supervisor noticed the crash within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let noticed = killed.elapsed();
+    let asked = Instant::now();
+    let readiness = app.get("/readyz").await.status();
+    let fast_503 = asked.elapsed();
+    if app.health.is_away() {
+        assert_eq!(readiness, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(fast_503 < Duration::from_millis(500), "{fast_503:?}");
+    }
+    let down = app.submit("crash", 2.05, 48.05, answers()).await;
+    if app.health.is_away() {
+        assert_eq!(down.headers()["retry-after"], "2");
+        problem(down, StatusCode::SERVICE_UNAVAILABLE).await;
+    }
+    // Back by itself, without a human.
+    let back = loop {
+        if app.get("/readyz").await.status() == StatusCode::OK {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "not back after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acknowledged = Vec::new();
+    for client in clients {
+        let (ids, statuses) = client.await.unwrap();
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::CREATED || *s == StatusCode::SERVICE_UNAVAILABLE),
+            "only 201 and 503: {statuses:?}"
+        );
+        acknowledged.extend(ids);
+    }
+    assert!(!acknowledged.is_empty());
+    // Every acknowledged submission is stored, and the counters equal the rows.
+    let ids: Vec<uuid::Uuid> = acknowledged.iter().map(|i| i.parse().unwrap()).collect();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM submissions WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, ids.len() as i64, "acknowledged submissions lost");
+    let (rows, counted): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM submissions WHERE status = 'published'),
+                (SELECT sum(published)::bigint FROM district_counts)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, counted);
+    eprintln!(
+        "killed: noticed after {noticed:?}, 503 from /readyz in {fast_503:?}; back after {back:?}; {} acknowledged, all stored",
+        ids.len()
+    );
+    supervisor.abort();
+    let _ = supervisor.await;
+    cluster.stop().await.unwrap();
+}
