@@ -146,6 +146,10 @@ struct ServeArgs {
     /// requests, before it is closed.
     #[arg(long, env = "CIVICMAP_HEADER_READ_TIMEOUT", default_value_t = 10)]
     header_read_timeout: u64,
+    /// Address of a separate listener for Prometheus metrics (`GET /metrics`), e.g.
+    /// `127.0.0.1:9187`; keep it off the public network. Without it, no metrics are served.
+    #[arg(long, env = "CIVICMAP_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -685,6 +689,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .started
             .clone()
             .map(|cluster| cluster.supervise(state.health.clone()));
+        let metrics = match args.metrics_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+                tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+                let router = crate::http::metrics::router(state.clone());
+                Some(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).await {
+                        tracing::error!(error = %e, "the metrics listener stopped");
+                    }
+                }))
+            }
+            None => None,
+        };
         let housekeeping = tokio::spawn(housekeeping(pool.clone()));
         let served = crate::http::serve_with(
             listener,
@@ -694,6 +713,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .await;
         housekeeping.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         if let Some(supervisor) = supervisor {
             // Before the cluster is stopped on purpose below.
             supervisor.abort();

@@ -226,6 +226,7 @@ impl EmbeddedCluster {
                     }
                 }
                 restarts += 1;
+                metrics::counter!("civicmap_embedded_restarts_total").increment(1);
                 health.set_away(false);
                 tracing::warn!(
                     restarts,
@@ -255,16 +256,13 @@ impl EmbeddedCluster {
         Ok(())
     }
 
-    /// True when a postmaster runs on this data directory.
+    /// True when a postmaster runs on this data directory (a killed one that is still a
+    /// zombie does not count: `pg_ctl status` would say it runs).
     pub async fn is_running(&self) -> anyhow::Result<bool> {
         if !self.data_dir().join("PG_VERSION").exists() {
             return Ok(false);
         }
-        let data_dir = self.data_dir();
-        let args: [&OsStr; 3] = ["status".as_ref(), "-D".as_ref(), data_dir.as_os_str()];
-        let output = self.command("pg_ctl", &args).output().await?;
-        // pg_ctl status: 0 running, 3 not running, 4 no accessible data directory.
-        Ok(output.status.code() == Some(0))
+        Ok(self.postmaster().is_some())
     }
 
     fn prepare_dirs(&self) -> anyhow::Result<()> {

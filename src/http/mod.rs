@@ -4,6 +4,7 @@
 pub mod client_ip;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod ops;
 pub mod routes;
 pub mod widget;
@@ -184,9 +185,11 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::safety::resolve_campaign,
         ));
+    metrics::handle();
     Router::new()
         .merge(open)
         .merge(writes)
+        .route_layer(axum::middleware::from_fn(metrics::record))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

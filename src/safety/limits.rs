@@ -100,24 +100,28 @@ impl RateLimits {
     /// Takes one write from `client`'s allowance, then from campaign `campaign_id`'s.
     pub fn check(&self, client: ClientKey, campaign_id: i64) -> Result<(), ApiError> {
         if let Some(limit) = &self.inner.per_ip {
-            limit.check(&client).map_err(|retry_after| ApiError::RateLimited {
+            limit.check(&client).map_err(|retry_after| {
+                metrics::counter!("civicmap_rate_limited_total", "scope" => "client").increment(1);
+                ApiError::RateLimited {
                 detail: format!(
                     "too many submissions from this connection: at most {} per minute, {} at once; retry in {retry_after} s",
                     limit.per_minute, limit.burst
                 ),
                 retry_after,
-            })?;
+            }})?;
         }
         if let Some(limit) = &self.inner.per_campaign {
             limit
                 .check(&campaign_id)
-                .map_err(|retry_after| ApiError::RateLimited {
+                .map_err(|retry_after| {
+                    metrics::counter!("civicmap_rate_limited_total", "scope" => "campaign").increment(1);
+                    ApiError::RateLimited {
                     detail: format!(
                         "too many submissions to this campaign right now: at most {} per minute from everyone together; retry in {retry_after} s",
                         limit.per_minute
                     ),
                     retry_after,
-                })?;
+                }})?;
         }
         Ok(())
     }

@@ -52,6 +52,8 @@ impl BatchWriter {
             .send(Job { pending, reply })
             .await
             .map_err(|_| ApiError::Unavailable("the submission writer has stopped".into()))?;
+        let queued = self.sender.max_capacity() - self.sender.capacity();
+        metrics::gauge!("civicmap_submission_queue_depth").set(queued as f64);
         result.await.map_err(|_| {
             ApiError::Internal(anyhow::anyhow!("a submission worker dropped its job"))
         })?
@@ -69,8 +71,14 @@ async fn work(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, shard: i1
         }
         tracing::trace!(size = jobs.len(), "storing a batch of submissions");
         let batch: Vec<Pending> = jobs.iter().map(|job| job.pending.clone()).collect();
+        metrics::histogram!("civicmap_submission_batch_size").record(batch.len() as f64);
         match super::store_batch(&pool, &batch, shard).await {
             Ok(results) => {
+                let created = results
+                    .iter()
+                    .filter(|r| matches!(r, Ok(Stored::Created(_))))
+                    .count();
+                metrics::counter!("civicmap_submissions_stored_total").increment(created as u64);
                 for (job, result) in jobs.drain(..).zip(results) {
                     let _ = job.reply.send(result);
                 }

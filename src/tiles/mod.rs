@@ -155,8 +155,10 @@ impl TileCache {
             snapshot: snapshot.unix_timestamp_nanos(),
             tile,
         };
+        metrics::counter!("civicmap_tile_requests_total").increment(1);
         self.tiles
             .try_get_with(key, async {
+                metrics::counter!("civicmap_tile_builds_total").increment(1);
                 let hexagons = self
                     .hexagons
                     .try_get_with(

@@ -14,6 +14,7 @@ mod exports;
 mod flood;
 mod hardening;
 mod helpers;
+mod metrics;
 mod moderation;
 mod outage;
 mod padding;

@@ -181,3 +181,32 @@ async fn a_killed_embedded_cluster_is_restarted_and_nothing_acknowledged_is_lost
     let _ = supervisor.await;
     cluster.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_embedded_cluster_starts_right_after_a_crash() {
+    // `civicmap db start` (EmbeddedCluster::start) just after the postmaster was killed: the
+    // old backends may still hold the shared memory; start waits for them instead of failing.
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = EmbeddedCluster::new(dir.path()).unwrap();
+    cluster.start().await.unwrap();
+    let pool = civicmap::database::pool(cluster.connect_options(), 2);
+    sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+    let postmaster = cluster.postmaster().expect("the cluster runs");
+    nix::sys::signal::kill(postmaster, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let killed = Instant::now();
+    while cluster.postmaster().is_some() {
+        assert!(killed.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!cluster.is_running().await.unwrap());
+    cluster.start().await.unwrap();
+    assert!(cluster.is_running().await.unwrap());
+    let fresh = civicmap::database::pool(cluster.connect_options(), 2);
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&fresh)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    eprintln!("started again {:?} after the kill", killed.elapsed());
+    cluster.stop().await.unwrap();
+}
