@@ -9,13 +9,20 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, answers, problem};
 
-#[tokio::test]
-async fn a_database_outage_gives_503s_then_heals_without_a_restart() {
-    // This test stops its database, so it runs its own embedded cluster.
+/// An embedded cluster of the test's own (these tests stop or kill it), started, with a pool
+/// of `connections`; the directory lives as long as the returned guard.
+async fn own_cluster(connections: u32) -> (tempfile::TempDir, EmbeddedCluster, sqlx::PgPool) {
     let dir = tempfile::tempdir().unwrap();
     let cluster = EmbeddedCluster::new(dir.path()).unwrap();
     cluster.start().await.unwrap();
-    let pool = civicmap::database::pool(cluster.connect_options(), 4);
+    let pool = civicmap::database::pool(cluster.connect_options(), connections);
+    (dir, cluster, pool)
+}
+
+#[tokio::test]
+async fn a_database_outage_gives_503s_then_heals_without_a_restart() {
+    // This test stops its database, so it runs its own embedded cluster.
+    let (_dir, cluster, pool) = own_cluster(4).await;
     civicmap::database::migrate(&pool).await.unwrap();
     let app = TestApp::spawn_on(pool).await;
     app.open_campaign("outage", json!({})).await;
@@ -70,10 +77,7 @@ async fn a_database_outage_gives_503s_then_heals_without_a_restart() {
 #[tokio::test]
 async fn a_killed_embedded_cluster_is_restarted_and_nothing_acknowledged_is_lost() {
     // The kernel's OOM killer takes the embedded postmaster (SIGKILL) while citizens submit.
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = EmbeddedCluster::new(dir.path()).unwrap();
-    cluster.start().await.unwrap();
-    let pool = civicmap::database::pool(cluster.connect_options(), 4);
+    let (_dir, cluster, pool) = own_cluster(4).await;
     civicmap::database::migrate(&pool).await.unwrap();
     let app = std::sync::Arc::new(TestApp::spawn_on(pool.clone()).await);
     app.open_campaign(
@@ -186,10 +190,7 @@ async fn a_killed_embedded_cluster_is_restarted_and_nothing_acknowledged_is_lost
 async fn the_embedded_cluster_starts_right_after_a_crash() {
     // `civicmap db start` (EmbeddedCluster::start) just after the postmaster was killed: the
     // old backends may still hold the shared memory; start waits for them instead of failing.
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = EmbeddedCluster::new(dir.path()).unwrap();
-    cluster.start().await.unwrap();
-    let pool = civicmap::database::pool(cluster.connect_options(), 2);
+    let (_dir, cluster, pool) = own_cluster(2).await;
     sqlx::query("SELECT 1").execute(&pool).await.unwrap();
     let postmaster = cluster.postmaster().expect("the cluster runs");
     nix::sys::signal::kill(postmaster, nix::sys::signal::Signal::SIGKILL).unwrap();
