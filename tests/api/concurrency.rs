@@ -116,3 +116,74 @@ async fn retries_in_flight_in_two_batches_are_stored_once_and_never_deadlock() {
     assert_eq!(stored, rounds * size);
     assert_eq!(app.counts("retries").await["total"], Some(rounds * size));
 }
+
+/// A row the database refuses, for a reason nobody foresaw, fails only its own submission:
+/// the others queued in the same batch are stored and counted, and their citizens get 201.
+#[tokio::test]
+async fn a_row_the_database_refuses_fails_alone_not_its_batch() {
+    let app = TestApp::spawn().await;
+    app.open_campaign(
+        "poison",
+        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
+    )
+    .await;
+    // The unforeseen: the database refuses one answer. (A trigger stands in for whatever a
+    // future constraint, extension or bug might refuse.)
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.answers->>'comment' = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON submissions
+           FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    // Hold the writers while everything is queued, so that batches are large and mixed.
+    let mut hold = app.db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE submissions IN SHARE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let url = app.url("/api/v1/campaigns/poison/submissions");
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let (client, url) = (app.client.clone(), url.clone());
+            let comment = if i % 15 == 7 { "poison" } else { "fine" };
+            let answers = json!({"households": 1, "connection": "adsl", "comment": comment});
+            let lon = 2.01 + (i % 29) as f64 * 0.01;
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .header("x-forwarded-for", household())
+                    .json(&point(lon, 48.05, answers))
+                    .send()
+                    .await
+                    .unwrap();
+                (comment, response.status())
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    hold.commit().await.unwrap();
+    let mut statuses = std::collections::BTreeMap::new();
+    for task in tasks {
+        let (comment, status) = task.await.unwrap();
+        *statuses.entry((comment, status.as_u16())).or_insert(0) += 1;
+    }
+    // The poisoned ones fail as the server's own fault (nothing the citizen could fix), alone.
+    assert_eq!(
+        statuses,
+        [(("fine", 201), 56), (("poison", 500), 4)]
+            .into_iter()
+            .collect()
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM submissions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 56);
+    assert_eq!(app.counts("poison").await["total"], Some(56));
+}

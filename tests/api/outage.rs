@@ -211,3 +211,29 @@ async fn the_embedded_cluster_starts_right_after_a_crash() {
     eprintln!("started again {:?} after the kill", killed.elapsed());
     cluster.stop().await.unwrap();
 }
+
+/// The writers' connections are killed (a failover, an administrator's
+/// `pg_terminate_backend`, a proxy's idle timeout): the next submissions are stored on new
+/// connections, with no 5xx and no restart.
+#[tokio::test]
+async fn writers_whose_connections_are_killed_keep_storing() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("cut", json!({})).await;
+    for _ in 0..5 {
+        let response = app.submit("cut", 2.05, 48.05, answers()).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'civicmap-writer') k",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(killed >= 1, "the writers had connections to kill");
+    for _ in 0..20 {
+        let response = app.submit("cut", 2.05, 48.05, answers()).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    assert_eq!(app.counts("cut").await["total"], Some(25));
+}
