@@ -1,4 +1,5 @@
-//! The command line: `civicmap serve | migrate | demo | token | districts | retention | db`.
+//! The command line: `civicmap serve | migrate | demo | token | districts | import | export |
+//! retention | db | backup | restore`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +63,27 @@ enum Command {
     /// The embedded PostgreSQL cluster (used when DATABASE_URL is not set).
     #[command(subcommand)]
     Db(DbCommand),
+    /// Write the whole database to FILE with pg_dump (custom format). The file holds exact
+    /// points: keep it as safely as the database, and rotate it within the campaigns'
+    /// retention.
+    Backup {
+        /// Where to write the backup; it appears only once complete.
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Replace the database's content with a backup made by `civicmap backup`, in one
+    /// transaction, then apply this version's migrations. Stop the civicmap servers first.
+    Restore {
+        /// The backup to restore.
+        file: PathBuf,
+        /// Restore even while civicmap servers are connected (restart them afterwards: their
+        /// caches still hold what the restore replaced).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// Where the database is.
@@ -352,6 +374,23 @@ impl DbArgs {
     }
 }
 
+impl DbArgs {
+    /// The database as `pg_dump` and `pg_restore` reach it (with the embedded cluster's own
+    /// tools when it is the one).
+    fn backup_target(&self) -> anyhow::Result<crate::database::backup::Target> {
+        match &self.database_url {
+            Some(url) => crate::database::backup::Target::new(url, None),
+            None => {
+                let cluster = EmbeddedCluster::new(&self.data_dir)?;
+                crate::database::backup::Target::new(
+                    &cluster.url(),
+                    Some(cluster.bin_dir().to_owned()),
+                )
+            }
+        }
+    }
+}
+
 impl Database {
     async fn close(self) -> anyhow::Result<()> {
         self.pool.close().await;
@@ -600,6 +639,35 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Db(DbCommand::Stop { data_dir }) => EmbeddedCluster::new(&data_dir)?.stop().await,
+        Command::Backup { file, db } => {
+            let target = db.backup_target()?;
+            with_database(&db, |pool| async move {
+                let summary = crate::database::backup::summary(&pool).await?;
+                crate::database::backup::backup(&target, &file).await?;
+                let size = std::fs::metadata(&file)?.len();
+                println!("{}: {summary}, {size} bytes", file.display());
+                Ok(())
+            })
+            .await
+        }
+        Command::Restore { file, force, db } => {
+            let target = db.backup_target()?;
+            let database = db.open().await?;
+            let result = async {
+                crate::database::backup::restore(&target, &database.pool, &file, force).await?;
+                // A fresh pool: restore closed the one it was given.
+                let options = PgConnectOptions::clone(&database.pool.connect_options());
+                let pool = crate::database::pool(options, 2);
+                crate::database::migrate(&pool).await?;
+                let summary = crate::database::backup::summary(&pool).await?;
+                pool.close().await;
+                println!("restored {}: {summary}", file.display());
+                anyhow::Ok(())
+            }
+            .await;
+            database.close().await?;
+            result
+        }
     }
 }
 

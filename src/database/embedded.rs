@@ -83,6 +83,11 @@ impl EmbeddedCluster {
         })
     }
 
+    /// Where the cluster's PostgreSQL programs are (its `pg_dump` matches its server).
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
     /// Where the cluster's files are.
     pub fn data_dir(&self) -> PathBuf {
         self.root.join("pg")
@@ -427,14 +432,10 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
             dir.display()
         );
     }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    let versions: Vec<(u32, PathBuf)> = installed_versions()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
         .filter(|(_, dir)| has_all(dir))
         .collect();
-    versions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     let with_postgis = versions.iter().find(|(v, _)| {
         Path::new(&format!(
             "/usr/share/postgresql/{v}/extension/postgis.control"
@@ -449,6 +450,31 @@ fn find_bin_dir() -> anyhow::Result<PathBuf> {
         .flat_map(std::env::split_paths)
         .find(|dir| has_all(dir))
         .context("no PostgreSQL server binaries (initdb, pg_ctl, postgres) found under /usr/lib/postgresql/*/bin or on PATH; install postgresql and postgis, or set DATABASE_URL")
+}
+
+/// The `bin` directories of the installed PostgreSQL versions, newest first.
+fn installed_versions() -> Vec<(u32, PathBuf)> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .collect();
+    versions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
+    versions
+}
+
+/// A PostgreSQL client program (`pg_dump`, `pg_restore`) for any server: from
+/// `CIVICMAP_PG_BIN` if it has it, else the newest installed version's (a newer `pg_dump`
+/// reads older servers, not the reverse), else the PATH's.
+pub fn client_tool(name: &str) -> PathBuf {
+    let configured = std::env::var_os("CIVICMAP_PG_BIN").map(PathBuf::from);
+    configured
+        .into_iter()
+        .chain(installed_versions().into_iter().map(|(_, dir)| dir))
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The PostgreSQL + PostGIS store: connecting, migrating, readiness, and the embedded cluster.
 
+pub mod backup;
 pub mod embedded;
 
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod auth;
+mod backup;
 mod bulk;
 mod campaigns;
 mod cli;
