@@ -347,30 +347,38 @@ enum DbCommand {
     },
 }
 
-/// An open database, and the embedded cluster if this process started it.
+/// An open database, and the embedded cluster when it is the one.
 struct Database {
     pool: PgPool,
-    started: Option<EmbeddedCluster>,
+    /// The embedded cluster, if no `DATABASE_URL` was given.
+    embedded: Option<EmbeddedCluster>,
+    /// Whether this process started the embedded cluster (and so stops it when done).
+    started: bool,
 }
 
 impl DbArgs {
     async fn open(&self) -> anyhow::Result<Database> {
-        let (options, started) = match &self.database_url {
+        let (options, embedded, started) = match &self.database_url {
             Some(url) => (
                 url.parse::<PgConnectOptions>()
                     .context("DATABASE_URL is not a valid PostgreSQL URL")?,
                 None,
+                false,
             ),
             None => {
                 let cluster = EmbeddedCluster::new(&self.data_dir)?;
                 let was_running = cluster.is_running().await?;
                 cluster.start().await?;
                 let options = cluster.connect_options();
-                (options, (!was_running).then_some(cluster))
+                (options, Some(cluster), !was_running)
             }
         };
         let pool = crate::database::pool(options, self.max_connections);
-        Ok(Database { pool, started })
+        Ok(Database {
+            pool,
+            embedded,
+            started,
+        })
     }
 }
 
@@ -394,7 +402,7 @@ impl DbArgs {
 impl Database {
     async fn close(self) -> anyhow::Result<()> {
         self.pool.close().await;
-        if let Some(cluster) = self.started {
+        if let Some(cluster) = self.embedded.filter(|_| self.started) {
             cluster.stop().await?;
         }
         Ok(())
@@ -752,9 +760,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 header_read_timeout,
             },
         );
-        // The embedded cluster this process started is restarted whenever it dies.
+        // The embedded cluster is restarted whenever it dies, whoever started it (a server
+        // restarted after a crash finds it running).
         let supervisor = database
-            .started
+            .embedded
             .clone()
             .map(|cluster| cluster.supervise(state.health.clone()));
         let metrics = match args.metrics_listen {

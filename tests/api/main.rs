@@ -12,6 +12,7 @@ mod corrections;
 mod districts;
 mod errors;
 mod exports;
+mod faults;
 mod flood;
 mod hardening;
 mod helpers;
