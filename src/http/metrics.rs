@@ -8,6 +8,7 @@
 //! | `civicmap_submissions_stored_total` | counter | |
 //! | `civicmap_submission_batch_size` | histogram | |
 //! | `civicmap_submission_queue_depth` | gauge | |
+//! | `civicmap_submission_worker_restarts_total` | counter | (a writer panicked and was replaced) |
 //! | `civicmap_tile_requests_total`, `civicmap_tile_builds_total` | counters | (hits = requests − builds) |
 //! | `civicmap_rate_limited_total` | counter | `scope` (`client`, `campaign`) |
 //! | `civicmap_db_pool_connections`, `civicmap_db_pool_idle` | gauges | |

@@ -351,9 +351,24 @@ pub async fn serve_with(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Requests in flight are answered (a submission waits for its commit); connections then
+    // close. A client that holds its connection open longer is not waited for.
+    tracing::info!(
+        connections = graceful.count(),
+        "stopping: answering the requests in flight"
+    );
+    if tokio::time::timeout(DRAIN_LIMIT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(limit = ?DRAIN_LIMIT, "connections still open after the drain limit; stopping anyway");
+    }
     Ok(())
 }
+
+/// How long a stopping server waits for the requests in flight: under the usual 30 s between
+/// a supervisor's SIGTERM and its SIGKILL (systemd, Kubernetes).
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(25);
 
 /// Waits (at most `limit`) for a connection's first bytes and tells HTTP/2 (its preface) from
 /// HTTP/1; `None` when the client sent nothing in time or closed.
