@@ -332,7 +332,9 @@ pub async fn rebuild(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiResult
     sqlx::query(concat!(
         "WITH to_count AS (
             SELECT campaign_id, district_id, h3, first_contribution, 1 AS n FROM submissions
-            WHERE campaign_id = $1 AND status = 'published'), ",
+            WHERE campaign_id = $1 AND status = ",
+        crate::status!(Published),
+        "), ",
         counting::count_districts!("to_count", "0"),
         " SELECT 1"
     ))
@@ -367,7 +369,9 @@ pub async fn rebuild_h3(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiRes
     sqlx::query(concat!(
         "WITH to_count AS (
             SELECT campaign_id, district_id, h3, first_contribution, 1 AS n FROM submissions
-            WHERE campaign_id = $1 AND status = 'published'), ",
+            WHERE campaign_id = $1 AND status = ",
+        crate::status!(Published),
+        "), ",
         counting::count_h3!("to_count"),
         " SELECT 1"
     ))

@@ -103,18 +103,20 @@ pub async fn current(
     }
     // Moves only with k arrivals since the stored instant (from the start when there is none);
     // a concurrent instance may move it first, to the same instant.
-    let moved: Option<OffsetDateTime> = sqlx::query_scalar(
+    let moved: Option<OffsetDateTime> = sqlx::query_scalar(concat!(
         "UPDATE campaigns SET published_until = $2
          WHERE id = $1 AND (published_until IS NULL OR published_until < $2)
            AND (SELECT count(*) FROM (
                   SELECT 1 FROM submissions s
-                  WHERE s.campaign_id = $1 AND s.status = 'published' AND s.published_at < $2
+                  WHERE s.campaign_id = $1 AND s.status = ",
+        crate::status!(Published),
+        " AND s.published_at < $2
                     AND s.first_contribution
                     AND ($3::timestamptz IS NULL OR s.created_at >= $3
                          OR (s.published_at > s.created_at AND s.published_at >= $3))
                   LIMIT $4) arrivals) >= $4
          RETURNING published_until",
-    )
+    ))
     .bind(campaign.id)
     .bind(candidate)
     .bind(stored)
@@ -156,12 +158,14 @@ pub async fn recent(
 ) -> ApiResult<Vec<Recent>> {
     // `published_at >= $2`, spelt so that both indexes serve it: new rows have
     // published_at = created_at, rows published again are in submissions_republished_idx.
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "SELECT s.district_id, s.h3, s.first_contribution
          FROM submissions s
-         WHERE s.campaign_id = $1 AND s.status = 'published'
+         WHERE s.campaign_id = $1 AND s.status = ",
+        crate::status!(Published),
+        "
            AND (s.created_at >= $2 OR (s.published_at > s.created_at AND s.published_at >= $2))",
-    )
+    ))
     .bind(campaign_id)
     .bind(since)
     .fetch_all(db)

@@ -637,12 +637,14 @@ pub async fn import(
     }
     // Paper forms are entered by staff: published at once, with no edit token (nobody holds
     // one; the stored hash matches no token).
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO submissions (id, campaign_id, district_id, geom, answers, status, edit_token_hash, h3, created_at, updated_at, published_at)
-         SELECT id, $1, district_id, g, answers, 'published', '\\x00'::bytea, h3,
+         SELECT id, $1, district_id, g, answers, ",
+        crate::status!(Published),
+        ", '\\x00'::bytea, h3,
                 COALESCE(created_at, now()), now(), least(COALESCE(created_at, now()), now())
          FROM import_placed",
-    )
+    ))
     .bind(campaign.id)
     .execute(&mut *tx)
     .await?;

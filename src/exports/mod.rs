@@ -459,19 +459,21 @@ async fn atoms(
             })
             .collect());
     }
-    let rows: Vec<ScanRow> = sqlx::query_as(
+    let rows: Vec<ScanRow> = sqlx::query_as(concat!(
         "SELECT district_id, CASE WHEN $2 THEN h3 END AS cell,
                 CASE WHEN $3::text IS NOT NULL THEN COALESCE(answers ->> $3, '') END AS value,
                 count(*), count(*) FILTER (WHERE first_contribution),
                 sum((answers ->> $4)::float8),
                 sum(abs((answers ->> $4)::float8)), max(abs((answers ->> $4)::float8))
          FROM submissions
-         WHERE campaign_id = $1 AND status = 'published'
+         WHERE campaign_id = $1 AND status = ",
+        crate::status!(Published),
+        "
            AND ($5::timestamptz IS NULL OR created_at >= $5)
            AND ($6::timestamptz IS NULL OR created_at < $6)
            AND ($7::timestamptz IS NULL OR published_at < $7)
          GROUP BY 1, 2, 3",
-    )
+    ))
     .bind(campaign.id)
     .bind(matches!(request.by, By::H3(_)))
     .bind(request.breakdown.as_deref())

@@ -252,15 +252,17 @@ pub async fn stream(
     };
     send(writer.header(&campaign.slug)?).await?;
     let mut conn = db.acquire().await?;
-    let mut rows = sqlx::query_as::<_, RawRow>(
+    let mut rows = sqlx::query_as::<_, RawRow>(concat!(
         "SELECT s.id, s.created_at, d.code, d.name, ST_X(s.geom), ST_Y(s.geom), s.answers
          FROM submissions s LEFT JOIN districts d ON d.id = s.district_id
-         WHERE s.campaign_id = $1 AND s.status = 'published'
+         WHERE s.campaign_id = $1 AND s.status = ",
+        crate::status!(Published),
+        "
            AND ($2::timestamptz IS NULL OR s.created_at >= $2)
            AND ($3::timestamptz IS NULL OR s.created_at < $3)
            AND ($4::text IS NULL OR d.code = $4)
          ORDER BY s.created_at, s.id",
-    )
+    ))
     .bind(campaign.id)
     .bind(filter.from)
     .bind(filter.to)

@@ -130,13 +130,15 @@ pub async fn compute(
     snapshot: time::OffsetDateTime,
 ) -> ApiResult<Series> {
     let k = i64::from(campaign.privacy.min_count);
-    let rows: Vec<(Date, Option<i64>, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(Date, Option<i64>, i64, i64)> = sqlx::query_as(concat!(
         "SELECT (created_at AT TIME ZONE 'UTC')::date, district_id, count(*),
                 count(*) FILTER (WHERE first_contribution)
          FROM submissions
-         WHERE campaign_id = $1 AND status = 'published' AND published_at < $2
+         WHERE campaign_id = $1 AND status = ",
+        crate::status!(Published),
+        " AND published_at < $2
          GROUP BY 1, 2",
-    )
+    ))
     .bind(campaign.id)
     .bind(snapshot)
     .fetch_all(db)

@@ -193,7 +193,7 @@ pub async fn queue(
     after: Option<Uuid>,
     limit: i64,
 ) -> ApiResult<QueuePage> {
-    let rows: Vec<QueueRow> = sqlx::query_as(
+    let rows: Vec<QueueRow> = sqlx::query_as(concat!(
         "SELECT s.id, s.status, ST_AsGeoJSON(s.geom)::jsonb AS location, s.answers,
                 d.code, d.name, s.created_at,
                 COALESCE(r.count, 0) AS report_count, COALESCE(r.reports, '[]') AS reports
@@ -209,12 +209,14 @@ pub async fn queue(
            AND CASE WHEN $2 = 'reported'
                     THEN s.id IN (SELECT submission_id FROM submission_reports
                                   WHERE campaign_id = $1 AND resolved_at IS NULL)
-                    ELSE s.status = $2 AND s.status <> 'published' END
+                    ELSE s.status = $2 AND s.status <> ",
+        crate::status!(Published),
+        " END
            AND ($3::uuid IS NULL
                 OR (s.created_at, s.id) > (SELECT created_at, id FROM submissions WHERE id = $3))
          ORDER BY s.created_at, s.id
          LIMIT $4",
-    )
+    ))
     .bind(campaign.id)
     .bind(queue.as_str())
     .bind(after)
@@ -290,7 +292,7 @@ pub async fn decide(
 ) -> ApiResult<Decision> {
     let reason = check_reason(reason, action.needs_reason())?;
     let mut tx = pool.begin().await?;
-    let status: String = sqlx::query_scalar(
+    let from: Status = sqlx::query_scalar(
         "SELECT status FROM submissions WHERE id = $1 AND campaign_id = $2 FOR UPDATE",
     )
     .bind(id)
@@ -298,8 +300,6 @@ pub async fn decide(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| no_submission(id))?;
-    let from = Status::parse(&status)
-        .ok_or_else(|| anyhow::anyhow!("submission {id} has unknown status {status}"))?;
     let to = action.apply(from).map_err(ApiError::Conflict)?;
     let open: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM submission_reports WHERE submission_id = $1 AND resolved_at IS NULL",
@@ -315,13 +315,15 @@ pub async fn decide(
     }
     if to != from {
         // Published (again): it enters the finer figures at the next publication.
-        sqlx::query(
+        sqlx::query(concat!(
             "UPDATE submissions SET status = $2, updated_at = now(),
-                    published_at = CASE WHEN $2 = 'published' THEN now() ELSE published_at END
+                    published_at = CASE WHEN $2 = ",
+            crate::status!(Published),
+            " THEN now() ELSE published_at END
              WHERE id = $1",
-        )
+        ))
         .bind(id)
-        .bind(to.as_str())
+        .bind(to)
         .execute(&mut *tx)
         .await?;
         let delta = i64::from(to == Status::Published) - i64::from(from == Status::Published);

@@ -89,9 +89,11 @@ fn parse_point(geometry: &Value) -> Result<WgsPoint, FieldError> {
     }
 }
 
-/// Where a submission stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+/// Where a submission stands; stored as `text` (`submissions.status`). In SQL written with
+/// `concat!`, [`status!`](crate::status) spells a status as a literal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Status {
     /// Counted and shown (in aggregated form).
     Published,
@@ -126,6 +128,24 @@ impl Status {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
+}
+
+/// A submission status as an SQL literal, for statements written with `concat!`:
+/// `status!(Published)` is `'published'`. Tied to [`Status::as_str`] by a test.
+#[macro_export]
+macro_rules! status {
+    (Published) => {
+        "'published'"
+    };
+    (Pending) => {
+        "'pending'"
+    };
+    (Hidden) => {
+        "'hidden'"
+    };
+    (Rejected) => {
+        "'rejected'"
+    };
 }
 
 /// A district as named to the citizen.
@@ -343,7 +363,9 @@ pub async fn store_batch_on(
             FROM placed p JOIN created USING (id) WHERE p.earlier_id IS NOT NULL),
          to_count AS (
             SELECT campaign_id, district_id, h3, first_contribution, 1 AS n FROM created
-            WHERE status = 'published'), ",
+            WHERE status = ",
+        crate::status!(Published),
+        "), ",
         crate::aggregates::counting::count!("to_count", "$14"),
         "
          SELECT fresh, inside, id IN (SELECT id FROM created) AS created, code, name
@@ -354,7 +376,7 @@ pub async fn store_batch_on(
     .bind(batch.iter().map(|p| p.submission.point.lon()).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| p.submission.point.lat()).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| sqlx::types::Json(&p.submission.answers)).collect::<Vec<_>>())
-    .bind(prepared.iter().map(|p| p.status.as_str()).collect::<Vec<_>>())
+    .bind(prepared.iter().map(|p| p.status).collect::<Vec<_>>())
     .bind(prepared.iter().map(|p| hash_secret(&p.token)).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| p.key.as_ref().map(|k| k.key.as_str())).collect::<Vec<_>>())
     .bind(batch.iter().map(|p| p.key.as_ref().map(|k| k.request_hash.as_slice())).collect::<Vec<_>>())
@@ -523,8 +545,8 @@ pub struct OwnSubmission {
     pub point: WgsPoint,
     /// The answers.
     pub answers: Map<String, Value>,
-    /// `published`, `pending`, `hidden` or `rejected`.
-    pub status: String,
+    /// Where it stands.
+    pub status: Status,
     /// The district it was counted in, if any.
     pub district: Option<DistrictRef>,
     /// When it was stored.
@@ -556,23 +578,25 @@ impl OwnSubmission {
     }
 }
 
-type OwnRow = (
-    Vec<u8>,
-    f64,
-    f64,
-    sqlx::types::Json<Map<String, Value>>,
-    String,
-    Option<String>,
-    Option<String>,
-    time::OffsetDateTime,
-    time::OffsetDateTime,
-);
+/// A row of [`select_own!`].
+#[derive(sqlx::FromRow)]
+struct OwnRow {
+    edit_token_hash: Vec<u8>,
+    lon: f64,
+    lat: f64,
+    answers: sqlx::types::Json<Map<String, Value>>,
+    status: Status,
+    code: Option<String>,
+    name: Option<String>,
+    created_at: time::OffsetDateTime,
+    updated_at: time::OffsetDateTime,
+}
 
 /// `SELECT` of a submission as its submitter sees it, followed by the given clause.
 macro_rules! select_own {
     ($tail:literal) => {
         concat!(
-            "SELECT s.edit_token_hash, ST_X(s.geom), ST_Y(s.geom), s.answers, s.status,
+            "SELECT s.edit_token_hash, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, s.answers, s.status,
                     d.code, d.name, s.created_at, s.updated_at
              FROM submissions s LEFT JOIN districts d ON d.id = s.district_id
              WHERE s.id = $1 AND s.campaign_id = $2 ",
@@ -582,17 +606,17 @@ macro_rules! select_own {
 }
 
 fn own_from_row(id: Uuid, row: OwnRow) -> ApiResult<OwnSubmission> {
-    let (_, lon, lat, answers, status, code, name, created_at, updated_at) = row;
     Ok(OwnSubmission {
         id,
-        point: WgsPoint::new(lon, lat).map_err(|e| anyhow::anyhow!("stored point: {e}"))?,
-        answers: answers.0,
-        status,
-        district: code
-            .zip(name)
+        point: WgsPoint::new(row.lon, row.lat).map_err(|e| anyhow::anyhow!("stored point: {e}"))?,
+        answers: row.answers.0,
+        status: row.status,
+        district: row
+            .code
+            .zip(row.name)
             .map(|(code, name)| DistrictRef { code, name }),
-        created_at,
-        updated_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
     })
 }
 
@@ -609,7 +633,7 @@ pub async fn view(
         .fetch_optional(pool)
         .await?;
     let row = row.ok_or_else(|| no_such_submission(id))?;
-    check_token(&row.0, token)?;
+    check_token(&row.edit_token_hash, token)?;
     own_from_row(id, row)
 }
 
@@ -651,7 +675,7 @@ pub async fn correct(
         .fetch_optional(&mut *tx)
         .await?;
     let row = row.ok_or_else(|| no_such_submission(id))?;
-    check_token(&row.0, token)?;
+    check_token(&row.edit_token_hash, token)?;
     let corrections: i16 = sqlx::query_scalar("SELECT corrections FROM submissions WHERE id = $1")
         .bind(id)
         .fetch_one(&mut *tx)
@@ -661,13 +685,11 @@ pub async fn correct(
             "this contribution was already corrected {MAX_CORRECTIONS} times, the most allowed; erase it and contribute again if it is still wrong"
         )));
     }
-    let published = row.4 == "published";
+    let published = row.status == Status::Published;
     let status = if published && campaign.moderation == Moderation::Pre {
         Status::Pending
     } else {
-        Status::parse(&row.4).ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("submission {id} has status `{}`", row.4))
-        })?
+        row.status
     };
     #[derive(sqlx::FromRow)]
     struct Place {
@@ -713,7 +735,7 @@ pub async fn correct(
     .bind(sqlx::types::Json(&submission.answers))
     .bind(place.district_id)
     .bind(submission.point.h3_cell())
-    .bind(status.as_str())
+    .bind(status)
     .execute(&mut *tx)
     .await?;
     if status == Status::Published {
@@ -750,4 +772,24 @@ pub async fn purge_idempotency_keys(pool: &PgPool) -> ApiResult<u64> {
             .await?
             .rows_affected(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status;
+
+    #[test]
+    fn every_status_literal_in_sql_is_the_status_as_stored() {
+        let literals = [
+            (Status::Published, crate::status!(Published)),
+            (Status::Pending, crate::status!(Pending)),
+            (Status::Hidden, crate::status!(Hidden)),
+            (Status::Rejected, crate::status!(Rejected)),
+        ];
+        assert_eq!(literals.len(), Status::ALL.len());
+        for (status, literal) in literals {
+            assert_eq!(literal, format!("'{}'", status.as_str()));
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+        }
+    }
 }
