@@ -3,13 +3,13 @@
 import { Api, ApiError, uuid4 } from '../lib/api';
 import { describeSubmitError, minFillSeconds, ProofOfWork, sendProtected } from '../lib/protect';
 import { breaksFor, colorFor, totalOf, type ClassBreak } from '../lib/choropleth';
-import { bboxOf, districtAt, interiorPoint, round6 } from '../lib/geo';
 import { chooseLang, formatContributions, formatCount, formatDate, msg, tr, type MsgKey } from '../lib/i18n';
 import { campaignState, type CampaignState, type Mode, type View } from '../lib/options';
 import type { Campaign, DistrictCollection, DistrictFeature, Field, Lang, SubmissionResult } from '../lib/types';
-import { errorMessage, fieldLabel, locationErrorMessage, validateAnswers, validateField, validateLonLat, type RawValue } from '../lib/validate';
-import { describedBy, h, setStyle, uid } from './dom';
+import { errorMessage, fieldLabel, validateAnswers, validateField, type RawValue } from '../lib/validate';
+import { h, setStyle, uid } from './dom';
 import { applyFieldErrors, renderField, renderHoneypot, showSummary, type FieldRef } from './fields';
+import { LocationPicker } from './location';
 import { hasWebGL, loadMapLibre } from './maplibre';
 import { MapView, type TileJson } from './mapview';
 
@@ -33,7 +33,6 @@ export interface AppOptions {
   onTitle?: (title: string) => void;
 }
 
-interface Pin { lon: number; lat: number }
 interface ErrorState { fields: Record<string, string>; geometry: string | null; general: string[] }
 
 export class App {
@@ -48,7 +47,8 @@ export class App {
   private state: CampaignState = 'closed';
   mapView: MapView | null = null;
   private mapFailed = false;
-  private pin: Pin | null = null;
+  /** The location block of the form (it owns the pin); null before the form and after a submission. */
+  private picker: LocationPicker | null = null;
   private values: Record<string, RawValue> = {};
   private sending = false;
   private attempt: { key: string; fp: string } | null = null;
@@ -67,10 +67,8 @@ export class App {
   // DOM references (rebuilt by render()).
   private r: {
     info?: HTMLElement; legend?: HTMLElement; meta?: HTMLElement; tbody?: HTMLElement; tfoot?: HTMLElement; panel?: HTMLElement;
-    live?: HTMLElement; locStatus?: HTMLElement; locError?: HTMLElement; locBox?: HTMLElement; districtSelect?: HTMLSelectElement;
-    lon?: HTMLInputElement; lat?: HTMLInputElement; submit?: HTMLButtonElement; summary?: HTMLElement; general?: HTMLElement;
-    form?: HTMLFormElement; mapBox?: HTMLElement; mapEl?: HTMLElement; noMapNote?: HTMLElement; geoStatus?: HTMLElement;
-    honeypot?: HTMLInputElement;
+    live?: HTMLElement; submit?: HTMLButtonElement; summary?: HTMLElement; general?: HTMLElement;
+    form?: HTMLFormElement; mapBox?: HTMLElement; mapEl?: HTMLElement; noMapNote?: HTMLElement; honeypot?: HTMLInputElement;
     fields: Record<string, FieldRef>;
   } = { fields: {} };
 
@@ -79,10 +77,6 @@ export class App {
     this.o = o;
     this.api = new Api(o.api);
     this.lang = chooseLang(o.langAttr, o.docLang, null);
-  }
-
-  get pinnedDistrict(): DistrictFeature | null {
-    return this.pin ? districtAt(this.districts, this.pin.lon, this.pin.lat) : null;
   }
 
   private get k(): number {
@@ -321,20 +315,19 @@ export class App {
         view: this.o.view,
         placing: this.placing,
         describedBy: mapEl.dataset.helpId,
-        onPick: (lon, lat, how) => this.setPin(lon, lat, how === 'key' ? 'key' : 'map'),
+        onPick: (lon, lat, how) => this.picker?.pickOnMap(lon, lat, how),
         onConfirm: () => this.confirmPin(),
         onInspect: (d, how) => this.inspect(d, how),
         onError: (e) => console.warn('[civicmap] map:', e),
       });
-      if (this.pin) this.mapView.setPin(this.pin.lon, this.pin.lat);
-      this.renderLocationHow();
+      this.picker?.attachMap(this.mapView);
     } catch (e) {
       console.warn('[civicmap] no map:', e);
       this.mapFailed = true;
       if (this.r.mapBox) this.r.mapBox.hidden = true;
       if (this.r.noMapNote) this.r.noMapNote.hidden = false;
       this.mapView = null;
-      this.renderLocationHow();
+      this.picker?.attachMap(null);
     }
   }
 
@@ -365,236 +358,36 @@ export class App {
 
   // ---------------------------------------------------------------- location
 
-  private setPin(lon: number, lat: number, how: 'map' | 'key' | 'district' | 'coords' | 'geo' | 'geocoder'): void {
-    this.pin = { lon: round6(lon), lat: round6(lat) };
-    this.warmUp();
-    if (how === 'district') {
-      const f = districtAt(this.districts, lon, lat);
-      const b = f ? bboxOf({ type: 'FeatureCollection', features: [f] }) : null;
-      this.mapView?.setPin(lon, lat, !b);
-      if (b) this.mapView?.showBox(b);
-    } else if (how !== 'map' && how !== 'key') this.mapView?.setPin(lon, lat, true);
-    this.errors.geometry = null;
-    this.showLocationError(null);
-    this.renderLocationStatus();
-    const d = this.pinnedDistrict;
-    if (this.r.districtSelect && how !== 'district') this.r.districtSelect.value = d ? d.properties.code : '';
-    if (how !== 'coords') {
-      if (this.r.lon) this.r.lon.value = this.fmtCoord(this.pin.lon);
-      if (this.r.lat) this.r.lat.value = this.fmtCoord(this.pin.lat);
-    }
-    const text = this.t('pinAnnounce', { d: d ? d.properties.name : this.t('outside'), c: d ? formatContributions(d.properties.count, !!d.properties.withheld, this.k, this.lang) : '' }).replace(/, \.$/, '.');
-    if (how === 'key') {
-      clearTimeout(this.keyAnnounceTimer);
-      this.keyAnnounceTimer = window.setTimeout(() => this.announce(text), 250);
-    } else this.announce(text);
-  }
-
-  /** Shows the "outside the campaign area" error when the pin is in no district and outside the bounds. */
-  private warnIfOutside(): void {
-    if (!this.pin || this.pinnedDistrict) return;
-    const v = validateLonLat(this.pin.lon, this.pin.lat, this.campaign?.bounds);
-    if (!v.ok) this.showLocationError(locationErrorMessage(v.error, this.lang));
+  private renderLocation(): HTMLElement {
+    this.picker = new LocationPicker({
+      lang: this.lang,
+      districts: () => this.districts,
+      bounds: this.campaign!.bounds,
+      pin: this.picker?.pin ?? null,
+      decimals: 5,
+      how: { map: 'locationHowMap', noMap: 'locationHowNoMap' },
+      finders: { geocoder: this.geocoderUrl() },
+      announce: (text) => this.announce(text),
+      pinText: (d) => this.t('pinAnnounce', { d: d ? d.properties.name : this.t('outside'), c: d ? formatContributions(d.properties.count, !!d.properties.withheld, this.k, this.lang) : '' }).replace(/, \.$/, '.'),
+      onPin: () => {
+        this.warmUp();
+        this.errors.geometry = null;
+      },
+    });
+    this.picker.attachMap(this.mapView);
+    return this.picker.el;
   }
 
   private confirmPin(): void {
-    const d = this.pinnedDistrict;
+    const d = this.picker?.district ?? null;
     this.announce(this.t('pinConfirmed', { d: d ? d.properties.name : this.t('outside') }));
     const key = this.campaign?.form.fields[0]?.key;
     const first = key ? this.r.fields[key]?.controls[0] : this.r.submit;
     window.setTimeout(() => first?.focus(), 30);
   }
 
-  private fmtCoord(n: number): string {
-    const s = n.toFixed(5);
-    return this.lang === 'fr' ? s.replace('.', ',') : s;
-  }
-
-  private renderLocationStatus(): void {
-    const el = this.r.locStatus;
-    if (!el) return;
-    if (!this.pin) {
-      el.className = 'cm-locstatus cm-none';
-      el.textContent = this.t('locationNone');
-      return;
-    }
-    const d = this.pinnedDistrict;
-    el.className = 'cm-locstatus';
-    el.replaceChildren(
-      this.t('locationSet', { d: d ? d.properties.name : this.t('outside') }),
-      h('br'),
-      h('span', { class: 'cm-hint' }, this.t('coords', { lon: this.fmtCoord(this.pin.lon), lat: this.fmtCoord(this.pin.lat) })),
-    );
-  }
-
-  private renderLocationHow(): void {
-    const how = this.r.locBox?.querySelector('.cm-lochow');
-    if (how) how.textContent = this.t(this.mapView ? 'locationHowMap' : 'locationHowNoMap');
-  }
-
-  private showLocationError(text: string | null): void {
-    const err = this.r.locError;
-    const box = this.r.locBox;
-    if (!err || !box) return;
-    err.hidden = !text;
-    err.textContent = text ?? '';
-    for (const c of [this.r.lon, this.r.lat, this.r.districtSelect]) {
-      if (!c) continue;
-      if (text) c.setAttribute('aria-invalid', 'true');
-      else c.removeAttribute('aria-invalid');
-      describedBy(c, err.id, !!text);
-    }
-  }
-
-  private useMyLocation(btn: HTMLButtonElement): void {
-    const status = this.r.geoStatus!;
-    if (!('geolocation' in navigator)) {
-      status.textContent = this.t('geoUnsupported');
-      return;
-    }
-    btn.disabled = true;
-    status.textContent = this.t('locating');
-    navigator.geolocation.getCurrentPosition(
-      (pos) => {
-        btn.disabled = false;
-        status.textContent = '';
-        const { longitude, latitude } = pos.coords;
-        this.setPin(longitude, latitude, 'geo');
-        this.warnIfOutside();
-      },
-      () => {
-        btn.disabled = false;
-        status.textContent = this.t('geoDenied');
-      },
-      { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 },
-    );
-  }
-
   private geocoderUrl(): string | null {
     return this.campaign?.geocoder?.url || this.o.geocoder || null;
-  }
-
-  private async geocode(q: string, list: HTMLElement, status: HTMLElement): Promise<void> {
-    const tpl = this.geocoderUrl();
-    if (!tpl || !q.trim()) return;
-    const b = this.campaign?.bounds;
-    const url = tpl.replace('{q}', encodeURIComponent(q.trim())).replace('{lang}', this.lang).replace('{bbox}', b ? b.join(',') : '');
-    status.textContent = this.t('searching');
-    list.replaceChildren();
-    try {
-      const res = await fetch(url, { credentials: 'omit' });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const j = await res.json();
-      // GeoJSON FeatureCollection (addok, photon, pelias) or a Nominatim-style array.
-      const items: { label: string; lon: number; lat: number }[] = [];
-      if (j && Array.isArray(j.features)) {
-        for (const f of j.features) {
-          const c = f?.geometry?.coordinates;
-          if (f?.geometry?.type === 'Point' && Array.isArray(c)) items.push({ label: String(f.properties?.label ?? f.properties?.name ?? f.properties?.display_name ?? `${c[0]}, ${c[1]}`), lon: +c[0], lat: +c[1] });
-        }
-      } else if (Array.isArray(j)) {
-        for (const r of j) if (r && r.lat != null && r.lon != null) items.push({ label: String(r.display_name ?? r.name ?? `${r.lon}, ${r.lat}`), lon: +r.lon, lat: +r.lat });
-      }
-      status.textContent = items.length ? this.t('results') + ` (${items.length})` : this.t('noResults');
-      list.replaceChildren(...items.slice(0, 8).map((it) => h('li', null, h('button', {
-        type: 'button',
-        onclick: () => {
-          this.setPin(it.lon, it.lat, 'geocoder');
-          this.warnIfOutside();
-        },
-      }, it.label))));
-    } catch (e) {
-      console.warn('[civicmap] geocoder:', e);
-      status.textContent = this.t('geocoderError');
-    }
-  }
-
-  private renderLocationBlock(): HTMLElement {
-    const legendId = uid('cm-loc');
-    const errId = uid('cm-loc-err');
-    const status = h('p', { class: 'cm-locstatus cm-none' });
-    this.r.locStatus = status;
-    const err = h('p', { class: 'cm-error', id: errId });
-    err.hidden = true;
-    this.r.locError = err;
-
-    const geoStatus = h('p', { class: 'cm-hint', 'aria-live': 'polite' });
-    this.r.geoStatus = geoStatus;
-    const geoBtn: HTMLButtonElement = h('button', { class: 'cm-btn cm-secondary cm-small', type: 'button', onclick: () => this.useMyLocation(geoBtn) }, this.t('useMyLocation'));
-    const geoNoteId = uid('cm-geonote');
-    geoBtn.setAttribute('aria-describedby', geoNoteId);
-
-    // District list: puts the pin at the district's centre.
-    const selId = uid('cm-district');
-    const select = h('select', { id: selId, name: 'cm-district', onchange: () => {
-      const f = this.districts?.features.find((x) => x.properties.code === select.value);
-      if (!f) return;
-      const [lon, lat] = interiorPoint(f);
-      this.setPin(lon, lat, 'district');
-    } },
-    h('option', { value: '' }, this.t('chooseDistrictPlaceholder')),
-    ...[...(this.districts?.features ?? [])].sort((a, b) => a.properties.name.localeCompare(b.properties.name, this.lang))
-      .map((f) => h('option', { value: f.properties.code }, f.properties.name)));
-    this.r.districtSelect = select;
-    const selNoteId = uid('cm-selnote');
-    select.setAttribute('aria-describedby', selNoteId);
-
-    // Coordinates typed by hand.
-    const lonId = uid('cm-lon');
-    const latId = uid('cm-lat');
-    const lon = h('input', { id: lonId, name: 'cm-lon', type: 'text', inputmode: 'decimal', autocomplete: 'off', spellcheck: 'false', class: 'cm-short' });
-    const lat = h('input', { id: latId, name: 'cm-lat', type: 'text', inputmode: 'decimal', autocomplete: 'off', spellcheck: 'false', class: 'cm-short' });
-    this.r.lon = lon;
-    this.r.lat = lat;
-    const placeCoords = () => {
-      const v = validateLonLat(lon.value, lat.value);
-      if (!v.ok) {
-        this.showLocationError(locationErrorMessage(v.error, this.lang));
-        (v.error === 'lat' ? lat : lon).focus();
-        return;
-      }
-      this.setPin(v.lon, v.lat, 'coords');
-      this.warnIfOutside();
-    };
-    const onEnter = (e: Event) => { if ((e as KeyboardEvent).key === 'Enter') { e.preventDefault(); placeCoords(); } };
-    lon.addEventListener('keydown', onEnter);
-    lat.addEventListener('keydown', onEnter);
-
-    let geocoderBlock: HTMLElement | null = null;
-    if (this.geocoderUrl()) {
-      const qId = uid('cm-addr');
-      const q = h('input', { id: qId, type: 'search', autocomplete: 'street-address' });
-      const list = h('ul', { class: 'cm-georesults' });
-      const st = h('p', { class: 'cm-hint', 'aria-live': 'polite' });
-      const go = () => this.geocode(q.value, list, st);
-      q.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); go(); } });
-      geocoderBlock = h('div', { class: 'cm-field' },
-        h('label', { class: 'cm-label', for: qId }, this.t('address')),
-        h('div', { class: 'cm-row' }, h('div', { class: 'cm-field' }, q), h('button', { class: 'cm-btn cm-secondary cm-small', type: 'button', onclick: go }, this.t('search'))),
-        st, list);
-    }
-
-    const box = h('fieldset', { class: 'cm-fieldset cm-box', 'aria-labelledby': legendId },
-      h('legend', { id: legendId, class: 'cm-label' }, this.t('locationLegend'), ' ', h('span', { class: 'cm-req', 'aria-hidden': 'true' }, '*')),
-      status,
-      err,
-      h('p', { class: 'cm-hint cm-lochow' }),
-      h('div', { class: 'cm-field' }, h('div', { class: 'cm-actions' }, geoBtn), h('p', { class: 'cm-hint', id: geoNoteId }, this.t('useMyLocationNote')), geoStatus),
-      geocoderBlock,
-      h('div', { class: 'cm-field' },
-        h('label', { class: 'cm-label', for: selId }, this.t('chooseDistrict')),
-        select,
-        h('p', { class: 'cm-hint', id: selNoteId }, this.t('districtPinNote'))),
-      h('details', null,
-        h('summary', null, this.t('coordsSummary')),
-        h('div', { class: 'cm-row' },
-          h('div', { class: 'cm-field' }, h('label', { for: lonId }, this.t('longitude')), lon),
-          h('div', { class: 'cm-field' }, h('label', { for: latId }, this.t('latitude')), lat),
-          h('button', { class: 'cm-btn cm-secondary cm-small', type: 'button', onclick: placeCoords }, this.t('placePin')))),
-    );
-    this.r.locBox = box;
-    box.dataset.field = 'geometry';
-    return box;
   }
 
   // ---------------------------------------------------------------- form
@@ -631,7 +424,7 @@ export class App {
     const general = h('div', { class: 'cm-alert', role: 'alert' });
     general.hidden = true;
     this.r.general = general;
-    form.append(summary, this.renderLocationBlock(), hp.el);
+    form.append(summary, this.renderLocation(), hp.el);
     for (const f of c.form?.fields ?? []) form.append(this.renderField(f));
     const submit = h('button', { class: 'cm-btn cm-submit', type: 'submit' }, this.t('submit'));
     this.r.submit = submit;
@@ -639,14 +432,6 @@ export class App {
     form.append(general, h('div', { class: 'cm-actions' }, submit),
       h('p', { class: 'cm-note' }, this.t('privacy', { p: p.public_precision_m ?? 50, k: p.min_count ?? this.k })));
     panel.replaceChildren(h('h3', { id: hId }, this.t('formTitle')), h('p', { class: 'cm-note' }, this.t('requiredNote')), form);
-    this.renderLocationStatus();
-    this.renderLocationHow();
-    if (this.pin) {
-      const d = this.pinnedDistrict;
-      if (this.r.districtSelect) this.r.districtSelect.value = d ? d.properties.code : '';
-      this.r.lon!.value = this.fmtCoord(this.pin.lon);
-      this.r.lat!.value = this.fmtCoord(this.pin.lat);
-    }
     this.applyErrors();
   }
 
@@ -667,7 +452,7 @@ export class App {
   private applyErrors(): void {
     const e = this.errors;
     applyFieldErrors(this.r.fields, e.fields);
-    this.showLocationError(e.geometry);
+    this.picker?.showError(e.geometry);
     const general = this.r.general;
     if (general) {
       general.hidden = e.general.length === 0;
@@ -678,7 +463,7 @@ export class App {
   private showSummary(): void {
     const items: { text: string; target: () => HTMLElement | null | undefined }[] = [];
     const colon = this.lang === 'fr' ? ' : ' : ': ';
-    if (this.errors.geometry) items.push({ text: this.t('locationLegend') + colon + this.errors.geometry, target: () => this.r.districtSelect });
+    if (this.errors.geometry) items.push({ text: this.t('locationLegend') + colon + this.errors.geometry, target: () => this.picker?.focusTarget() });
     for (const f of this.campaign!.form.fields) {
       const text = this.errors.fields[f.key];
       if (text) items.push({ text: fieldLabel(f, this.lang) + colon + text, target: () => this.r.fields[f.key]?.controls[0] });
@@ -691,12 +476,7 @@ export class App {
     const { properties, errors } = validateAnswers(c.form.fields, this.values);
     this.errors = { fields: {}, geometry: null, general: [] };
     for (const [k, err] of Object.entries(errors)) this.errors.fields[k] = errorMessage(err, this.lang);
-    if (!this.pin) this.errors.geometry = locationErrorMessage('missing', this.lang);
-    else {
-      // A pin inside a district is fine; elsewhere, outside the campaign's bounds is an error.
-      const v = validateLonLat(this.pin.lon, this.pin.lat, this.pinnedDistrict ? null : c.bounds);
-      if (!v.ok) this.errors.geometry = locationErrorMessage(v.error, this.lang);
-    }
+    this.errors.geometry = this.picker?.check() ?? null;
     return { properties, ok: Object.keys(this.errors.fields).length === 0 && !this.errors.geometry };
   }
 
@@ -718,7 +498,8 @@ export class App {
       return;
     }
     this.r.summary!.hidden = true;
-    const body = { type: 'Feature', geometry: { type: 'Point', coordinates: [this.pin!.lon, this.pin!.lat] }, properties };
+    const pin = this.picker!.pin!;
+    const body = { type: 'Feature', geometry: { type: 'Point', coordinates: [pin.lon, pin.lat] }, properties };
     const fp = JSON.stringify(body);
     // Same answers as the previous attempt (retry, double submit): same key, so the server stores one.
     if (!this.attempt || this.attempt.fp !== fp) this.attempt = { key: uuid4(), fp };
@@ -742,6 +523,7 @@ export class App {
       this.hp = '';
       this.errors = { fields: {}, geometry: null, general: [] };
       this.values = {};
+      this.picker = null;
       this.mapView?.setPlacing(false);
       this.renderPanel();
       this.announce(this.t('thanks'));
@@ -826,7 +608,7 @@ export class App {
   private another(): void {
     this.result = null;
     this.formStart = 0;
-    this.pin = null;
+    this.picker = null;
     this.updatedCode = null;
     this.mapView?.setPlacing(true);
     this.renderPanel();

@@ -4,15 +4,15 @@
 // it is read from the fragment, dropped from the address bar at once and kept in memory.
 import { Api, ApiError } from '../lib/api';
 import { breaksFor } from '../lib/choropleth';
-import { districtAt, round6 } from '../lib/geo';
 import { chooseLang, formatDate, msg, tr } from '../lib/i18n';
 import { parseEditHash } from '../lib/options';
 import { parseOwn } from '../lib/own';
 import { describeSubmitError } from '../lib/protect';
 import type { Campaign, DistrictCollection, Lang, OwnSubmission } from '../lib/types';
-import { errorMessage, fieldLabel, locationErrorMessage, validateAnswers, validateField, validateLonLat, type RawValue } from '../lib/validate';
-import { describedBy, h, setStyle, uid } from './dom';
+import { errorMessage, fieldLabel, validateAnswers, validateField, type RawValue } from '../lib/validate';
+import { h, setStyle, uid } from './dom';
 import { applyFieldErrors, renderField, showSummary, type FieldRef } from './fields';
+import { LocationPicker } from './location';
 import { hasWebGL, loadMapLibre } from './maplibre';
 import { MapView } from './mapview';
 
@@ -100,10 +100,8 @@ export async function mountEditPage(mount: HTMLElement, o: EditPageOptions): Pro
   const fields = campaign?.form.fields ?? [];
   const entry = parseOwn(own, fields, lang);
   const values: Record<string, RawValue> = { ...entry.values };
-  let pin = entry.lon != null && entry.lat != null ? { lon: entry.lon, lat: entry.lat } : null;
   let errors: { fields: Record<string, string>; geometry: string | null; general: string[] } = { fields: {}, geometry: null, general: [] };
   const refs: Record<string, FieldRef> = {};
-  const fmtCoord = (n: number) => { const s = n.toFixed(6); return lang === 'fr' ? s.replace('.', ',') : s; };
 
   // Facts about the entry.
   const facts = h('ul', { class: 'cm-facts' });
@@ -120,80 +118,23 @@ export async function mountEditPage(mount: HTMLElement, o: EditPageOptions): Pro
   };
   renderFacts();
 
-  // ------------------------------------------------------------ location
-  const legendId = uid('cm-loc');
-  const locStatus = h('p', { class: 'cm-locstatus' });
-  const locErr = h('p', { class: 'cm-error', id: uid('cm-loc-err') });
-  locErr.hidden = true;
-  const how = h('p', { class: 'cm-hint', id: uid('cm-lochow') });
-  const lonId = uid('cm-lon');
-  const latId = uid('cm-lat');
-  const lon = h('input', { id: lonId, name: 'cm-lon', type: 'text', inputmode: 'decimal', autocomplete: 'off', spellcheck: 'false', class: 'cm-short' });
-  const lat = h('input', { id: latId, name: 'cm-lat', type: 'text', inputmode: 'decimal', autocomplete: 'off', spellcheck: 'false', class: 'cm-short' });
+  // ------------------------------------------------------------ location (its map stays hidden until MapLibre loads, at the end)
   const mapEl = h('div', { class: 'cm-map' });
   setStyle(mapEl, { '--cm-map-h': '320px', '--cm-map-h-narrow': '280px' });
   const mapBox = h('div', { class: 'cm-mapbox cm-edit-map' }, mapEl);
   mapBox.hidden = true;
   let mapView: MapView | null = null;
-
-  const showLocError = (text: string | null) => {
-    locErr.hidden = !text;
-    locErr.textContent = text ?? '';
-    for (const c of [lon, lat]) {
-      if (text) c.setAttribute('aria-invalid', 'true');
-      else c.removeAttribute('aria-invalid');
-      describedBy(c, locErr.id, !!text);
-    }
-  };
-  const renderLocStatus = () => {
-    if (!pin) {
-      locStatus.className = 'cm-locstatus cm-none';
-      locStatus.textContent = t('locationNone');
-      return;
-    }
-    const d = districtAt(districts, pin.lon, pin.lat);
-    locStatus.className = 'cm-locstatus';
-    locStatus.replaceChildren(t('locationSet', { d: d ? d.properties.name : t('outside') }), h('br'),
-      h('span', { class: 'cm-hint' }, t('coords', { lon: fmtCoord(pin.lon), lat: fmtCoord(pin.lat) })));
-  };
-  const setPin = (x: number, y: number, from: 'map' | 'key' | 'coords') => {
-    pin = { lon: round6(x), lat: round6(y) };
-    errors.geometry = null;
-    showLocError(null);
-    renderLocStatus();
-    if (from !== 'coords') {
-      lon.value = fmtCoord(pin.lon);
-      lat.value = fmtCoord(pin.lat);
-    } else mapView?.setPin(pin.lon, pin.lat, true);
-    const d = districtAt(districts, pin.lon, pin.lat);
-    if (from !== 'key') say(t('locationSet', { d: d ? d.properties.name : t('outside') }));
-  };
-  let keyTimer = 0;
-  const placeCoords = () => {
-    const v = validateLonLat(lon.value, lat.value);
-    if (!v.ok) {
-      showLocError(locationErrorMessage(v.error, lang));
-      (v.error === 'lat' ? lat : lon).focus();
-      return;
-    }
-    setPin(v.lon, v.lat, 'coords');
-  };
-  const onEnter = (e: KeyboardEvent) => { if (e.key === 'Enter') { e.preventDefault(); placeCoords(); } };
-  lon.addEventListener('keydown', onEnter);
-  lat.addEventListener('keydown', onEnter);
-  if (pin) {
-    lon.value = fmtCoord(pin.lon);
-    lat.value = fmtCoord(pin.lat);
-  }
-  renderLocStatus();
-  const locBox = h('fieldset', { class: 'cm-fieldset cm-box', 'aria-labelledby': legendId, 'data-field': 'geometry' },
-    h('legend', { id: legendId, class: 'cm-label' }, t('locationLegend'), ' ', h('span', { class: 'cm-req', 'aria-hidden': 'true' }, '*')),
-    locStatus, locErr, how, mapBox,
-    h('div', { class: 'cm-row' },
-      h('div', { class: 'cm-field' }, h('label', { for: lonId }, t('longitude')), lon),
-      h('div', { class: 'cm-field' }, h('label', { for: latId }, t('latitude')), lat),
-      h('button', { class: 'cm-btn cm-secondary cm-small', type: 'button', onclick: placeCoords }, t('placePin'))));
-  how.textContent = t('editLocationHowNoMap');
+  const picker = new LocationPicker({
+    lang,
+    districts: () => districts,
+    bounds: campaign?.bounds,
+    pin: entry.lon != null && entry.lat != null ? { lon: entry.lon, lat: entry.lat } : null,
+    decimals: 6,
+    how: { map: 'editLocationHowMap', noMap: 'editLocationHowNoMap' },
+    mapBox,
+    announce: say,
+    onPin: () => { errors.geometry = null; },
+  });
 
   // ------------------------------------------------------------ form
   const summary = h('div', { class: 'cm-summary', tabindex: '-1' });
@@ -202,7 +143,7 @@ export async function mountEditPage(mount: HTMLElement, o: EditPageOptions): Pro
   general.hidden = true;
   const save = h('button', { class: 'cm-btn cm-submit', type: 'submit' }, t('editSave'));
   const form = h('form', { class: 'cm-form', novalidate: true });
-  form.append(summary, locBox);
+  form.append(summary, picker.el);
   for (const f of fields) {
     const { el, ref } = renderField(f, lang, values[f.key], (v) => {
       values[f.key] = v;
@@ -219,14 +160,14 @@ export async function mountEditPage(mount: HTMLElement, o: EditPageOptions): Pro
 
   const apply = () => {
     applyFieldErrors(refs, errors.fields);
-    showLocError(errors.geometry);
+    picker.showError(errors.geometry);
     general.hidden = !errors.general.length;
     general.replaceChildren(...errors.general.map((g) => h('p', null, g)));
   };
   const summarize = () => {
     const colon = lang === 'fr' ? ' : ' : ': ';
     const items: { text: string; target: () => HTMLElement | null | undefined }[] = [];
-    if (errors.geometry) items.push({ text: t('locationLegend') + colon + errors.geometry, target: () => lon });
+    if (errors.geometry) items.push({ text: t('locationLegend') + colon + errors.geometry, target: () => picker.focusTarget() });
     for (const f of fields) if (errors.fields[f.key]) items.push({ text: fieldLabel(f, lang) + colon + errors.fields[f.key], target: () => refs[f.key]?.controls[0] });
     showSummary(summary, items, lang);
   };
@@ -237,11 +178,7 @@ export async function mountEditPage(mount: HTMLElement, o: EditPageOptions): Pro
     const v = validateAnswers(fields, values);
     errors = { fields: {}, geometry: null, general: [] };
     for (const [k, fe] of Object.entries(v.errors)) errors.fields[k] = errorMessage(fe, lang);
-    if (!pin) errors.geometry = locationErrorMessage('missing', lang);
-    else {
-      const ll = validateLonLat(pin.lon, pin.lat, districtAt(districts, pin.lon, pin.lat) ? null : campaign?.bounds);
-      if (!ll.ok) errors.geometry = locationErrorMessage(ll.error, lang);
-    }
+    errors.geometry = picker.check();
     saved.replaceChildren();
     apply();
     if (Object.keys(errors.fields).length || errors.geometry) {
@@ -254,7 +191,7 @@ export async function mountEditPage(mount: HTMLElement, o: EditPageOptions): Pro
     save.replaceChildren(h('span', { class: 'cm-spinner', 'aria-hidden': 'true' }), t('sending'));
     form.setAttribute('aria-busy', 'true');
     try {
-      const updated = await api.update(o.slug, id, token, { type: 'Feature', geometry: { type: 'Point', coordinates: [pin!.lon, pin!.lat] }, properties: v.properties });
+      const updated = await api.update(o.slug, id, token, { type: 'Feature', geometry: { type: 'Point', coordinates: [picker.pin!.lon, picker.pin!.lat] }, properties: v.properties });
       if (updated) {
         const n = parseOwn(updated, fields, lang);
         Object.assign(entry, { status: n.status ?? entry.status, district: n.district ?? entry.district, created: n.created ?? entry.created, updated: n.updated ?? entry.updated });
@@ -291,7 +228,6 @@ export async function mountEditPage(mount: HTMLElement, o: EditPageOptions): Pro
     const ml = await loadMapLibre(o.assets);
     if (!mapEl.isConnected) return;
     mapBox.hidden = false;
-    how.textContent = t('editLocationHowMap');
     mapView = new MapView(ml, {
       container: mapEl,
       lang,
@@ -299,24 +235,18 @@ export async function mountEditPage(mount: HTMLElement, o: EditPageOptions): Pro
       districts,
       breaks: breaksFor(districts),
       tiles: null,
-      view: pin ? { lon: pin.lon, lat: pin.lat, zoom: 15 } : null,
+      view: picker.pin ? { ...picker.pin, zoom: 15 } : null,
       placing: true,
-      describedBy: how.id,
-      onPick: (x, y, kind) => {
-        setPin(x, y, kind === 'key' ? 'key' : 'map');
-        if (kind === 'key') {
-          clearTimeout(keyTimer);
-          keyTimer = window.setTimeout(() => { const d = pin && districtAt(districts, pin.lon, pin.lat); say(t('locationSet', { d: d ? d.properties.name : t('outside') })); }, 250);
-        }
-      },
+      describedBy: picker.howId,
+      onPick: (x, y, kind) => picker.pickOnMap(x, y, kind),
       onConfirm: () => { const first = fields[0] ? refs[fields[0].key]?.controls[0] : save; first?.focus(); },
       onInspect: () => {},
       onError: (e) => console.warn('[civicmap] map:', e),
     });
-    if (pin) mapView.setPin(pin.lon, pin.lat);
+    picker.attachMap(mapView);
   } catch (e) {
     console.warn('[civicmap] no map:', e);
     mapBox.hidden = true;
-    how.textContent = t('editLocationHowNoMap');
+    picker.attachMap(null);
   }
 }

@@ -8,3 +8,4 @@ export * from './api';
 export * from './pow';
 export * from './protect';
 export * from './own';
+export * from './location';
