@@ -1,0 +1,64 @@
+//! `civicmap districts import`: a campaign's districts from a GeoJSON file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::database::{DbArgs, with_database};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum DistrictsCommand {
+    /// Replace a campaign's districts with those of a GeoJSON FeatureCollection.
+    Import {
+        /// Campaign name (slug).
+        campaign: String,
+        /// GeoJSON file of Polygon/MultiPolygon features.
+        file: PathBuf,
+        /// Property holding each district's name.
+        #[arg(long, default_value = "name")]
+        name_prop: String,
+        /// Property holding each district's code.
+        #[arg(long, default_value = "code")]
+        code_prop: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+pub(super) async fn run(command: DistrictsCommand) -> anyhow::Result<()> {
+    match command {
+        DistrictsCommand::Import {
+            campaign,
+            file,
+            name_prop,
+            code_prop,
+            db,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            with_database(&db, |pool| async move {
+                crate::database::migrate(&pool).await?;
+                let collection = crate::http::extract::parse_json(&bytes).map_err(|e| anyhow::anyhow!("{}", e.to_problem().detail))?;
+                let names = crate::districts::PropertyNames { name: name_prop, code: code_prop };
+                match crate::districts::import(&pool, &campaign, &collection, &names).await {
+                    Ok(report) => {
+                        println!("{} districts imported into `{campaign}`, {} repaired, {} submissions re-assigned", report.imported, report.repaired.len(), report.reassigned);
+                        for repaired in report.repaired {
+                            println!("  feature {} repaired: {}", repaired.index, repaired.reason);
+                        }
+                        Ok(())
+                    }
+                    Err(error) => {
+                        let problem = error.to_problem();
+                        for field in &problem.errors {
+                            eprintln!("  {}: {}", field.field, field.detail);
+                        }
+                        anyhow::bail!("{}", problem.detail)
+                    }
+                }
+            })
+            .await
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! `civicmap serve`: the API, the tiles and the widget, with housekeeping every hour.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use sqlx::PgPool;
+
+use super::database::DbArgs;
+use crate::http::{AppState, ServerConfig};
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CIVICMAP_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Load the demo campaign before serving.
+    #[arg(long)]
+    demo: bool,
+    /// Folder of the widget (its built bundles are in dist/).
+    #[arg(long, env = "CIVICMAP_WIDGET_DIR", default_value = "widget")]
+    widget_dir: PathBuf,
+    /// Database connections, beside --max-connections, that store submissions, each in
+    /// batches of whatever requests are waiting (group commit).
+    #[arg(long, env = "CIVICMAP_SUBMISSION_WRITERS", default_value_t = 2)]
+    submission_writers: usize,
+    /// Memory for built vector tiles, in MiB; 0 turns the tile cache off.
+    #[arg(long, env = "CIVICMAP_TILE_CACHE_MB", default_value_t = 256)]
+    tile_cache_mb: u64,
+    /// Submission writes (POST, PATCH, DELETE) and challenges a client (IPv4 address or IPv6
+    /// /64) may make per minute; 0 turns the limit off (load tests).
+    #[arg(long, env = "CIVICMAP_SUBMISSIONS_PER_IP", default_value_t = 30)]
+    submissions_per_ip: u32,
+    /// Writes a client may make at once before --submissions-per-ip applies.
+    #[arg(long, env = "CIVICMAP_SUBMISSIONS_PER_IP_BURST", default_value_t = 10)]
+    submissions_per_ip_burst: u32,
+    /// Submission writes per campaign per minute from all clients together (bursts of ten
+    /// seconds' worth); 0 turns the limit off.
+    #[arg(
+        long,
+        env = "CIVICMAP_SUBMISSIONS_PER_CAMPAIGN",
+        default_value_t = 6000
+    )]
+    submissions_per_campaign: u32,
+    /// Header holding the client's address, set by a reverse proxy in front of civicmap
+    /// (`X-Forwarded-For`: its right-most entry; `X-Real-IP`). Without it, the TCP peer is
+    /// the client. Needs --trusted-proxies: the header is believed only from those peers.
+    #[arg(
+        long,
+        env = "CIVICMAP_TRUSTED_PROXY_HEADER",
+        requires = "trusted_proxies"
+    )]
+    trusted_proxy_header: Option<axum::http::HeaderName>,
+    /// Networks of the proxies whose --trusted-proxy-header is believed (comma-separated
+    /// CIDRs, e.g. `10.0.0.0/8,::1/128`); any other peer is the client itself.
+    #[arg(
+        long,
+        env = "CIVICMAP_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        requires = "trusted_proxy_header"
+    )]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// Seconds a connection may take to send a request's headers, and may stay idle between
+    /// requests, before it is closed.
+    #[arg(long, env = "CIVICMAP_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout: u64,
+    /// Address of a separate listener for Prometheus metrics (`GET /metrics`), e.g.
+    /// `127.0.0.1:9187`; keep it off the public network. Without it, no metrics are served.
+    #[arg(long, env = "CIVICMAP_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// Serves until SIGTERM or Ctrl-C, then answers the requests in flight.
+pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let database = args.db.open().await?;
+    let pool = database.pool.clone();
+    let result = async {
+        crate::database::migrate(&pool)
+            .await
+            .context("cannot apply database migrations")?;
+        if args.demo {
+            let (campaign, created) = crate::demo::load(&pool).await?;
+            tracing::info!(campaign = %campaign.slug, created, "demo campaign ready");
+        }
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!("civicmap listening on http://{}", listener.local_addr()?);
+        let header_read_timeout = Duration::from_secs(args.header_read_timeout.max(1));
+        let state = AppState::new(
+            pool.clone(),
+            ServerConfig {
+                widget_dir: args.widget_dir.clone(),
+                submission_writers: args.submission_writers,
+                tile_cache_mb: args.tile_cache_mb,
+                publication: crate::aggregates::publication::Schedule::Campaign,
+                client_ip: crate::http::client_ip::ClientIpConfig {
+                    trusted_header: args.trusted_proxy_header.clone(),
+                    trusted_proxies: args.trusted_proxies.clone(),
+                },
+                rate_limits: crate::safety::limits::RateLimitConfig {
+                    per_ip_per_minute: args.submissions_per_ip,
+                    per_ip_burst: args.submissions_per_ip_burst,
+                    per_campaign_per_minute: args.submissions_per_campaign,
+                },
+                header_read_timeout,
+            },
+        );
+        // The embedded cluster is restarted whenever it dies, whoever started it (a server
+        // restarted after a crash finds it running).
+        let supervisor = database
+            .embedded
+            .clone()
+            .map(|cluster| cluster.supervise(state.health.clone()));
+        let metrics = match args.metrics_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+                tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+                let router = crate::http::metrics::router(state.clone());
+                Some(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).await {
+                        tracing::error!(error = %e, "the metrics listener stopped");
+                    }
+                }))
+            }
+            None => None,
+        };
+        let housekeeping = tokio::spawn(housekeeping(pool.clone()));
+        let served = crate::http::serve_with(
+            listener,
+            crate::http::app(state),
+            header_read_timeout,
+            crate::http::shutdown_signal(),
+        )
+        .await;
+        housekeeping.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
+        if let Some(supervisor) = supervisor {
+            // Before the cluster is stopped on purpose below.
+            supervisor.abort();
+            let _ = supervisor.await;
+        }
+        served.context("server error")
+    }
+    .await;
+    database.close().await?;
+    result
+}
+
+/// Periodic clean-up, every hour: expired idempotency records, spent challenges, client
+/// hashes past their window, and the retention of exact data of campaigns closed long enough.
+async fn housekeeping(pool: PgPool) {
+    let mut interval = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        interval.tick().await;
+        match crate::submissions::purge_idempotency_keys(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired idempotency keys purged"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge idempotency keys"),
+        }
+        match crate::safety::pow::purge_spent(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired proof-of-work challenges purged"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge spent challenges"),
+        }
+        match crate::submissions::purge_client_hashes(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                cleared = n,
+                "client hashes past their duplicate window cleared"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot clear client hashes"),
+        }
+        let actor = crate::audit::Actor::System("scheduled retention");
+        if let Err(e) = crate::retention::run(&pool, actor, None, false).await {
+            tracing::warn!(error = %e, "cannot apply retention");
+        }
+    }
+}
