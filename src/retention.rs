@@ -15,7 +15,6 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use crate::audit::{self, Actor, Entry};
-use crate::campaigns::form::FieldKind;
 use crate::http::error::ApiResult;
 
 /// What coarsening one campaign did (or would do, in a dry run).
@@ -125,7 +124,7 @@ async fn apply(
         .0
         .fields
         .iter()
-        .filter(|f| !matches!(f.kind, FieldKind::Text { .. }))
+        .filter(|f| !f.kind.is_free_text())
         .map(|f| f.key.clone())
         .collect();
     let text_fields: Vec<String> = sqlx::query_scalar(

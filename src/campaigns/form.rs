@@ -78,6 +78,34 @@ pub enum FieldKind {
     Boolean,
 }
 
+impl FieldKind {
+    /// Whether answers are free text: never public, deleted at the campaign's retention
+    /// (`crate::retention`). Exhaustive, so that a new kind must say.
+    pub fn is_free_text(&self) -> bool {
+        match self {
+            FieldKind::Text { .. } => true,
+            FieldKind::Number { .. } | FieldKind::Choice { .. } | FieldKind::Boolean => false,
+        }
+    }
+
+    /// Whether answers fall in a few known values, so that counts can be split by them (an
+    /// aggregate's `breakdown`) and may be made public.
+    pub fn can_break_down(&self) -> bool {
+        match self {
+            FieldKind::Choice { .. } | FieldKind::Boolean => true,
+            FieldKind::Text { .. } | FieldKind::Number { .. } => false,
+        }
+    }
+
+    /// Whether answers are numbers that can be added up (an aggregate's `sum`).
+    pub fn can_sum(&self) -> bool {
+        match self {
+            FieldKind::Number { .. } => true,
+            FieldKind::Text { .. } | FieldKind::Choice { .. } | FieldKind::Boolean => false,
+        }
+    }
+}
+
 /// One allowed value of a choice field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ChoiceOption {
@@ -119,18 +147,20 @@ impl Form {
                     format!("duplicate key `{}`", field.key),
                 ));
             }
+            if field.public && !field.kind.can_break_down() {
+                let why = if field.kind.is_free_text() {
+                    "free-text answers can never be public"
+                } else {
+                    "only choice and boolean answers can be public"
+                };
+                errors.push(FieldError::new(at(".public"), why));
+            }
             match &field.kind {
                 FieldKind::Text { max_length } => {
                     if *max_length == 0 || *max_length > MAX_TEXT_LENGTH {
                         errors.push(FieldError::new(
                             at(".max_length"),
                             format!("must be between 1 and {MAX_TEXT_LENGTH}"),
-                        ));
-                    }
-                    if field.public {
-                        errors.push(FieldError::new(
-                            at(".public"),
-                            "free-text answers can never be public",
                         ));
                     }
                 }
@@ -141,12 +171,6 @@ impl Form {
                         && lo > hi
                     {
                         errors.push(FieldError::new(at(".min"), "must not be greater than max"));
-                    }
-                    if field.public {
-                        errors.push(FieldError::new(
-                            at(".public"),
-                            "only choice and boolean answers can be public",
-                        ));
                     }
                 }
                 FieldKind::Choice { options } => {

@@ -166,7 +166,7 @@ impl AggregateQuery {
         };
         let breakdown = self.breakdown.as_deref().and_then(|key| {
             let f = field(key, "breakdown", &mut errors)?;
-            if !matches!(f.kind, FieldKind::Choice { .. } | FieldKind::Boolean) {
+            if !f.kind.can_break_down() {
                 errors.push(FieldError::new(
                     "breakdown",
                     format!("`{key}` is not a choice or yes/no field; only those can split counts"),
@@ -184,7 +184,7 @@ impl AggregateQuery {
         });
         let sum = self.sum.as_deref().and_then(|key| {
             let f = field(key, "sum", &mut errors)?;
-            if !matches!(f.kind, FieldKind::Number { .. }) {
+            if !f.kind.can_sum() {
                 errors.push(FieldError::new(
                     "sum",
                     format!("`{key}` is not a number field; only numbers can be added up"),
