@@ -9,12 +9,6 @@ use sqlx::PgPool;
 
 use super::database::{DbArgs, with_database};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(super) enum ExportFormat {
-    Geojson,
-    Csv,
-}
-
 #[derive(Debug, Args)]
 pub(super) struct ExportArgs {
     /// Campaign name (slug).
@@ -23,8 +17,8 @@ pub(super) struct ExportArgs {
     #[arg(long, default_value = "district")]
     by: String,
     /// File format (default: from --output's extension, else GeoJSON).
-    #[arg(long, value_enum)]
-    format: Option<ExportFormat>,
+    #[arg(long, value_parser = ["geojson", "csv"])]
+    format: Option<String>,
     /// French-Excel CSV: BOM, `;` separator, decimal comma.
     #[arg(long)]
     excel: bool,
@@ -64,16 +58,14 @@ pub(super) async fn run(args: ExportArgs) -> anyhow::Result<()> {
 }
 
 async fn export(pool: &PgPool, args: ExportArgs) -> anyhow::Result<()> {
-    use crate::exports::format::{self, Csv};
+    use crate::exports::format::{self, Format};
     let extension = args
         .output
         .as_ref()
         .and_then(|p| p.extension())
         .and_then(|e| e.to_str());
-    let format = args.format.unwrap_or(match extension {
-        Some("csv") => ExportFormat::Csv,
-        _ => ExportFormat::Geojson,
-    });
+    let csv = args.format.as_deref().or(extension) == Some("csv");
+    let format = Format::new(csv, args.excel);
     let campaign = crate::campaigns::get(pool, &args.campaign).await?;
     let problem = |e: crate::http::error::ApiError| {
         let problem = e.to_problem();
@@ -92,7 +84,7 @@ async fn export(pool: &PgPool, args: ExportArgs) -> anyhow::Result<()> {
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     if args.raw {
-        use crate::exports::raw::{Format, RawQuery};
+        use crate::exports::raw::RawQuery;
         let query = RawQuery {
             from: args.from,
             to: args.to,
@@ -100,11 +92,6 @@ async fn export(pool: &PgPool, args: ExportArgs) -> anyhow::Result<()> {
             excel: None,
         };
         let filter = query.check().map_err(problem)?;
-        let format = match (format, args.excel) {
-            (ExportFormat::Geojson, _) => Format::GeoJson,
-            (ExportFormat::Csv, false) => Format::Csv,
-            (ExportFormat::Csv, true) => Format::ExcelCsv,
-        };
         let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
         let exporting = crate::exports::raw::export_and_audit(
             pool.clone(),
@@ -139,12 +126,10 @@ async fn export(pool: &PgPool, args: ExportArgs) -> anyhow::Result<()> {
         .await
         .map_err(problem)?;
     match format {
-        ExportFormat::Geojson => {
+        Format::GeoJson => {
             serde_json::to_writer(&mut out, &format::geojson(&aggregate, &campaign.slug))?
         }
-        ExportFormat::Csv => {
-            out.write_all(&format::csv(&aggregate, Csv::from_excel(args.excel))?)?
-        }
+        Format::Csv(flavour) => out.write_all(&format::csv(&aggregate, flavour)?)?,
     }
     out.flush()?;
     Ok(())

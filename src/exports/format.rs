@@ -9,6 +9,51 @@ use serde_json::{Map, Value, json};
 use super::{Aggregate, By};
 use crate::aggregates::PublishedCount;
 
+/// The file format of an export (aggregates, raw submissions): GeoJSON, or CSV in a flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// RFC 7946 GeoJSON.
+    GeoJson,
+    /// CSV with a header row.
+    Csv(Csv),
+}
+
+impl Format {
+    /// CSV or GeoJSON; `excel` asks for the French-Excel flavour of CSV.
+    pub fn new(csv: bool, excel: bool) -> Self {
+        if csv {
+            Format::Csv(Csv::from_excel(excel))
+        } else {
+            Format::GeoJson
+        }
+    }
+
+    /// The response's `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::GeoJson => "application/geo+json",
+            Format::Csv(_) => "text/csv; charset=utf-8; header=present",
+        }
+    }
+
+    /// The file name's extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::GeoJson => "geojson",
+            Format::Csv(_) => "csv",
+        }
+    }
+
+    /// Its name in the audit log: `geojson`, `csv` or `excelcsv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::GeoJson => "geojson",
+            Format::Csv(Csv::Standard) => "csv",
+            Format::Csv(Csv::Excel) => "excelcsv",
+        }
+    }
+}
+
 /// CSV flavours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Csv {

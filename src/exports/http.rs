@@ -8,7 +8,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::format::{self, Csv};
+use super::format::{self, Csv, Format};
 use super::timeseries::TimeseriesQuery;
 use super::{AggregateQuery, raw};
 use crate::auth::{Authorized, Planner, Role, Staff};
@@ -168,12 +168,6 @@ fn respond(
     Ok((StatusCode::OK, out, body).into_response())
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Format {
-    GeoJson,
-    Csv,
-}
-
 async fn aggregates(
     state: AppState,
     slug: String,
@@ -184,7 +178,6 @@ async fn aggregates(
     let campaign = state.campaigns.get_public(&state.db, &slug).await?;
     let staff = optional_staff(&state, &headers, Role::Planner).await?;
     let request = query.check(&campaign, staff.is_some())?;
-    let flavour = Csv::from_excel(query.excel());
     let snapshot = if request.is_published_as_snapshot(staff.is_some()) {
         Some(publication_in_force(&state, &campaign).await?)
     } else {
@@ -194,33 +187,25 @@ async fn aggregates(
         &state,
         &campaign,
         snapshot,
-        format!("aggregates/{request:?}/{flavour:?}/{format:?}"),
+        format!("aggregates/{request:?}/{format:?}"),
         async {
             let aggregate = super::compute(&state.db, &campaign, &request, snapshot).await?;
             Ok(match format {
                 Format::GeoJson => serde_json::to_vec(&format::geojson(&aggregate, &campaign.slug))
                     .map_err(anyhow::Error::from)?,
-                Format::Csv => format::csv(&aggregate, flavour).map_err(anyhow::Error::from)?,
+                Format::Csv(flavour) => {
+                    format::csv(&aggregate, flavour).map_err(anyhow::Error::from)?
+                }
             })
         },
     )
     .await?;
-    match format {
-        Format::GeoJson => respond(&headers, "application/geo+json", None, body),
-        Format::Csv => {
-            let stem = format!(
-                "{}-{}",
-                campaign.slug,
-                request.by.as_query().replace(':', "")
-            );
-            respond(
-                &headers,
-                "text/csv; charset=utf-8; header=present",
-                Some(format!("{stem}.csv")),
-                body,
-            )
-        }
-    }
+    // CSV is a file to save; GeoJSON is read by maps as often as saved.
+    let filename = matches!(format, Format::Csv(_)).then(|| {
+        let by = request.by.as_query().replace(':', "");
+        format!("{}-{by}.{}", campaign.slug, format.extension())
+    });
+    respond(&headers, format.content_type(), filename, body)
 }
 
 /// Published counts by district or H3 cell as GeoJSON, k-protected.
@@ -258,7 +243,8 @@ pub async fn aggregates_csv(
     QueryParams(query): QueryParams<AggregateQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    aggregates(state, slug, query, headers, Format::Csv).await
+    let format = Format::new(true, query.excel());
+    aggregates(state, slug, query, headers, format).await
 }
 
 /// Contributions per day or week, k-protected: the campaign's momentum.
@@ -316,7 +302,7 @@ pub async fn raw_geojson(
     PathParams(slug): PathParams<String>,
     QueryParams(query): QueryParams<raw::RawQuery>,
 ) -> ApiResult<Response> {
-    raw::respond(state, staff.0, &slug, query, raw::Format::GeoJson).await
+    raw::respond(state, staff.0, &slug, query, Format::GeoJson).await
 }
 
 /// Every published submission with its exact position and all answers, as CSV, streamed.
@@ -335,5 +321,6 @@ pub async fn raw_csv(
     PathParams(slug): PathParams<String>,
     QueryParams(query): QueryParams<raw::RawQuery>,
 ) -> ApiResult<Response> {
-    raw::respond(state, staff.0, &slug, query, raw::Format::Csv).await
+    let format = Format::new(true, query.excel());
+    raw::respond(state, staff.0, &slug, query, format).await
 }

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 
-use super::format::Csv;
+use super::format::{Csv, Format};
 use crate::audit::{self, Actor};
 use crate::auth::Staff;
 use crate::campaigns::Campaign;
@@ -48,6 +48,11 @@ pub struct Filter {
 }
 
 impl RawQuery {
+    /// Whether the French-Excel CSV flavour was asked for.
+    pub fn excel(&self) -> bool {
+        matches!(self.excel.as_deref(), Some("1" | "true"))
+    }
+
     /// Checks the filters.
     pub fn check(&self) -> Result<Filter, ApiError> {
         let mut errors = Vec::new();
@@ -90,14 +95,6 @@ impl Filter {
     }
 }
 
-/// Formats of the raw export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    GeoJson,
-    Csv,
-    ExcelCsv,
-}
-
 /// Rows per chunk sent to the client, and chunks buffered between database and client.
 const CHUNK_ROWS: usize = 512;
 const CHUNKS_IN_FLIGHT: usize = 4;
@@ -138,10 +135,9 @@ type RawRow = (
 
 impl Writer {
     fn csv(&self) -> Csv {
-        if self.format == Format::ExcelCsv {
-            Csv::Excel
-        } else {
-            Csv::Standard
+        match self.format {
+            Format::Csv(flavour) => flavour,
+            Format::GeoJson => Csv::Standard,
         }
     }
 
@@ -153,7 +149,7 @@ impl Writer {
                 Value::from(crate::campaigns::ATTRIBUTION)
             )
             .into_bytes()),
-            Format::Csv | Format::ExcelCsv => {
+            Format::Csv(_) => {
                 let mut w = self.csv().writer(Vec::new())?;
                 let mut header: Vec<&str> = vec!["id", "created_at", "district_code", "district_name", "lon", "lat"];
                 header.extend(self.fields.iter().map(String::as_str));
@@ -187,7 +183,7 @@ impl Writer {
                             "geometry": {"type": "Point", "coordinates": [lon, lat]}}),
                 )?;
             }
-            Format::Csv | Format::ExcelCsv => {
+            Format::Csv(_) => {
                 let csv = self.csv();
                 let mut record = vec![
                     id.to_string(),
@@ -216,7 +212,7 @@ impl Writer {
     fn footer(&self) -> Vec<u8> {
         match self.format {
             Format::GeoJson => b"]}\n".to_vec(),
-            Format::Csv | Format::ExcelCsv => Vec::new(),
+            Format::Csv(_) => Vec::new(),
         }
     }
 }
@@ -239,10 +235,9 @@ pub async fn stream(
             std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
         })
     };
-    let flavour = if format == Format::ExcelCsv {
-        Csv::Excel
-    } else {
-        Csv::Standard
+    let flavour = match format {
+        Format::Csv(flavour) => flavour,
+        Format::GeoJson => Csv::Standard,
     };
     let mut writer = Writer {
         format,
@@ -303,7 +298,7 @@ pub async fn begin_audit(
             subject: None,
             reason: None,
             details: json!({
-                "format": format!("{format:?}").to_lowercase(),
+                "format": format.name(),
                 "filter": filter.describe(),
                 "rows": 0,
                 "completed": false,
@@ -364,10 +359,6 @@ pub async fn respond(
 ) -> ApiResult<Response> {
     let campaign = crate::campaigns::get(&state.db, slug).await?;
     let filter = query.check()?;
-    let format = match (format, query.excel.as_deref()) {
-        (Format::Csv, Some("1" | "true")) => Format::ExcelCsv,
-        (f, _) => f,
-    };
     if let Some(code) = &filter.district {
         let known: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM districts WHERE campaign_id = $1 AND code = $2)",
@@ -395,15 +386,7 @@ pub async fn respond(
     let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
         receiver.poll_recv(cx)
     }));
-    let content_type = match format {
-        Format::GeoJson => "application/geo+json",
-        Format::Csv | Format::ExcelCsv => "text/csv; charset=utf-8; header=present",
-    };
-    let extension = if format == Format::GeoJson {
-        "geojson"
-    } else {
-        "csv"
-    };
+    let (content_type, extension) = (format.content_type(), format.extension());
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
