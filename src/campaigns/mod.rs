@@ -580,37 +580,155 @@ pub async fn update(pool: &PgPool, slug: &str, input: CampaignInput) -> ApiResul
 }
 
 /// Writes `input` over the locked campaign `id`, checks the result, and returns it.
-async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> ApiResult<Campaign> {
+/// What the public reads of a campaign and how its map looks.
+struct Presentation {
+    title: Localized,
+    description: Localized,
+    default_lang: Lang,
+    basemap: Option<Basemap>,
+    geocoder: Option<Geocoder>,
+}
+
+impl Presentation {
+    fn check(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if self.title.fr.trim().is_empty() || self.title.en.trim().is_empty() {
+            errors.push(FieldError::new(
+                "title",
+                "needs a French and an English text",
+            ));
+        }
+        errors.extend(self.basemap.iter().flat_map(Basemap::check));
+        errors.extend(self.geocoder.iter().flat_map(Geocoder::check));
+        errors
+    }
+}
+
+/// When a campaign takes contributions.
+struct Schedule {
+    status: Status,
+    opens_at: Option<OffsetDateTime>,
+    closes_at: Option<OffsetDateTime>,
+}
+
+impl Schedule {
+    fn check(&self) -> Vec<FieldError> {
+        match (self.opens_at, self.closes_at) {
+            (Some(opens), Some(closes)) if opens >= closes => {
+                vec![FieldError::new("closes_at", "must be after opens_at")]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Trust and safety: who may contribute, how, and how long exact data is kept.
+struct Safety {
+    moderation: Moderation,
+    min_fill_seconds: i16,
+    proof_of_work: Option<crate::safety::pow::ProofOfWork>,
+    duplicates: Option<crate::safety::Duplicates>,
+    /// As given; normalised by [`Safety::check`].
+    allowed_origins: Vec<String>,
+    retention_days: Option<i32>,
+}
+
+impl Safety {
+    /// Checks, and normalises the allowed origins.
+    fn check(&mut self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if !(0..=crate::safety::MAX_MIN_FILL_SECONDS).contains(&self.min_fill_seconds) {
+            errors.push(FieldError::new(
+                "min_fill_seconds",
+                "must be between 0 and 60 seconds",
+            ));
+        }
+        errors.extend(self.proof_of_work.iter().flat_map(|p| p.check()));
+        errors.extend(self.duplicates.iter().flat_map(|d| d.check()));
+        match crate::safety::origins::normalize(&self.allowed_origins) {
+            Ok(origins) => self.allowed_origins = origins,
+            Err(origin_errors) => errors.extend(origin_errors),
+        }
+        if self
+            .retention_days
+            .is_some_and(|d| !(0..=36_500).contains(&d))
+        {
+            errors.push(FieldError::new(
+                "retention_days",
+                "must be between 0 and 36500 days, or null to keep data until erased",
+            ));
+        }
+        errors
+    }
+}
+
+/// A campaign's settings once a change is laid over the current ones, by group, each with its
+/// own check.
+struct Settings {
+    presentation: Presentation,
+    schedule: Schedule,
+    form: Form,
+    privacy: Privacy,
+    safety: Safety,
+}
+
+impl Settings {
+    /// `current` with what `input` changes (the area and the targets apart: they are checked
+    /// against the database).
+    fn merge(current: Campaign, input: CampaignInput) -> Self {
+        Self {
+            presentation: Presentation {
+                title: input.title.unwrap_or(current.title),
+                description: input.description.unwrap_or(current.description),
+                default_lang: input.default_lang.unwrap_or(current.default_lang),
+                basemap: input.basemap.unwrap_or(current.basemap),
+                geocoder: input.geocoder.unwrap_or(current.geocoder),
+            },
+            schedule: Schedule {
+                status: input.status.unwrap_or(current.status),
+                opens_at: input.opens_at.map_or(current.opens_at, |o| o.map(|t| t.0)),
+                closes_at: input
+                    .closes_at
+                    .map_or(current.closes_at, |o| o.map(|t| t.0)),
+            },
+            form: input.form.unwrap_or(current.form),
+            privacy: input.privacy.unwrap_or(current.privacy),
+            safety: Safety {
+                moderation: input.moderation.unwrap_or(current.moderation),
+                min_fill_seconds: input.min_fill_seconds.unwrap_or(current.min_fill_seconds),
+                proof_of_work: input.proof_of_work.unwrap_or(current.proof_of_work),
+                duplicates: input.duplicates.unwrap_or(current.duplicates),
+                allowed_origins: input.allowed_origins.unwrap_or(current.allowed_origins),
+                retention_days: input.retention_days.unwrap_or(current.retention_days),
+            },
+        }
+    }
+
+    /// Every group's check; every problem is reported, each with its field.
+    fn check(&mut self) -> Vec<FieldError> {
+        let mut errors = self.presentation.check();
+        errors.extend(self.form.check().err().unwrap_or_default());
+        errors.extend(self.privacy.check());
+        errors.extend(self.schedule.check());
+        errors.extend(self.safety.check());
+        errors
+    }
+}
+
+async fn apply(
+    tx: &mut sqlx::PgConnection,
+    id: i64,
+    mut input: CampaignInput,
+) -> ApiResult<Campaign> {
     let current: Campaign = sqlx::query_as::<_, CampaignRow>(select_campaign!("WHERE id = $1"))
         .bind(id)
         .fetch_one(&mut *tx)
         .await?
         .into();
-    let mut errors = Vec::new();
-    let title = input.title.unwrap_or(current.title);
-    if title.fr.trim().is_empty() || title.en.trim().is_empty() {
-        errors.push(FieldError::new(
-            "title",
-            "needs a French and an English text",
-        ));
-    }
-    let description = input.description.unwrap_or(current.description);
-    let form = input.form.unwrap_or(current.form);
-    if let Err(form_errors) = form.check() {
-        errors.extend(form_errors);
-    }
-    let privacy = input.privacy.unwrap_or(current.privacy);
-    errors.extend(privacy.check());
-    let opens_at = input.opens_at.map_or(current.opens_at, |o| o.map(|t| t.0));
-    let closes_at = input
-        .closes_at
-        .map_or(current.closes_at, |o| o.map(|t| t.0));
-    if let (Some(opens), Some(closes)) = (opens_at, closes_at)
-        && opens >= closes
-    {
-        errors.push(FieldError::new("closes_at", "must be after opens_at"));
-    }
-    let area = match input.area {
+    let (area, targets) = (input.area.take(), input.targets.take());
+    let mut settings = Settings::merge(current, input);
+    let mut errors = settings.check();
+    let area = match area {
         Some(Some(value)) => match crate::districts::geometry::polygonal_geojson(&value) {
             Ok(geojson) => Some(Some(geojson)),
             Err(reason) => {
@@ -624,51 +742,13 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let basemap = input.basemap.unwrap_or(current.basemap);
-    if let Some(basemap) = &basemap {
-        errors.extend(basemap.check());
-    }
-    let geocoder = input.geocoder.unwrap_or(current.geocoder);
-    if let Some(geocoder) = &geocoder {
-        errors.extend(geocoder.check());
-    }
-    // Trust and safety.
-    let min_fill_seconds = input.min_fill_seconds.unwrap_or(current.min_fill_seconds);
-    if !(0..=crate::safety::MAX_MIN_FILL_SECONDS).contains(&min_fill_seconds) {
-        errors.push(FieldError::new(
-            "min_fill_seconds",
-            "must be between 0 and 60 seconds",
-        ));
-    }
-    let proof_of_work = input.proof_of_work.unwrap_or(current.proof_of_work);
-    if let Some(proof_of_work) = &proof_of_work {
-        errors.extend(proof_of_work.check());
-    }
-    let duplicates = input.duplicates.unwrap_or(current.duplicates);
-    if let Some(duplicates) = &duplicates {
-        errors.extend(duplicates.check());
-    }
-    let allowed_origins = match crate::safety::origins::normalize(
-        &input.allowed_origins.unwrap_or(current.allowed_origins),
-    ) {
-        Ok(origins) => origins,
-        Err(origin_errors) => {
-            errors.extend(origin_errors);
-            Vec::new()
-        }
-    };
-    // Retention (trust and safety).
-    let retention_days = input.retention_days.unwrap_or(current.retention_days);
-    if retention_days.is_some_and(|d| !(0..=36_500).contains(&d)) {
-        errors.push(FieldError::new(
-            "retention_days",
-            "must be between 0 and 36500 days, or null to keep data until erased",
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let status = input.status.unwrap_or(current.status);
+    let Settings {
+        presentation,
+        schedule,
+        form,
+        privacy,
+        safety,
+    } = settings;
     sqlx::query(
         "UPDATE campaigns SET title_fr = $2, title_en = $3, description_fr = $4,
             description_en = $5, default_lang = $6, status = $7, opens_at = $8, closes_at = $9,
@@ -679,29 +759,29 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, input: CampaignInput) -> Ap
          WHERE id = $1",
     )
     .bind(id)
-    .bind(&title.fr)
-    .bind(&title.en)
-    .bind(&description.fr)
-    .bind(&description.en)
-    .bind(as_text(input.default_lang.unwrap_or(current.default_lang)))
-    .bind(as_text(status))
-    .bind(opens_at)
-    .bind(closes_at)
+    .bind(&presentation.title.fr)
+    .bind(&presentation.title.en)
+    .bind(&presentation.description.fr)
+    .bind(&presentation.description.en)
+    .bind(as_text(presentation.default_lang))
+    .bind(as_text(schedule.status))
+    .bind(schedule.opens_at)
+    .bind(schedule.closes_at)
     .bind(sqlx::types::Json(&form))
     .bind(privacy.public_precision_m)
     .bind(privacy.min_count)
-    .bind(as_text(input.moderation.unwrap_or(current.moderation)))
-    .bind(basemap.map(sqlx::types::Json))
-    .bind(geocoder.map(sqlx::types::Json))
-    .bind(min_fill_seconds)
-    .bind(proof_of_work.map(sqlx::types::Json))
-    .bind(duplicates.map(sqlx::types::Json))
-    .bind(&allowed_origins)
-    .bind(retention_days)
+    .bind(as_text(safety.moderation))
+    .bind(presentation.basemap.map(sqlx::types::Json))
+    .bind(presentation.geocoder.map(sqlx::types::Json))
+    .bind(safety.min_fill_seconds)
+    .bind(safety.proof_of_work.map(sqlx::types::Json))
+    .bind(safety.duplicates.map(sqlx::types::Json))
+    .bind(&safety.allowed_origins)
+    .bind(safety.retention_days)
     .bind(privacy.publish_interval_minutes as i16)
     .execute(&mut *tx)
     .await?;
-    if let Some(targets) = &input.targets {
+    if let Some(targets) = &targets {
         check_targets(&mut *tx, id, targets).await?;
         sqlx::query("UPDATE campaigns SET targets = $2 WHERE id = $1")
             .bind(id)
