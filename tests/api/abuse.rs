@@ -4,11 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, answers, point, problem, test_config};
-
-fn exact() -> Value {
-    json!({"privacy": {"public_precision_m": 50, "min_count": 1}})
-}
+use crate::helpers::{TestApp, answers, exact, point, problem, test_config};
 
 /// `settings` merged into the exact-count settings.
 fn with(settings: Value) -> Value {

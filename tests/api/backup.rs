@@ -4,8 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::cli::{civicmap, url_of};
-use crate::helpers::{TestApp, fresh_database};
+use crate::helpers::{TestApp, civicmap, fresh_database, url_of};
 use crate::tiles::tile_of;
 
 /// Everything the public and the staff can read of `slug`: status and body of each.

@@ -1,27 +1,12 @@
 //! `civicmap import` and `civicmap export` run as the binary, and GDAL reading our files.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, fresh_database};
-
-fn civicmap(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_civicmap"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .output()
-        .unwrap()
-}
-
-fn url_of(options: &sqlx::postgres::PgConnectOptions) -> String {
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let mut url = reqwest::Url::parse(&base).unwrap();
-    url.set_path(&format!("/{}", options.get_database().unwrap()));
-    url.to_string()
-}
+use crate::helpers::{TestApp, civicmap, fresh_database, url_of};
 
 async fn setup(slug: &str) -> (TestApp, String) {
     let (pool, options) = fresh_database().await;

@@ -5,22 +5,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, fresh_database};
-
-pub fn civicmap(url: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_civicmap"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .output()
-        .unwrap()
-}
-
-pub fn url_of(options: &sqlx::postgres::PgConnectOptions) -> String {
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let mut url = reqwest::Url::parse(&base).unwrap();
-    url.set_path(&format!("/{}", options.get_database().unwrap()));
-    url.to_string()
-}
+use crate::helpers::{TestApp, civicmap, fresh_database, url_of};
 
 #[tokio::test]
 async fn tokens_and_district_imports_from_the_command_line() {

@@ -3,16 +3,12 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, answers, household, point};
+use crate::helpers::{TestApp, answers, exact, household, point};
 
 #[tokio::test]
 async fn two_hundred_concurrent_submissions_are_all_counted_exactly_once() {
     let app = TestApp::spawn().await;
-    app.open_campaign(
-        "rush",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("rush", exact()).await;
     let url = app.url("/api/v1/campaigns/rush/submissions");
     // 100 households, each posting twice at once: their first contribution must be counted
     // once, whichever of the two commits first.
@@ -76,11 +72,7 @@ async fn retries_in_flight_in_two_batches_are_stored_once_and_never_deadlock() {
     // their first attempt is still in another batch): each key must be stored once, every
     // request answered, and the two statements must not wait for each other in a cycle.
     let app = TestApp::spawn().await;
-    app.open_campaign(
-        "retries",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("retries", exact()).await;
     let campaign = std::sync::Arc::new(civicmap::campaigns::get(&app.db, "retries").await.unwrap());
     let pending = |key: &str| civicmap::submissions::Pending {
         campaign: campaign.clone(),
@@ -122,11 +114,7 @@ async fn retries_in_flight_in_two_batches_are_stored_once_and_never_deadlock() {
 #[tokio::test]
 async fn a_row_the_database_refuses_fails_alone_not_its_batch() {
     let app = TestApp::spawn().await;
-    app.open_campaign(
-        "poison",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("poison", exact()).await;
     // The unforeseen: the database refuses one answer. (A trigger stands in for whatever a
     // future constraint, extension or bug might refuse.)
     sqlx::raw_sql(

@@ -3,23 +3,11 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, answers, point, problem, problem_fields};
-
-fn exact() -> Value {
-    json!({"privacy": {"public_precision_m": 50, "min_count": 1}})
-}
+use crate::helpers::{TestApp, answers, exact, point, problem, problem_fields};
 
 async fn submit(app: &TestApp, slug: &str, lon: f64, lat: f64) -> (String, String) {
-    let receipt: Value = app
-        .submit(slug, lon, lat, answers())
-        .await
-        .json()
-        .await
-        .unwrap();
-    (
-        receipt["id"].as_str().unwrap().to_owned(),
-        receipt["edit_token"].as_str().unwrap().to_owned(),
-    )
+    let receipt = app.contribute(slug, lon, lat, answers()).await;
+    (receipt.id.to_string(), receipt.edit_token)
 }
 
 fn path(slug: &str, id: &str) -> String {

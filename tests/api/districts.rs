@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, answers, problem, problem_fields, square, test_districts};
+use crate::helpers::{TestApp, answers, exact, problem, problem_fields, square, test_districts};
 
 async fn draft(app: &TestApp, slug: &str) {
     let body = json!({"slug": slug, "title": {"fr": "a", "en": "a"}, "form": crate::helpers::test_form(), "privacy": {"public_precision_m": 50, "min_count": 1}});
@@ -166,19 +166,10 @@ async fn custom_property_names_are_used() {
 #[tokio::test]
 async fn a_point_in_a_multipolygon_district_is_counted_there() {
     let app = TestApp::spawn().await;
-    app.open_campaign(
-        "multi",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("multi", exact()).await;
     for lat in [48.02, 48.07] {
-        let receipt: Value = app
-            .submit("multi", 2.12, lat, answers())
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(receipt["district"]["code"], "middle");
+        let receipt = app.contribute("multi", 2.12, lat, answers()).await;
+        assert_eq!(receipt.district.unwrap().code, "middle");
     }
     assert_eq!(app.counts("multi").await["middle"], Some(2));
 }
@@ -186,18 +177,9 @@ async fn a_point_in_a_multipolygon_district_is_counted_there() {
 #[tokio::test]
 async fn a_point_on_a_shared_border_counts_once_in_the_first_district() {
     let app = TestApp::spawn().await;
-    app.open_campaign(
-        "border",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
-    let receipt: Value = app
-        .submit("border", 2.1, 48.03, answers())
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(receipt["district"]["code"], "west");
+    app.open_campaign("border", exact()).await;
+    let receipt = app.contribute("border", 2.1, 48.03, answers()).await;
+    assert_eq!(receipt.district.unwrap().code, "west");
     let counts = app.counts("border").await;
     assert_eq!(
         (counts["west"], counts["middle"], counts["total"]),
@@ -208,11 +190,7 @@ async fn a_point_on_a_shared_border_counts_once_in_the_first_district() {
 #[tokio::test]
 async fn re_importing_reassigns_submissions_and_rebuilds_counts() {
     let app = TestApp::spawn().await;
-    app.open_campaign(
-        "again",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("again", exact()).await;
     for lon in [2.05, 2.15, 2.25, 2.26] {
         assert_eq!(
             app.submit("again", lon, 48.05, answers()).await.status(),

@@ -941,8 +941,8 @@ async fn a_citizens_formula_never_runs_in_a_planners_spreadsheet() {
     }
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("raw.csv");
-    let url = crate::cli::url_of(&options);
-    let out = crate::cli::civicmap(
+    let url = crate::helpers::url_of(&options);
+    let out = crate::helpers::civicmap(
         &url,
         &[
             "export",

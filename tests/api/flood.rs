@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::json;
 
-use crate::helpers::{TestApp, answers, point, test_config};
+use crate::helpers::{TestApp, answers, exact, point, test_config};
 
 const RATE_PER_MINUTE: u32 = 60;
 const BURST: u32 = 10;
@@ -23,11 +22,7 @@ async fn a_flooding_client_gets_only_its_allowance_and_others_are_served() {
     config.rate_limits.per_ip_per_minute = RATE_PER_MINUTE;
     config.rate_limits.per_ip_burst = BURST;
     let app = Arc::new(TestApp::spawn_with(config).await);
-    app.open_campaign(
-        "flood",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("flood", exact()).await;
     let url = app.url("/api/v1/campaigns/flood/submissions");
     let body = point(2.05, 48.05, answers());
 

@@ -278,6 +278,22 @@ impl TestApp {
             .await
     }
 
+    /// Posts a submission as [`Self::submit`] does, asserts it was stored (201), and returns
+    /// its receipt.
+    pub async fn contribute(
+        &self,
+        slug: &str,
+        lon: f64,
+        lat: f64,
+        answers: Value,
+    ) -> civicmap::submissions::Receipt {
+        let response = self.submit(slug, lon, lat, answers).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
     /// Posts a submission from client address `from` (through the trusted proxy header of
     /// [`test_config`]).
     pub async fn submit_from(
@@ -378,6 +394,29 @@ pub fn test_form() -> Value {
         {"key": "comment", "type": "text", "label": {"fr": "Commentaire", "en": "Comment"}, "max_length": 20},
         {"key": "tenant", "type": "boolean", "label": {"fr": "Locataire", "en": "Tenant"}}
     ]})
+}
+
+/// Campaign settings under which every count is shown exactly: k = 1 and a 50 m grid. For
+/// tests about what is counted, not about what is withheld.
+pub fn exact() -> Value {
+    json!({"privacy": {"public_precision_m": 50, "min_count": 1}})
+}
+
+/// Runs the `civicmap` binary with `args` against the database at `url`.
+pub fn civicmap(url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_civicmap"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .output()
+        .unwrap()
+}
+
+/// The URL of the test cluster's database named in `options`.
+pub fn url_of(options: &PgConnectOptions) -> String {
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let mut url = reqwest::Url::parse(&base).unwrap();
+    url.set_path(&format!("/{}", options.get_database().unwrap()));
+    url.to_string()
 }
 
 /// Valid answers to the test form.

@@ -4,9 +4,8 @@
 //! each moves by at least what it did itself.
 
 use reqwest::StatusCode;
-use serde_json::json;
 
-use crate::helpers::{TestApp, answers, household, test_config};
+use crate::helpers::{TestApp, answers, exact, household, test_config};
 
 /// The metrics listener of `app`'s database, on a port of its own.
 async fn metrics_listener(app: &TestApp) -> String {
@@ -46,11 +45,7 @@ async fn sample(url: &str, name: &str, labels: &[&str]) -> f64 {
 #[tokio::test]
 async fn metrics_count_requests_submissions_tiles_and_refusals() {
     let app = TestApp::spawn().await;
-    app.open_campaign(
-        "metered",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("metered", exact()).await;
     let url = metrics_listener(&app).await;
     let route = r#"route="/api/v1/campaigns/{slug}/submissions""#;
     let created = |url: &str| {
@@ -100,12 +95,7 @@ async fn metrics_count_requests_submissions_tiles_and_refusals() {
     config.rate_limits.per_ip_per_minute = 1;
     config.rate_limits.per_ip_burst = 1;
     let limited = TestApp::spawn_with(config).await;
-    limited
-        .open_campaign(
-            "limited",
-            json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-        )
-        .await;
+    limited.open_campaign("limited", exact()).await;
     let refusals = sample(&url, "civicmap_rate_limited_total", &[r#"scope="client""#]).await;
     let from = household();
     let mut statuses = Vec::new();

@@ -4,15 +4,13 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, answers, problem};
+use crate::helpers::{TestApp, answers, exact, problem};
 use civicmap::auth::Role;
 
 impl TestApp {
     async fn submit_id(&self, slug: &str, lon: f64, lat: f64, answers: Value) -> String {
-        let response = self.submit(slug, lon, lat, answers).await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let receipt: Value = response.json().await.unwrap();
-        receipt["id"].as_str().unwrap().to_owned()
+        let receipt = self.contribute(slug, lon, lat, answers).await;
+        receipt.id.to_string()
     }
 
     /// A moderator's decision on submission `id` of `slug`.
@@ -231,11 +229,7 @@ async fn pre_moderated_submissions_count_only_once_approved_and_at_once() {
 #[tokio::test]
 async fn hiding_a_published_submission_takes_it_out_of_counts_and_tiles_at_once() {
     let app = TestApp::spawn().await;
-    app.open_campaign(
-        "postmod",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("postmod", exact()).await;
     let moderator = app.staff_token(Role::Moderator).await;
     let ids = [
         app.submit_id("postmod", 2.05, 48.05, answers()).await,
@@ -349,11 +343,7 @@ async fn hiding_a_published_submission_takes_it_out_of_counts_and_tiles_at_once(
 #[tokio::test]
 async fn staff_reports_put_a_submission_in_the_reported_queue_until_a_decision() {
     let app = TestApp::spawn().await;
-    app.open_campaign(
-        "reports",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("reports", exact()).await;
     let moderator = app.staff_token(Role::Moderator).await;
     let planner = app.staff_token(Role::Planner).await;
     let first = app.submit_id("reports", 2.05, 48.05, answers()).await;

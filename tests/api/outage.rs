@@ -7,7 +7,7 @@ use civicmap::database::embedded::EmbeddedCluster;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, answers, problem};
+use crate::helpers::{TestApp, answers, exact, problem};
 
 /// An embedded cluster of the test's own (these tests stop or kill it), started, with a pool
 /// of `connections`; the directory lives as long as the returned guard.
@@ -80,11 +80,7 @@ async fn a_killed_embedded_cluster_is_restarted_and_nothing_acknowledged_is_lost
     let (_dir, cluster, pool) = own_cluster(4).await;
     civicmap::database::migrate(&pool).await.unwrap();
     let app = std::sync::Arc::new(TestApp::spawn_on(pool.clone()).await);
-    app.open_campaign(
-        "crash",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("crash", exact()).await;
     let supervisor = cluster.clone().supervise(app.health.clone());
 
     // Four clients submit without pause, keeping the id of every 201.

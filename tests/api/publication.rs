@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::helpers::{TestApp, test_config};
+use crate::helpers::{TestApp, exact, test_config};
 
 /// The doors finer than a district, and what a poller reads from each.
 const FINER: &[&str] = &[
@@ -193,11 +193,7 @@ async fn a_poller_of_finer_figures_sees_no_single_arrival_and_publications_move_
 #[tokio::test]
 async fn etags_are_derived_from_the_body_and_say_nothing_else() {
     let app = server().await;
-    app.open_campaign(
-        "watch",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("watch", exact()).await;
     for i in 0..4 {
         submit(&app, 2.05 + f64::from(i) * 1e-4, 48.05, 2).await;
     }

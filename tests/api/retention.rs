@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::cli::{civicmap, url_of};
 use crate::helpers::{TestApp, answers, fresh_database, problem};
+use crate::helpers::{civicmap, url_of};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 struct Stored {

@@ -3,11 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, answers, point, problem, problem_fields};
-
-fn exact() -> Value {
-    json!({"privacy": {"public_precision_m": 50, "min_count": 1}})
-}
+use crate::helpers::{TestApp, answers, exact, point, problem, problem_fields};
 
 #[tokio::test]
 async fn a_citizen_submits_a_point_and_sees_it_counted_in_their_district() {

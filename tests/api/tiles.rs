@@ -8,7 +8,7 @@ use mvt_reader::feature::Value as Prop;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, answers, problem};
+use crate::helpers::{TestApp, answers, exact, problem};
 
 const HALF_WORLD: f64 = 20_037_508.342_789_244;
 
@@ -184,11 +184,7 @@ async fn tiles_carry_district_counts_and_demand_of_at_least_k() {
 #[tokio::test]
 async fn street_tiles_show_snapped_cells_never_exact_positions_or_answers() {
     let app = TestApp::spawn().await;
-    app.open_campaign(
-        "private",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("private", exact()).await;
     let (lon, lat) = (2.123_456_7, 48.054_321_9);
     let mut with_text = answers();
     with_text["comment"] = json!("secret-text");
@@ -248,12 +244,7 @@ async fn street_tiles_show_snapped_cells_never_exact_positions_or_answers() {
 async fn a_write_on_one_instance_is_in_the_next_tile_from_another() {
     let first = TestApp::spawn().await;
     let second = TestApp::spawn_on(first.db.clone()).await;
-    first
-        .open_campaign(
-            "fresh",
-            json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-        )
-        .await;
+    first.open_campaign("fresh", exact()).await;
     first.submit("fresh", 2.05, 48.05, answers()).await;
     let z = 12;
     let (x, y) = tile_of(2.05, 48.05, z);
@@ -411,11 +402,7 @@ async fn tilejson_describes_the_layers_and_credits_openstreetmap() {
 #[tokio::test]
 async fn no_tile_grows_with_the_number_of_points() {
     let app = TestApp::spawn().await;
-    app.open_campaign(
-        "dense",
-        json!({"privacy": {"public_precision_m": 50, "min_count": 1}}),
-    )
-    .await;
+    app.open_campaign("dense", exact()).await;
     let campaign = std::sync::Arc::new(civicmap::campaigns::get(&app.db, "dense").await.unwrap());
     let areas = vec![geo::MultiPolygon(vec![geo::Polygon::new(
         geo::LineString::from(vec![
