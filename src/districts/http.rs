@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
 
 /// Which properties of the features hold the districts' names and codes.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// Property with the district's name (default `name`).
     name_prop: Option<String>,

@@ -77,6 +77,7 @@ pub struct Request {
 
 /// The query string of the aggregate routes and of `civicmap export`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateQuery {
     /// `district` (default) or `h3:{6..10}`.

@@ -27,6 +27,7 @@ use crate::http::error::{ApiError, ApiResult, FieldError};
 
 /// Filters of a raw export.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RawQuery {
     /// Only submissions created at or after this instant (RFC 3339 or `YYYY-MM-DD`).

@@ -19,6 +19,7 @@ use crate::http::error::{ApiError, ApiResult, FieldError};
 
 /// The query string of `timeseries.csv`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TimeseriesQuery {
     /// `day` (default) or `week` (weeks start on Monday).

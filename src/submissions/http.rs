@@ -69,6 +69,7 @@ fn idempotency_key(headers: &HeaderMap, body: &Value) -> ApiResult<Option<Idempo
     request_body(content = Object, content_type = "application/geo+json", description = "A GeoJSON Feature with a Point geometry; its properties are the answers"),
     responses(
         (status = 201, description = "Stored and counted; a retry with the same Idempotency-Key gets the first result again, with `Idempotent-Replayed: true`", body = Receipt),
+        (status = 400, description = "The body is not valid JSON, or a header cannot be read (`Idempotency-Key`, `Civicmap-Fill-Ms`)", body = Problem),
         (status = 403, description = "Sent by a page of a site the campaign does not allow", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
         (status = 409, description = "Campaign not open, or key reused for another request", body = Problem),
@@ -249,10 +250,13 @@ pub async fn get_own_submission(
         ("slug" = String, Path, description = "Campaign name"),
         ("id" = String, Path, description = "Submission id"),
         ("X-Edit-Token" = String, Header, description = "The edit token returned at submission"),
+        ("Civicmap-Honeypot" = Option<String>, Header, description = "The widget's hidden `website` field; must be empty"),
+        ("Civicmap-Fill-Ms" = Option<u64>, Header, description = "Milliseconds between showing the form and sending the correction; at least the campaign's `min_fill_seconds` × 1000"),
     ),
     request_body(content = Object, content_type = "application/geo+json", description = "A GeoJSON Feature with a Point geometry; its properties are the answers (all of them, as on submission)"),
     responses(
         (status = 200, description = "Corrected; the submission as it is now (as GET returns it)", content_type = "application/geo+json", body = Object),
+        (status = 400, description = "The body is not valid JSON, or `Civicmap-Fill-Ms` is not a number", body = Problem),
         (status = 401, description = "No edit token", body = Problem),
         (status = 403, description = "Wrong edit token, or a site the campaign does not allow", body = Problem),
         (status = 404, description = "No such submission", body = Problem),
