@@ -38,6 +38,8 @@ work=target/schemathesis
 venv=$work/venv
 bin=target/debug/civicmap
 mkdir -p "$work"
+# Hypothesis keeps its files here rather than in .hypothesis/ at the top of the clone.
+export HYPOTHESIS_STORAGE_DIRECTORY=$PWD/$work/hypothesis
 
 if [ "$("$venv/bin/st" --version 2>/dev/null)" != "st, version $VERSION" ]; then
   rm -rf "$venv"
