@@ -81,6 +81,7 @@ pub struct Request {
 #[serde(deny_unknown_fields)]
 pub struct AggregateQuery {
     /// `district` (default) or `h3:{6..10}`.
+    #[param(pattern = "^(district|h3:([6-9]|10))$")]
     pub by: Option<String>,
     /// A choice or boolean field: one count per answer.
     pub breakdown: Option<String>,
@@ -91,6 +92,7 @@ pub struct AggregateQuery {
     /// End of a time window, RFC 3339 or `YYYY-MM-DD` (UTC), exclusive. Staff only.
     pub to: Option<String>,
     /// `1` for the French-Excel flavour of CSV: BOM, `;` separator, decimal comma.
+    #[param(pattern = "^(0|1|true|false)$")]
     pub excel: Option<String>,
 }
 

@@ -37,6 +37,7 @@ pub struct RawQuery {
     /// Only this district (its code).
     pub district: Option<String>,
     /// `1` for the French-Excel flavour of CSV.
+    #[param(pattern = "^(0|1|true|false)$")]
     pub excel: Option<String>,
 }
 

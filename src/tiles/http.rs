@@ -54,9 +54,9 @@ fn tile_address(slug: &str, z: &str, x: &str, y: &str) -> ApiResult<TileCoord> {
 #[utoipa::path(get, path = "/tiles/{campaign}/{z}/{x}/{y}.mvt", tag = "tiles",
     params(
         ("campaign" = String, Path, description = "Campaign name"),
-        ("z" = u32, Path, description = "Zoom, 0 to 22"),
-        ("x" = u32, Path, description = "Column, 0 to 2^z - 1"),
-        ("y" = u32, Path, description = "Row from the north, 0 to 2^z - 1"),
+        ("z" = u32, Path, minimum = 0, maximum = 22, description = "Zoom, 0 to 22"),
+        ("x" = u32, Path, minimum = 0, maximum = 4_194_303, description = "Column, 0 to 2^z - 1"),
+        ("y" = u32, Path, minimum = 0, maximum = 4_194_303, description = "Row from the north, 0 to 2^z - 1"),
     ),
     responses(
         (status = 200, description = "Layers `districts` and `demand`", content_type = "application/vnd.mapbox-vector-tile"),
