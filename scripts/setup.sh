@@ -2,7 +2,8 @@
 # Installs what civicmap needs from the OS packages, only when it is missing:
 # PostgreSQL 15+ with PostGIS 3 (server binaries for the embedded cluster), and, with
 # --browser (what `make test` needs), Debian's Chromium for the widget's browser tests and
-# GDAL's command-line tools for the export tests. Debian/Ubuntu only.
+# GDAL's command-line tools for the export tests, and Python's venv for schemathesis.
+# Debian/Ubuntu only.
 set -euo pipefail
 
 need=()
@@ -17,6 +18,9 @@ if [ "${1:-}" = "--browser" ]; then
   command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need+=(chromium)
   # GDAL's ogrinfo and ogr2ogr: the tests check that GIS tools read our exports.
   command -v ogrinfo >/dev/null || need+=(gdal-bin)
+  # Python 3 with venv: scripts/schemathesis.sh installs schemathesis from PyPI in a venv.
+  command -v python3 >/dev/null || need+=(python3)
+  python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -6,6 +6,8 @@
 #   2. the widget's unit tests (node's test runner);
 #   3. the widget's browser tests: headless Chromium against a real civicmap server serving the
 #      demo campaign from the same cluster.
+#   4. schemathesis against /api/v1/openapi.json of another server, on a database of its own in
+#      the same cluster (scripts/schemathesis.sh): no 5xx, every response as documented.
 # Arguments are passed to `cargo test`; with arguments, the widget build and tests are skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +47,9 @@ server=$!
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
 (cd widget && CIVICMAP_URL="http://127.0.0.1:$port" SCREENSHOT_DIR=../docs/screenshots npm run --silent e2e) \
   || { failed+=("widget browser tests"); tail -n 30 "$dir/e2e-server.log" >&2; }
+
+# Its own server and database (civicmap_schemathesis): the demo campaign above is not touched.
+./scripts/schemathesis.sh || failed+=("schemathesis")
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: ${failed[*]}" >&2

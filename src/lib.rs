@@ -20,4 +20,6 @@ pub mod retention;
 pub mod safety;
 pub mod submissions;
 pub mod synthetic;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tiles;

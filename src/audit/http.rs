@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
 
 /// Filters and paging of the audit log.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only entries about this campaign (slug).

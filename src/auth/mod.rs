@@ -97,6 +97,15 @@ fn token_text(id: i64, secret: &str) -> String {
     format!("{PREFIX}_{id}_{secret}")
 }
 
+/// The id and secret of a token's text, `cmk_{id}_{secret}`, if it has that shape.
+fn parse_token(token: &str) -> Option<(i64, &str)> {
+    let mut parts = token.splitn(3, '_');
+    let (Some(PREFIX), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    Some((id.parse().ok()?, secret))
+}
+
 #[derive(Default, sqlx::FromRow)]
 struct TokenRow {
     name: String,
@@ -124,11 +133,7 @@ const LAST_USED_PRECISION: time::Duration = time::Duration::minutes(1);
 /// Checks a bearer token: known, secret matching (constant time), not revoked, not expired.
 pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, ApiError> {
     let invalid = || ApiError::Unauthorized("the bearer token is not valid".into());
-    let mut parts = token.splitn(3, '_');
-    let (Some(PREFIX), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(invalid());
-    };
-    let id: i64 = id.parse().map_err(|_| invalid())?;
+    let (id, secret) = parse_token(token).ok_or_else(invalid)?;
     let row: Option<TokenRow> = sqlx::query_as(
         "SELECT name, role, secret_hash, expires_at, revoked_at, last_used_at
          FROM api_tokens WHERE id = $1",
@@ -267,6 +272,31 @@ mod tests {
         assert!(Role::Planner.allows(Role::Planner));
         assert!(!Role::Planner.allows(Role::Admin));
         assert!(!Role::Moderator.allows(Role::Planner));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// A token's text gives back its id and secret, whatever the id and whatever the secret
+        /// (secrets are URL-safe base64, which has `_` and `-`).
+        #[test]
+        fn a_token_text_gives_back_its_id_and_secret(id: i64, secret in "[A-Za-z0-9_-]{0,60}") {
+            let text = token_text(id, &secret);
+            proptest::prop_assert_eq!(parse_token(&text), Some((id, secret.as_str())));
+        }
+
+        /// Anything else is refused without panicking; what is read is what the text holds.
+        #[test]
+        fn any_bearer_text_is_read_or_refused(text in proptest::prop_oneof!["cmk_.{0,12}", "cmk_[0-9-]{0,20}_.{0,8}", ".{0,24}"]) {
+            if let Some((id, secret)) = parse_token(&text) {
+                proptest::prop_assert!(text.starts_with("cmk_"));
+                proptest::prop_assert!(text.ends_with(secret));
+                proptest::prop_assert_eq!(
+                    text.strip_prefix("cmk_").unwrap().split('_').next().unwrap().parse::<i64>(),
+                    Ok(id)
+                );
+            }
+        }
     }
 
     #[test]

@@ -322,6 +322,8 @@ impl Field {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{clear_error, clear_fields, json};
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn form() -> Form {
@@ -440,6 +442,147 @@ mod tests {
     #[test]
     fn all_problems_are_reported_at_once() {
         assert_eq!(errors(json!({"extra": 1})).len(), 3);
+    }
+
+    /// A well-made field: a valid key (made unique by its index) of any kind.
+    fn field(i: usize) -> impl Strategy<Value = Value> {
+        let kind = prop_oneof![
+            (1u32..=MAX_TEXT_LENGTH).prop_map(|n| json!({"type": "text", "max_length": n})),
+            (
+                proptest::option::of(-1e9f64..1e9),
+                proptest::option::of(0.0f64..1e9),
+                any::<bool>()
+            )
+                .prop_map(|(min, max, integer)| {
+                    let (min, max) = match (min, max) {
+                        (Some(lo), Some(hi)) if lo > hi => (Some(hi), Some(lo)),
+                        other => other,
+                    };
+                    json!({"type": "number", "min": min, "max": max, "integer": integer})
+                }),
+            (
+                proptest::collection::btree_set("[^\\u{0}]{1,20}", 1..5),
+                any::<bool>()
+            )
+                .prop_map(|(values, public)| {
+                    let options: Vec<Value> = values
+                        .into_iter()
+                        .map(|v| json!({"value": v, "label": {"fr": v, "en": v}}))
+                        .collect();
+                    json!({"type": "choice", "options": options, "public": public})
+                }),
+            any::<bool>().prop_map(|public| json!({"type": "boolean", "public": public})),
+        ];
+        ("[a-z][a-z0-9_]{0,30}", kind, any::<bool>()).prop_map(move |(key, mut kind, required)| {
+            kind["key"] = json!(format!("{key}_{i}"));
+            kind["label"] = json!({"fr": "Question", "en": "Question"});
+            kind["required"] = json!(required);
+            kind
+        })
+    }
+
+    fn valid_form() -> impl Strategy<Value = Value> {
+        (0..MAX_FIELDS).prop_flat_map(|n| {
+            (0..n.min(8))
+                .map(field)
+                .collect::<Vec<_>>()
+                .prop_map(|fields| json!({"fields": fields}))
+        })
+    }
+
+    /// A form that is nearly right: valid fields with one part replaced by anything.
+    fn form_like() -> impl Strategy<Value = Value> {
+        (valid_form(), word(), json()).prop_map(|(mut form, key, value)| {
+            if let Some(first) = form["fields"].get_mut(0) {
+                first[key] = value;
+            } else {
+                form["fields"] = json!([value]);
+            }
+            form
+        })
+    }
+
+    fn word() -> impl Strategy<Value = String> {
+        proptest::sample::select(
+            &[
+                "key",
+                "type",
+                "label",
+                "required",
+                "public",
+                "min",
+                "max",
+                "integer",
+                "max_length",
+                "options",
+            ][..],
+        )
+        .prop_map(str::to_owned)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any JSON sent as a form is read or refused without panicking: refused by the JSON
+        /// reader with the path of the part of the wrong shape, or by `check` naming each
+        /// field; a form that passes both has unique valid keys.
+        #[test]
+        fn any_form_is_read_or_refused_clearly(form in prop_oneof![json(), form_like(), valid_form()]) {
+            let bytes = serde_json::to_vec(&form).unwrap();
+            match crate::http::extract::parse_json::<Form>(&bytes) {
+                Err(error) => clear_error(&error)?,
+                Ok(form) => match form.check() {
+                    Err(errors) => clear_fields(&errors)?,
+                    Ok(()) => {
+                        prop_assert!(form.fields.len() <= MAX_FIELDS);
+                        for (i, f) in form.fields.iter().enumerate() {
+                            prop_assert!(is_valid_key(&f.key));
+                            prop_assert!(form.fields[..i].iter().all(|g| g.key != f.key));
+                        }
+                    }
+                },
+            }
+        }
+
+        /// A well-made form is accepted, and reads back the same once stored as JSON.
+        #[test]
+        fn a_valid_form_is_accepted(form in valid_form()) {
+            let parsed: Form = serde_json::from_value(form).unwrap();
+            prop_assert_eq!(parsed.check(), Ok(()));
+            let stored = serde_json::to_value(&parsed).unwrap();
+            prop_assert_eq!(serde_json::from_value::<Form>(stored).unwrap(), parsed);
+        }
+
+        /// Any answers are checked against a form without panicking; every refusal names the
+        /// answer (`properties.KEY`) and says why; accepted answers are the form's own keys.
+        #[test]
+        fn any_answers_are_checked_clearly(
+            answers in proptest::collection::btree_map(
+                prop_oneof![Just("other".to_owned()), "[a-z]{1,12}",
+                            proptest::sample::select(&["households", "connection", "comment", "tenant"][..]).prop_map(str::to_owned)],
+                crate::testing::json(), 0..6),
+        ) {
+            let answers: Map<String, Value> = answers.into_iter().collect();
+            match form().validate_answers(&answers) {
+                Ok(clean) => {
+                    for key in clean.keys() {
+                        prop_assert!(form().fields.iter().any(|f| &f.key == key));
+                    }
+                }
+                Err(errors) => {
+                    clear_fields(&errors)?;
+                    for e in &errors {
+                        prop_assert!(e.field.starts_with("properties."), "{e:?}");
+                    }
+                }
+            }
+        }
+
+        /// Valid answers come back unchanged.
+        #[test]
+        fn valid_answers_are_kept(answers in crate::testing::answers()) {
+            prop_assert_eq!(crate::testing::form().validate_answers(&answers), Ok(answers));
+        }
     }
 
     #[test]

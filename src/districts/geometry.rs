@@ -55,8 +55,13 @@ fn check_polygon(rings: &PolygonType, at: &str) -> Result<(), String> {
             ));
         }
         for position in ring {
-            let p = position.as_slice();
-            let (lon, lat) = (p[0], p.get(1).copied().unwrap_or(f64::NAN));
+            // The geojson crate reads `[]` and `[x]` as positions too.
+            let &[lon, lat, ..] = position.as_slice() else {
+                return Err(format!(
+                    "{at}ring {r} has a position with {} number(s); a position is [longitude, latitude]",
+                    position.len()
+                ));
+            };
             if crate::location::WgsPoint::new(lon, lat).is_err() {
                 return Err(format!(
                     "{at}ring {r} has a position [{lon}, {lat}] outside longitude/latitude range (coordinates must be WGS 84, EPSG:4326)"
@@ -104,6 +109,11 @@ mod tests {
             (
                 json!({"type": "Polygon", "coordinates": [[[200.0, 48.0], [2.1, 48.0], [2.1, 48.1], [200.0, 48.0]]]}),
                 "ring 0 has a position [200, 48] outside longitude/latitude range (coordinates must be WGS 84, EPSG:4326)",
+            ),
+            (
+                // Found by the property test in districts: this used to panic.
+                json!({"type": "Polygon", "coordinates": [[[2.0, 48.0], [], [2.1], [2.0, 48.0]]]}),
+                "ring 0 has a position with 0 number(s); a position is [longitude, latitude]",
             ),
         ];
         for (value, reason) in cases {

@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
 
 /// Which properties of the features hold the districts' names and codes.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// Property with the district's name (default `name`).
     name_prop: Option<String>,
@@ -39,10 +40,67 @@ pub struct ImportQuery {
     code_prop: Option<String>,
 }
 
+/// The body of a district import as the OpenAPI document describes it: a GeoJSON
+/// FeatureCollection of (Multi)Polygon features (RFC 7946). The handler reads it as JSON and
+/// checks it with `parse_collection`, which refuses anything else with the feature's index.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct DistrictCollection {
+    /// `FeatureCollection`.
+    #[schema(rename = "type", pattern = "^FeatureCollection$")]
+    kind: String,
+    /// One feature per district, at least one.
+    #[schema(min_items = 1)]
+    features: Vec<DistrictFeature>,
+}
+
+/// A district.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct DistrictFeature {
+    /// `Feature`.
+    #[schema(rename = "type", pattern = "^Feature$")]
+    kind: String,
+    /// Holds the district's name and code (`name` and `code` unless `name_prop`, `code_prop`
+    /// say otherwise), strings or numbers.
+    #[schema(value_type = Object)]
+    properties: Value,
+    geometry: DistrictGeometry,
+}
+
+/// The outline of a district, in WGS 84 longitudes and latitudes.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum DistrictGeometry {
+    Polygon(PolygonGeometry),
+    MultiPolygon(MultiPolygonGeometry),
+}
+
+/// A GeoJSON Polygon: closed rings of at least 4 `[longitude, latitude]` positions.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PolygonGeometry {
+    /// `Polygon`.
+    #[schema(rename = "type", pattern = "^Polygon$")]
+    kind: String,
+    coordinates: Vec<Vec<Vec<f64>>>,
+}
+
+/// A GeoJSON MultiPolygon: polygons of closed rings.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct MultiPolygonGeometry {
+    /// `MultiPolygon`.
+    #[schema(rename = "type", pattern = "^MultiPolygon$")]
+    kind: String,
+    coordinates: Vec<Vec<Vec<Vec<f64>>>>,
+}
+
 /// Replaces a campaign's districts with a GeoJSON FeatureCollection of (Multi)Polygons.
 #[utoipa::path(put, path = "/api/v1/admin/campaigns/{slug}/districts", tag = "admin", security(("bearer" = [])),
     params(("slug" = String, Path, description = "Campaign name"), ImportQuery),
-    request_body(content = Object, content_type = "application/geo+json", description = "A GeoJSON FeatureCollection"),
+    request_body(content = DistrictCollection, content_type = "application/geo+json", description = "A GeoJSON FeatureCollection"),
     responses(
         (status = 200, description = "Imported", body = ImportReport),
         (status = 422, description = "A feature is refused, with its index and reason", body = Problem),

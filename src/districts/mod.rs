@@ -277,6 +277,8 @@ pub async fn shapes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{clear_fields, json};
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn square(x: f64) -> Value {
@@ -310,6 +312,107 @@ mod tests {
             "must be a Polygon or a MultiPolygon, not a LineString"
         );
         assert_eq!(errors[2].detail, "duplicate district code `a`");
+    }
+
+    fn ring(x: f64, y: f64, size: f64) -> Value {
+        json!([
+            [x, y],
+            [x + size, y],
+            [x + size, y + size],
+            [x, y + size],
+            [x, y]
+        ])
+    }
+
+    /// A geometry that is nearly a polygon: rings of any length, positions of any length,
+    /// numbers of any size.
+    fn polygon_like() -> impl Strategy<Value = Value> {
+        let position = prop_oneof![
+            proptest::collection::vec(any::<f64>(), 0..4),
+            proptest::collection::vec(-200.0f64..200.0, 0..4),
+        ]
+        .prop_map(|p| json!(p));
+        let ring = proptest::collection::vec(position, 0..6);
+        let rings = proptest::collection::vec(ring, 0..3);
+        prop_oneof![
+            (word_type(), rings.clone()).prop_map(|(t, r)| json!({"type": t, "coordinates": r})),
+            proptest::collection::vec(rings, 0..3)
+                .prop_map(|m| json!({"type": "MultiPolygon", "coordinates": m})),
+            json(),
+        ]
+    }
+
+    fn word_type() -> impl Strategy<Value = &'static str> {
+        proptest::sample::select(&["Polygon", "MultiPolygon", "Point", "LineString"][..])
+    }
+
+    fn feature_like() -> impl Strategy<Value = Value> {
+        (
+            prop_oneof![Just(json!("Feature")), json()],
+            prop_oneof![json(), ".{0,6}".prop_map(|n| json!({"name": n, "code": n}))],
+            polygon_like(),
+        )
+            .prop_map(|(t, p, g)| json!({"type": t, "properties": p, "geometry": g}))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever the body, the districts are read or refused without panicking; a refusal
+        /// names each bad part (by feature index) and says why.
+        #[test]
+        fn any_collection_is_read_or_refused_clearly(
+            collection in prop_oneof![
+                json(),
+                proptest::collection::vec(feature_like(), 0..5)
+                    .prop_map(|f| json!({"type": "FeatureCollection", "features": f})),
+            ]
+        ) {
+            match parse_collection(&collection, &PropertyNames::default()) {
+                Ok(districts) => {
+                    prop_assert!(!districts.is_empty());
+                    for d in &districts {
+                        let geometry: Value = serde_json::from_str(&d.geojson).unwrap();
+                        prop_assert!(geometry["type"] == "Polygon" || geometry["type"] == "MultiPolygon");
+                    }
+                }
+                Err(errors) => clear_fields(&errors)?,
+            }
+        }
+
+        /// Any geometry is checked without panicking, and a refusal says why.
+        #[test]
+        fn any_geometry_is_checked_clearly(geometry in polygon_like()) {
+            if let Err(reason) = geometry::polygonal_geojson(&geometry) {
+                prop_assert!(!reason.trim().is_empty());
+            }
+        }
+
+        /// A collection of well-made districts with distinct codes is read whole: every
+        /// district, in order, with its name and code.
+        #[test]
+        fn valid_districts_are_read_in_order(
+            squares in proptest::collection::vec((-179.0f64..179.0, -89.0f64..89.0, 0.0001f64..1.0, any::<bool>()), 1..8),
+            code_as_number in any::<bool>(),
+        ) {
+            let features: Vec<Value> = squares.iter().enumerate().map(|(i, &(x, y, size, multi))| {
+                let geometry = if multi {
+                    json!({"type": "MultiPolygon", "coordinates": [[ring(x, y, size)]]})
+                } else {
+                    json!({"type": "Polygon", "coordinates": [ring(x, y, size)]})
+                };
+                let code = if code_as_number { json!(i) } else { json!(format!("d{i}")) };
+                json!({"type": "Feature", "properties": {"nom": format!(" District {i} "), "id": code}, "geometry": geometry})
+            }).collect();
+            let names = PropertyNames { name: "nom".into(), code: "id".into() };
+            let districts = parse_collection(&json!({"type": "FeatureCollection", "features": features}), &names)
+                .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            prop_assert_eq!(districts.len(), squares.len());
+            for (i, d) in districts.iter().enumerate() {
+                prop_assert_eq!(&d.name, &format!("District {i}"));
+                prop_assert_eq!(&d.code, &if code_as_number { i.to_string() } else { format!("d{i}") });
+            }
+        }
     }
 
     #[test]

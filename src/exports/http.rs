@@ -295,6 +295,7 @@ pub async fn timeseries_csv(
         (status = 401, description = "No or invalid token", body = Problem),
         (status = 403, description = "Not a planner token", body = Problem),
         (status = 404, description = "No such campaign", body = Problem),
+        (status = 422, description = "A filter is invalid (`from`, `to`, `excel`), named in `errors`", body = Problem),
     ))]
 pub async fn raw_geojson(
     staff: Authorized<Planner>,
@@ -314,6 +315,7 @@ pub async fn raw_geojson(
         (status = 401, description = "No or invalid token", body = Problem),
         (status = 403, description = "Not a planner token", body = Problem),
         (status = 404, description = "No such campaign", body = Problem),
+        (status = 422, description = "A filter is invalid (`from`, `to`, `excel`), named in `errors`", body = Problem),
     ))]
 pub async fn raw_csv(
     staff: Authorized<Planner>,

@@ -679,6 +679,198 @@ pub async fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{answers, campaign, json, lon_lat};
+    use proptest::prelude::*;
+
+    struct Quiet;
+
+    /// What reading a file gives: the number of rows and the refused ones, or why it cannot
+    /// be read at all.
+    type Read = Result<(u64, Vec<Rejected>), anyhow::Error>;
+
+    impl Progress for Quiet {
+        fn checked(&mut self, _: u64) {}
+        fn storing(&mut self, _: u64) {}
+        fn stored(&mut self, _: u64) {}
+    }
+
+    /// Reads a file as `civicmap import` does: the accepted rows and the outcome.
+    fn read(bytes: &[u8], geojson: bool, mapping: &Mapping) -> (Vec<Row>, Read) {
+        let mut rows = Vec::new();
+        let mut on_rows = |mut chunk: Vec<Row>| rows.append(&mut chunk);
+        let read = if geojson { read_geojson } else { read_csv };
+        let outcome = read(&campaign(), bytes, mapping, &mut Quiet, &mut on_rows);
+        (rows, outcome)
+    }
+
+    /// Every row is accepted or refused with its line and a reason, and a file that cannot be
+    /// read at all says why.
+    fn clear(rows: &[Row], outcome: &Read) -> Result<(), TestCaseError> {
+        match outcome {
+            Ok((total, rejected)) => {
+                prop_assert_eq!(rows.len() as u64 + rejected.len() as u64, *total);
+                for r in rejected {
+                    prop_assert!(r.line >= 1 && !r.reason.trim().is_empty(), "{r:?}");
+                }
+            }
+            Err(e) => prop_assert!(!e.to_string().trim().is_empty()),
+        }
+        Ok(())
+    }
+
+    /// A CSV cell: a number (with a decimal point or comma), yes/no words, quotes, separators,
+    /// line breaks, or anything.
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (-200.0f64..200.0).prop_map(|x| x.to_string()),
+            (-200.0f64..200.0).prop_map(|x| x.to_string().replace('.', ",")),
+            proptest::sample::select(
+                &[
+                    "oui",
+                    "non",
+                    "x",
+                    "adsl",
+                    "none",
+                    "",
+                    " ",
+                    "\"",
+                    ";",
+                    ",",
+                    "\n",
+                    "2026-01-01",
+                    "NaN",
+                    "inf",
+                    "1e999"
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            ".{0,8}",
+        ]
+    }
+
+    fn csv_like() -> impl Strategy<Value = Vec<u8>> {
+        let header = proptest::collection::vec(
+            prop_oneof![
+                proptest::sample::select(
+                    &[
+                        "lon",
+                        "lat",
+                        "longitude",
+                        "y",
+                        "households",
+                        "connection",
+                        "comment",
+                        "tenant",
+                        "date",
+                        "lon"
+                    ][..]
+                )
+                .prop_map(str::to_owned),
+                ".{0,5}",
+            ],
+            0..7,
+        );
+        let rows = proptest::collection::vec(proptest::collection::vec(cell(), 0..8), 0..6);
+        (
+            header,
+            rows,
+            prop_oneof![Just(","), Just(";"), Just("\t")],
+            any::<bool>(),
+        )
+            .prop_map(|(header, rows, separator, bom)| {
+                let mut text = if bom {
+                    "\u{feff}".to_owned()
+                } else {
+                    String::new()
+                };
+                for line in std::iter::once(header).chain(rows) {
+                    text.push_str(&line.join(separator));
+                    text.push('\n');
+                }
+                text.into_bytes()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any CSV file (or any bytes) is read without panicking: each row accepted or refused
+        /// with its line and reason, or the whole file refused with a reason.
+        #[test]
+        fn any_csv_is_read_or_refused_clearly(
+            bytes in prop_oneof![csv_like(), proptest::collection::vec(any::<u8>(), 0..200)],
+            created_at in any::<bool>(),
+        ) {
+            let mapping = Mapping { created_at: created_at.then(|| "date".to_owned()), ..Mapping::default() };
+            let (rows, outcome) = read(&bytes, false, &mapping);
+            clear(&rows, &outcome)?;
+        }
+
+        /// Any GeoJSON file (or any bytes) likewise.
+        #[test]
+        fn any_geojson_is_read_or_refused_clearly(
+            bytes in prop_oneof![
+                json().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+                proptest::collection::vec(json(), 0..5)
+                    .prop_map(|f| serde_json::to_vec(&json!({"type": "FeatureCollection", "features": f})).unwrap()),
+                proptest::collection::vec(any::<u8>(), 0..100),
+            ],
+        ) {
+            let (rows, outcome) = read(&bytes, true, &Mapping::default());
+            clear(&rows, &outcome)?;
+        }
+
+        /// Valid rows, written as a spreadsheet would (any order of columns, `;` and decimal
+        /// commas or `,` and points, renamed columns), are all accepted with their points
+        /// and answers.
+        #[test]
+        fn valid_csv_rows_are_all_accepted(
+            rows in proptest::collection::vec((lon_lat(), answers()), 1..20),
+            excel in any::<bool>(),
+            reversed in any::<bool>(),
+        ) {
+            let mut columns = vec!["x", "y", "foyers", "connection", "comment", "tenant"];
+            if reversed {
+                columns.reverse();
+            }
+            let mut writer = csv::WriterBuilder::new()
+                .delimiter(if excel { b';' } else { b',' })
+                .from_writer(Vec::new());
+            writer.write_record(&columns).unwrap();
+            let number = |x: f64| if excel { x.to_string().replace('.', ",") } else { x.to_string() };
+            for ((lon, lat), answers) in &rows {
+                let record: Vec<String> = columns.iter().map(|c| match *c {
+                    "x" => number(*lon),
+                    "y" => number(*lat),
+                    "foyers" => answers["households"].to_string(),
+                    "tenant" => match answers.get("tenant") {
+                        Some(Value::Bool(true)) => "oui".to_owned(),
+                        Some(Value::Bool(false)) => "non".to_owned(),
+                        _ => String::new(),
+                    },
+                    key => answers.get(key).and_then(Value::as_str).unwrap_or_default().to_owned(),
+                }).collect();
+                writer.write_record(&record).unwrap();
+            }
+            let bytes = writer.into_inner().unwrap();
+            let mapping = Mapping {
+                fields: HashMap::from([("households".to_owned(), "foyers".to_owned())]),
+                ..Mapping::default()
+            };
+            let (accepted, outcome) = read(&bytes, false, &mapping);
+            let (total, rejected) = outcome.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(rejected.is_empty(), "{rejected:?}");
+            prop_assert_eq!(total as usize, rows.len());
+            for (row, ((lon, lat), answers)) in accepted.iter().zip(&rows) {
+                prop_assert_eq!(row.point.lon().to_bits(), lon.to_bits());
+                prop_assert_eq!(row.point.lat().to_bits(), lat.to_bits());
+                prop_assert_eq!(row.answers["households"].as_f64(), answers["households"].as_f64());
+                for key in ["connection", "comment", "tenant"] {
+                    prop_assert_eq!(row.answers.get(key), answers.get(key));
+                }
+            }
+        }
+    }
 
     #[test]
     fn copy_text_escapes_what_copy_reads_specially() {

@@ -77,9 +77,11 @@ pub struct Request {
 
 /// The query string of the aggregate routes and of `civicmap export`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateQuery {
     /// `district` (default) or `h3:{6..10}`.
+    #[param(pattern = "^(district|h3:([6-9]|10))$")]
     pub by: Option<String>,
     /// A choice or boolean field: one count per answer.
     pub breakdown: Option<String>,
@@ -90,6 +92,7 @@ pub struct AggregateQuery {
     /// End of a time window, RFC 3339 or `YYYY-MM-DD` (UTC), exclusive. Staff only.
     pub to: Option<String>,
     /// `1` for the French-Excel flavour of CSV: BOM, `;` separator, decimal comma.
+    #[param(pattern = "^(0|1|true|false)$")]
     pub excel: Option<String>,
 }
 
@@ -1063,4 +1066,108 @@ pub fn hexagon(cell: CellIndex) -> Value {
 
 fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use time::format_description::well_known::Rfc3339;
+    use time::{Date, OffsetDateTime, UtcOffset};
+
+    use super::{AggregateQuery, By, parse_instant};
+    use crate::testing::{campaign, clear_error};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Any text is an instant or a refusal that names the parameter and quotes the text.
+        #[test]
+        fn any_text_is_an_instant_or_refused_by_name(text in prop_oneof![
+            ".{0,30}",
+            "[0-9]{1,5}-[0-9]{1,2}-[0-9]{1,2}",
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:[0-9]{2})",
+        ]) {
+            if let Err(error) = parse_instant("from", &text) {
+                prop_assert_eq!(error.field.as_str(), "from");
+                prop_assert!(error.detail.contains(&format!("`{text}`")), "{}", error.detail);
+            }
+        }
+
+        /// Every date reads as its midnight UTC, and every RFC 3339 instant as itself.
+        #[test]
+        fn dates_and_instants_read_back(
+            day in 1i32..=3_652_059, // 0001-01-01 to 9999-12-31
+            seconds in 0i64..86_400,
+            nanos in 0u32..1_000_000_000,
+            offset_minutes in -(23 * 60 + 59)..=(23 * 60 + 59),
+        ) {
+            let date = Date::from_julian_day(day + 1_721_425).unwrap();
+            prop_assert_eq!(parse_instant("to", &date.to_string()), Ok(date.midnight().assume_utc()));
+            let offset = UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap();
+            let instant = date.midnight().assume_utc() + time::Duration::new(seconds, nanos as i32);
+            if let Ok(text) = instant.to_offset(offset).format(&Rfc3339) {
+                let read: OffsetDateTime = parse_instant("to", &text).unwrap();
+                prop_assert_eq!(read, instant);
+            }
+        }
+
+        /// Well-formed aggregate queries for the campaign's fields are accepted as asked.
+        #[test]
+        fn valid_aggregate_queries_are_accepted(
+            by in prop_oneof![Just("district".to_owned()), (6u8..=10).prop_map(|r| format!("h3:{r}"))],
+            breakdown in proptest::option::of(prop_oneof![Just("connection"), Just("tenant")]),
+            sum in proptest::option::of(Just("households")),
+            window in proptest::option::of((0i64..1_000_000_000, 1i64..1_000_000)),
+            excel in proptest::option::of(prop_oneof![Just("0"), Just("1"), Just("true"), Just("false")]),
+        ) {
+            let instant = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap().format(&Rfc3339).unwrap();
+            let query = AggregateQuery {
+                by: Some(by.clone()),
+                breakdown: breakdown.map(str::to_owned),
+                sum: sum.map(str::to_owned),
+                from: window.map(|(from, _)| instant(from)),
+                to: window.map(|(from, length)| instant(from + length)),
+                excel: excel.map(str::to_owned),
+            };
+            let request = query.check(&campaign(), true).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            prop_assert_eq!(request.by.as_query(), by);
+            prop_assert_eq!(request.breakdown.as_deref(), breakdown);
+            prop_assert_eq!(request.sum.as_deref(), sum);
+            prop_assert_eq!(request.from.is_some(), window.is_some());
+            // The public may ask the same by district, without a window, breaking down only by
+            // a public field (`connection`).
+            let public = AggregateQuery {
+                by: None,
+                from: None,
+                to: None,
+                breakdown: query.breakdown.filter(|b| b == "connection"),
+                ..query
+            };
+            let request = public.check(&campaign(), false).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            prop_assert_eq!(request.by, By::District);
+        }
+
+        /// Any aggregate query is accepted or refused clearly, for the public and for staff.
+        #[test]
+        fn any_aggregate_query_is_checked_clearly(
+            fields in proptest::collection::vec(proptest::option::of(prop_oneof![
+                Just("district".to_owned()), Just("h3:7".to_owned()), Just("h3:11".to_owned()),
+                Just("connection".to_owned()), Just("households".to_owned()), Just("comment".to_owned()),
+                Just("2026-01-01".to_owned()), Just("1".to_owned()), ".{0,10}",
+            ]), 6),
+            staff: bool,
+        ) {
+            let query = AggregateQuery {
+                by: fields[0].clone(),
+                breakdown: fields[1].clone(),
+                sum: fields[2].clone(),
+                from: fields[3].clone(),
+                to: fields[4].clone(),
+                excel: fields[5].clone(),
+            };
+            if let Err(error) = query.check(&campaign(), staff) {
+                clear_error(&error)?;
+            }
+        }
+    }
 }

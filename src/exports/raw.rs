@@ -27,6 +27,7 @@ use crate::http::error::{ApiError, ApiResult, FieldError};
 
 /// Filters of a raw export.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RawQuery {
     /// Only submissions created at or after this instant (RFC 3339 or `YYYY-MM-DD`).
@@ -36,6 +37,7 @@ pub struct RawQuery {
     /// Only this district (its code).
     pub district: Option<String>,
     /// `1` for the French-Excel flavour of CSV.
+    #[param(pattern = "^(0|1|true|false)$")]
     pub excel: Option<String>,
 }
 

@@ -19,16 +19,20 @@ use crate::http::error::{ApiError, ApiResult, FieldError};
 
 /// The query string of `timeseries.csv`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TimeseriesQuery {
     /// `day` (default) or `week` (weeks start on Monday).
+    #[param(pattern = "^(day|week)$")]
     pub interval: Option<String>,
     /// `district` for one row per period and district.
+    #[param(pattern = "^district$")]
     pub by: Option<String>,
     /// Time zone of the periods: `UTC` (the default) is the only one, since days cut in two
     /// time zones could be subtracted from each other.
     pub tz: Option<String>,
     /// `1` for the French-Excel flavour of CSV.
+    #[param(pattern = "^(0|1|true|false)$")]
     pub excel: Option<String>,
 }
 

@@ -188,6 +188,47 @@ mod tests {
         assert_eq!(config.client_ip(PEER, &h), PEER);
     }
 
+    fn ip() -> impl proptest::strategy::Strategy<Value = IpAddr> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
+            any::<[u8; 4]>().prop_map(|b| IpAddr::V6(std::net::Ipv4Addr::from(b).to_ipv6_mapped())),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// Every way a proxy writes an address is read back: bare, with a port, IPv6 in
+        /// brackets with a port, with spaces around.
+        #[test]
+        fn every_written_address_is_read_back(ip in ip(), port: u16, spaces in "[ \t]{0,2}") {
+            proptest::prop_assert_eq!(parse_entry(&format!("{spaces}{ip}{spaces}")), Some(ip));
+            let with_port = SocketAddr::new(ip, port).to_string();
+            proptest::prop_assert_eq!(parse_entry(&with_port), Some(ip));
+        }
+
+        /// Whatever a trusted proxy's header holds, the client is the address in its
+        /// right-most entry (IPv4-mapped addresses as IPv4), or the proxy itself: never a panic.
+        #[test]
+        fn any_header_gives_an_address(value in proptest::prop_oneof![
+            "[ -~]{0,40}",
+            "([0-9a-f:.\\[\\] ]{0,20},){0,3}[0-9a-f:.\\[\\] ]{0,20}",
+        ]) {
+            let config = ClientIpConfig {
+                trusted_header: Some(HeaderName::from_static("x-forwarded-for")),
+                trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            };
+            let client = config.client_ip(PEER, &headers(&[("x-forwarded-for", &value)]));
+            let last = value.rsplit(',').next().unwrap_or_default();
+            match parse_entry(last) {
+                Some(ip) => proptest::prop_assert_eq!(client, canonical(ip)),
+                None => proptest::prop_assert_eq!(client, PEER),
+            }
+        }
+    }
+
     #[test]
     fn ipv6_clients_are_grouped_by_64_bit_prefix() {
         let a = ClientKey::from("2001:db8:1:2:aaaa::1".parse::<IpAddr>().unwrap());

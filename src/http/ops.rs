@@ -46,7 +46,7 @@ use super::error::{ApiError, ApiResult};
         crate::moderation::http::report,
     ),
     components(schemas(super::error::Problem, super::error::FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SharedResponses),
 )]
 pub struct ApiDoc;
 
@@ -62,6 +62,101 @@ impl utoipa::Modify for BearerAuth {
                 "bearer",
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
             );
+    }
+}
+
+/// The responses every handler can give through the parts they share, added to each operation
+/// that does not describe them itself, and the media type of every error body:
+///
+/// - every error body is `application/problem+json` ([`ApiError`]'s `IntoResponse`), whatever
+///   the annotation says (utoipa writes `application/json` for `body = Problem`);
+/// - an operation with a bearer token (`security`) can answer 401 and 403 (the route table's
+///   check, `super::routes::enforce`, runs before the handler);
+/// - an operation with a JSON body (`JsonBody`) can answer 400 (not JSON), 422 (JSON of another
+///   shape), 413 (too large) and 415 (not a JSON media type);
+/// - an operation with a query string (`QueryParams`) can answer 400 (a parameter of the wrong
+///   type, or one it does not know);
+/// - every operation but `/healthz` reads the database, so it can answer 503 (database away,
+///   with `Retry-After`).
+struct SharedResponses;
+
+impl utoipa::Modify for SharedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+        const PROBLEM: &str = "application/problem+json";
+        let problem = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        PROBLEM,
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                // Error bodies: problem+json.
+                for (status, response) in responses.iter_mut() {
+                    if let RefOr::T(response) = response
+                        && !status.starts_with(['1', '2', '3'])
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response.content.insert(PROBLEM.to_owned(), content);
+                    }
+                }
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description));
+                };
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    add(
+                        "401",
+                        "No bearer token, or one that is unknown, expired or revoked",
+                    );
+                    add("403", "The token's role does not allow this route");
+                }
+                let has_query = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+                if operation.request_body.is_some() {
+                    add("400", "The body is not valid JSON");
+                    add(
+                        "422",
+                        "The body is JSON of another shape; `errors` names each field",
+                    );
+                    add("413", "The body is larger than this route accepts");
+                    add(
+                        "415",
+                        "The body is not JSON (`Content-Type: application/json`)",
+                    );
+                } else if has_query {
+                    add("400", "A query parameter cannot be read");
+                }
+                if path != "/healthz" {
+                    add(
+                        "503",
+                        "The database is unavailable; retry after `Retry-After` seconds",
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -37,6 +37,7 @@ fn submission_id(text: &str) -> ApiResult<Uuid> {
 
 /// Which queue, and where to start.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct QueueQuery {
     /// `pending` (default), `reported`, `hidden` or `rejected`.

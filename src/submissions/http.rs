@@ -57,6 +57,34 @@ fn idempotency_key(headers: &HeaderMap, body: &Value) -> ApiResult<Option<Idempo
     }))
 }
 
+/// The body of a submission or a correction as the OpenAPI document describes it: a GeoJSON
+/// Point Feature whose properties are the answers. The handler reads it as JSON and checks it
+/// with `parse_feature`, which refuses anything else naming each field.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SubmissionFeature {
+    /// `Feature`.
+    #[schema(rename = "type", pattern = "^Feature$")]
+    kind: String,
+    geometry: PointGeometry,
+    /// The answers, by field key, as the campaign's form asks them.
+    #[schema(value_type = Option<Object>)]
+    properties: Option<Value>,
+}
+
+/// A GeoJSON Point.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PointGeometry {
+    /// `Point`.
+    #[schema(rename = "type", pattern = "^Point$")]
+    kind: String,
+    /// `[longitude, latitude]` in degrees (WGS 84), optionally followed by an altitude,
+    /// which is ignored.
+    #[schema(min_items = 2, max_items = 3)]
+    coordinates: Vec<f64>,
+}
+
 /// Submits a point with the campaign's answers. The response is sent once committed.
 #[utoipa::path(post, path = "/api/v1/campaigns/{slug}/submissions", tag = "public",
     params(
@@ -66,9 +94,10 @@ fn idempotency_key(headers: &HeaderMap, body: &Value) -> ApiResult<Option<Idempo
         ("Civicmap-Fill-Ms" = Option<u64>, Header, description = "Milliseconds between showing the form and submitting it; at least the campaign's `min_fill_seconds` × 1000"),
         ("Civicmap-Proof" = Option<String>, Header, description = "`<challenge>:<nonce>`, required by campaigns with `proof_of_work` (see POST …/challenges)"),
     ),
-    request_body(content = Object, content_type = "application/geo+json", description = "A GeoJSON Feature with a Point geometry; its properties are the answers"),
+    request_body(content = SubmissionFeature, content_type = "application/geo+json", description = "A GeoJSON Feature with a Point geometry; its properties are the answers"),
     responses(
         (status = 201, description = "Stored and counted; a retry with the same Idempotency-Key gets the first result again, with `Idempotent-Replayed: true`", body = Receipt),
+        (status = 400, description = "The body is not valid JSON, or a header cannot be read (`Idempotency-Key`, `Civicmap-Fill-Ms`)", body = Problem),
         (status = 403, description = "Sent by a page of a site the campaign does not allow", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
         (status = 409, description = "Campaign not open, or key reused for another request", body = Problem),
@@ -249,10 +278,13 @@ pub async fn get_own_submission(
         ("slug" = String, Path, description = "Campaign name"),
         ("id" = String, Path, description = "Submission id"),
         ("X-Edit-Token" = String, Header, description = "The edit token returned at submission"),
+        ("Civicmap-Honeypot" = Option<String>, Header, description = "The widget's hidden `website` field; must be empty"),
+        ("Civicmap-Fill-Ms" = Option<u64>, Header, description = "Milliseconds between showing the form and sending the correction; at least the campaign's `min_fill_seconds` × 1000"),
     ),
-    request_body(content = Object, content_type = "application/geo+json", description = "A GeoJSON Feature with a Point geometry; its properties are the answers (all of them, as on submission)"),
+    request_body(content = SubmissionFeature, content_type = "application/geo+json", description = "A GeoJSON Feature with a Point geometry; its properties are the answers (all of them, as on submission)"),
     responses(
         (status = 200, description = "Corrected; the submission as it is now (as GET returns it)", content_type = "application/geo+json", body = Object),
+        (status = 400, description = "The body is not valid JSON, or `Civicmap-Fill-Ms` is not a number", body = Problem),
         (status = 401, description = "No edit token", body = Problem),
         (status = 403, description = "Wrong edit token, or a site the campaign does not allow", body = Problem),
         (status = 404, description = "No such submission", body = Problem),

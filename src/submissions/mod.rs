@@ -776,7 +776,89 @@ pub async fn purge_idempotency_keys(pool: &PgPool) -> ApiResult<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::Status;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::{Status, parse_feature};
+    use crate::testing::{answers, campaign, clear_fields, json, lon_lat};
+
+    /// A Feature whose every part may be anything, or nearly right.
+    fn feature_like() -> impl Strategy<Value = Value> {
+        let geometry = prop_oneof![
+            json(),
+            (json(), json()).prop_map(|(t, c)| json!({"type": t, "coordinates": c})),
+            proptest::collection::vec(json(), 0..4)
+                .prop_map(|c| json!({"type": "Point", "coordinates": c})),
+            (any::<f64>(), any::<f64>())
+                .prop_map(|(x, y)| json!({"type": "Point", "coordinates": [x, y]})),
+        ];
+        let properties = prop_oneof![
+            json(),
+            answers().prop_map(Value::Object),
+            (answers(), "[a-z_]{1,12}", json()).prop_map(|(mut a, k, v)| {
+                a.insert(k, v);
+                Value::Object(a)
+            }),
+        ];
+        (
+            prop_oneof![Just(json!("Feature")), json()],
+            geometry,
+            properties,
+        )
+            .prop_map(|(t, g, p)| json!({"type": t, "geometry": g, "properties": p}))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever the body, `parse_feature` answers without panicking, and a refusal names
+        /// each field that is wrong and says why.
+        #[test]
+        fn any_body_is_accepted_or_refused_clearly(body in prop_oneof![json(), feature_like()]) {
+            match parse_feature(&campaign(), &body) {
+                Ok(s) => {
+                    prop_assert!(body["type"] == "Feature");
+                    prop_assert!((-180.0..=180.0).contains(&s.point.lon()));
+                    prop_assert!((-90.0..=90.0).contains(&s.point.lat()));
+                }
+                Err(errors) => clear_fields(&errors)?,
+            }
+        }
+
+        /// A valid Feature is accepted as it is: the same point, to the last bit, and the same
+        /// answers (a third coordinate, the altitude, is ignored).
+        #[test]
+        fn a_valid_feature_is_accepted_with_its_point(
+            (lon, lat) in lon_lat(),
+            altitude in proptest::option::of(-100.0f64..9000.0),
+            answers in answers(),
+        ) {
+            let coordinates = match altitude {
+                Some(z) => json!([lon, lat, z]),
+                None => json!([lon, lat]),
+            };
+            let body = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": coordinates},
+                              "properties": answers});
+            let parsed = parse_feature(&campaign(), &body).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            prop_assert_eq!(parsed.point.lon().to_bits(), lon.to_bits());
+            prop_assert_eq!(parsed.point.lat().to_bits(), lat.to_bits());
+            prop_assert_eq!(parsed.answers, answers);
+        }
+
+        /// A point out of range is refused at `geometry.coordinates`, whatever the answers.
+        #[test]
+        fn a_point_out_of_range_is_refused_at_its_coordinates(
+            lon in prop_oneof![-1e300f64..-180.000001, 180.000001f64..1e300, -180.0f64..=180.0],
+            lat in prop_oneof![-1e300f64..-90.000001, 90.000001f64..1e300],
+            answers in answers(),
+        ) {
+            let body = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                              "properties": answers});
+            let errors = parse_feature(&campaign(), &body).err().unwrap_or_default();
+            clear_fields(&errors)?;
+            prop_assert!(errors.iter().any(|e| e.field == "geometry.coordinates"), "{errors:?}");
+        }
+    }
 
     #[test]
     fn every_status_literal_in_sql_is_the_status_as_stored() {

@@ -31,13 +31,32 @@ fn parse_part(name: &str, value: &str) -> ApiResult<u32> {
         .map_err(|_| ApiError::BadRequest(format!("{name} must be a whole number, got `{value}`")))
 }
 
+/// The tile of `/tiles/{slug}/{z}/{x}/{y}.mvt` (or `.pbf`): 404 without the extension, 400
+/// naming the part that is not a whole number or the coordinate out of range.
+fn tile_address(slug: &str, z: &str, x: &str, y: &str) -> ApiResult<TileCoord> {
+    let y = y
+        .strip_suffix(".mvt")
+        .or_else(|| y.strip_suffix(".pbf"))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no route for /tiles/{slug}/{z}/{x}/{y}: tiles end in .mvt"
+            ))
+        })?;
+    TileCoord::new(
+        parse_part("z", z)?,
+        parse_part("x", x)?,
+        parse_part("y", y)?,
+    )
+    .map_err(ApiError::BadRequest)
+}
+
 /// A vector tile of a public campaign (MVT 2.1, extent 4096, Web Mercator, XYZ).
 #[utoipa::path(get, path = "/tiles/{campaign}/{z}/{x}/{y}.mvt", tag = "tiles",
     params(
         ("campaign" = String, Path, description = "Campaign name"),
-        ("z" = u32, Path, description = "Zoom, 0 to 22"),
-        ("x" = u32, Path, description = "Column, 0 to 2^z - 1"),
-        ("y" = u32, Path, description = "Row from the north, 0 to 2^z - 1"),
+        ("z" = u32, Path, minimum = 0, maximum = 22, description = "Zoom, 0 to 22"),
+        ("x" = u32, Path, minimum = 0, maximum = 4_194_303, description = "Column, 0 to 2^z - 1"),
+        ("y" = u32, Path, minimum = 0, maximum = 4_194_303, description = "Row from the north, 0 to 2^z - 1"),
     ),
     responses(
         (status = 200, description = "Layers `districts` and `demand`", content_type = "application/vnd.mapbox-vector-tile"),
@@ -51,20 +70,7 @@ pub async fn tile(
     PathParams((slug, z, x, y)): PathParams<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let y = y
-        .strip_suffix(".mvt")
-        .or_else(|| y.strip_suffix(".pbf"))
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no route for /tiles/{slug}/{z}/{x}/{y}: tiles end in .mvt"
-            ))
-        })?;
-    let coord = TileCoord::new(
-        parse_part("z", &z)?,
-        parse_part("x", &x)?,
-        parse_part("y", y)?,
-    )
-    .map_err(ApiError::BadRequest)?;
+    let coord = tile_address(&slug, &z, &x, &y)?;
     let mut campaign = state.campaigns.get_public(&state.db, &slug).await?;
     // One small read tells whether anything changed, here or on another instance.
     let (config_version, data_version) =
@@ -185,4 +191,74 @@ pub async fn tilejson(
         HeaderValue::from_static("public, max-age=60"),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{parse_part, tile_address};
+    use crate::testing::clear_error;
+    use crate::tiles::MAX_ZOOM;
+
+    /// A path segment: digits (sometimes too many), signs, spaces, or anything.
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{1,12}",
+            "[+-]?[0-9]{1,3}",
+            any::<u64>().prop_map(|n| n.to_string()),
+            ".{0,8}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// A part is a whole number or a 400 naming the part and what it got.
+        #[test]
+        fn a_part_is_a_number_or_refused_by_name(value in segment()) {
+            match parse_part("z", &value) {
+                Ok(n) => prop_assert_eq!(Ok(n), value.parse::<u32>()),
+                Err(error) => {
+                    clear_error(&error)?;
+                    let detail = error.to_problem().detail;
+                    prop_assert!(detail.starts_with("z must be a whole number"), "{detail}");
+                    prop_assert!(detail.contains(&value), "{detail}");
+                }
+            }
+        }
+
+        /// Any tile path is a tile in range or a clear 400 (404 without `.mvt`).
+        #[test]
+        fn any_tile_path_is_a_tile_or_refused_clearly(
+            z in segment(), x in segment(), y in segment(),
+            extension in prop_oneof![Just(".mvt"), Just(".pbf"), Just(""), Just(".png")],
+        ) {
+            match tile_address("demo", &z, &x, &format!("{y}{extension}")) {
+                Ok(tile) => {
+                    prop_assert!(tile.z() <= MAX_ZOOM);
+                    prop_assert!(u64::from(tile.x()) < 1 << tile.z());
+                    prop_assert!(u64::from(tile.y()) < 1 << tile.z());
+                }
+                Err(error) => {
+                    clear_error(&error)?;
+                    let status = error.to_problem().status;
+                    prop_assert!(status == 400 || (status == 404 && !matches!(extension, ".mvt" | ".pbf")));
+                }
+            }
+        }
+
+        /// Every tile of every zoom is addressed by its path.
+        #[test]
+        fn every_tile_in_range_is_found(z in 0..=MAX_ZOOM, fx in 0.0f64..1.0, fy in 0.0f64..1.0) {
+            let n = 1u64 << z;
+            let (x, y) = ((fx * n as f64) as u64, (fy * n as f64) as u64);
+            let tile = tile_address("demo", &z.to_string(), &x.to_string(), &format!("{y}.mvt"))
+                .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            prop_assert_eq!((tile.z(), u64::from(tile.x()), u64::from(tile.y())), (z, x, y));
+            // One past the last row or column is refused.
+            let past = tile_address("demo", &z.to_string(), &n.to_string(), &format!("{y}.mvt"));
+            prop_assert!(past.is_err());
+        }
+    }
 }
