@@ -597,8 +597,11 @@ export class App {
       where.textContent = this.t('countedNoDistrict');
       return;
     }
+    // The district's count once re-fetched after this submission (refreshCounts), never the
+    // count from before it.
+    const fresh = this.updatedCode === res.district.code;
     const f = this.districts?.features.find((x) => x.properties.code === res.district!.code);
-    const p = f?.properties;
+    const p = fresh ? f?.properties : undefined;
     where.textContent = this.t('countedIn', {
       d: res.district.name,
       c: p ? formatContributions(p.count, !!p.withheld || p.count == null, this.k, this.lang) : '…',

@@ -40,7 +40,11 @@ test('drop a pin on the map, submit, see the confirmation and the count rise (wi
       const td = document.querySelector('civicmap-map').shadowRoot.querySelector(`tr[data-code="${c}"] td`);
       return td && td.getAttribute('data-count') === String(n);
     }, [code, before + 1], { timeout: 10000 });
-    assert.ok(text.includes(new Intl.NumberFormat('fr-FR').format(before + 1)), `confirmation gives the new count: ${text}`);
+    // The confirmation never states the count from before the submission; once re-fetched,
+    // it gives the new one.
+    assert.ok(!text.includes(`maintenant ${new Intl.NumberFormat('fr-FR').format(before)} `), `confirmation never gives the old count: ${text}`);
+    const refreshed = await success.innerText();
+    assert.ok(refreshed.includes(new Intl.NumberFormat('fr-FR').format(before + 1)), `confirmation gives the new count: ${refreshed}`);
     assert.equal(countOf(await getDistricts(), code), before + 1, 'the API count rose by one');
   }
   // The submitter gets the edit/erase link.
