@@ -5,7 +5,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::{Campaign, CampaignInput};
+use super::CampaignInput;
+use super::wire::{PublicCampaign, StaffCampaign};
 use crate::auth::{Admin, Authorized};
 use crate::http::AppState;
 use crate::http::error::{ApiResult, Problem};
@@ -66,49 +67,51 @@ pub async fn embed_snippet(
 #[utoipa::path(get, path = "/api/v1/campaigns/{slug}", tag = "public",
     params(("slug" = String, Path, description = "Campaign name")),
     responses(
-        (status = 200, description = "The campaign", body = Campaign),
+        (status = 200, description = "The campaign", body = PublicCampaign),
         (status = 404, description = "No such public campaign", body = Problem),
     ))]
 pub async fn get_campaign(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
-) -> ApiResult<Json<Campaign>> {
-    Ok(Json(Campaign::clone(
-        &*state.campaigns.get_public(&state.db, &slug).await?,
-    )))
+) -> ApiResult<Json<PublicCampaign>> {
+    let campaign = state.campaigns.get_public(&state.db, &slug).await?;
+    Ok(Json(PublicCampaign::from(&*campaign)))
 }
 
 /// Every campaign, drafts included.
 #[utoipa::path(get, path = "/api/v1/admin/campaigns", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, description = "All campaigns", body = [Campaign]),
+    responses((status = 200, description = "All campaigns", body = [StaffCampaign]),
               (status = 401, description = "No valid token", body = Problem)))]
 pub async fn list_campaigns(
     _: Authorized<Admin>,
     State(state): State<AppState>,
-) -> ApiResult<Json<Vec<Campaign>>> {
-    Ok(Json(super::list(&state.db).await?))
+) -> ApiResult<Json<Vec<StaffCampaign>>> {
+    let campaigns = super::list(&state.db).await?;
+    Ok(Json(campaigns.iter().map(StaffCampaign::from).collect()))
 }
 
 /// A campaign, drafts included.
 #[utoipa::path(get, path = "/api/v1/admin/campaigns/{slug}", tag = "admin", security(("bearer" = [])),
     params(("slug" = String, Path, description = "Campaign name")),
     responses(
-        (status = 200, description = "The campaign", body = Campaign),
+        (status = 200, description = "The campaign", body = StaffCampaign),
         (status = 404, description = "No such campaign", body = Problem),
     ))]
 pub async fn get_campaign_admin(
     _: Authorized<Admin>,
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
-) -> ApiResult<Json<Campaign>> {
-    Ok(Json(super::get(&state.db, &slug).await?))
+) -> ApiResult<Json<StaffCampaign>> {
+    Ok(Json(StaffCampaign::from(
+        &super::get(&state.db, &slug).await?,
+    )))
 }
 
 /// Creates a campaign.
 #[utoipa::path(post, path = "/api/v1/admin/campaigns", tag = "admin", security(("bearer" = [])),
     request_body = CampaignInput,
     responses(
-        (status = 201, description = "Created", body = Campaign),
+        (status = 201, description = "Created", body = StaffCampaign),
         (status = 409, description = "Slug taken", body = Problem),
         (status = 422, description = "Invalid settings", body = Problem),
     ))]
@@ -116,10 +119,10 @@ pub async fn create_campaign(
     _: Authorized<Admin>,
     State(state): State<AppState>,
     JsonBody(input): JsonBody<CampaignInput>,
-) -> ApiResult<(StatusCode, Json<Campaign>)> {
+) -> ApiResult<(StatusCode, Json<StaffCampaign>)> {
     let campaign = super::create(&state.db, input).await?;
     tracing::info!(campaign = %campaign.slug, "campaign created");
-    Ok((StatusCode::CREATED, Json(campaign)))
+    Ok((StatusCode::CREATED, Json(StaffCampaign::from(&campaign))))
 }
 
 /// Changes a campaign: absent fields stay as they are, `null` clears a nullable one.
@@ -127,7 +130,7 @@ pub async fn create_campaign(
     params(("slug" = String, Path, description = "Campaign name")),
     request_body = CampaignInput,
     responses(
-        (status = 200, description = "Updated", body = Campaign),
+        (status = 200, description = "Updated", body = StaffCampaign),
         (status = 404, description = "No such campaign", body = Problem),
         (status = 422, description = "Invalid settings", body = Problem),
     ))]
@@ -136,8 +139,8 @@ pub async fn update_campaign(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
     JsonBody(input): JsonBody<CampaignInput>,
-) -> ApiResult<Json<Campaign>> {
+) -> ApiResult<Json<StaffCampaign>> {
     let campaign = super::update(&state.db, &slug, input).await?;
     state.campaigns.invalidate(&slug).await;
-    Ok(Json(campaign))
+    Ok(Json(StaffCampaign::from(&campaign)))
 }

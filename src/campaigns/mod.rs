@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod form;
 pub mod http;
+pub mod wire;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::{PgExecutor, PgPool};
@@ -106,10 +107,10 @@ impl Privacy {
     }
 }
 
-/// A campaign as the public and the widget see it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// A campaign: its settings, its area's bounds and its form. What the API sends of it is in
+/// [`wire`]: nothing here is sent unless `wire` says so.
+#[derive(Debug, Clone)]
 pub struct Campaign {
-    #[serde(skip)]
     pub id: i64,
     /// URL name, e.g. `fibre-pour-tous`.
     pub slug: String,
@@ -117,11 +118,7 @@ pub struct Campaign {
     pub description: Localized,
     pub default_lang: Lang,
     pub status: Status,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub opens_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub closes_at: Option<OffsetDateTime>,
     /// `[min_lon, min_lat, max_lon, max_lat]` of the campaign's area, if it has one.
     pub bounds: Option<[f64; 4]>,
@@ -134,35 +131,29 @@ pub struct Campaign {
     pub geocoder: Option<Geocoder>,
     // Retention (trust and safety).
     /// Days after the campaign closes before exact positions are snapped to the public grid and
-    /// free-text answers deleted (see [`crate::retention`]); `null`: kept until erased.
+    /// free-text answers deleted (see [`crate::retention`]); `None`: kept until erased.
     pub retention_days: Option<i32>,
     /// When that was last done, if it was.
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub retention_applied_at: Option<OffsetDateTime>,
     /// Credits for the map data, to be shown with the map.
     pub attribution: String,
     /// A target per district code (e.g. 300 households); progress is reported against it.
     pub targets: std::collections::BTreeMap<String, i64>,
     // Trust and safety (src/safety).
-    /// Least seconds a person takes to fill the form; a widget submission faster than this is
-    /// refused (0 to 60, 3 by default).
+    /// Least seconds a person takes to fill the form (0 to 60, 3 by default).
     pub min_fill_seconds: i16,
-    /// Proof of work asked before each submission (`null`: none).
+    /// Proof of work asked before each submission (`None`: none).
     pub proof_of_work: Option<crate::safety::pow::ProofOfWork>,
-    /// Rule against repeated submissions from one connection (`null`: none).
+    /// Rule against repeated submissions from one connection (`None`: none).
     pub duplicates: Option<crate::safety::Duplicates>,
     /// Sites (`scheme://host[:port]`) allowed to embed the map and to write to it; empty: any
     /// site ("open").
     pub allowed_origins: Vec<String>,
     /// True when the area is the union of the districts (no explicit area).
-    #[serde(skip)]
     pub by_districts: bool,
     /// Version of the settings, area and districts this copy reflects.
-    #[serde(skip)]
     pub config_version: i64,
     /// Cell size of the public grid in Web Mercator units (`None` without an area).
-    #[serde(skip)]
     pub grid_size: Option<f64>,
 }
 
