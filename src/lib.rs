@@ -14,6 +14,7 @@ pub mod demo;
 pub mod districts;
 pub mod exports;
 pub mod http;
+pub mod import;
 pub mod location;
 pub mod moderation;
 pub mod retention;

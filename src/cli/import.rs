@@ -74,7 +74,7 @@ impl ImportProgress {
     }
 }
 
-impl crate::exports::import::Progress for ImportProgress {
+impl crate::import::Progress for ImportProgress {
     fn checked(&mut self, done: u64) {
         match &self.bar {
             Some(bar) => bar.set_position(done),
@@ -112,7 +112,7 @@ impl crate::exports::import::Progress for ImportProgress {
 }
 
 async fn import(pool: &PgPool, args: ImportArgs) -> anyhow::Result<()> {
-    use crate::exports::import::{Mapping, Outcome};
+    use crate::import::{Mapping, Outcome};
     let mut fields = std::collections::HashMap::new();
     for pair in &args.map {
         let (field, column) = pair
@@ -130,8 +130,7 @@ async fn import(pool: &PgPool, args: ImportArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut progress = ImportProgress::new();
     let outcome =
-        crate::exports::import::import(pool, &args.campaign, &args.file, &mapping, &mut progress)
-            .await;
+        crate::import::import(pool, &args.campaign, &args.file, &mapping, &mut progress).await;
     if let Some(bar) = progress.bar.take() {
         bar.finish_and_clear();
     }

@@ -7,7 +7,6 @@
 
 pub mod format;
 pub mod http;
-pub mod import;
 pub mod raw;
 pub mod timeseries;
 

@@ -113,7 +113,7 @@ fn check(
     let created_at = match created_at.map(str::trim).filter(|t| !t.is_empty()) {
         None => None,
         Some(text) => {
-            let t = super::parse_instant("created_at", text)
+            let t = crate::exports::parse_instant("created_at", text)
                 .map_err(|e| reject(format!("{}: {}", e.field, e.detail)))?;
             if t > OffsetDateTime::now_utc() {
                 return Err(reject(format!("created_at: `{text}` is in the future")));
