@@ -17,6 +17,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
+use crate::helpers::{assert_counters_match_rows, assert_stored};
+
 /// A `civicmap serve --demo` process over an embedded cluster of its own.
 struct Server {
     data_dir: PathBuf,
@@ -347,19 +349,8 @@ async fn under_load_civicmap_and_postgres_crash_and_restart_and_nothing_is_lost(
         .values()
         .map(|i| i.parse().unwrap())
         .collect();
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM submissions WHERE id = ANY($1)")
-        .bind(&ids)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, ids.len() as i64, "acknowledged submissions lost");
-    let drained_stored: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM submissions WHERE id = ANY($1)")
-            .bind(&drained)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(drained_stored, 10, "drained submissions lost");
+    assert_stored(&pool, &ids, "acknowledged").await;
+    assert_stored(&pool, &drained, "drained at SIGTERM").await;
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM submissions")
         .fetch_one(&pool)
         .await
@@ -370,20 +361,7 @@ async fn under_load_civicmap_and_postgres_crash_and_restart_and_nothing_is_lost(
         "a retry was stored twice"
     );
     // Every district counter equals its rows.
-    let wrong: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(
-        "SELECT r.n, c.n FROM
-            (SELECT campaign_id, district_id, count(*) AS n FROM submissions
-             WHERE status = 'published' GROUP BY 1, 2) r
-         FULL JOIN
-            (SELECT campaign_id, district_id, sum(published)::bigint AS n FROM district_counts
-             GROUP BY 1, 2) c
-         ON r.campaign_id = c.campaign_id AND r.district_id IS NOT DISTINCT FROM c.district_id
-         WHERE COALESCE(r.n, 0) <> COALESCE(c.n, 0)",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert!(wrong.is_empty(), "counters differ from rows: {wrong:?}");
+    assert_counters_match_rows(&pool).await;
     assert!(
         ids.len() > 100,
         "the load was real: {} acknowledged",

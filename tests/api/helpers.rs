@@ -402,6 +402,34 @@ pub fn exact() -> Value {
     json!({"privacy": {"public_precision_m": 50, "min_count": 1}})
 }
 
+/// Asserts that every submission in `ids` is stored: what was acknowledged is never lost.
+pub async fn assert_stored(pool: &PgPool, ids: &[uuid::Uuid], what: &str) {
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM submissions WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, ids.len() as i64, "{what}: submissions lost");
+}
+
+/// Asserts that every district counter (all shards together) equals its published rows.
+pub async fn assert_counters_match_rows(pool: &PgPool) {
+    let wrong: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT r.n, c.n FROM
+            (SELECT campaign_id, district_id, count(*) AS n FROM submissions
+             WHERE status = 'published' GROUP BY 1, 2) r
+         FULL JOIN
+            (SELECT campaign_id, district_id, sum(published)::bigint AS n FROM district_counts
+             GROUP BY 1, 2) c
+         ON r.campaign_id = c.campaign_id AND r.district_id IS NOT DISTINCT FROM c.district_id
+         WHERE COALESCE(r.n, 0) <> COALESCE(c.n, 0)",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(wrong.is_empty(), "counters differ from rows: {wrong:?}");
+}
+
 /// Runs the `civicmap` binary with `args` against the database at `url`.
 pub fn civicmap(url: &str, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_civicmap"))

@@ -159,20 +159,8 @@ async fn a_killed_embedded_cluster_is_restarted_and_nothing_acknowledged_is_lost
     assert!(!acknowledged.is_empty());
     // Every acknowledged submission is stored, and the counters equal the rows.
     let ids: Vec<uuid::Uuid> = acknowledged.iter().map(|i| i.parse().unwrap()).collect();
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM submissions WHERE id = ANY($1)")
-        .bind(&ids)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, ids.len() as i64, "acknowledged submissions lost");
-    let (rows, counted): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM submissions WHERE status = 'published'),
-                (SELECT sum(published)::bigint FROM district_counts)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(rows, counted);
+    crate::helpers::assert_stored(&pool, &ids, "acknowledged").await;
+    crate::helpers::assert_counters_match_rows(&pool).await;
     eprintln!(
         "killed: noticed after {noticed:?}, 503 from /readyz in {fast_503:?}; back after {back:?}; {} acknowledged, all stored",
         ids.len()
