@@ -24,3 +24,4 @@ pub mod synthetic;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod tiles;
+pub mod validation;

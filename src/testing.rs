@@ -8,7 +8,8 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 use crate::campaigns::{Campaign, Form, Lang, Localized, Moderation, Privacy, Status};
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::ApiError;
+use crate::validation::FieldError;
 
 /// Keys and strings the parsers give meaning to, so that arbitrary JSON reaches past the first
 /// check often enough.

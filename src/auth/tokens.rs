@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 use super::{Role, hash_secret, new_secret, token_text};
 use crate::audit::{self, Actor, Entry};
 use crate::campaigns::Rfc3339;
-use crate::http::error::{ApiError, ApiResult, FieldError};
+use crate::http::error::{ApiError, ApiResult};
+use crate::validation::FieldError;
 
 /// A token as staff see it: everything but its secret.
 #[derive(Debug, Clone, Serialize, ToSchema)]

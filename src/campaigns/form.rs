@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::Localized;
-use crate::http::error::FieldError;
+use crate::validation::FieldError;
 
 /// Most fields a form may have.
 pub const MAX_FIELDS: usize = 50;

@@ -10,7 +10,8 @@ use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::http::error::{ApiError, ApiResult, FieldError};
+use crate::http::error::{ApiError, ApiResult};
+use crate::validation::FieldError;
 pub use form::Form;
 
 /// A text in French and English.

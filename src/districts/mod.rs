@@ -8,7 +8,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use crate::http::error::{ApiError, ApiResult, FieldError};
+use crate::http::error::{ApiError, ApiResult};
+use crate::validation::FieldError;
 
 /// The district a point is counted in, as an SQL scalar subquery: the first of campaign
 /// `$campaign`'s districts, in import order, that contains or touches `$geom` (a point on a

@@ -22,7 +22,8 @@ use crate::aggregates::protect::{FREE, Network};
 use crate::aggregates::{PublishedCount, Tally};
 use crate::campaigns::Campaign;
 use crate::campaigns::form::FieldKind;
-use crate::http::error::{ApiError, ApiResult, FieldError};
+use crate::http::error::{ApiError, ApiResult};
+use crate::validation::FieldError;
 
 /// What the figures are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -23,7 +23,8 @@ use crate::audit::{self, Actor};
 use crate::auth::Staff;
 use crate::campaigns::Campaign;
 use crate::http::AppState;
-use crate::http::error::{ApiError, ApiResult, FieldError};
+use crate::http::error::{ApiError, ApiResult};
+use crate::validation::FieldError;
 
 /// Filters of a raw export.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]

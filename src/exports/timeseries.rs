@@ -15,7 +15,8 @@ use super::format::Csv;
 use crate::aggregates::protect::{FREE, Network};
 use crate::aggregates::{PublishedCount, Tally};
 use crate::campaigns::Campaign;
-use crate::http::error::{ApiError, ApiResult, FieldError};
+use crate::http::error::{ApiError, ApiResult};
+use crate::validation::FieldError;
 
 /// The query string of `timeseries.csv`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]

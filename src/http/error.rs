@@ -8,25 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// One invalid field of a request: `field` is a dotted path such as `properties.households`
-/// or `geometry`.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// Where the problem is, e.g. `properties.households`.
-    pub field: String,
-    /// What is wrong with it, in plain English.
-    pub detail: String,
-}
-
-impl FieldError {
-    /// A field error at `field` saying `detail`.
-    pub fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            detail: detail.into(),
-        }
-    }
-}
+pub use crate::validation::FieldError;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]

@@ -25,7 +25,8 @@ use utoipa::ToSchema;
 
 use crate::campaigns::Campaign;
 use crate::http::AppState;
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::ApiError;
+use crate::validation::FieldError;
 
 /// The campaign a write route is about, resolved once by [`resolve_campaign`] from the
 /// router's own (percent-decoded) `{slug}`, so that every guard after it sees the same

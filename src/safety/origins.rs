@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::ResolvedCampaign;
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::ApiError;
+use crate::validation::FieldError;
 
 /// Most origins a campaign may list.
 pub const MAX_ALLOWED_ORIGINS: usize = 50;

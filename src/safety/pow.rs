@@ -16,7 +16,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::secret::ServerSecret;
-use crate::http::error::{ApiError, ApiResult, FieldError};
+use crate::http::error::{ApiError, ApiResult};
+use crate::validation::FieldError;
 
 /// A campaign's proof-of-work setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use crate::auth::{hash_secret, new_secret};
 use crate::campaigns::{Campaign, Moderation};
-use crate::http::error::{ApiError, ApiResult, FieldError};
+use crate::http::error::{ApiError, ApiResult};
 use crate::location::WgsPoint;
+use crate::validation::FieldError;
 
 /// A checked submission, ready to store.
 #[derive(Debug, Clone)]
