@@ -5,12 +5,8 @@
 pub mod http;
 pub mod tokens;
 
-use std::marker::PhantomData;
+pub use http::{Admin, Authorized, Moderator, Planner, RequiredRole, authenticate};
 
-use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -20,7 +16,6 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::http::AppState;
 use crate::http::error::ApiError;
 
 /// What a token may do.
@@ -177,21 +172,6 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, ApiError> {
     })
 }
 
-/// Reads `Authorization: Bearer <token>` and verifies the token.
-pub async fn authenticate(pool: &PgPool, headers: &HeaderMap) -> Result<Staff, ApiError> {
-    let header = headers.get(AUTHORIZATION).ok_or_else(|| {
-        ApiError::Unauthorized("this route needs an `Authorization: Bearer <token>` header".into())
-    })?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-        })?;
-    verify(pool, token.trim()).await
-}
-
 /// The 403 for a token whose role is not among `allowed`.
 pub fn forbidden(staff: &Staff, allowed: &[Role]) -> ApiError {
     let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
@@ -200,66 +180,6 @@ pub fn forbidden(staff: &Staff, allowed: &[Role]) -> ApiError {
         names.join(" or "),
         staff.role.as_str()
     ))
-}
-
-/// Extractor: the staff member the route table's check let through (see
-/// [`crate::http::routes`]). On a route the table declares public it answers 401: a handler
-/// that needs a staff member must be declared as a staff route.
-impl<S: Send + Sync> FromRequestParts<S> for Staff {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts.extensions.get::<Staff>().cloned().ok_or_else(|| {
-            tracing::error!(path = %parts.uri.path(), "a handler needs a staff token on a route declared public");
-            ApiError::Unauthorized("this route needs a staff token".into())
-        })
-    }
-}
-
-/// A role required by a route, as a type: `Authorized<Admin>` in a handler's arguments
-/// checks again, inside the handler, what the route table ([`crate::http::routes`]) already
-/// enforced. The table is the source of truth; this is a second lock on the same door.
-pub trait RequiredRole: Send + Sync {
-    /// The role.
-    const ROLE: Role;
-}
-
-/// Marker for routes that need an admin token.
-pub struct Admin;
-impl RequiredRole for Admin {
-    const ROLE: Role = Role::Admin;
-}
-
-/// Marker for routes that need a moderator token.
-pub struct Moderator;
-impl RequiredRole for Moderator {
-    const ROLE: Role = Role::Moderator;
-}
-
-/// Marker for routes that need a planner token.
-pub struct Planner;
-impl RequiredRole for Planner {
-    const ROLE: Role = Role::Planner;
-}
-
-/// Extractor: the request carries a valid token of role `R` (or admin). Uses the staff member
-/// the route table's check stashed in the request; verifies the header itself when there is
-/// none (a route declared public), so that a mismatch fails closed.
-pub struct Authorized<R: RequiredRole>(pub Staff, PhantomData<R>);
-
-impl<R: RequiredRole> FromRequestParts<AppState> for Authorized<R> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let staff = match parts.extensions.get::<Staff>() {
-            Some(staff) => staff.clone(),
-            None => authenticate(&state.db, &parts.headers).await?,
-        };
-        if !staff.role.allows(R::ROLE) {
-            return Err(forbidden(&staff, &[R::ROLE]));
-        }
-        Ok(Self(staff, PhantomData))
-    }
 }
 
 #[cfg(test)]

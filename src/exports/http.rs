@@ -1,6 +1,7 @@
 //! Export routes: public aggregates and time series, and the raw export for planners.
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -303,7 +304,7 @@ pub async fn raw_geojson(
     PathParams(slug): PathParams<String>,
     QueryParams(query): QueryParams<raw::RawQuery>,
 ) -> ApiResult<Response> {
-    raw::respond(state, staff.0, &slug, query, Format::GeoJson).await
+    raw_response(state, staff.0, &slug, query, Format::GeoJson).await
 }
 
 /// Every published submission with its exact position and all answers, as CSV, streamed.
@@ -324,5 +325,49 @@ pub async fn raw_csv(
     QueryParams(query): QueryParams<raw::RawQuery>,
 ) -> ApiResult<Response> {
     let format = Format::new(true, query.excel());
-    raw::respond(state, staff.0, &slug, query, format).await
+    raw_response(state, staff.0, &slug, query, format).await
+}
+
+/// The raw export response: streamed from a task, audited when it ends.
+async fn raw_response(
+    state: AppState,
+    staff: Staff,
+    slug: &str,
+    query: raw::RawQuery,
+    format: Format,
+) -> ApiResult<Response> {
+    let campaign = crate::campaigns::get(&state.db, slug).await?;
+    let filter = query.check()?;
+    raw::check_district(&state.db, &campaign, &filter).await?;
+    // The entry first: without it, not a row leaves (a failure here is this request's error).
+    let entry = raw::begin_audit(
+        &state.db,
+        crate::audit::Actor::Staff(&staff),
+        &campaign,
+        &filter,
+        format,
+    )
+    .await?;
+    let (sender, mut receiver) =
+        tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(raw::CHUNKS_IN_FLIGHT);
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        if let Err(e) = raw::export_audited(db, entry, campaign, filter, format, sender).await {
+            tracing::warn!(error = %e, "raw export or its audit entry failed");
+        }
+    });
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        receiver.poll_recv(cx)
+    }));
+    let (content_type, extension) = (format.content_type(), format.extension());
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{slug}-submissions.{extension}\""
+    )) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
 }

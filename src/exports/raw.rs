@@ -7,9 +7,6 @@
 //! ends (complete, failed or abandoned by the client), one audit entry records who exported
 //! what, with which filter and how many rows.
 
-use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -20,9 +17,7 @@ use tokio::sync::mpsc;
 
 use super::format::{Csv, Format};
 use crate::audit::{self, Actor};
-use crate::auth::Staff;
 use crate::campaigns::Campaign;
-use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::validation::FieldError;
 
@@ -100,7 +95,7 @@ impl Filter {
 
 /// Rows per chunk sent to the client, and chunks buffered between database and client.
 const CHUNK_ROWS: usize = 512;
-const CHUNKS_IN_FLIGHT: usize = 4;
+pub(super) const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Writes `row` to `out` in `format`.
 struct Writer {
@@ -352,52 +347,24 @@ pub async fn export_audited(
     result.map(|()| rows)
 }
 
-/// The raw export response: streamed from a task, audited when it ends.
-pub async fn respond(
-    state: AppState,
-    staff: Staff,
-    slug: &str,
-    query: RawQuery,
-    format: Format,
-) -> ApiResult<Response> {
-    let campaign = crate::campaigns::get(&state.db, slug).await?;
-    let filter = query.check()?;
-    if let Some(code) = &filter.district {
-        let known: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM districts WHERE campaign_id = $1 AND code = $2)",
-        )
-        .bind(campaign.id)
-        .bind(code)
-        .fetch_one(&state.db)
-        .await?;
-        if !known {
-            return Err(ApiError::field(
-                "district",
-                format!("no district with code `{code}` in this campaign"),
-            ));
-        }
+/// Checks that `filter`'s district, if any, is one of `campaign`'s.
+pub async fn check_district(db: &PgPool, campaign: &Campaign, filter: &Filter) -> ApiResult<()> {
+    let Some(code) = &filter.district else {
+        return Ok(());
+    };
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM districts WHERE campaign_id = $1 AND code = $2)",
+    )
+    .bind(campaign.id)
+    .bind(code)
+    .fetch_one(db)
+    .await?;
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            "district",
+            format!("no district with code `{code}` in this campaign"),
+        ))
     }
-    // The entry first: without it, not a row leaves (a failure here is this request's error).
-    let entry = begin_audit(&state.db, Actor::Staff(&staff), &campaign, &filter, format).await?;
-    let (sender, mut receiver) = mpsc::channel::<std::io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
-    let db = state.db.clone();
-    tokio::spawn(async move {
-        if let Err(e) = export_audited(db, entry, campaign, filter, format, sender).await {
-            tracing::warn!(error = %e, "raw export or its audit entry failed");
-        }
-    });
-    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
-        receiver.poll_recv(cx)
-    }));
-    let (content_type, extension) = (format.content_type(), format.extension());
-    let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(value) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{slug}-submissions.{extension}\""
-    )) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok(response)
 }
