@@ -172,14 +172,12 @@ pub fn app(state: AppState) -> Router {
             routes::enforce,
         ))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(
-            crate::safety::origins::guard_writes,
-        ))
+        .layer(axum::middleware::from_fn(crate::safety::http::guard_writes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::safety::limits::limit_writes,
+            crate::safety::http::limit_writes,
         ))
-        .layer(crate::safety::origins::write_cors())
+        .layer(crate::safety::http::write_cors())
         // Outermost: the campaign, resolved once from the decoded path for every guard above.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

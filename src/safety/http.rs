@@ -1,14 +1,20 @@
-//! The challenge route of campaigns that ask for a proof of work.
+//! The HTTP side of trust and safety: the challenge route of campaigns that ask for a proof of
+//! work, the CORS and origin check of writes, and the rate-limit middleware.
 
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use time::OffsetDateTime;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use super::ResolvedCampaign;
 use super::pow::{self, Challenge};
 use crate::http::AppState;
+use crate::http::client_ip::ClientKey;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::PathParams;
 
@@ -48,4 +54,140 @@ pub async fn create_challenge(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+// ---------------------------------------------------------------- allowed origins
+
+/// Whether `origin` is this server as the client reached it (same host and port; the scheme
+/// is not compared, since a TLS-terminating proxy may not say it was https).
+fn is_own_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    authority.is_some_and(|a| a.eq_ignore_ascii_case(host))
+}
+
+fn is_write(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PATCH | Method::DELETE | Method::PUT
+    )
+}
+
+/// Whether the campaign resolved for this request (see [`super::resolve_campaign`]) lets
+/// `origin` write; a request with no resolved campaign is refused.
+fn campaign_allows(extensions: &axum::http::Extensions, origin: &str) -> bool {
+    extensions
+        .get::<ResolvedCampaign>()
+        .is_some_and(|ResolvedCampaign(campaign)| {
+            super::origins::allows(&campaign.allowed_origins, origin)
+        })
+}
+
+/// CORS of the submission and challenge routes: reads from any site; writes (and their
+/// preflights) only from the campaign's allowed origins, or from any site when it lists none.
+pub fn write_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(
+            move |origin: &HeaderValue, parts: &Parts| {
+                let method = if parts.method == Method::OPTIONS {
+                    parts
+                        .headers
+                        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+                        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+                        .unwrap_or(Method::OPTIONS)
+                } else {
+                    parts.method.clone()
+                };
+                if !is_write(&method) {
+                    return true;
+                }
+                origin.to_str().is_ok_and(|origin| {
+                    is_own_origin(origin, &parts.headers)
+                        || campaign_allows(&parts.extensions, origin)
+                })
+            },
+        ))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            "idempotency-key".parse().unwrap(),
+            "x-edit-token".parse().unwrap(),
+            super::HONEYPOT_HEADER.parse().unwrap(),
+            super::FILL_MS_HEADER.parse().unwrap(),
+            super::pow::PROOF_HEADER.parse().unwrap(),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            header::LOCATION,
+            "idempotent-replayed".parse().unwrap(),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// Refuses (403) a write whose `Origin` is neither this server nor one the campaign allows.
+/// Browsers always send `Origin` with these requests; programs that send none are not
+/// concerned (they are not a site embedding the map).
+pub async fn guard_writes(request: Request, next: Next) -> Response {
+    if is_write(request.method())
+        && let Some(origin) = request.headers().get(header::ORIGIN)
+    {
+        let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+        if !is_own_origin(&origin, request.headers())
+            && !campaign_allows(request.extensions(), &origin)
+        {
+            let slug = request
+                .extensions()
+                .get::<ResolvedCampaign>()
+                .map(|c| c.0.slug.clone())
+                .unwrap_or_default();
+            return ApiError::Forbidden(format!(
+                "the site `{origin}` is not allowed to contribute to campaign `{slug}`: only the sites in its allowed_origins may"
+            ))
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+// ---------------------------------------------------------------- rate limits
+
+/// Middleware of the submission and challenge routes: applies the limits to writes (not to
+/// reads or CORS preflights).
+pub async fn limit_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if matches!(
+        *request.method(),
+        Method::POST | Method::PATCH | Method::DELETE
+    ) {
+        let (parts, body) = request.into_parts();
+        let client = ClientKey::from(state.config.client_ip.of_request(&parts));
+        // Keyed by the campaign's id, resolved by `resolve_campaign` from the decoded path:
+        // no spelling of the path gets a fresh allowance.
+        let Some(ResolvedCampaign(campaign)) = parts.extensions.get::<ResolvedCampaign>() else {
+            return ApiError::NotFound("this path names no campaign".into()).into_response();
+        };
+        if let Err(refused) = state.limits.check(client, campaign.id) {
+            return refused.into_response();
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_origin_is_the_host_whatever_the_scheme() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "map.ville.fr".parse().unwrap());
+        assert!(is_own_origin("https://map.ville.fr", &headers));
+        assert!(is_own_origin("http://map.ville.fr", &headers));
+        assert!(!is_own_origin("https://map.ville.fr.evil.com", &headers));
+        assert!(!is_own_origin("null", &headers));
+    }
 }

@@ -9,15 +9,9 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::ResolvedCampaign;
-use crate::http::AppState;
 use crate::http::client_ip::ClientKey;
 use crate::http::error::ApiError;
 
@@ -146,28 +140,6 @@ async fn forget_idle(limiters: Weak<Limiters>) {
             l.limiter.shrink_to_fit();
         }
     }
-}
-
-/// Middleware of the submission and challenge routes: applies the limits to writes (not to
-/// reads or CORS preflights).
-pub async fn limit_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if matches!(
-        *request.method(),
-        Method::POST | Method::PATCH | Method::DELETE
-    ) {
-        let (parts, body) = request.into_parts();
-        let client = ClientKey::from(state.config.client_ip.of_request(&parts));
-        // Keyed by the campaign's id, resolved by `resolve_campaign` from the decoded path:
-        // no spelling of the path gets a fresh allowance.
-        let Some(ResolvedCampaign(campaign)) = parts.extensions.get::<ResolvedCampaign>() else {
-            return ApiError::NotFound("this path names no campaign".into()).into_response();
-        };
-        if let Err(refused) = state.limits.check(client, campaign.id) {
-            return refused.into_response();
-        }
-        return next.run(Request::from_parts(parts, body)).await;
-    }
-    next.run(request).await
 }
 
 #[cfg(test)]
