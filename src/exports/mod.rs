@@ -376,18 +376,22 @@ pub async fn districts(db: &PgPool, campaign_id: i64) -> ApiResult<Vec<District>
     .await?)
 }
 
-/// A group of scanned submissions: district, H3 cell, answer, count, first contributions, sum,
-/// sum of absolute values, largest absolute value.
-type ScanRow = (
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    i64,
-    i64,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-);
+/// A group of scanned submissions.
+#[derive(sqlx::FromRow)]
+struct ScanRow {
+    district_id: Option<i64>,
+    cell: Option<i64>,
+    /// The breakdown's answer ('' for none), when the request has a breakdown.
+    value: Option<String>,
+    count: i64,
+    /// First contributions: the distinct contributors among them.
+    contributors: i64,
+    /// Of the summed field's answers: their sum, the sum of their absolute values, the largest
+    /// absolute value.
+    sum: Option<f64>,
+    magnitude: Option<f64>,
+    largest: Option<f64>,
+}
 
 /// Reads the atoms the request needs: from the maintained counters when it asks for plain
 /// counts of all time, else by scanning the published submissions. With a `snapshot`, only
@@ -465,9 +469,10 @@ async fn atoms(
     let rows: Vec<ScanRow> = sqlx::query_as(concat!(
         "SELECT district_id, CASE WHEN $2 THEN h3 END AS cell,
                 CASE WHEN $3::text IS NOT NULL THEN COALESCE(answers ->> $3, '') END AS value,
-                count(*), count(*) FILTER (WHERE first_contribution),
-                sum((answers ->> $4)::float8),
-                sum(abs((answers ->> $4)::float8)), max(abs((answers ->> $4)::float8))
+                count(*) AS count, count(*) FILTER (WHERE first_contribution) AS contributors,
+                sum((answers ->> $4)::float8) AS sum,
+                sum(abs((answers ->> $4)::float8)) AS magnitude,
+                max(abs((answers ->> $4)::float8)) AS largest
          FROM submissions
          WHERE campaign_id = $1 AND status = ",
         crate::status!(Published),
@@ -488,26 +493,24 @@ async fn atoms(
     .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(district, h3, value, count, contributors, sum, magnitude, largest)| Atom {
-                district: place(district),
-                cell: cell(h3),
-                // An answer that is no longer an option of the form counts as "no answer".
-                value: value.map(|v| {
-                    values
-                        .iter()
-                        .position(|o| *o == v)
-                        .unwrap_or(values.len() - 1)
-                }),
-                count: Tally {
-                    count,
-                    contributors,
-                },
-                sum: sum.unwrap_or(0.0),
-                magnitude: magnitude.unwrap_or(0.0),
-                largest: largest.unwrap_or(0.0),
+        .map(|row| Atom {
+            district: place(row.district_id),
+            cell: cell(row.cell),
+            // An answer that is no longer an option of the form counts as "no answer".
+            value: row.value.map(|v| {
+                values
+                    .iter()
+                    .position(|o| *o == v)
+                    .unwrap_or(values.len() - 1)
+            }),
+            count: Tally {
+                count: row.count,
+                contributors: row.contributors,
             },
-        )
+            sum: row.sum.unwrap_or(0.0),
+            magnitude: row.magnitude.unwrap_or(0.0),
+            largest: row.largest.unwrap_or(0.0),
+        })
         .collect())
 }
 

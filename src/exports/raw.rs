@@ -121,15 +121,17 @@ impl std::io::Write for Drain {
     }
 }
 
-type RawRow = (
-    uuid::Uuid,
-    OffsetDateTime,
-    Option<String>,
-    Option<String>,
-    f64,
-    f64,
-    sqlx::types::Json<Map<String, Value>>,
-);
+/// A published submission as the raw export writes it.
+#[derive(sqlx::FromRow)]
+struct RawRow {
+    id: uuid::Uuid,
+    created_at: OffsetDateTime,
+    code: Option<String>,
+    name: Option<String>,
+    lon: f64,
+    lat: f64,
+    answers: sqlx::types::Json<Map<String, Value>>,
+}
 
 impl Writer {
     fn csv(&self) -> Csv {
@@ -158,7 +160,15 @@ impl Writer {
     }
 
     fn row(&mut self, out: &mut Vec<u8>, row: RawRow) -> std::io::Result<()> {
-        let (id, created_at, code, name, lon, lat, answers) = row;
+        let RawRow {
+            id,
+            created_at,
+            code,
+            name,
+            lon,
+            lat,
+            answers,
+        } = row;
         let created_at = created_at.format(&Rfc3339).unwrap_or_default();
         match self.format {
             Format::GeoJson => {
@@ -246,7 +256,7 @@ pub async fn stream(
     send(writer.header(&campaign.slug)?).await?;
     let mut conn = db.acquire().await?;
     let mut rows = sqlx::query_as::<_, RawRow>(concat!(
-        "SELECT s.id, s.created_at, d.code, d.name, ST_X(s.geom), ST_Y(s.geom), s.answers
+        "SELECT s.id, s.created_at, d.code, d.name, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, s.answers
          FROM submissions s LEFT JOIN districts d ON d.id = s.district_id
          WHERE s.campaign_id = $1 AND s.status = ",
         crate::status!(Published),
