@@ -107,8 +107,9 @@ pub async fn add_points(pool: &PgPool, n: usize, seed: u64) -> anyhow::Result<()
             })
             .collect();
         let mut ids = Vec::with_capacity(batch.len());
-        for result in
-            submissions::store_batch(pool, &batch, crate::aggregates::random_shard()).await?
+        for result in submissions::store_batch(pool, &batch, crate::aggregates::random_shard())
+            .await
+            .map_err(|e| e.error)?
         {
             match result? {
                 submissions::Stored::Created(receipt) => ids.push(receipt.id),

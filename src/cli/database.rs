@@ -117,7 +117,8 @@ impl DbArgs {
 
 impl Database {
     pub(super) async fn close(self) -> anyhow::Result<()> {
-        self.pool.close().await;
+        // Connections still held by requests past the drain limit are not waited for long.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.pool.close()).await;
         if let Some(cluster) = self.embedded.filter(|_| self.started) {
             cluster.stop().await?;
         }

@@ -99,6 +99,8 @@ pub async fn summary(pool: &PgPool) -> anyhow::Result<Summary> {
 /// table by table). The file appears only once complete: a failed backup leaves none.
 pub async fn backup(target: &Target, file: &Path) -> anyhow::Result<()> {
     let partial = partial_name(file);
+    // What an interrupted backup left (it holds exact points too).
+    let _ = std::fs::remove_file(&partial);
     let output = target
         .command("pg_dump")
         .arg("--format=custom")

@@ -1,5 +1,5 @@
-//! Planner exports and analytics: aggregates by district or H3 cell, the time series, the
-//! raw export for staff, and the bulk import.
+//! Planner exports and analytics: aggregates by district or H3 cell, the time series, and the
+//! raw export for staff.
 //!
 //! Every aggregate is protected by the campaign's k threshold across everything published:
 //! see [`crate::aggregates::protect`] for how linked figures are withheld together, and

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub use crate::validation::FieldError;
+use crate::validation::FieldError;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]

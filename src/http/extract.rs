@@ -8,7 +8,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, FieldError};
+use super::error::ApiError;
+use crate::validation::FieldError;
 
 /// A JSON body (`application/json`, `application/geo+json` or any `+json`), read within the
 /// route's body limit and deserialized with errors that name the offending field.

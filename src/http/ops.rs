@@ -45,7 +45,7 @@ use super::error::{ApiError, ApiResult};
         crate::moderation::http::decide,
         crate::moderation::http::report,
     ),
-    components(schemas(super::error::Problem, super::error::FieldError)),
+    components(schemas(super::error::Problem, crate::validation::FieldError)),
     modifiers(&BearerAuth, &SharedResponses),
 )]
 pub struct ApiDoc;

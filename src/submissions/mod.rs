@@ -231,8 +231,35 @@ pub async fn store_batch(
     pool: &PgPool,
     batch: &[Pending],
     shard: i16,
-) -> ApiResult<Vec<ApiResult<Stored>>> {
+) -> Result<Vec<ApiResult<Stored>>, BatchError> {
     store_batch_on(&mut *pool.acquire().await?, batch, shard).await
+}
+
+/// Why a whole batch was not stored.
+#[derive(Debug)]
+pub struct BatchError {
+    /// What every submission of the batch is answered, if nothing else is tried.
+    pub error: ApiError,
+    /// The database refused the statement (an error it raised, not a lost connection): nothing
+    /// of the batch was committed, so each submission may be tried again on its own.
+    pub refused: bool,
+}
+
+impl From<sqlx::Error> for BatchError {
+    fn from(error: sqlx::Error) -> Self {
+        let refused =
+            matches!(error, sqlx::Error::Database(_)) && !crate::database::is_unavailable(&error);
+        Self {
+            error: error.into(),
+            refused,
+        }
+    }
+}
+
+impl From<BatchError> for ApiError {
+    fn from(error: BatchError) -> Self {
+        error.error
+    }
 }
 
 /// [`store_batch`] on a given connection (or in a transaction).
@@ -240,7 +267,7 @@ pub async fn store_batch_on(
     db: &mut PgConnection,
     batch: &[Pending],
     shard: i16,
-) -> ApiResult<Vec<ApiResult<Stored>>> {
+) -> Result<Vec<ApiResult<Stored>>, BatchError> {
     struct Prepared {
         id: Uuid,
         token: String,

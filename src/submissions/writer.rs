@@ -7,9 +7,12 @@
 //! when requests arrive faster than the database commits. Every request still gets its answer
 //! only after its own row is committed.
 //!
-//! A batch is one statement, so one bad row would fail it whole. When a batch fails for any
-//! reason other than the database being away, nothing of it was committed, and each of its
-//! submissions is stored again alone: the bad one gets its own error, the others are stored.
+//! A batch is one statement, so one bad row would fail it whole. When the database refuses a
+//! batch (an error it raised: nothing of it was committed), each of its submissions is stored
+//! again alone: the bad one gets its own error, the others are stored. Any other failure (the
+//! database away, a connection lost, an answer that cannot be read) may have come after the
+//! commit: the whole batch gets the error, and a retry with the same `Idempotency-Key` is
+//! answered from the first result.
 //! A worker that panics is replaced by its supervisor; the submissions it held are answered
 //! 503 (their batch may or may not have been committed, and a retry with the same
 //! `Idempotency-Key` is answered from the first result).
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Pending, Stored};
+use super::{BatchError, Pending, Stored};
 use crate::http::error::{ApiError, ApiResult};
 
 /// Most submissions stored by one statement.
@@ -38,7 +41,15 @@ impl BatchWriter {
         let (sender, receiver) = mpsc::channel(MAX_BATCH * workers.max(1) * 4);
         let store = move |batch: Vec<Pending>, shard: i16| {
             let pool = pool.clone();
-            async move { super::store_batch(&pool, &batch, shard).await }
+            async move {
+                let results = super::store_batch(&pool, &batch, shard).await?;
+                let created = results
+                    .iter()
+                    .filter(|r| matches!(r, Ok(Stored::Created(_))))
+                    .count();
+                metrics::counter!("civicmap_submissions_stored_total").increment(created as u64);
+                Ok(results)
+            }
         };
         spawn_workers(receiver, workers, store);
         Self { sender }
@@ -50,11 +61,7 @@ impl BatchWriter {
         let result = submit(&self.sender, pending).await;
         let queued = self.sender.max_capacity() - self.sender.capacity();
         metrics::gauge!("civicmap_submission_queue_depth").set(queued as f64);
-        let stored = result.await?;
-        if let Ok(Stored::Created(_)) = stored {
-            metrics::counter!("civicmap_submissions_stored_total").increment(1);
-        }
-        stored
+        result.await?
     }
 }
 
@@ -83,13 +90,12 @@ async fn submit<T, R>(
     }
 }
 
-/// Stores a batch: one result per item, in order, or an error of the whole batch (in which
-/// case nothing of it was committed, unless the error says the database is away).
+/// Stores a batch: one result per item, in order, or an error of the whole batch.
 trait Store<T, R>: Clone + Send + Sync + 'static {
     fn store(&self, batch: Vec<T>, shard: i16) -> impl Future<Output = StoreResult<R>> + Send;
 }
 
-type StoreResult<R> = ApiResult<Vec<ApiResult<R>>>;
+type StoreResult<R> = Result<Vec<ApiResult<R>>, BatchError>;
 
 impl<T, R, F, Fut> Store<T, R> for F
 where
@@ -160,21 +166,21 @@ where
                     let _ = job.reply.send(result);
                 }
             }
-            Err(error) if jobs.len() > 1 && !is_unavailable(&error) => {
+            Err(failed) if jobs.len() > 1 && failed.refused => {
                 // Nothing was committed: store each alone, so that a bad row fails only itself.
-                tracing::warn!(error = ?error, size = jobs.len(), "a batch of submissions failed; storing each alone");
+                tracing::warn!(error = ?failed.error, size = jobs.len(), "the database refused a batch of submissions; storing each alone");
                 for job in jobs.drain(..) {
                     match attempt(&store, vec![job.item.clone()], shard).await {
                         Ok(mut results) => {
                             let _ = job.reply.send(results.remove(0));
                         }
-                        Err(error) => {
-                            let _ = job.reply.send(Err(error));
+                        Err(failed) => {
+                            let _ = job.reply.send(Err(failed.error));
                         }
                     }
                 }
             }
-            Err(error) => answer_all(std::mem::take(&mut jobs), error),
+            Err(failed) => answer_all(std::mem::take(&mut jobs), failed.error),
         }
     }
 }
@@ -191,7 +197,7 @@ fn answer_all<T, R>(mut jobs: Vec<Job<T, R>>, error: ApiError) {
             }
         }
         error => {
-            // Not reached by `work`, which stores such a batch's jobs alone.
+            // Its fate is unknown (committed or not): no submission is stored again.
             tracing::error!(error = ?error, size = jobs.len(), "a batch of submissions failed");
             for job in jobs {
                 let _ = job.reply.send(Err(ApiError::Internal(anyhow::anyhow!(
@@ -202,23 +208,18 @@ fn answer_all<T, R>(mut jobs: Vec<Job<T, R>>, error: ApiError) {
     }
 }
 
-fn is_unavailable(error: &ApiError) -> bool {
-    matches!(error, ApiError::Unavailable(_))
-}
-
 /// Stores `batch`: one result per item, in order.
-async fn attempt<T, R, S: Store<T, R>>(
-    store: &S,
-    batch: Vec<T>,
-    shard: i16,
-) -> ApiResult<Vec<ApiResult<R>>> {
+async fn attempt<T, R, S: Store<T, R>>(store: &S, batch: Vec<T>, shard: i16) -> StoreResult<R> {
     let size = batch.len();
     let results = store.store(batch, shard).await?;
     if results.len() != size {
-        return Err(ApiError::Internal(anyhow::anyhow!(
-            "{} results for {size} submissions",
-            results.len()
-        )));
+        return Err(BatchError {
+            error: ApiError::Internal(anyhow::anyhow!(
+                "{} results for {size} submissions",
+                results.len()
+            )),
+            refused: false,
+        });
     }
     Ok(results)
 }
@@ -254,7 +255,17 @@ mod tests {
             async move {
                 assert!(!batch.contains(&7), "a bug met 7");
                 if batch.contains(&13) {
-                    return Err(ApiError::BadRequest("13 cannot be stored".into()));
+                    return Err(BatchError {
+                        error: ApiError::BadRequest("13 cannot be stored".into()),
+                        refused: true,
+                    });
+                }
+                if batch.contains(&99) {
+                    // Failed after the commit, perhaps (an answer that cannot be read).
+                    return Err(BatchError {
+                        error: ApiError::Internal(anyhow::anyhow!("cannot read the answer")),
+                        refused: false,
+                    });
                 }
                 Ok(batch.into_iter().map(|n| Ok(n * 2)).collect())
             }
@@ -313,10 +324,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_that_may_have_been_committed_is_never_stored_again() {
+        let sizes = Arc::new(StdMutex::new(Vec::new()));
+        let results = store_all(vec![98, 99, 100], fussy_store(sizes.clone())).await;
+        for result in results {
+            assert!(matches!(result, Err(ApiError::Internal(_))), "{result:?}");
+        }
+        assert_eq!(
+            sizes.lock().unwrap().as_slice(),
+            [3],
+            "stored once, not again one by one"
+        );
+    }
+
+    #[tokio::test]
     async fn a_batch_is_unavailable_together_when_the_database_is_away() {
         let away = |batch: Vec<u32>, _shard: i16| async move {
             let _ = batch;
-            Err::<Vec<ApiResult<u32>>, _>(ApiError::Unavailable("connection refused".into()))
+            Err::<Vec<ApiResult<u32>>, _>(BatchError {
+                error: ApiError::Unavailable("connection refused".into()),
+                refused: false,
+            })
         };
         let results = store_all(vec![1, 2, 3], away).await;
         for result in results {

@@ -168,8 +168,8 @@ async fn a_backup_restores_every_count_export_and_tile_exactly() {
 
 fn assert_same(before: &[(String, u16, Vec<u8>)], after: &[(String, u16, Vec<u8>)]) {
     assert_eq!(before.len(), after.len());
-    for ((path, status, body), (_, status_after, body_after)) in before.iter().zip(after) {
-        assert_eq!((path, status), (path, status_after));
+    for ((path, status, body), (path_after, status_after, body_after)) in before.iter().zip(after) {
+        assert_eq!((path, status), (path_after, status_after));
         assert!(
             body == body_after,
             "{path} differs after the restore:\n{}\n---\n{}",
