@@ -91,6 +91,24 @@ async fn template() -> &'static str {
         .await
 }
 
+/// A database with nothing in it, not even PostGIS (a new server), and its connection options.
+pub async fn empty_database() -> PgConnectOptions {
+    let name = format!("empty_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = server_options()
+        .database("postgres")
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} TEMPLATE template0"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    admin.close().await.unwrap();
+    server_options().database(&name)
+}
+
 /// A fresh database with every migration applied, and its connection options.
 pub async fn fresh_database() -> (PgPool, PgConnectOptions) {
     let template = template().await;
