@@ -39,7 +39,7 @@ pub(super) async fn run(command: DistrictsCommand) -> anyhow::Result<()> {
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             with_database(&db, |pool| async move {
                 crate::database::migrate(&pool).await?;
-                let collection = crate::http::extract::parse_json(&bytes).map_err(|e| anyhow::anyhow!("{}", e.to_problem().detail))?;
+                let collection = crate::http::extract::parse_json(&bytes).map_err(super::problem)?;
                 let names = crate::districts::PropertyNames { name: name_prop, code: code_prop };
                 match crate::districts::import(&pool, &campaign, &collection, &names).await {
                     Ok(report) => {

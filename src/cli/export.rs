@@ -67,15 +67,7 @@ async fn export(pool: &PgPool, args: ExportArgs) -> anyhow::Result<()> {
     let csv = args.format.as_deref().or(extension) == Some("csv");
     let format = Format::new(csv, args.excel);
     let campaign = crate::campaigns::get(pool, &args.campaign).await?;
-    let problem = |e: crate::http::error::ApiError| {
-        let problem = e.to_problem();
-        let fields: Vec<String> = problem
-            .errors
-            .iter()
-            .map(|f| format!("{}: {}", f.field, f.detail))
-            .collect();
-        anyhow::anyhow!("{} {}", problem.detail, fields.join("; "))
-    };
+    let problem = super::problem;
     let mut out: Box<dyn std::io::Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)

@@ -256,6 +256,15 @@ async fn a_good_import_stores_and_counts_everything_and_the_cli_export_matches_t
             .await
             .unwrap();
     assert_eq!(actor, "command line");
+    // Bad options: every one is named, as the API names them.
+    let refused = civicmap(
+        &url,
+        &["export", "legacy", "--by", "h3:99", "--sum", "nope"],
+    );
+    assert!(!refused.status.success());
+    let said = text(&refused.stderr);
+    assert!(said.contains("2 fields are invalid"), "{said}");
+    assert!(said.contains("by: ") && said.contains("sum: "), "{said}");
 }
 
 #[tokio::test]
