@@ -139,10 +139,22 @@ where
     result
 }
 
+/// [`with_database`], with this version's migrations applied first.
+pub(super) async fn with_migrated_database<F, Fut>(args: &DbArgs, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(PgPool) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    with_database(args, |pool| async move {
+        crate::database::migrate(&pool).await?;
+        f(pool).await
+    })
+    .await
+}
+
 /// `civicmap migrate`.
 pub(super) async fn migrate(db: DbArgs) -> anyhow::Result<()> {
-    with_database(&db, |pool| async move {
-        crate::database::migrate(&pool).await?;
+    with_migrated_database(&db, |_pool| async move {
         println!("migrations applied");
         Ok(())
     })

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::database::{DbArgs, with_database};
+use super::database::{DbArgs, with_migrated_database};
 
 #[derive(Debug, Args)]
 pub(super) struct DemoArgs {
@@ -23,8 +23,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         seed,
         db,
     } = args;
-    with_database(&db, |pool| async move {
-        crate::database::migrate(&pool).await?;
+    with_migrated_database(&db, |pool| async move {
         let (campaign, created) = crate::demo::load(&pool).await?;
         println!(
             "demo campaign `{}` {}",

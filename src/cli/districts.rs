@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::database::{DbArgs, with_database};
+use super::database::{DbArgs, with_migrated_database};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum DistrictsCommand {
@@ -37,8 +37,7 @@ pub(super) async fn run(command: DistrictsCommand) -> anyhow::Result<()> {
         } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            with_database(&db, |pool| async move {
-                crate::database::migrate(&pool).await?;
+            with_migrated_database(&db, |pool| async move {
                 let collection = crate::http::extract::parse_json(&bytes).map_err(super::problem)?;
                 let names = crate::districts::PropertyNames { name: name_prop, code: code_prop };
                 match crate::districts::import(&pool, &campaign, &collection, &names).await {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use sqlx::PgPool;
 
-use super::database::{DbArgs, with_database};
+use super::database::{DbArgs, with_migrated_database};
 
 #[derive(Debug, Args)]
 pub(super) struct ExportArgs {
@@ -50,10 +50,10 @@ pub(super) struct ExportArgs {
 
 /// Writes the export to `--output` or standard output.
 pub(super) async fn run(args: ExportArgs) -> anyhow::Result<()> {
-    with_database(&args.db.clone(), |pool| async move {
-        crate::database::migrate(&pool).await?;
-        export(&pool, args).await
-    })
+    with_migrated_database(
+        &args.db.clone(),
+        |pool| async move { export(&pool, args).await },
+    )
     .await
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use sqlx::PgPool;
 
-use super::database::{DbArgs, with_database};
+use super::database::{DbArgs, with_migrated_database};
 
 #[derive(Debug, Args)]
 pub(super) struct ImportArgs {
@@ -34,10 +34,10 @@ pub(super) struct ImportArgs {
 
 /// Checks and stores every row of `args.file`, or none.
 pub(super) async fn run(args: ImportArgs) -> anyhow::Result<()> {
-    with_database(&args.db.clone(), |pool| async move {
-        crate::database::migrate(&pool).await?;
-        import(&pool, args).await
-    })
+    with_migrated_database(
+        &args.db.clone(),
+        |pool| async move { import(&pool, args).await },
+    )
     .await
 }
 

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::database::{DbArgs, with_database};
+use super::database::{DbArgs, with_migrated_database};
 use super::problem;
 
 #[derive(Debug, Subcommand)]
@@ -28,8 +28,7 @@ pub(super) async fn run(command: RetentionCommand) -> anyhow::Result<()> {
             dry_run,
             db,
         } => {
-            with_database(&db, |pool| async move {
-                crate::database::migrate(&pool).await?;
+            with_migrated_database(&db, |pool| async move {
                 let outcomes = crate::retention::run(
                     &pool,
                     crate::audit::Actor::Cli,

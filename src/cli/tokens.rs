@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use super::database::{DbArgs, with_database};
+use super::database::{DbArgs, with_migrated_database};
 use super::problem;
 use crate::auth::Role;
 use anyhow::Context;
@@ -67,8 +67,7 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<()> {
             expires_in_days,
             db,
         } => {
-            with_database(&db, |pool| async move {
-                crate::database::migrate(&pool).await?;
+            with_migrated_database(&db, |pool| async move {
                 let expires_at = expires_in_days
                     .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(d.into()));
                 let token = crate::auth::create_token(&pool, &name, role, expires_at).await?;
@@ -78,8 +77,7 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<()> {
             .await
         }
         TokenCommand::List { db } => {
-            with_database(&db, |pool| async move {
-                crate::database::migrate(&pool).await?;
+            with_migrated_database(&db, |pool| async move {
                 let tokens = crate::auth::tokens::list(&pool).await.map_err(problem)?;
                 print!("{}", token_table(&tokens, time::OffsetDateTime::now_utc()));
                 Ok(())
@@ -111,8 +109,7 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<()> {
                     anyhow::bail!("say when: --at TIME, --in-days N, --now or --never")
                 }
             };
-            with_database(&db, |pool| async move {
-                crate::database::migrate(&pool).await?;
+            with_migrated_database(&db, |pool| async move {
                 let info = crate::auth::tokens::set_expiry(
                     &pool,
                     crate::audit::Actor::Cli,
@@ -127,8 +124,7 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<()> {
             .await
         }
         TokenCommand::Revoke { id, reason, db } => {
-            with_database(&db, |pool| async move {
-                crate::database::migrate(&pool).await?;
+            with_migrated_database(&db, |pool| async move {
                 let info = crate::auth::tokens::revoke(&pool, crate::audit::Actor::Cli, id, reason)
                     .await
                     .map_err(problem)?;

@@ -47,6 +47,19 @@ impl Target {
         })
     }
 
+    /// Runs `tool` with `args` to the end; an error only when it cannot be started.
+    async fn run(
+        &self,
+        tool: &str,
+        args: &[&std::ffi::OsStr],
+    ) -> anyhow::Result<std::process::Output> {
+        self.command(tool)
+            .args(args)
+            .output()
+            .await
+            .with_context(|| format!("cannot run {tool} (install PostgreSQL's client tools)"))
+    }
+
     fn command(&self, tool: &str) -> Command {
         let program = self
             .bin_dir
@@ -102,15 +115,17 @@ pub async fn backup(target: &Target, file: &Path) -> anyhow::Result<()> {
     // What an interrupted backup left (it holds exact points too).
     let _ = std::fs::remove_file(&partial);
     let output = target
-        .command("pg_dump")
-        .arg("--format=custom")
-        .arg("--file")
-        .arg(&partial)
-        .arg("--dbname")
-        .arg(&target.url)
-        .output()
-        .await
-        .context("cannot run pg_dump (install PostgreSQL's client tools)")?;
+        .run(
+            "pg_dump",
+            &[
+                "--format=custom".as_ref(),
+                "--file".as_ref(),
+                partial.as_os_str(),
+                "--dbname".as_ref(),
+                target.url.as_ref(),
+            ],
+        )
+        .await?;
     if !output.status.success() {
         let _ = std::fs::remove_file(&partial);
         bail!("pg_dump failed: {}", stderr(&output));
@@ -144,12 +159,8 @@ pub async fn restore(
         bail!("{}: no such file", file.display());
     }
     let listing = target
-        .command("pg_restore")
-        .arg("--list")
-        .arg(file)
-        .output()
-        .await
-        .context("cannot run pg_restore (install PostgreSQL's client tools)")?;
+        .run("pg_restore", &["--list".as_ref(), file.as_os_str()])
+        .await?;
     if !listing.status.success() {
         bail!(
             "{} is not a backup made by `civicmap backup` (pg_dump's custom format): {}",
@@ -183,21 +194,21 @@ pub async fn restore(
     // only pg_restore works on the database meanwhile.
     pool.close().await;
     let output = target
-        .command("pg_restore")
-        .args([
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--no-privileges",
-            "--single-transaction",
-            "--exit-on-error",
-        ])
-        .arg("--dbname")
-        .arg(&target.url)
-        .arg(file)
-        .output()
-        .await
-        .context("cannot run pg_restore")?;
+        .run(
+            "pg_restore",
+            &[
+                "--clean".as_ref(),
+                "--if-exists".as_ref(),
+                "--no-owner".as_ref(),
+                "--no-privileges".as_ref(),
+                "--single-transaction".as_ref(),
+                "--exit-on-error".as_ref(),
+                "--dbname".as_ref(),
+                target.url.as_ref(),
+                file.as_os_str(),
+            ],
+        )
+        .await?;
     if !output.status.success() {
         bail!(
             "pg_restore failed; the database is unchanged: {}",

@@ -91,14 +91,19 @@ async fn template() -> &'static str {
         .await
 }
 
-/// A database with nothing in it, not even PostGIS (a new server), and its connection options.
-pub async fn empty_database() -> PgConnectOptions {
-    let name = format!("empty_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = server_options()
+/// A connection to the test cluster's `postgres` database, to create and rename databases.
+async fn admin() -> sqlx::PgConnection {
+    server_options()
         .database("postgres")
         .connect()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A database with nothing in it, not even PostGIS (a new server), and its connection options.
+pub async fn empty_database() -> PgConnectOptions {
+    let name = format!("empty_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = admin().await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE DATABASE {name} TEMPLATE template0"
     )))
@@ -113,11 +118,7 @@ pub async fn empty_database() -> PgConnectOptions {
 pub async fn fresh_database() -> (PgPool, PgConnectOptions) {
     let template = template().await;
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = server_options()
-        .database("postgres")
-        .connect()
-        .await
-        .unwrap();
+    let mut admin = admin().await;
     // Two CREATE DATABASE from one template at the same instant can collide; retry briefly.
     for attempt in 0.. {
         match sqlx::query(sqlx::AssertSqlSafe(format!(
