@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use crate::audit::{self, Actor, Entry};
-use crate::http::error::ApiResult;
+use crate::campaigns::CampaignError;
 
 /// What coarsening one campaign did (or would do, in a dry run).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,7 +53,7 @@ pub async fn run(
     actor: Actor<'_>,
     only: Option<&str>,
     dry_run: bool,
-) -> ApiResult<Vec<Outcome>> {
+) -> sqlx::Result<Vec<Outcome>> {
     let due: Vec<i64> = sqlx::query_scalar(concat!(
         "SELECT id FROM campaigns WHERE ($1::text IS NULL OR slug = $1) AND ",
         due!(),
@@ -72,7 +72,7 @@ pub async fn run(
 }
 
 /// Why campaign `slug` is not due, in plain words (for the command line).
-pub async fn not_due_reason(pool: &PgPool, slug: &str) -> ApiResult<String> {
+pub async fn not_due_reason(pool: &PgPool, slug: &str) -> Result<String, CampaignError> {
     let campaign = crate::campaigns::get(pool, slug).await?;
     let closed_at: Option<OffsetDateTime> =
         sqlx::query_scalar("SELECT LEAST(closes_at, closed_at) FROM campaigns WHERE id = $1")
@@ -100,7 +100,7 @@ async fn apply(
     actor: Actor<'_>,
     id: i64,
     dry_run: bool,
-) -> ApiResult<Option<Outcome>> {
+) -> sqlx::Result<Option<Outcome>> {
     let mut tx = pool.begin().await?;
     // Locking the campaign serialises this with setting changes (which may change the grid)
     // and with the same run on other instances.

@@ -170,16 +170,17 @@ pub fn clear_fields(errors: &[FieldError]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Whether an API error is a clear client error: a 4xx whose problem document says what is
-/// wrong (and, for invalid fields, names each).
-pub fn clear_error(error: &ApiError) -> Result<(), TestCaseError> {
+/// Whether an error is a clear client error once answered over HTTP: a 4xx whose problem
+/// document says what is wrong (and, for invalid fields, names each).
+pub fn clear_error(error: impl Into<ApiError>) -> Result<(), TestCaseError> {
+    let error: ApiError = error.into();
     let problem = error.to_problem();
     prop_assert!(
         (400..500).contains(&problem.status),
         "not a client error: {error:?}"
     );
     prop_assert!(!problem.detail.trim().is_empty(), "no detail: {error:?}");
-    if let ApiError::Validation(errors) = error {
+    if let ApiError::Validation(errors) = &error {
         clear_fields(errors)?;
     }
     Ok(())

@@ -9,8 +9,6 @@ use serde::Serialize;
 use sqlx::PgExecutor;
 use utoipa::ToSchema;
 
-use crate::http::error::ApiResult;
-
 /// A count as the public sees it: the number, or withheld when publishing it could single
 /// out a household.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -190,7 +188,7 @@ impl DistrictCounts {
 pub async fn district_counts(
     db: impl PgExecutor<'_>,
     campaign_id: i64,
-) -> ApiResult<DistrictCounts> {
+) -> sqlx::Result<DistrictCounts> {
     let rows: Vec<(Option<i64>, i64, i64)> = sqlx::query_as(
         "SELECT d.id, COALESCE(c.published, 0)::bigint, COALESCE(c.contributors, 0)::bigint
          FROM districts d
@@ -232,7 +230,7 @@ pub async fn add_published(
     db: &mut sqlx::PgConnection,
     submission_id: uuid::Uuid,
     delta: i64,
-) -> ApiResult<()> {
+) -> sqlx::Result<()> {
     sqlx::query(concat!(
         "WITH to_count AS (
             SELECT campaign_id, district_id, h3, first_contribution, $3::int AS n
@@ -249,30 +247,30 @@ pub async fn add_published(
 }
 
 /// The campaign's settings version and the version of its published data, read together.
-pub async fn versions(db: impl PgExecutor<'_>, campaign_id: i64) -> ApiResult<(i64, i64)> {
-    Ok(sqlx::query_as(
+pub async fn versions(db: impl PgExecutor<'_>, campaign_id: i64) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
         "SELECT config_version,
                 (SELECT COALESCE(sum(changes), 0)::bigint FROM district_counts WHERE campaign_id = $1)
          FROM campaigns WHERE id = $1",
     )
     .bind(campaign_id)
     .fetch_one(db)
-    .await?)
+    .await
 }
 
 /// The version of a campaign's published data: it moves with every committed change.
-pub async fn data_version(db: impl PgExecutor<'_>, campaign_id: i64) -> ApiResult<i64> {
-    Ok(sqlx::query_scalar(
+pub async fn data_version(db: impl PgExecutor<'_>, campaign_id: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
         "SELECT COALESCE(sum(changes), 0)::bigint FROM district_counts WHERE campaign_id = $1",
     )
     .bind(campaign_id)
     .fetch_one(db)
-    .await?)
+    .await
 }
 
 /// Computes the H3 cell of submissions stored before civicmap kept one (the migration that
 /// added `submissions.h3`), and rebuilds the H3 counts of their campaigns. A no-op once done.
-pub async fn fill_missing_h3(pool: &sqlx::PgPool) -> ApiResult<u64> {
+pub async fn fill_missing_h3(pool: &sqlx::PgPool) -> sqlx::Result<u64> {
     let mut filled = 0;
     let mut campaigns = std::collections::BTreeSet::new();
     loop {
@@ -323,7 +321,7 @@ pub fn random_shard() -> i16 {
 
 /// Rebuilds the counters of a campaign from its submissions (after districts change).
 /// The caller must hold the lock taken by [`lock_writes`]. The data version keeps growing.
-pub async fn rebuild(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiResult<()> {
+pub async fn rebuild(db: &mut sqlx::PgConnection, campaign_id: i64) -> sqlx::Result<()> {
     let version = data_version(&mut *db, campaign_id).await?;
     sqlx::query("DELETE FROM district_counts WHERE campaign_id = $1")
         .bind(campaign_id)
@@ -361,7 +359,7 @@ pub async fn rebuild(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiResult
 
 /// Rebuilds the campaign's H3 counts from its submissions. The caller must hold the lock
 /// taken by [`lock_writes`].
-pub async fn rebuild_h3(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiResult<()> {
+pub async fn rebuild_h3(db: &mut sqlx::PgConnection, campaign_id: i64) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM h3_counts WHERE campaign_id = $1")
         .bind(campaign_id)
         .execute(&mut *db)
@@ -385,7 +383,7 @@ pub async fn rebuild_h3(db: &mut sqlx::PgConnection, campaign_id: i64) -> ApiRes
 /// transaction ends, so that rebuilt counters and cells miss nothing and no submission is
 /// stored against settings being replaced (writers that waited see the new `config_version`
 /// once they run, and check again).
-pub async fn lock_writes(db: &mut sqlx::PgConnection) -> ApiResult<()> {
+pub async fn lock_writes(db: &mut sqlx::PgConnection) -> sqlx::Result<()> {
     sqlx::query("LOCK TABLE submissions, district_counts, h3_counts IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *db)
         .await?;

@@ -20,8 +20,6 @@
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 
-use crate::http::error::ApiResult;
-
 /// Longest a computed publication is kept in memory: an erased or hidden submission leaves the
 /// finer figures within this time even while no publication moves.
 pub const LONGEST_KEPT: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -68,7 +66,7 @@ impl Publications {
         campaign: &crate::campaigns::Campaign,
         data_version: i64,
         now: OffsetDateTime,
-    ) -> ApiResult<OffsetDateTime> {
+    ) -> sqlx::Result<OffsetDateTime> {
         if self.schedule == Schedule::Live {
             return Ok(now);
         }
@@ -90,7 +88,7 @@ pub async fn current(
     db: &sqlx::PgPool,
     campaign: &crate::campaigns::Campaign,
     candidate: OffsetDateTime,
-) -> ApiResult<OffsetDateTime> {
+) -> sqlx::Result<OffsetDateTime> {
     let stored: Option<OffsetDateTime> =
         sqlx::query_scalar("SELECT published_until FROM campaigns WHERE id = $1")
             .bind(campaign.id)
@@ -155,10 +153,10 @@ pub async fn recent(
     db: impl PgExecutor<'_>,
     campaign_id: i64,
     since: OffsetDateTime,
-) -> ApiResult<Vec<Recent>> {
+) -> sqlx::Result<Vec<Recent>> {
     // `published_at >= $2`, spelt so that both indexes serve it: new rows have
     // published_at = created_at, rows published again are in submissions_republished_idx.
-    Ok(sqlx::query_as(concat!(
+    sqlx::query_as(concat!(
         "SELECT s.district_id, s.h3, s.first_contribution
          FROM submissions s
          WHERE s.campaign_id = $1 AND s.status = ",
@@ -169,7 +167,7 @@ pub async fn recent(
     .bind(campaign_id)
     .bind(since)
     .fetch_all(db)
-    .await?)
+    .await
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::auth::Staff;
-use crate::http::error::ApiResult;
 
 /// Who acted.
 #[derive(Debug, Clone)]
@@ -61,13 +60,13 @@ pub struct Entry<'a> {
 }
 
 /// Adds `entry` to the log (inside the caller's transaction when given one).
-pub async fn record(db: impl PgExecutor<'_>, entry: Entry<'_>) -> ApiResult<()> {
+pub async fn record(db: impl PgExecutor<'_>, entry: Entry<'_>) -> sqlx::Result<()> {
     record_returning_id(db, entry).await.map(|_| ())
 }
 
 /// [`record`], returning the entry's id (for [`complete`]).
-pub async fn record_returning_id(db: impl PgExecutor<'_>, entry: Entry<'_>) -> ApiResult<i64> {
-    Ok(sqlx::query_scalar(
+pub async fn record_returning_id(db: impl PgExecutor<'_>, entry: Entry<'_>) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
         "INSERT INTO audit_log (token_id, actor, action, campaign_id, subject, reason, details)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
@@ -79,7 +78,7 @@ pub async fn record_returning_id(db: impl PgExecutor<'_>, entry: Entry<'_>) -> A
     .bind(entry.reason)
     .bind(sqlx::types::Json(&entry.details))
     .fetch_one(db)
-    .await?)
+    .await
 }
 
 /// Adds the outcome of a long action to its entry, written before the action began (so that
@@ -88,7 +87,7 @@ pub async fn complete(
     db: impl PgExecutor<'_>,
     id: i64,
     outcome: serde_json::Value,
-) -> ApiResult<()> {
+) -> sqlx::Result<()> {
     sqlx::query("UPDATE audit_log SET details = details || $2 WHERE id = $1")
         .bind(id)
         .bind(sqlx::types::Json(outcome))
@@ -123,8 +122,8 @@ pub async fn list(
     action: Option<&str>,
     before: Option<i64>,
     limit: i64,
-) -> ApiResult<Vec<LogEntry>> {
-    Ok(sqlx::query_as(
+) -> sqlx::Result<Vec<LogEntry>> {
+    sqlx::query_as(
         "SELECT l.id, l.at, l.token_id, l.actor, l.action, c.slug AS campaign, l.subject,
                 l.reason, l.details
          FROM audit_log l LEFT JOIN campaigns c ON c.id = l.campaign_id
@@ -138,5 +137,5 @@ pub async fn list(
     .bind(before)
     .bind(limit)
     .fetch_all(db)
-    .await?)
+    .await
 }

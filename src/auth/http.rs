@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use super::tokens::{self, IssuedToken, NewToken, TokenInfo};
-use super::{Role, Staff, forbidden, verify};
+use super::{AuthError, Role, Staff, verify};
 use crate::audit::Actor;
 use crate::campaigns::Rfc3339;
 use crate::http::AppState;
@@ -143,7 +143,7 @@ pub async fn authenticate(pool: &PgPool, headers: &HeaderMap) -> Result<Staff, A
         .ok_or_else(|| {
             ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
         })?;
-    verify(pool, token.trim()).await
+    Ok(verify(pool, token.trim()).await?)
 }
 
 /// Extractor: the staff member the route table's check let through (see
@@ -203,5 +203,35 @@ impl<R: RequiredRole> FromRequestParts<AppState> for Authorized<R> {
             return Err(forbidden(&staff, &[R::ROLE]));
         }
         Ok(Self(staff, PhantomData))
+    }
+}
+/// The 403 for a token whose role is not among `allowed`.
+pub fn forbidden(staff: &Staff, allowed: &[Role]) -> ApiError {
+    let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+    ApiError::Forbidden(format!(
+        "this route needs the {} role; this token has the {} role",
+        names.join(" or "),
+        staff.role.as_str()
+    ))
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Database(error) => error.into(),
+            refused => ApiError::Unauthorized(refused.to_string()),
+        }
+    }
+}
+
+impl From<super::tokens::TokenError> for ApiError {
+    fn from(error: super::tokens::TokenError) -> Self {
+        use super::tokens::TokenError as E;
+        match error {
+            E::Invalid(invalid) => invalid.into(),
+            E::NotFound(_) => ApiError::NotFound(error.to_string()),
+            E::Revoked { .. } => ApiError::Conflict(error.to_string()),
+            E::Database(error) => error.into(),
+        }
     }
 }

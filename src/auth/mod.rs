@@ -5,7 +5,7 @@
 pub mod http;
 pub mod tokens;
 
-pub use http::{Admin, Authorized, Moderator, Planner, RequiredRole, authenticate};
+pub use http::{Admin, Authorized, Moderator, Planner, RequiredRole, authenticate, forbidden};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,7 +16,22 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::http::error::ApiError;
+/// Why a bearer token is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown, malformed, or its secret does not match.
+    #[error("the bearer token is not valid")]
+    Invalid,
+    /// Revoked.
+    #[error("this token has been revoked")]
+    Revoked,
+    /// Past its expiry.
+    #[error("this token has expired")]
+    Expired,
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
@@ -82,8 +97,7 @@ pub async fn create_token(
             expires_at: expires_at.map(crate::campaigns::Rfc3339),
         },
     )
-    .await
-    .map_err(|e| anyhow::anyhow!("{}", e.to_problem().detail))?;
+    .await?;
     Ok(issued.token)
 }
 
@@ -126,9 +140,8 @@ pub struct Staff {
 const LAST_USED_PRECISION: time::Duration = time::Duration::minutes(1);
 
 /// Checks a bearer token: known, secret matching (constant time), not revoked, not expired.
-pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, ApiError> {
-    let invalid = || ApiError::Unauthorized("the bearer token is not valid".into());
-    let (id, secret) = parse_token(token).ok_or_else(invalid)?;
+pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, AuthError> {
+    let (id, secret) = parse_token(token).ok_or(AuthError::Invalid)?;
     let row: Option<TokenRow> = sqlx::query_as(
         "SELECT name, role, secret_hash, expires_at, revoked_at, last_used_at
          FROM api_tokens WHERE id = $1",
@@ -144,7 +157,7 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, ApiError> {
     let matches: bool = hash_secret(secret).ct_eq(&row.secret_hash).into();
     let role = Role::parse(&row.role)
         .filter(|_| matches)
-        .ok_or_else(invalid)?;
+        .ok_or(AuthError::Invalid)?;
     let TokenRow {
         name,
         expires_at,
@@ -154,10 +167,10 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, ApiError> {
     } = row;
     let now = OffsetDateTime::now_utc();
     if revoked_at.is_some() {
-        return Err(ApiError::Unauthorized("this token has been revoked".into()));
+        return Err(AuthError::Revoked);
     }
     if expires_at.is_some_and(|t| t <= now) {
-        return Err(ApiError::Unauthorized("this token has expired".into()));
+        return Err(AuthError::Expired);
     }
     if last_used_at.is_none_or(|t| now - t > LAST_USED_PRECISION) {
         sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
@@ -170,16 +183,6 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, ApiError> {
         name,
         role,
     })
-}
-
-/// The 403 for a token whose role is not among `allowed`.
-pub fn forbidden(staff: &Staff, allowed: &[Role]) -> ApiError {
-    let names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
-    ApiError::Forbidden(format!(
-        "this route needs the {} role; this token has the {} role",
-        names.join(" or "),
-        staff.role.as_str()
-    ))
 }
 
 #[cfg(test)]

@@ -10,8 +10,33 @@ use utoipa::ToSchema;
 use super::{Role, hash_secret, new_secret, token_text};
 use crate::audit::{self, Actor, Entry};
 use crate::campaigns::Rfc3339;
-use crate::http::error::{ApiError, ApiResult};
-use crate::validation::FieldError;
+use crate::validation::Invalid;
+
+/// What can go wrong managing tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Some fields are invalid.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// No such token.
+    #[error("no token with id {0}")]
+    NotFound(i64),
+    /// The token is revoked, which cannot be undone or changed; what was refused.
+    #[error("token {id} {refused} (revoked at {at})")]
+    Revoked {
+        /// The token.
+        id: i64,
+        /// When it was revoked.
+        at: String,
+        /// What was refused.
+        refused: &'static str,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+type Result<T, E = TokenError> = std::result::Result<T, E>;
 
 /// A token as staff see it: everything but its secret.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -100,16 +125,16 @@ pub struct IssuedToken {
     pub token: String,
 }
 
-fn check_name(name: &str) -> Result<String, ApiError> {
+fn check_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::field("name", "must be 1 to 200 characters"));
+        return Err(Invalid::field("name", "must be 1 to 200 characters").into());
     }
     Ok(name.to_owned())
 }
 
 /// Issues a token and records who did.
-pub async fn issue(pool: &PgPool, actor: Actor<'_>, new: NewToken) -> ApiResult<IssuedToken> {
+pub async fn issue(pool: &PgPool, actor: Actor<'_>, new: NewToken) -> Result<IssuedToken> {
     let name = check_name(&new.name)?;
     let expires_at = new.expires_at.map(|t| t.0);
     let secret = new_secret();
@@ -152,7 +177,7 @@ fn rfc3339(at: Option<OffsetDateTime>) -> Option<String> {
 }
 
 /// Every token, oldest first, without secrets.
-pub async fn list(db: impl PgExecutor<'_>) -> ApiResult<Vec<TokenInfo>> {
+pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<TokenInfo>> {
     let rows: Vec<InfoRow> = sqlx::query_as(
         "SELECT id, name, role, created_at, expires_at, revoked_at, last_used_at
          FROM api_tokens ORDER BY id",
@@ -162,7 +187,7 @@ pub async fn list(db: impl PgExecutor<'_>) -> ApiResult<Vec<TokenInfo>> {
     Ok(rows.into_iter().map(TokenInfo::from).collect())
 }
 
-async fn lock(tx: &mut sqlx::PgConnection, id: i64) -> ApiResult<TokenInfo> {
+async fn lock(tx: &mut sqlx::PgConnection, id: i64) -> Result<TokenInfo> {
     let row: Option<InfoRow> = sqlx::query_as(
         "SELECT id, name, role, created_at, expires_at, revoked_at, last_used_at
          FROM api_tokens WHERE id = $1 FOR UPDATE",
@@ -170,8 +195,7 @@ async fn lock(tx: &mut sqlx::PgConnection, id: i64) -> ApiResult<TokenInfo> {
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
-    row.map(TokenInfo::from)
-        .ok_or_else(|| ApiError::NotFound(format!("no token with id {id}")))
+    row.map(TokenInfo::from).ok_or(TokenError::NotFound(id))
 }
 
 /// Sets (or with `None` clears) when token `id` stops working. A revoked token stays revoked:
@@ -181,14 +205,15 @@ pub async fn set_expiry(
     actor: Actor<'_>,
     id: i64,
     expires_at: Option<OffsetDateTime>,
-) -> ApiResult<TokenInfo> {
+) -> Result<TokenInfo> {
     let mut tx = pool.begin().await?;
     let current = lock(&mut tx, id).await?;
     if let Some(at) = current.revoked_at {
-        return Err(ApiError::Conflict(format!(
-            "token {id} was revoked at {}; a revoked token cannot be given an expiry",
-            rfc3339(Some(at)).unwrap_or_default()
-        )));
+        return Err(TokenError::Revoked {
+            id,
+            at: rfc3339(Some(at)).unwrap_or_default(),
+            refused: "cannot be given an expiry",
+        });
     }
     let row: InfoRow = sqlx::query_as(
         "UPDATE api_tokens SET expires_at = $2 WHERE id = $1
@@ -224,23 +249,21 @@ pub async fn revoke(
     actor: Actor<'_>,
     id: i64,
     reason: Option<String>,
-) -> ApiResult<TokenInfo> {
+) -> Result<TokenInfo> {
     let reason = reason
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty());
     if reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "reason",
-            "must be at most 1000 characters",
-        )]));
+        return Err(Invalid::field("reason", "must be at most 1000 characters").into());
     }
     let mut tx = pool.begin().await?;
     let current = lock(&mut tx, id).await?;
     if let Some(at) = current.revoked_at {
-        return Err(ApiError::Conflict(format!(
-            "token {id} is already revoked (since {})",
-            rfc3339(Some(at)).unwrap_or_default()
-        )));
+        return Err(TokenError::Revoked {
+            id,
+            at: rfc3339(Some(at)).unwrap_or_default(),
+            refused: "is already revoked",
+        });
     }
     let row: InfoRow = sqlx::query_as(
         "UPDATE api_tokens SET revoked_at = now() WHERE id = $1

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use super::Campaign;
-use crate::http::error::ApiResult;
+use super::CampaignError;
 
 /// How long a cached campaign is trusted for reads.
 pub const TTL: Duration = Duration::from_secs(2);
@@ -34,7 +34,11 @@ impl Default for CampaignCache {
 
 impl CampaignCache {
     /// The public (non-draft) campaign named `slug`, or a 404.
-    pub async fn get_public(&self, db: &PgPool, slug: &str) -> ApiResult<Arc<Campaign>> {
+    pub async fn get_public(
+        &self,
+        db: &PgPool,
+        slug: &str,
+    ) -> Result<Arc<Campaign>, CampaignError> {
         if let Some(campaign) = self.inner.get(slug).await {
             return Ok(campaign);
         }

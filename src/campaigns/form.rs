@@ -530,7 +530,7 @@ mod tests {
         fn any_form_is_read_or_refused_clearly(form in prop_oneof![json(), form_like(), valid_form()]) {
             let bytes = serde_json::to_vec(&form).unwrap();
             match crate::http::extract::parse_json::<Form>(&bytes) {
-                Err(error) => clear_error(&error)?,
+                Err(error) => clear_error(error)?,
                 Ok(form) => match form.check() {
                     Err(errors) => clear_fields(&errors)?,
                     Ok(()) => {

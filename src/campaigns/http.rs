@@ -5,11 +5,11 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::CampaignInput;
 use super::wire::{PublicCampaign, StaffCampaign};
+use super::{CampaignError, CampaignInput};
 use crate::auth::{Admin, Authorized};
 use crate::http::AppState;
-use crate::http::error::{ApiResult, Problem};
+use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
 
 /// `/api/v1/campaigns/{slug}` and `/api/v1/admin/campaigns[/{slug}]`.
@@ -25,6 +25,19 @@ pub fn router() -> Router<AppState> {
             get(get_campaign_admin).patch(update_campaign),
         )
         .route("/api/v1/admin/campaigns/{slug}/embed", get(embed_snippet))
+}
+
+impl From<CampaignError> for ApiError {
+    fn from(error: CampaignError) -> Self {
+        match error {
+            CampaignError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            CampaignError::SlugTaken(_) | CampaignError::NotAccepting(_) => {
+                ApiError::Conflict(error.to_string())
+            }
+            CampaignError::Invalid(invalid) => invalid.into(),
+            CampaignError::Database(error) => error.into(),
+        }
+    }
 }
 
 /// What a city's web team pastes into its pages.

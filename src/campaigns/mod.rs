@@ -10,9 +10,30 @@ use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::http::error::{ApiError, ApiResult};
-use crate::validation::FieldError;
+use crate::validation::{FieldError, Invalid};
 pub use form::Form;
+
+/// What can go wrong with a campaign.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    /// No campaign by this name (or, for public reads, a draft).
+    #[error("no campaign named `{0}`")]
+    NotFound(String),
+    /// The name is taken.
+    #[error("a campaign named `{0}` already exists")]
+    SlugTaken(String),
+    /// The campaign does not take contributions now; why.
+    #[error("{0}")]
+    NotAccepting(String),
+    /// Some settings are invalid.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+type Result<T, E = CampaignError> = std::result::Result<T, E>;
 
 /// A text in French and English.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -163,14 +184,16 @@ pub const ATTRIBUTION: &str = "© OpenStreetMap contributors";
 
 impl Campaign {
     /// Whether the campaign takes contributions at `now`; if not, why.
-    pub fn accepts_contributions(&self, now: OffsetDateTime) -> Result<(), ApiError> {
+    pub fn accepts_contributions(&self, now: OffsetDateTime) -> Result<()> {
         match self.status {
             Status::Open => {}
             Status::Draft => {
-                return Err(ApiError::Conflict("this campaign is not open yet".into()));
+                return Err(CampaignError::NotAccepting(
+                    "this campaign is not open yet".into(),
+                ));
             }
             Status::Closed => {
-                return Err(ApiError::Conflict(
+                return Err(CampaignError::NotAccepting(
                     "this campaign is closed to contributions".into(),
                 ));
             }
@@ -178,14 +201,14 @@ impl Campaign {
         if let Some(opens_at) = self.opens_at
             && now < opens_at
         {
-            return Err(ApiError::Conflict(format!(
+            return Err(CampaignError::NotAccepting(format!(
                 "this campaign opens at {opens_at}"
             )));
         }
         if let Some(closes_at) = self.closes_at
             && now >= closes_at
         {
-            return Err(ApiError::Conflict(format!(
+            return Err(CampaignError::NotAccepting(format!(
                 "this campaign closed at {closes_at}"
             )));
         }
@@ -294,7 +317,7 @@ fn as_text<T: Serialize>(value: T) -> String {
 }
 
 /// The campaign with this slug, drafts included.
-pub async fn find(db: impl PgExecutor<'_>, slug: &str) -> ApiResult<Option<Campaign>> {
+pub async fn find(db: impl PgExecutor<'_>, slug: &str) -> Result<Option<Campaign>> {
     if !is_valid_slug(slug) {
         return Ok(None);
     }
@@ -306,17 +329,17 @@ pub async fn find(db: impl PgExecutor<'_>, slug: &str) -> ApiResult<Option<Campa
 }
 
 /// The campaign with this slug, or a 404 naming it.
-pub async fn get(db: impl PgExecutor<'_>, slug: &str) -> ApiResult<Campaign> {
+pub async fn get(db: impl PgExecutor<'_>, slug: &str) -> Result<Campaign> {
     find(db, slug).await?.ok_or_else(|| not_found(slug))
 }
 
 /// The 404 for an unknown campaign.
-pub fn not_found(slug: &str) -> ApiError {
-    ApiError::NotFound(format!("no campaign named `{slug}`"))
+pub fn not_found(slug: &str) -> CampaignError {
+    CampaignError::NotFound(slug.to_owned())
 }
 
 /// The public campaign with this slug: drafts are not public and answer 404.
-pub async fn get_public(db: impl PgExecutor<'_>, slug: &str) -> ApiResult<Campaign> {
+pub async fn get_public(db: impl PgExecutor<'_>, slug: &str) -> Result<Campaign> {
     match find(db, slug).await? {
         Some(campaign) if campaign.status != Status::Draft => Ok(campaign),
         _ => Err(not_found(slug)),
@@ -324,7 +347,7 @@ pub async fn get_public(db: impl PgExecutor<'_>, slug: &str) -> ApiResult<Campai
 }
 
 /// Every campaign, newest first.
-pub async fn list(db: impl PgExecutor<'_>) -> ApiResult<Vec<Campaign>> {
+pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<Campaign>> {
     let rows: Vec<CampaignRow> =
         sqlx::query_as(select_campaign!("ORDER BY created_at DESC, id DESC"))
             .fetch_all(db)
@@ -514,7 +537,7 @@ fn is_valid_slug(slug: &str) -> bool {
 }
 
 /// Creates a campaign from `input` (slug and title required).
-pub async fn create(pool: &PgPool, input: CampaignInput) -> ApiResult<Campaign> {
+pub async fn create(pool: &PgPool, input: CampaignInput) -> Result<Campaign> {
     let slug = input.slug.clone().unwrap_or_default();
     let mut errors = Vec::new();
     if !is_valid_slug(&slug) {
@@ -530,7 +553,7 @@ pub async fn create(pool: &PgPool, input: CampaignInput) -> ApiResult<Campaign> 
         ));
     }
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+        return Err(Invalid(errors).into());
     }
     let mut tx = pool.begin().await?;
     let id: Option<i64> = sqlx::query_scalar(
@@ -540,8 +563,7 @@ pub async fn create(pool: &PgPool, input: CampaignInput) -> ApiResult<Campaign> 
     .bind(&slug)
     .fetch_optional(&mut *tx)
     .await?;
-    let id =
-        id.ok_or_else(|| ApiError::Conflict(format!("a campaign named `{slug}` already exists")))?;
+    let id = id.ok_or_else(|| CampaignError::SlugTaken(slug.clone()))?;
     let campaign = apply(
         &mut tx,
         id,
@@ -556,9 +578,9 @@ pub async fn create(pool: &PgPool, input: CampaignInput) -> ApiResult<Campaign> 
 }
 
 /// Changes the campaign named `slug` as `input` says.
-pub async fn update(pool: &PgPool, slug: &str, input: CampaignInput) -> ApiResult<Campaign> {
+pub async fn update(pool: &PgPool, slug: &str, input: CampaignInput) -> Result<Campaign> {
     if input.slug.as_deref().is_some_and(|s| s != slug) {
-        return Err(ApiError::field("slug", "cannot be changed"));
+        return Err(Invalid::field("slug", "cannot be changed").into());
     }
     let mut tx = pool.begin().await?;
     let id: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE slug = $1 FOR UPDATE")
@@ -707,11 +729,7 @@ impl Settings {
     }
 }
 
-async fn apply(
-    tx: &mut sqlx::PgConnection,
-    id: i64,
-    mut input: CampaignInput,
-) -> ApiResult<Campaign> {
+async fn apply(tx: &mut sqlx::PgConnection, id: i64, mut input: CampaignInput) -> Result<Campaign> {
     let current: Campaign = sqlx::query_as::<_, CampaignRow>(select_campaign!("WHERE id = $1"))
         .bind(id)
         .fetch_one(&mut *tx)
@@ -732,7 +750,7 @@ async fn apply(
         None => None,
     };
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+        return Err(Invalid(errors).into());
     }
     let Settings {
         presentation,
@@ -792,7 +810,7 @@ async fn apply(
         .fetch_optional(&mut *tx)
         .await?;
         if set == Some(Some(false)) {
-            return Err(ApiError::field("area", "is empty once repaired"));
+            return Err(Invalid::field("area", "is empty once repaired").into());
         }
     }
     refresh_effective_area(tx, id).await?;
@@ -802,10 +820,11 @@ async fn apply(
         .await?
         .into();
     if campaign.status == Status::Open && campaign.bounds.is_none() {
-        return Err(ApiError::field(
+        return Err(Invalid::field(
             "status",
             "a campaign needs districts or an area before it can open",
-        ));
+        )
+        .into());
     }
     Ok(campaign)
 }
@@ -818,7 +837,7 @@ async fn check_targets(
     tx: &mut sqlx::PgConnection,
     id: i64,
     targets: &std::collections::BTreeMap<String, i64>,
-) -> ApiResult<()> {
+) -> Result<()> {
     let codes: Vec<String> =
         sqlx::query_scalar("SELECT code FROM districts WHERE campaign_id = $1")
             .bind(id)
@@ -845,13 +864,13 @@ async fn check_targets(
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::Validation(errors))
+        Err(Invalid(errors).into())
     }
 }
 
 /// Recomputes the area submissions are checked against (the given area, else the union of
 /// the districts) and its bounds, and bumps the campaign's version.
-pub async fn refresh_effective_area(db: &mut sqlx::PgConnection, id: i64) -> ApiResult<()> {
+pub async fn refresh_effective_area(db: &mut sqlx::PgConnection, id: i64) -> Result<()> {
     sqlx::query(
         "UPDATE campaigns SET config_version = config_version + 1, updated_at = now(),
             effective_area = COALESCE(area, (SELECT ST_Multi(ST_CollectionExtract(ST_Union(geom), 3))

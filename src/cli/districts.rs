@@ -38,7 +38,8 @@ pub(super) async fn run(command: DistrictsCommand) -> anyhow::Result<()> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             with_migrated_database(&db, |pool| async move {
-                let collection = crate::http::extract::parse_json(&bytes).map_err(super::problem)?;
+                let collection: serde_json::Value = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is not valid JSON", file.display()))?;
                 let names = crate::districts::PropertyNames { name: name_prop, code: code_prop };
                 match crate::districts::import(&pool, &campaign, &collection, &names).await {
                     Ok(report) => {
@@ -48,13 +49,13 @@ pub(super) async fn run(command: DistrictsCommand) -> anyhow::Result<()> {
                         }
                         Ok(())
                     }
-                    Err(error) => {
-                        let problem = error.to_problem();
-                        for field in &problem.errors {
+                    Err(crate::districts::DistrictError::Invalid(invalid)) if invalid.0.len() > 1 => {
+                        for field in &invalid.0 {
                             eprintln!("  {}: {}", field.field, field.detail);
                         }
-                        anyhow::bail!("{}", problem.detail)
+                        anyhow::bail!("{} features are invalid", invalid.0.len())
                     }
+                    Err(error) => Err(error.into()),
                 }
             })
             .await

@@ -67,7 +67,6 @@ async fn export(pool: &PgPool, args: ExportArgs) -> anyhow::Result<()> {
     let csv = args.format.as_deref().or(extension) == Some("csv");
     let format = Format::new(csv, args.excel);
     let campaign = crate::campaigns::get(pool, &args.campaign).await?;
-    let problem = super::problem;
     let mut out: Box<dyn std::io::Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -83,7 +82,7 @@ async fn export(pool: &PgPool, args: ExportArgs) -> anyhow::Result<()> {
             district: args.district,
             excel: None,
         };
-        let filter = query.check().map_err(problem)?;
+        let filter = query.check()?;
         let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
         let exporting = crate::exports::raw::export_and_audit(
             pool.clone(),
@@ -113,10 +112,8 @@ async fn export(pool: &PgPool, args: ExportArgs) -> anyhow::Result<()> {
         to: args.to,
         excel: None,
     };
-    let request = query.check(&campaign, true).map_err(problem)?;
-    let aggregate = crate::exports::compute(pool, &campaign, &request, None)
-        .await
-        .map_err(problem)?;
+    let request = query.check(&campaign, true)?;
+    let aggregate = crate::exports::compute(pool, &campaign, &request, None).await?;
     match format {
         Format::GeoJson => {
             serde_json::to_writer(&mut out, &format::geojson(&aggregate, &campaign.slug))?

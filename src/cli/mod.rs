@@ -131,23 +131,3 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Restore(args) => database::restore(args).await,
     }
 }
-
-/// An API error as a command-line error: its problem's detail.
-///
-/// The command line is the operator's own: the cause of an internal error is said, not hidden
-/// as an HTTP client's would be; a validation error names every field.
-fn problem(error: crate::http::error::ApiError) -> anyhow::Error {
-    use crate::http::error::ApiError;
-    match error {
-        ApiError::Internal(cause) => cause,
-        ApiError::Unavailable(cause) => anyhow::anyhow!("the database is unavailable: {cause}"),
-        ApiError::Validation(errors) if errors.len() > 1 => {
-            let fields: Vec<String> = errors
-                .iter()
-                .map(|f| format!("{}: {}", f.field, f.detail))
-                .collect();
-            anyhow::anyhow!("{} fields are invalid: {}", errors.len(), fields.join("; "))
-        }
-        other => anyhow::anyhow!("{}", other.to_problem().detail),
-    }
-}

@@ -3,7 +3,6 @@
 use clap::Subcommand;
 
 use super::database::{DbArgs, with_migrated_database};
-use super::problem;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum RetentionCommand {
@@ -36,7 +35,7 @@ pub(super) async fn run(command: RetentionCommand) -> anyhow::Result<()> {
                     dry_run,
                 )
                 .await
-                .map_err(problem)?;
+                ?;
                 let verb = if dry_run { "would be" } else { "were" };
                 for o in &outcomes {
                     println!(
@@ -50,7 +49,7 @@ pub(super) async fn run(command: RetentionCommand) -> anyhow::Result<()> {
                 match (&campaign, outcomes.is_empty()) {
                     (Some(slug), true) => println!(
                         "`{slug}`: nothing to do: it {}",
-                        crate::retention::not_due_reason(&pool, slug).await.map_err(problem)?
+                        crate::retention::not_due_reason(&pool, slug).await?
                     ),
                     (None, true) => println!("no campaign is due"),
                     _ => {}

@@ -3,7 +3,6 @@
 use clap::Subcommand;
 
 use super::database::{DbArgs, with_migrated_database};
-use super::problem;
 use crate::auth::Role;
 use anyhow::Context;
 
@@ -78,7 +77,7 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::List { db } => {
             with_migrated_database(&db, |pool| async move {
-                let tokens = crate::auth::tokens::list(&pool).await.map_err(problem)?;
+                let tokens = crate::auth::tokens::list(&pool).await?;
                 print!("{}", token_table(&tokens, time::OffsetDateTime::now_utc()));
                 Ok(())
             })
@@ -116,8 +115,7 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<()> {
                     id,
                     expires_at,
                 )
-                .await
-                .map_err(problem)?;
+                .await?;
                 print!("{}", token_table(&[info], time::OffsetDateTime::now_utc()));
                 Ok(())
             })
@@ -126,8 +124,7 @@ pub(super) async fn run(command: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Revoke { id, reason, db } => {
             with_migrated_database(&db, |pool| async move {
                 let info = crate::auth::tokens::revoke(&pool, crate::audit::Actor::Cli, id, reason)
-                    .await
-                    .map_err(problem)?;
+                    .await?;
                 print!("{}", token_table(&[info], time::OffsetDateTime::now_utc()));
                 Ok(())
             })

@@ -8,11 +8,21 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ImportReport, PropertyNames};
+use super::{DistrictError, ImportReport, PropertyNames};
 use crate::auth::{Admin, Authorized};
 use crate::http::AppState;
-use crate::http::error::{ApiResult, Problem};
+use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams, QueryParams};
+
+impl From<DistrictError> for ApiError {
+    fn from(error: DistrictError) -> Self {
+        match error {
+            DistrictError::Campaign(error) => error.into(),
+            DistrictError::Invalid(invalid) => invalid.into(),
+            DistrictError::Database(error) => error.into(),
+        }
+    }
+}
 
 /// Largest district file accepted by the API.
 const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;

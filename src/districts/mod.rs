@@ -8,8 +8,22 @@ use serde_json::Value;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use crate::http::error::{ApiError, ApiResult};
-use crate::validation::FieldError;
+use crate::campaigns::CampaignError;
+use crate::validation::{FieldError, Invalid};
+
+/// What can go wrong with a campaign's districts.
+#[derive(Debug, thiserror::Error)]
+pub enum DistrictError {
+    /// No such campaign.
+    #[error(transparent)]
+    Campaign(#[from] CampaignError),
+    /// Some features are invalid.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
 
 /// The district a point is counted in, as an SQL scalar subquery: the first of campaign
 /// `$campaign`'s districts, in import order, that contains or touches `$geom` (a point on a
@@ -167,8 +181,8 @@ pub async fn import(
     slug: &str,
     collection: &Value,
     names: &PropertyNames,
-) -> ApiResult<ImportReport> {
-    let districts = parse_collection(collection, names).map_err(ApiError::Validation)?;
+) -> Result<ImportReport, DistrictError> {
+    let districts = parse_collection(collection, names).map_err(Invalid)?;
     let geojsons: Vec<&str> = districts.iter().map(|d| d.geojson.as_str()).collect();
     let codes: Vec<&str> = districts.iter().map(|d| d.code.as_str()).collect();
     let names: Vec<&str> = districts.iter().map(|d| d.name.as_str()).collect();
@@ -205,7 +219,7 @@ pub async fn import(
         }
     }
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+        return Err(Invalid(errors).into());
     }
 
     // Wait for in-flight submissions and hold new ones until this import commits, so that no
@@ -265,14 +279,14 @@ pub struct DistrictShape {
 pub async fn shapes(
     db: impl sqlx::PgExecutor<'_>,
     campaign_id: i64,
-) -> ApiResult<Vec<DistrictShape>> {
-    Ok(sqlx::query_as(
+) -> sqlx::Result<Vec<DistrictShape>> {
+    sqlx::query_as(
         "SELECT id, code, name, ST_AsGeoJSON(geom, 6)::json AS geometry
          FROM districts WHERE campaign_id = $1 ORDER BY position",
     )
     .bind(campaign_id)
     .fetch_all(db)
-    .await?)
+    .await
 }
 
 #[cfg(test)]

@@ -11,11 +11,22 @@ use sha2::{Digest, Sha256};
 
 use super::format::{self, Csv, Format};
 use super::timeseries::TimeseriesQuery;
-use super::{AggregateQuery, raw};
+use super::{AggregateQuery, ExportError, raw};
 use crate::auth::{Authorized, Planner, Role, Staff};
 use crate::http::AppState;
-use crate::http::error::{ApiResult, Problem};
+use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{PathParams, QueryParams};
+
+impl From<ExportError> for ApiError {
+    fn from(error: ExportError) -> Self {
+        match error {
+            ExportError::Invalid(invalid) => invalid.into(),
+            ExportError::NeedsPlanner(why) => ApiError::Forbidden(why),
+            ExportError::Database(error) => error.into(),
+            ExportError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
 
 /// `/api/v1/campaigns/{slug}/aggregates.{geojson,csv}`, `…/timeseries.csv` and
 /// `/api/v1/admin/campaigns/{slug}/submissions.{geojson,csv}`.
@@ -103,7 +114,7 @@ async fn publication_in_force(
     campaign: &crate::campaigns::Campaign,
 ) -> ApiResult<time::OffsetDateTime> {
     let (_, data_version) = crate::aggregates::versions(&state.db, campaign.id).await?;
-    state
+    Ok(state
         .publications
         .in_force(
             &state.db,
@@ -111,7 +122,7 @@ async fn publication_in_force(
             data_version,
             time::OffsetDateTime::now_utc(),
         )
-        .await
+        .await?)
 }
 
 /// The response body for a request: from the published cache when it is a snapshot, else

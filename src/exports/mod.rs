@@ -22,8 +22,26 @@ use crate::aggregates::protect::{FREE, Network};
 use crate::aggregates::{PublishedCount, Tally};
 use crate::campaigns::Campaign;
 use crate::campaigns::form::FieldKind;
-use crate::http::error::{ApiError, ApiResult};
-use crate::validation::FieldError;
+use crate::validation::{FieldError, Invalid};
+
+/// What can go wrong with an export.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Some parameters are invalid.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// What was asked needs a planner's token; why.
+    #[error("{0}")]
+    NeedsPlanner(String),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// A bug or an impossible state.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+type Result<T, E = ExportError> = std::result::Result<T, E>;
 
 /// What the figures are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,7 +135,7 @@ impl AggregateQuery {
     /// Checks the query against `campaign`. `staff` is true for a planner (or admin) token
     /// or the command line: only staff may set a time window or break H3 cells down, and
     /// only staff may use fields the campaign did not mark public.
-    pub fn check(&self, campaign: &Campaign, staff: bool) -> Result<Request, ApiError> {
+    pub fn check(&self, campaign: &Campaign, staff: bool) -> Result<Request> {
         let mut errors = Vec::new();
         let by = By::parse(self.by.as_deref().unwrap_or("district"))
             .map_err(|e| errors.push(e))
@@ -215,16 +233,16 @@ impl AggregateQuery {
             errors.push(FieldError::new("excel", "must be 1 or 0"));
         }
         if !errors.is_empty() {
-            return Err(ApiError::Validation(errors));
+            return Err(Invalid(errors).into());
         }
         let by = by.expect("no errors, so `by` parsed");
         if !staff && (from.is_some() || to.is_some()) {
-            return Err(ApiError::Forbidden(
+            return Err(ExportError::NeedsPlanner(
                 "a time window (`from`, `to`) needs a planner token: two overlapping windows would let anyone subtract one from the other and recover a small, withheld count. The public time series is at timeseries.csv".into(),
             ));
         }
         if !staff && breakdown.is_some() && matches!(by, By::H3(_)) {
-            return Err(ApiError::Forbidden(
+            return Err(ExportError::NeedsPlanner(
                 "a breakdown by H3 cell needs a planner token; the public breakdown is by district (`by=district`)".into(),
             ));
         }
@@ -365,7 +383,7 @@ fn breakdown_values(campaign: &Campaign, key: &str) -> Vec<String> {
 }
 
 /// Reads the campaign's districts with their outlines and a point inside each.
-pub async fn districts(db: &PgPool, campaign_id: i64) -> ApiResult<Vec<District>> {
+pub async fn districts(db: &PgPool, campaign_id: i64) -> Result<Vec<District>> {
     Ok(sqlx::query_as(
         "SELECT id, code, name, ST_AsGeoJSON(geom, 6)::json AS geometry,
                 ST_X(p) AS lon, ST_Y(p) AS lat
@@ -404,7 +422,7 @@ async fn atoms(
     district_index: &HashMap<i64, usize>,
     outside: usize,
     values: &[String],
-) -> ApiResult<Vec<Atom>> {
+) -> Result<Vec<Atom>> {
     let place = |id: Option<i64>| {
         id.and_then(|id| district_index.get(&id).copied())
             .unwrap_or(outside)
@@ -538,7 +556,7 @@ pub async fn compute(
     campaign: &Campaign,
     request: &Request,
     snapshot: Option<OffsetDateTime>,
-) -> ApiResult<Aggregate> {
+) -> Result<Aggregate> {
     let k = i64::from(campaign.privacy.min_count);
     let districts = districts(db, campaign.id).await?;
     let outside = districts.len();
@@ -686,7 +704,7 @@ pub async fn compute(
                     (parts, sum_parts)
                 })
                 .await
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("protecting H3 cells: {e}")))?
+                .map_err(|e| anyhow::anyhow!("protecting H3 cells: {e}"))?
             };
             // Parts at the requested resolution, grouped by cell.
             let mut cells: BTreeMap<CellIndex, Vec<Part>> = BTreeMap::new();
@@ -814,7 +832,7 @@ pub async fn published_hexagons(
     db: &PgPool,
     campaign: &Campaign,
     snapshot: Option<OffsetDateTime>,
-) -> ApiResult<Vec<(CellIndex, i64)>> {
+) -> Result<Vec<(CellIndex, i64)>> {
     let k = i64::from(campaign.privacy.min_count);
     let ids: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM districts WHERE campaign_id = $1 ORDER BY position")
@@ -859,7 +877,7 @@ pub async fn published_hexagons(
         )
     })
     .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("protecting H3 cells: {e}")))?;
+    .map_err(|e| anyhow::anyhow!("protecting H3 cells: {e}"))?;
     let mut cells: BTreeMap<CellIndex, Option<i64>> = BTreeMap::new();
     for ((cell, _), (count, withheld)) in parts {
         let entry = cells.entry(cell).or_insert(Some(0));
@@ -1169,7 +1187,7 @@ mod tests {
                 excel: fields[5].clone(),
             };
             if let Err(error) = query.check(&campaign(), staff) {
-                clear_error(&error)?;
+                clear_error(error)?;
             }
         }
     }

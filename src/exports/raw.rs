@@ -15,11 +15,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 
+use super::ExportError;
 use super::format::{Csv, Format};
 use crate::audit::{self, Actor};
 use crate::campaigns::Campaign;
-use crate::http::error::{ApiError, ApiResult};
-use crate::validation::FieldError;
+use crate::validation::{FieldError, Invalid};
+
+type Result<T, E = ExportError> = std::result::Result<T, E>;
 
 /// Filters of a raw export.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -52,7 +54,7 @@ impl RawQuery {
     }
 
     /// Checks the filters.
-    pub fn check(&self) -> Result<Filter, ApiError> {
+    pub fn check(&self) -> Result<Filter> {
         let mut errors = Vec::new();
         let from = self.from.as_deref().and_then(|t| {
             super::parse_instant("from", t)
@@ -81,7 +83,7 @@ impl RawQuery {
                 district: self.district.clone(),
             })
         } else {
-            Err(ApiError::Validation(errors))
+            Err(Invalid(errors).into())
         }
     }
 }
@@ -296,7 +298,7 @@ pub async fn begin_audit(
     campaign: &Campaign,
     filter: &Filter,
     format: Format,
-) -> ApiResult<i64> {
+) -> sqlx::Result<i64> {
     audit::record_returning_id(
         db,
         audit::Entry {
@@ -358,7 +360,7 @@ pub async fn export_audited(
 }
 
 /// Checks that `filter`'s district, if any, is one of `campaign`'s.
-pub async fn check_district(db: &PgPool, campaign: &Campaign, filter: &Filter) -> ApiResult<()> {
+pub async fn check_district(db: &PgPool, campaign: &Campaign, filter: &Filter) -> Result<()> {
     let Some(code) = &filter.district else {
         return Ok(());
     };
@@ -372,9 +374,10 @@ pub async fn check_district(db: &PgPool, campaign: &Campaign, filter: &Filter) -
     if known {
         Ok(())
     } else {
-        Err(ApiError::field(
+        Err(Invalid::field(
             "district",
             format!("no district with code `{code}` in this campaign"),
-        ))
+        )
+        .into())
     }
 }

@@ -11,12 +11,14 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use time::Date;
 
+use super::ExportError;
 use super::format::Csv;
 use crate::aggregates::protect::{FREE, Network};
 use crate::aggregates::{PublishedCount, Tally};
 use crate::campaigns::Campaign;
-use crate::http::error::{ApiError, ApiResult};
-use crate::validation::FieldError;
+use crate::validation::{FieldError, Invalid};
+
+type Result<T, E = ExportError> = std::result::Result<T, E>;
 
 /// The query string of `timeseries.csv`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -46,7 +48,7 @@ pub struct Request {
 
 impl TimeseriesQuery {
     /// Checks the parameters.
-    pub fn check(&self) -> Result<Request, ApiError> {
+    pub fn check(&self) -> Result<Request> {
         let mut errors = Vec::new();
         let week = match self.interval.as_deref().unwrap_or("day") {
             "day" => false,
@@ -92,7 +94,7 @@ impl TimeseriesQuery {
         if errors.is_empty() {
             Ok(Request { week, by_district })
         } else {
-            Err(ApiError::Validation(errors))
+            Err(Invalid(errors).into())
         }
     }
 
@@ -133,7 +135,7 @@ pub async fn compute(
     campaign: &Campaign,
     request: &Request,
     snapshot: time::OffsetDateTime,
-) -> ApiResult<Series> {
+) -> Result<Series> {
     let k = i64::from(campaign.privacy.min_count);
     let rows: Vec<(Date, Option<i64>, i64, i64)> = sqlx::query_as(concat!(
         "SELECT (created_at AT TIME ZONE 'UTC')::date, district_id, count(*),

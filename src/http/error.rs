@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::validation::FieldError;
+use crate::validation::{FieldError, Invalid};
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -225,6 +225,12 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(Invalid(errors): Invalid) -> Self {
+        Self::Validation(errors)
     }
 }
 

@@ -168,13 +168,13 @@ mod tests {
             match parse_json::<Value>(&bytes) {
                 Ok(value) => proptest::prop_assert_eq!(serde_json::from_slice::<Value>(&bytes).ok(), Some(value)),
                 Err(error) => {
-                    crate::testing::clear_error(&error)?;
+                    crate::testing::clear_error(error.shared())?;
                     proptest::prop_assert!(matches!(error, ApiError::BadRequest(_)), "{error:?}");
                 }
             }
             // A typed body: the same bytes read as a token to issue.
             if let Err(error) = parse_json::<crate::auth::tokens::NewToken>(&bytes) {
-                crate::testing::clear_error(&error)?;
+                crate::testing::clear_error(error)?;
             }
         }
 
@@ -204,24 +204,24 @@ mod tests {
             let uri: Uri = format!("/a?{query}").parse().unwrap();
             let campaign = crate::testing::campaign();
             match parse_query::<crate::exports::AggregateQuery>(&uri) {
-                Err(error) => crate::testing::clear_error(&error)?,
+                Err(error) => crate::testing::clear_error(error)?,
                 Ok(aggregate) => match aggregate.check(&campaign, staff) {
-                    Err(error) => crate::testing::clear_error(&error)?,
+                    Err(error) => crate::testing::clear_error(error)?,
                     Ok(request) => {
                         proptest::prop_assert!(staff || (request.from.is_none() && request.to.is_none()));
                     }
                 },
             }
             match parse_query::<crate::exports::timeseries::TimeseriesQuery>(&uri) {
-                Err(error) => crate::testing::clear_error(&error)?,
+                Err(error) => crate::testing::clear_error(error)?,
                 Ok(series) => if let Err(error) = series.check() {
-                    crate::testing::clear_error(&error)?;
+                    crate::testing::clear_error(error)?;
                 },
             }
             match parse_query::<crate::exports::raw::RawQuery>(&uri) {
-                Err(error) => crate::testing::clear_error(&error)?,
+                Err(error) => crate::testing::clear_error(error)?,
                 Ok(raw) => if let Err(error) = raw.check() {
-                    crate::testing::clear_error(&error)?;
+                    crate::testing::clear_error(error)?;
                 },
             }
         }

@@ -181,7 +181,7 @@ pub fn app(state: AppState) -> Router {
         // Outermost: the campaign, resolved once from the decoded path for every guard above.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::safety::resolve_campaign,
+            crate::safety::http::resolve_campaign,
         ));
     metrics::handle();
     Router::new()

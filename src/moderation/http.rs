@@ -9,12 +9,23 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{Action, Decision, Filed, MAX_PAGE, Queue, QueuePage};
+use super::{Action, Decision, Filed, MAX_PAGE, ModerationError, Queue, QueuePage};
 use crate::audit::Actor;
 use crate::auth::Staff;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams, QueryParams};
+
+impl From<ModerationError> for ApiError {
+    fn from(error: ModerationError) -> Self {
+        match error {
+            ModerationError::Invalid(invalid) => invalid.into(),
+            ModerationError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            ModerationError::NotApplicable(why) => ApiError::Conflict(why),
+            ModerationError::Database(error) => error.into(),
+        }
+    }
+}
 
 /// `/api/v1/moderation/campaigns/{slug}/...`.
 pub fn router() -> Router<AppState> {

@@ -18,8 +18,27 @@ use uuid::Uuid;
 
 use crate::audit::{self, Actor, Entry};
 use crate::campaigns::Campaign;
-use crate::http::error::{ApiError, ApiResult};
 use crate::submissions::{DistrictRef, Status};
+use crate::validation::Invalid;
+
+/// What can go wrong with a moderation action.
+#[derive(Debug, thiserror::Error)]
+pub enum ModerationError {
+    /// The reason is missing or too long.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// No such submission in this campaign.
+    #[error("no submission {0} in this campaign")]
+    NotFound(Uuid),
+    /// The action does not apply to the submission as it is; why.
+    #[error("{0}")]
+    NotApplicable(String),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+type Result<T, E = ModerationError> = std::result::Result<T, E>;
 
 /// What a moderator decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -83,15 +102,16 @@ impl Action {
 }
 
 /// A checked reason: trimmed, 1 to 1000 characters.
-pub fn check_reason(reason: Option<&str>, required: bool) -> ApiResult<Option<String>> {
+pub fn check_reason(reason: Option<&str>, required: bool) -> Result<Option<String>> {
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
     match reason {
-        None if required => Err(ApiError::field(
+        None if required => Err(Invalid::field(
             "reason",
             "is required for this action: say why, for the audit log",
-        )),
+        )
+        .into()),
         Some(r) if r.chars().count() > 1000 => {
-            Err(ApiError::field("reason", "must be at most 1000 characters"))
+            Err(Invalid::field("reason", "must be at most 1000 characters").into())
         }
         other => Ok(other.map(str::to_owned)),
     }
@@ -192,7 +212,7 @@ pub async fn queue(
     queue: Queue,
     after: Option<Uuid>,
     limit: i64,
-) -> ApiResult<QueuePage> {
+) -> Result<QueuePage> {
     let rows: Vec<QueueRow> = sqlx::query_as(concat!(
         "SELECT s.id, s.status, ST_AsGeoJSON(s.geom)::jsonb AS location, s.answers,
                 d.code, d.name, s.created_at,
@@ -275,8 +295,8 @@ pub struct Decision {
     pub reports_resolved: u64,
 }
 
-fn no_submission(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("no submission {id} in this campaign"))
+fn no_submission(id: Uuid) -> ModerationError {
+    ModerationError::NotFound(id)
 }
 
 /// Applies `action` to submission `id` of `campaign`: checks the transition under a row lock,
@@ -289,7 +309,7 @@ pub async fn decide(
     id: Uuid,
     action: Action,
     reason: Option<&str>,
-) -> ApiResult<Decision> {
+) -> Result<Decision> {
     let reason = check_reason(reason, action.needs_reason())?;
     let mut tx = pool.begin().await?;
     let from: Status = sqlx::query_scalar(
@@ -300,7 +320,7 @@ pub async fn decide(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| no_submission(id))?;
-    let to = action.apply(from).map_err(ApiError::Conflict)?;
+    let to = action.apply(from).map_err(ModerationError::NotApplicable)?;
     let open: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM submission_reports WHERE submission_id = $1 AND resolved_at IS NULL",
     )
@@ -308,7 +328,7 @@ pub async fn decide(
     .fetch_one(&mut *tx)
     .await?;
     if action == Action::Dismiss && open == 0 {
-        return Err(ApiError::Conflict(format!(
+        return Err(ModerationError::NotApplicable(format!(
             "submission {id} has no open report to dismiss (it is {})",
             from.as_str()
         )));
@@ -384,7 +404,7 @@ pub async fn report(
     campaign: &Campaign,
     id: Uuid,
     reason: Option<&str>,
-) -> ApiResult<Filed> {
+) -> Result<Filed> {
     let reason = check_reason(reason, true)?;
     let mut tx = pool.begin().await?;
     // Locked like a decision, so a report never lands half-way through one.

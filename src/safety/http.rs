@@ -1,7 +1,7 @@
 //! The HTTP side of trust and safety: the challenge route of campaigns that ask for a proof of
 //! work, the CORS and origin check of writes, and the rate-limit middleware.
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -11,12 +11,33 @@ use axum::{Json, Router};
 use time::OffsetDateTime;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::ResolvedCampaign;
-use super::pow::{self, Challenge};
+use super::limits::Limited;
+use super::pow::{self, Challenge, ProofError};
+use super::{FILL_MS_HEADER, HONEYPOT_HEADER, ResolvedCampaign};
 use crate::http::AppState;
 use crate::http::client_ip::ClientKey;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::PathParams;
+
+impl From<ProofError> for ApiError {
+    fn from(error: ProofError) -> Self {
+        Self::ProofOfWork(error.to_string())
+    }
+}
+
+impl From<Limited> for ApiError {
+    fn from(
+        Limited {
+            detail,
+            retry_after,
+        }: Limited,
+    ) -> Self {
+        Self::RateLimited {
+            detail,
+            retry_after,
+        }
+    }
+}
 
 /// `POST /api/v1/campaigns/{slug}/challenges`.
 pub fn router() -> Router<AppState> {
@@ -77,7 +98,7 @@ fn is_write(method: &Method) -> bool {
     )
 }
 
-/// Whether the campaign resolved for this request (see [`super::resolve_campaign`]) lets
+/// Whether the campaign resolved for this request (see [`resolve_campaign`]) lets
 /// `origin` write; a request with no resolved campaign is refused.
 fn campaign_allows(extensions: &axum::http::Extensions, origin: &str) -> bool {
     extensions
@@ -170,16 +191,133 @@ pub async fn limit_writes(State(state): State<AppState>, request: Request, next:
             return ApiError::NotFound("this path names no campaign".into()).into_response();
         };
         if let Err(refused) = state.limits.check(client, campaign.id) {
-            return refused.into_response();
+            return ApiError::from(refused).into_response();
         }
         return next.run(Request::from_parts(parts, body)).await;
     }
     next.run(request).await
 }
 
+/// Outermost middleware of the citizens' write routes: resolves the route's `{slug}` to its
+/// public campaign and stores it in the request for CORS, the rate limits and the origin
+/// guard. What cannot be resolved is refused here (404 for no such campaign, 503 when the
+/// database is away), before any guard could be walked around.
+pub async fn resolve_campaign(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let slug = match RawPathParams::from_request_parts(&mut parts, &state).await {
+        Ok(params) => params
+            .iter()
+            .find(|(name, _)| *name == "slug")
+            .map(|(_, value)| value.to_owned()),
+        Err(_) => None,
+    };
+    let Some(slug) = slug else {
+        return ApiError::NotFound("this path names no campaign".into()).into_response();
+    };
+    match state.campaigns.get_public(&state.db, &slug).await {
+        Ok(campaign) => {
+            parts.extensions.insert(ResolvedCampaign(campaign));
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// Refuses a form that a program filled: a non-empty honeypot, or filled faster than the
+/// campaign's `min_fill_seconds`. Clients that send neither header (API clients, imports) are
+/// not checked.
+pub fn check_form_signals(min_fill_seconds: i16, headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(value) = headers.get(HONEYPOT_HEADER)
+        && !value.is_empty()
+    {
+        return Err(ApiError::field(
+            "website",
+            "must be left empty: this field is a trap for automated programs",
+        ));
+    }
+    let Some(value) = headers.get(FILL_MS_HEADER) else {
+        return Ok(());
+    };
+    let fill_ms: u64 = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "the Civicmap-Fill-Ms header must be a whole number of milliseconds".into(),
+            )
+        })?;
+    let min_ms = u64::try_from(min_fill_seconds).unwrap_or(0) * 1000;
+    if fill_ms < min_ms {
+        return Err(ApiError::field(
+            "form",
+            format!(
+                "was filled in {:.1} s, faster than a person can: this campaign expects at least {} s; please check your answers and send again",
+                fill_ms as f64 / 1000.0,
+                min_fill_seconds
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.parse().unwrap(), v.parse().unwrap()))
+            .collect()
+    }
+
+    fn refused_field(result: Result<(), ApiError>) -> Option<String> {
+        match result {
+            Ok(()) => None,
+            Err(e) => e.to_problem().field,
+        }
+    }
+
+    #[test]
+    fn programs_are_told_apart_by_the_honeypot_and_the_fill_time() {
+        assert_eq!(refused_field(check_form_signals(3, &headers(&[]))), None);
+        assert_eq!(
+            refused_field(check_form_signals(
+                3,
+                &headers(&[(HONEYPOT_HEADER, ""), (FILL_MS_HEADER, "3000")])
+            )),
+            None
+        );
+        assert_eq!(
+            refused_field(check_form_signals(
+                3,
+                &headers(&[(HONEYPOT_HEADER, "http://spam")])
+            )),
+            Some("website".into())
+        );
+        let too_fast = check_form_signals(3, &headers(&[(FILL_MS_HEADER, "1200")])).unwrap_err();
+        let problem = too_fast.to_problem();
+        assert_eq!(problem.field.as_deref(), Some("form"));
+        assert!(problem.detail.contains("1.2 s"), "{}", problem.detail);
+        assert!(
+            problem.detail.contains("at least 3 s"),
+            "{}",
+            problem.detail
+        );
+        assert_eq!(
+            refused_field(check_form_signals(0, &headers(&[(FILL_MS_HEADER, "0")]))),
+            None
+        );
+        assert!(matches!(
+            check_form_signals(3, &headers(&[(FILL_MS_HEADER, "soon")])),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
 
     #[test]
     fn own_origin_is_the_host_whatever_the_scheme() {

@@ -13,7 +13,6 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::http::client_ip::ClientKey;
-use crate::http::error::ApiError;
 
 /// Allowances of `civicmap serve` (`0` turns a limit off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,11 +91,11 @@ impl RateLimits {
     }
 
     /// Takes one write from `client`'s allowance, then from campaign `campaign_id`'s.
-    pub fn check(&self, client: ClientKey, campaign_id: i64) -> Result<(), ApiError> {
+    pub fn check(&self, client: ClientKey, campaign_id: i64) -> Result<(), Limited> {
         if let Some(limit) = &self.inner.per_ip {
             limit.check(&client).map_err(|retry_after| {
                 metrics::counter!("civicmap_rate_limited_total", "scope" => "client").increment(1);
-                ApiError::RateLimited {
+                Limited {
                 detail: format!(
                     "too many submissions from this connection: at most {} per minute, {} at once; retry in {retry_after} s",
                     limit.per_minute, limit.burst
@@ -109,7 +108,7 @@ impl RateLimits {
                 .check(&campaign_id)
                 .map_err(|retry_after| {
                     metrics::counter!("civicmap_rate_limited_total", "scope" => "campaign").increment(1);
-                    ApiError::RateLimited {
+                    Limited {
                     detail: format!(
                         "too many submissions to this campaign right now: at most {} per minute from everyone together; retry in {retry_after} s",
                         limit.per_minute
@@ -119,6 +118,16 @@ impl RateLimits {
         }
         Ok(())
     }
+}
+
+/// A write refused by a rate limit: which limit, and when a retry can succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct Limited {
+    /// Which limit, and how long to wait.
+    pub detail: String,
+    /// Seconds before a retry can succeed.
+    pub retry_after: u64,
 }
 
 /// Drops the state of clients and campaigns whose buckets are full again, so that memory
@@ -159,7 +168,7 @@ mod tests {
             limits.check(a, 1).unwrap();
         }
         match limits.check(a, 1) {
-            Err(ApiError::RateLimited {
+            Err(Limited {
                 detail,
                 retry_after,
             }) => {
@@ -181,10 +190,7 @@ mod tests {
         let client = |i: u8| ClientKey::from(std::net::IpAddr::from([192, 0, 2, i]));
         limits.check(client(1), 1).unwrap();
         limits.check(client(2), 1).unwrap();
-        assert!(matches!(
-            limits.check(client(3), 1),
-            Err(ApiError::RateLimited { .. })
-        ));
+        assert!(matches!(limits.check(client(3), 1), Err(Limited { .. })));
         limits.check(client(3), 2).unwrap();
     }
 }

@@ -16,52 +16,17 @@ pub mod secret;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, RawPathParams, Request, State};
-use axum::http::HeaderMap;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::campaigns::Campaign;
-use crate::http::AppState;
-use crate::http::error::ApiError;
 use crate::validation::FieldError;
 
-/// The campaign a write route is about, resolved once by [`resolve_campaign`] from the
+/// The campaign a write route is about, resolved once by [`http::resolve_campaign`] from the
 /// router's own (percent-decoded) `{slug}`, so that every guard after it sees the same
 /// campaign whichever way the path spells it.
 #[derive(Debug, Clone)]
 pub struct ResolvedCampaign(pub Arc<Campaign>);
-
-/// Outermost middleware of the citizens' write routes: resolves the route's `{slug}` to its
-/// public campaign and stores it in the request for CORS, the rate limits and the origin
-/// guard. What cannot be resolved is refused here (404 for no such campaign, 503 when the
-/// database is away), before any guard could be walked around.
-pub async fn resolve_campaign(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let slug = match RawPathParams::from_request_parts(&mut parts, &state).await {
-        Ok(params) => params
-            .iter()
-            .find(|(name, _)| *name == "slug")
-            .map(|(_, value)| value.to_owned()),
-        Err(_) => None,
-    };
-    let Some(slug) = slug else {
-        return ApiError::NotFound("this path names no campaign".into()).into_response();
-    };
-    match state.campaigns.get_public(&state.db, &slug).await {
-        Ok(campaign) => {
-            parts.extensions.insert(ResolvedCampaign(campaign));
-            next.run(Request::from_parts(parts, body)).await
-        }
-        Err(error) => error.into_response(),
-    }
-}
 
 /// Header with the value of the widget's hidden `website` field (empty for people).
 pub const HONEYPOT_HEADER: &str = "civicmap-honeypot";
@@ -70,44 +35,6 @@ pub const FILL_MS_HEADER: &str = "civicmap-fill-ms";
 
 /// Most seconds a campaign may require for filling its form.
 pub const MAX_MIN_FILL_SECONDS: i16 = 60;
-
-/// Refuses a form that a program filled: a non-empty honeypot, or filled faster than the
-/// campaign's `min_fill_seconds`. Clients that send neither header (API clients, imports) are
-/// not checked.
-pub fn check_form_signals(min_fill_seconds: i16, headers: &HeaderMap) -> Result<(), ApiError> {
-    if let Some(value) = headers.get(HONEYPOT_HEADER)
-        && !value.is_empty()
-    {
-        return Err(ApiError::field(
-            "website",
-            "must be left empty: this field is a trap for automated programs",
-        ));
-    }
-    let Some(value) = headers.get(FILL_MS_HEADER) else {
-        return Ok(());
-    };
-    let fill_ms: u64 = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| {
-            ApiError::BadRequest(
-                "the Civicmap-Fill-Ms header must be a whole number of milliseconds".into(),
-            )
-        })?;
-    let min_ms = u64::try_from(min_fill_seconds).unwrap_or(0) * 1000;
-    if fill_ms < min_ms {
-        return Err(ApiError::field(
-            "form",
-            format!(
-                "was filled in {:.1} s, faster than a person can: this campaign expects at least {} s; please check your answers and send again",
-                fill_ms as f64 / 1000.0,
-                min_fill_seconds
-            ),
-        ));
-    }
-    Ok(())
-}
 
 /// A campaign's rule against repeated submissions from one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -164,56 +91,6 @@ impl Duplicates {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.parse().unwrap(), v.parse().unwrap()))
-            .collect()
-    }
-
-    fn refused_field(result: Result<(), ApiError>) -> Option<String> {
-        match result {
-            Ok(()) => None,
-            Err(e) => e.to_problem().field,
-        }
-    }
-
-    #[test]
-    fn programs_are_told_apart_by_the_honeypot_and_the_fill_time() {
-        assert_eq!(refused_field(check_form_signals(3, &headers(&[]))), None);
-        assert_eq!(
-            refused_field(check_form_signals(
-                3,
-                &headers(&[(HONEYPOT_HEADER, ""), (FILL_MS_HEADER, "3000")])
-            )),
-            None
-        );
-        assert_eq!(
-            refused_field(check_form_signals(
-                3,
-                &headers(&[(HONEYPOT_HEADER, "http://spam")])
-            )),
-            Some("website".into())
-        );
-        let too_fast = check_form_signals(3, &headers(&[(FILL_MS_HEADER, "1200")])).unwrap_err();
-        let problem = too_fast.to_problem();
-        assert_eq!(problem.field.as_deref(), Some("form"));
-        assert!(problem.detail.contains("1.2 s"), "{}", problem.detail);
-        assert!(
-            problem.detail.contains("at least 3 s"),
-            "{}",
-            problem.detail
-        );
-        assert_eq!(
-            refused_field(check_form_signals(0, &headers(&[(FILL_MS_HEADER, "0")]))),
-            None
-        );
-        assert!(matches!(
-            check_form_signals(3, &headers(&[(FILL_MS_HEADER, "soon")])),
-            Err(ApiError::BadRequest(_))
-        ));
-    }
 
     #[test]
     fn duplicate_rules_are_bounded() {

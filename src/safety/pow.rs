@@ -16,7 +16,6 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::secret::ServerSecret;
-use crate::http::error::{ApiError, ApiResult};
 use crate::validation::FieldError;
 
 /// A campaign's proof-of-work setting.
@@ -110,12 +109,6 @@ pub enum ProofError {
     Spent,
 }
 
-impl From<ProofError> for ApiError {
-    fn from(error: ProofError) -> Self {
-        ApiError::ProofOfWork(error.to_string())
-    }
-}
-
 /// A checked proof, not yet spent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -179,8 +172,11 @@ pub fn verify(
     })
 }
 
-/// Marks a verified challenge as used; refuses one used already.
-pub async fn spend(db: impl PgExecutor<'_>, proof: &Verified) -> ApiResult<()> {
+/// Marks a verified challenge as used; `Ok(Err(ProofError::Spent))` for one used already.
+pub async fn spend(
+    db: impl PgExecutor<'_>,
+    proof: &Verified,
+) -> sqlx::Result<Result<(), ProofError>> {
     let inserted = sqlx::query(
         "INSERT INTO spent_challenges (challenge, expires_at) VALUES ($1, $2)
          ON CONFLICT (challenge) DO NOTHING",
@@ -190,14 +186,15 @@ pub async fn spend(db: impl PgExecutor<'_>, proof: &Verified) -> ApiResult<()> {
     .execute(db)
     .await?
     .rows_affected();
-    if inserted == 0 {
-        return Err(ProofError::Spent.into());
-    }
-    Ok(())
+    Ok(if inserted == 0 {
+        Err(ProofError::Spent)
+    } else {
+        Ok(())
+    })
 }
 
 /// Forgets spent challenges that have expired (they cannot be used again anyway).
-pub async fn purge_spent(db: impl PgExecutor<'_>) -> ApiResult<u64> {
+pub async fn purge_spent(db: impl PgExecutor<'_>) -> sqlx::Result<u64> {
     Ok(
         sqlx::query("DELETE FROM spent_challenges WHERE expires_at < now()")
             .execute(db)

@@ -7,8 +7,6 @@ use sha2::Sha256;
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
-use crate::http::error::ApiResult;
-
 /// A 32-byte secret, loaded once per process.
 #[derive(Clone)]
 pub struct ServerSecret {
@@ -75,7 +73,7 @@ pub struct SecretStore {
 impl SecretStore {
     /// The secret, from the database the first time (generated there by the first instance
     /// that needs it; the others read the same row).
-    pub async fn get(&self, db: &PgPool) -> ApiResult<&ServerSecret> {
+    pub async fn get(&self, db: &PgPool) -> sqlx::Result<&ServerSecret> {
         self.cell
             .get_or_try_init(|| async {
                 let fresh: [u8; 32] = rand::random();

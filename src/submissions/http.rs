@@ -10,12 +10,29 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Corrected, IdempotencyKey, Pending, Receipt, Stored};
+use super::{Corrected, IdempotencyKey, Pending, Receipt, Stored, SubmissionError};
 use crate::http::AppState;
 use crate::http::client_ip::{ClientAddr, ClientKey};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
 use crate::safety::pow::{self, ProofError};
+
+impl From<SubmissionError> for ApiError {
+    fn from(error: SubmissionError) -> Self {
+        use SubmissionError as E;
+        match error {
+            E::Campaign(error) => error.into(),
+            E::Invalid(invalid) => invalid.into(),
+            E::NotFound(_) => ApiError::NotFound(error.to_string()),
+            E::WrongToken => ApiError::Forbidden(error.to_string()),
+            E::KeyReused | E::TooManyCorrections => ApiError::Conflict(error.to_string()),
+            E::Erased => ApiError::Gone(error.to_string()),
+            E::Unavailable(cause) => ApiError::Unavailable(cause),
+            E::Database(error) => error.into(),
+            E::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
 
 /// Largest submission body: a point and a few answers fit in far less.
 pub const MAX_SUBMISSION_BYTES: usize = 16 * 1024;
@@ -120,7 +137,7 @@ pub async fn create_submission(
         let campaign = state.campaigns.get_public(&state.db, &slug).await?;
         let now = OffsetDateTime::now_utc();
         campaign.accepts_contributions(now)?;
-        crate::safety::check_form_signals(campaign.min_fill_seconds, &headers)?;
+        crate::safety::http::check_form_signals(campaign.min_fill_seconds, &headers)?;
         let submission = super::parse_feature(&campaign, &body).map_err(ApiError::Validation)?;
         if let Some(proof) = campaign.proof_of_work
             && !proven
@@ -196,7 +213,7 @@ async fn check_proof(
         .ok_or_else(|| ProofError::Missing(campaign.slug.clone()))?;
     let secret = state.secret.get(&state.db).await?;
     let verified = pow::verify(secret, header, campaign.id, difficulty, now)?;
-    pow::spend(&state.db, &verified).await
+    Ok(pow::spend(&state.db, &verified).await??)
 }
 
 /// The stored receipt of an earlier request with this idempotency key, if there is one.
@@ -303,7 +320,7 @@ pub async fn correct_submission(
     for _ in 0..3 {
         let campaign = state.campaigns.get_public(&state.db, &slug).await?;
         campaign.accepts_contributions(OffsetDateTime::now_utc())?;
-        crate::safety::check_form_signals(campaign.min_fill_seconds, &headers)?;
+        crate::safety::http::check_form_signals(campaign.min_fill_seconds, &headers)?;
         let submission = super::parse_feature(&campaign, &body).map_err(ApiError::Validation)?;
         match super::correct(&state.db, &campaign, id, token, &submission).await? {
             Corrected::Done(corrected) => return Ok(own_feature(&corrected)),

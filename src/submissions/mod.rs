@@ -13,10 +13,51 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{hash_secret, new_secret};
-use crate::campaigns::{Campaign, Moderation};
-use crate::http::error::{ApiError, ApiResult};
+use crate::campaigns::{Campaign, CampaignError, Moderation};
 use crate::location::WgsPoint;
-use crate::validation::FieldError;
+use crate::validation::{FieldError, Invalid};
+
+/// What can go wrong with a submission.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmissionError {
+    /// Its campaign is unknown, or does not take contributions now.
+    #[error(transparent)]
+    Campaign(#[from] CampaignError),
+    /// The point or some answers are invalid.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// No such submission in this campaign.
+    #[error("no submission {0} in this campaign")]
+    NotFound(Uuid),
+    /// The edit token is not this submission's.
+    #[error("this edit token does not match the submission")]
+    WrongToken,
+    /// An idempotency key reused for another request.
+    #[error(
+        "this Idempotency-Key was already used for a different request; use a new key for a new submission"
+    )]
+    KeyReused,
+    /// The submission made with this idempotency key was erased.
+    #[error("the submission made with this Idempotency-Key has since been erased")]
+    Erased,
+    /// The submission was corrected as often as allowed.
+    #[error(
+        "this contribution was already corrected {MAX_CORRECTIONS} times, the most allowed; erase it and contribute again if it is still wrong"
+    )]
+    TooManyCorrections,
+    /// It cannot be stored now (the database or the writer is away); a retry with the same
+    /// `Idempotency-Key` is safe.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The database failed.
+    #[error(transparent)]
+    Database(sqlx::Error),
+    /// A bug or an impossible state.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+type Result<T, E = SubmissionError> = std::result::Result<T, E>;
 
 /// A checked submission, ready to store.
 #[derive(Debug, Clone)]
@@ -29,7 +70,10 @@ pub struct NewSubmission {
 
 /// Reads a GeoJSON Point Feature whose properties are the answers, and checks it against the
 /// campaign's form. Every problem is reported with its field.
-pub fn parse_feature(campaign: &Campaign, body: &Value) -> Result<NewSubmission, Vec<FieldError>> {
+pub fn parse_feature(
+    campaign: &Campaign,
+    body: &Value,
+) -> std::result::Result<NewSubmission, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(feature) = body.as_object() else {
         return Err(vec![FieldError::new(
@@ -72,7 +116,7 @@ pub fn parse_feature(campaign: &Campaign, body: &Value) -> Result<NewSubmission,
     }
 }
 
-fn parse_point(geometry: &Value) -> Result<WgsPoint, FieldError> {
+fn parse_point(geometry: &Value) -> std::result::Result<WgsPoint, FieldError> {
     if geometry.get("type").and_then(Value::as_str) != Some("Point") {
         return Err(FieldError::new("geometry.type", "must be \"Point\""));
     }
@@ -231,7 +275,7 @@ pub async fn store_batch(
     pool: &PgPool,
     batch: &[Pending],
     shard: i16,
-) -> Result<Vec<ApiResult<Stored>>, BatchError> {
+) -> Result<Vec<Result<Stored>>, BatchError> {
     store_batch_on(&mut *pool.acquire().await?, batch, shard).await
 }
 
@@ -239,7 +283,7 @@ pub async fn store_batch(
 #[derive(Debug)]
 pub struct BatchError {
     /// What every submission of the batch is answered, if nothing else is tried.
-    pub error: ApiError,
+    pub error: SubmissionError,
     /// The database refused the statement (an error it raised, not a lost connection): nothing
     /// of the batch was committed, so each submission may be tried again on its own.
     pub refused: bool,
@@ -256,7 +300,17 @@ impl From<sqlx::Error> for BatchError {
     }
 }
 
-impl From<BatchError> for ApiError {
+impl From<sqlx::Error> for SubmissionError {
+    fn from(error: sqlx::Error) -> Self {
+        if crate::database::is_unavailable(&error) {
+            Self::Unavailable(format!("the database is unavailable: {error}"))
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+impl From<BatchError> for SubmissionError {
     fn from(error: BatchError) -> Self {
         error.error
     }
@@ -267,7 +321,7 @@ pub async fn store_batch_on(
     db: &mut PgConnection,
     batch: &[Pending],
     shard: i16,
-) -> Result<Vec<ApiResult<Stored>>, BatchError> {
+) -> Result<Vec<Result<Stored>>, BatchError> {
     struct Prepared {
         id: Uuid,
         token: String,
@@ -432,10 +486,7 @@ pub async fn store_batch_on(
         let result = if !fresh {
             Ok(Stored::Stale)
         } else if !inside {
-            Err(ApiError::field(
-                "geometry",
-                "is outside the campaign's area",
-            ))
+            Err(Invalid::field("geometry", "is outside the campaign's area").into())
         } else if created {
             let district = code
                 .zip(name)
@@ -463,7 +514,7 @@ pub async fn store_batch_on(
 /// serialised by a transaction-level advisory lock on its hash (across instances), so that two
 /// concurrent ones cannot both miss each other. Campaigns without the rule never come here:
 /// their submissions are stored in batches by [`writer`].
-pub async fn store_one_checked(pool: &PgPool, pending: Pending) -> ApiResult<Stored> {
+pub async fn store_one_checked(pool: &PgPool, pending: Pending) -> Result<Stored> {
     let lock = pending.client_hash.as_deref().map_or(0, |hash| {
         i32::from_be_bytes(hash[..4].try_into().expect("HMACs are 32 bytes"))
     });
@@ -494,7 +545,7 @@ async fn replay(
     db: &mut PgConnection,
     campaign: &Campaign,
     key: &IdempotencyKey,
-) -> ApiResult<Stored> {
+) -> Result<Stored> {
     let row: Option<(Vec<u8>, Option<sqlx::types::Json<Receipt>>)> = sqlx::query_as(
         "SELECT request_hash, response FROM idempotency_keys WHERE campaign_id = $1 AND key = $2",
     )
@@ -503,20 +554,16 @@ async fn replay(
     .fetch_optional(&mut *db)
     .await?;
     match row {
-        None => Err(ApiError::Internal(anyhow::anyhow!("idempotency key conflicted but is gone"))),
-        Some((hash, _)) if hash != key.request_hash => Err(ApiError::Conflict(
-            "this Idempotency-Key was already used for a different request; use a new key for a new submission".into(),
-        )),
-        Some((_, None)) => Err(ApiError::Gone(
-            "the submission made with this Idempotency-Key has since been erased".into(),
-        )),
+        None => Err(anyhow::anyhow!("idempotency key conflicted but is gone").into()),
+        Some((hash, _)) if hash != key.request_hash => Err(SubmissionError::KeyReused),
+        Some((_, None)) => Err(SubmissionError::Erased),
         Some((_, Some(receipt))) => Ok(Stored::Replayed(receipt.0)),
     }
 }
 
 /// Erases a submission (right to erasure) when `token` is its edit token, and takes it out of
 /// the counts, in one transaction.
-pub async fn erase(pool: &PgPool, campaign: &Campaign, id: Uuid, token: &str) -> ApiResult<()> {
+pub async fn erase(pool: &PgPool, campaign: &Campaign, id: Uuid, token: &str) -> Result<()> {
     let mut tx = pool.begin().await?;
     let row: Option<(Vec<u8>, String)> = sqlx::query_as(
         "SELECT edit_token_hash, status FROM submissions
@@ -547,20 +594,18 @@ pub async fn erase(pool: &PgPool, campaign: &Campaign, id: Uuid, token: &str) ->
     Ok(())
 }
 
-fn no_such_submission(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("no submission {id} in this campaign"))
+fn no_such_submission(id: Uuid) -> SubmissionError {
+    SubmissionError::NotFound(id)
 }
 
 /// Refuses (403) an edit token that is not the submission's, comparing hashes in constant time.
-fn check_token(stored_hash: &[u8], token: &str) -> ApiResult<()> {
+fn check_token(stored_hash: &[u8], token: &str) -> Result<()> {
     let matches: bool =
         subtle::ConstantTimeEq::ct_eq(hash_secret(token).as_slice(), stored_hash).into();
     if matches {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(
-            "this edit token does not match the submission".into(),
-        ))
+        Err(SubmissionError::WrongToken)
     }
 }
 
@@ -633,7 +678,7 @@ macro_rules! select_own {
     };
 }
 
-fn own_from_row(id: Uuid, row: OwnRow) -> ApiResult<OwnSubmission> {
+fn own_from_row(id: Uuid, row: OwnRow) -> Result<OwnSubmission> {
     Ok(OwnSubmission {
         id,
         point: WgsPoint::new(row.lon, row.lat).map_err(|e| anyhow::anyhow!("stored point: {e}"))?,
@@ -654,7 +699,7 @@ pub async fn view(
     campaign: &Campaign,
     id: Uuid,
     token: &str,
-) -> ApiResult<OwnSubmission> {
+) -> Result<OwnSubmission> {
     let row: Option<OwnRow> = sqlx::query_as(select_own!(""))
         .bind(id)
         .bind(campaign.id)
@@ -689,7 +734,7 @@ pub async fn correct(
     id: Uuid,
     token: &str,
     submission: &NewSubmission,
-) -> ApiResult<Corrected> {
+) -> Result<Corrected> {
     let mut tx = pool.begin().await?;
     // The lock every writer of submissions holds: a district import waits for this
     // correction, or this correction waits for the import and then sees its districts (and
@@ -709,9 +754,7 @@ pub async fn correct(
         .fetch_one(&mut *tx)
         .await?;
     if corrections >= MAX_CORRECTIONS {
-        return Err(ApiError::Conflict(format!(
-            "this contribution was already corrected {MAX_CORRECTIONS} times, the most allowed; erase it and contribute again if it is still wrong"
-        )));
+        return Err(SubmissionError::TooManyCorrections);
     }
     let published = row.status == Status::Published;
     let status = if published && campaign.moderation == Moderation::Pre {
@@ -743,10 +786,7 @@ pub async fn correct(
         return Ok(Corrected::Stale);
     }
     if !place.inside {
-        return Err(ApiError::field(
-            "geometry",
-            "is outside the campaign's area",
-        ));
+        return Err(Invalid::field("geometry", "is outside the campaign's area").into());
     }
     if published {
         crate::aggregates::add_published(&mut tx, id, -1).await?;
@@ -781,7 +821,7 @@ pub async fn correct(
 
 /// Forgets the client hashes of submissions older than their campaign's duplicate window
 /// (or of campaigns that dropped the rule): they are kept only as long as they can be used.
-pub async fn purge_client_hashes(pool: &PgPool) -> ApiResult<u64> {
+pub async fn purge_client_hashes(pool: &PgPool) -> Result<u64> {
     Ok(sqlx::query(
         "UPDATE submissions s SET client_hash = NULL FROM campaigns c
          WHERE s.client_hash IS NOT NULL AND c.id = s.campaign_id
@@ -793,7 +833,7 @@ pub async fn purge_client_hashes(pool: &PgPool) -> ApiResult<u64> {
 }
 
 /// Deletes idempotency records older than a day.
-pub async fn purge_idempotency_keys(pool: &PgPool) -> ApiResult<u64> {
+pub async fn purge_idempotency_keys(pool: &PgPool) -> Result<u64> {
     Ok(
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '1 day'")
             .execute(pool)

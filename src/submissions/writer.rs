@@ -23,8 +23,9 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{BatchError, Pending, Stored};
-use crate::http::error::{ApiError, ApiResult};
+use super::{BatchError, Pending, Stored, SubmissionError};
+
+type Result<T, E = SubmissionError> = std::result::Result<T, E>;
 
 /// Most submissions stored by one statement.
 pub const MAX_BATCH: usize = 64;
@@ -57,7 +58,7 @@ impl BatchWriter {
 
     /// Stores `pending` with whatever else is queued, and returns its own result once
     /// committed.
-    pub async fn store(&self, pending: Pending) -> ApiResult<Stored> {
+    pub async fn store(&self, pending: Pending) -> Result<Stored> {
         let result = submit(&self.sender, pending).await;
         let queued = self.sender.max_capacity() - self.sender.capacity();
         metrics::gauge!("civicmap_submission_queue_depth").set(queued as f64);
@@ -68,22 +69,22 @@ impl BatchWriter {
 /// One item waiting in the queue, with where its result goes.
 struct Job<T, R> {
     item: T,
-    reply: oneshot::Sender<ApiResult<R>>,
+    reply: oneshot::Sender<Result<R>>,
 }
 
 /// Queues `item`; the returned future gives its result.
 async fn submit<T, R>(
     sender: &mpsc::Sender<Job<T, R>>,
     item: T,
-) -> impl Future<Output = ApiResult<ApiResult<R>>> + use<T, R> {
+) -> impl Future<Output = Result<Result<R>>> + use<T, R> {
     let (reply, result) = oneshot::channel();
     let sent = sender.send(Job { item, reply }).await;
     async move {
-        sent.map_err(|_| ApiError::Unavailable("the submission writer has stopped".into()))?;
+        sent.map_err(|_| SubmissionError::Unavailable("the submission writer has stopped".into()))?;
         // Only a worker that died with the job in hand drops it; whether its batch was
         // committed is unknown, and a retry with the same Idempotency-Key is safe.
         result.await.map_err(|_| {
-            ApiError::Unavailable(
+            SubmissionError::Unavailable(
                 "the submission writer restarted; retry with the same Idempotency-Key".into(),
             )
         })
@@ -95,7 +96,7 @@ trait Store<T, R>: Clone + Send + Sync + 'static {
     fn store(&self, batch: Vec<T>, shard: i16) -> impl Future<Output = StoreResult<R>> + Send;
 }
 
-type StoreResult<R> = Result<Vec<ApiResult<R>>, BatchError>;
+type StoreResult<R> = Result<Vec<Result<R>>, BatchError>;
 
 impl<T, R, F, Fut> Store<T, R> for F
 where
@@ -186,23 +187,27 @@ where
 }
 
 /// Answers every job of a batch that was not stored.
-fn answer_all<T, R>(mut jobs: Vec<Job<T, R>>, error: ApiError) {
+fn answer_all<T, R>(mut jobs: Vec<Job<T, R>>, error: SubmissionError) {
     match error {
         error if jobs.len() == 1 => {
             let _ = jobs.remove(0).reply.send(Err(error));
         }
-        ApiError::Unavailable(message) => {
+        SubmissionError::Unavailable(message) => {
             for job in jobs {
-                let _ = job.reply.send(Err(ApiError::Unavailable(message.clone())));
+                let _ = job
+                    .reply
+                    .send(Err(SubmissionError::Unavailable(message.clone())));
             }
         }
         error => {
             // Its fate is unknown (committed or not): no submission is stored again.
             tracing::error!(error = ?error, size = jobs.len(), "a batch of submissions failed");
             for job in jobs {
-                let _ = job.reply.send(Err(ApiError::Internal(anyhow::anyhow!(
-                    "the batch this submission was in failed"
-                ))));
+                let _ = job
+                    .reply
+                    .send(Err(SubmissionError::Internal(anyhow::anyhow!(
+                        "the batch this submission was in failed"
+                    ))));
             }
         }
     }
@@ -214,7 +219,7 @@ async fn attempt<T, R, S: Store<T, R>>(store: &S, batch: Vec<T>, shard: i16) -> 
     let results = store.store(batch, shard).await?;
     if results.len() != size {
         return Err(BatchError {
-            error: ApiError::Internal(anyhow::anyhow!(
+            error: SubmissionError::Internal(anyhow::anyhow!(
                 "{} results for {size} submissions",
                 results.len()
             )),
@@ -232,7 +237,7 @@ mod tests {
 
     /// Queues `items` before any worker runs, so that the first batch holds them all, then
     /// starts one worker storing with `store`, and returns each item's result.
-    async fn store_all<S: Store<u32, u32>>(items: Vec<u32>, store: S) -> Vec<ApiResult<u32>> {
+    async fn store_all<S: Store<u32, u32>>(items: Vec<u32>, store: S) -> Vec<Result<u32>> {
         let (sender, receiver) = mpsc::channel(MAX_BATCH);
         let mut waiting = Vec::new();
         for item in items {
@@ -256,14 +261,17 @@ mod tests {
                 assert!(!batch.contains(&7), "a bug met 7");
                 if batch.contains(&13) {
                     return Err(BatchError {
-                        error: ApiError::BadRequest("13 cannot be stored".into()),
+                        error: SubmissionError::Invalid(crate::validation::Invalid::field(
+                            "n",
+                            "13 cannot be stored",
+                        )),
                         refused: true,
                     });
                 }
                 if batch.contains(&99) {
                     // Failed after the commit, perhaps (an answer that cannot be read).
                     return Err(BatchError {
-                        error: ApiError::Internal(anyhow::anyhow!("cannot read the answer")),
+                        error: SubmissionError::Internal(anyhow::anyhow!("cannot read the answer")),
                         refused: false,
                     });
                 }
@@ -280,9 +288,9 @@ mod tests {
         for (item, result) in items.iter().zip(&results) {
             match result {
                 Ok(doubled) => assert_eq!((*item, *doubled), (*item, item * 2)),
-                Err(ApiError::BadRequest(detail)) => {
+                Err(SubmissionError::Invalid(invalid)) => {
                     assert_eq!(*item, 13);
-                    assert_eq!(detail, "13 cannot be stored");
+                    assert_eq!(invalid.to_string(), "n: 13 cannot be stored");
                 }
                 Err(other) => panic!("{item}: {other:?}"),
             }
@@ -309,7 +317,7 @@ mod tests {
         for result in waiting {
             let error = result.await.expect_err("the batch with 7 panicked");
             assert!(
-                matches!(&error, ApiError::Unavailable(m) if m.contains("Idempotency-Key")),
+                matches!(&error, SubmissionError::Unavailable(m) if m.contains("Idempotency-Key")),
                 "{error:?}"
             );
         }
@@ -328,7 +336,10 @@ mod tests {
         let sizes = Arc::new(StdMutex::new(Vec::new()));
         let results = store_all(vec![98, 99, 100], fussy_store(sizes.clone())).await;
         for result in results {
-            assert!(matches!(result, Err(ApiError::Internal(_))), "{result:?}");
+            assert!(
+                matches!(result, Err(SubmissionError::Internal(_))),
+                "{result:?}"
+            );
         }
         assert_eq!(
             sizes.lock().unwrap().as_slice(),
@@ -341,14 +352,16 @@ mod tests {
     async fn a_batch_is_unavailable_together_when_the_database_is_away() {
         let away = |batch: Vec<u32>, _shard: i16| async move {
             let _ = batch;
-            Err::<Vec<ApiResult<u32>>, _>(BatchError {
-                error: ApiError::Unavailable("connection refused".into()),
+            Err::<Vec<Result<u32>>, _>(BatchError {
+                error: SubmissionError::Unavailable("connection refused".into()),
                 refused: false,
             })
         };
         let results = store_all(vec![1, 2, 3], away).await;
         for result in results {
-            assert!(matches!(result, Err(ApiError::Unavailable(m)) if m == "connection refused"));
+            assert!(
+                matches!(result, Err(SubmissionError::Unavailable(m)) if m == "connection refused")
+            );
         }
     }
 }

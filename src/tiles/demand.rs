@@ -11,8 +11,8 @@
 use h3o::{CellIndex, LatLng, Resolution};
 use sqlx::PgPool;
 
+use super::TileError;
 use crate::campaigns::Campaign;
-use crate::http::error::ApiResult;
 
 use super::{HALF_WORLD, MAX_CELLS_PER_SIDE, TileCoord};
 
@@ -51,7 +51,7 @@ impl Hexagons {
         db: &PgPool,
         campaign: &Campaign,
         snapshot: time::OffsetDateTime,
-    ) -> ApiResult<Self> {
+    ) -> Result<Self, TileError> {
         let cells = crate::exports::published_hexagons(db, campaign, Some(snapshot)).await?;
         Ok(Self::new(&cells))
     }

@@ -8,10 +8,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::{MAX_ZOOM, TileCoord};
+use super::{MAX_ZOOM, TileCoord, TileError};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::PathParams;
+
+impl From<TileError> for ApiError {
+    fn from(error: TileError) -> Self {
+        match error {
+            TileError::Unavailable(cause) => ApiError::Unavailable(cause),
+            TileError::Failed(cause) => ApiError::Internal(cause),
+        }
+    }
+}
 
 /// Browsers and CDNs may keep a tile but must ask again before using it: the answer is a cheap
 /// 304 while nothing changed, and the new tile as soon as anything did.
@@ -220,7 +229,7 @@ mod tests {
             match parse_part("z", &value) {
                 Ok(n) => prop_assert_eq!(Ok(n), value.parse::<u32>()),
                 Err(error) => {
-                    clear_error(&error)?;
+                    clear_error(error.shared())?;
                     let detail = error.to_problem().detail;
                     prop_assert!(detail.starts_with("z must be a whole number"), "{detail}");
                     prop_assert!(detail.contains(&value), "{detail}");
@@ -241,7 +250,7 @@ mod tests {
                     prop_assert!(u64::from(tile.y()) < 1 << tile.z());
                 }
                 Err(error) => {
-                    clear_error(&error)?;
+                    clear_error(error.shared())?;
                     let status = error.to_problem().status;
                     prop_assert!(status == 400 || (status == 404 && !matches!(extension, ".mvt" | ".pbf")));
                 }

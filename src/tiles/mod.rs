@@ -18,7 +18,52 @@ use sqlx::PgPool;
 
 use crate::aggregates::{self, PublishedCount};
 use crate::campaigns::Campaign;
-use crate::http::error::{ApiError, ApiResult};
+use crate::exports::ExportError;
+
+/// Why a tile could not be built: the database is away (a retry will do), or something
+/// failed that should not have.
+#[derive(Debug, thiserror::Error)]
+pub enum TileError {
+    /// The database cannot be reached.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a database error.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for TileError {
+    fn from(error: sqlx::Error) -> Self {
+        if crate::database::is_unavailable(&error) {
+            Self::Unavailable(error.to_string())
+        } else {
+            Self::Failed(error.into())
+        }
+    }
+}
+
+impl From<ExportError> for TileError {
+    fn from(error: ExportError) -> Self {
+        match error {
+            ExportError::Database(error) => error.into(),
+            other => Self::Failed(other.into()),
+        }
+    }
+}
+
+impl TileError {
+    /// The same error for another caller, from the copy a coalesced build handed out.
+    fn shared(&self) -> Self {
+        match self {
+            Self::Unavailable(cause) => Self::Unavailable(cause.clone()),
+            Self::Failed(cause) => {
+                Self::Failed(anyhow::anyhow!("building a tile failed: {cause:#}"))
+            }
+        }
+    }
+}
+
+type Result<T, E = TileError> = std::result::Result<T, E>;
 
 /// Highest zoom served.
 pub const MAX_ZOOM: u8 = 22;
@@ -147,7 +192,7 @@ impl TileCache {
         data_version: i64,
         snapshot: time::OffsetDateTime,
         tile: TileCoord,
-    ) -> ApiResult<Arc<Tile>> {
+    ) -> Result<Arc<Tile>> {
         let key = TileKey {
             campaign: campaign.id,
             config_version: campaign.config_version,
@@ -168,7 +213,7 @@ impl TileCache {
                             snapshot.unix_timestamp_nanos(),
                         ),
                         async {
-                            Ok::<_, ApiError>(Arc::new(
+                            Ok::<_, TileError>(Arc::new(
                                 demand::Hexagons::load(db, campaign, snapshot).await?,
                             ))
                         },
@@ -182,19 +227,15 @@ impl TileCache {
                     let hex = format!("{:x}", sha2::Sha256::digest(&raw));
                     format!("\"{}\"", &hex[..32])
                 };
-                Ok::<_, ApiError>(Arc::new(Tile { raw, gzip, etag }))
+                Ok::<_, TileError>(Arc::new(Tile { raw, gzip, etag }))
             })
             .await
-            .map_err(|e: Arc<ApiError>| match &*e {
-                ApiError::Unavailable(cause) => ApiError::Unavailable(cause.clone()),
-                ApiError::NotFound(what) => ApiError::NotFound(what.clone()),
-                other => ApiError::Internal(anyhow::anyhow!("building a tile failed: {other}")),
-            })
+            .map_err(|e: Arc<TileError>| e.shared())
     }
 }
 
 /// `raw` compressed with gzip (default level), as served to clients that accept it.
-pub fn gzip(raw: &[u8]) -> ApiResult<Bytes> {
+pub fn gzip(raw: &[u8]) -> Result<Bytes> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(raw.len() / 2 + 64),
@@ -209,7 +250,7 @@ pub fn gzip(raw: &[u8]) -> ApiResult<Bytes> {
 /// layer `demand` (one point per published H3 cell of the zoom's resolution, at its centre,
 /// with its count). The demand layer holds every published submission (for benchmarks and
 /// tools; the server's tiles use the publication snapshot).
-pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> ApiResult<Bytes> {
+pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> Result<Bytes> {
     let cells = crate::exports::published_hexagons(db, campaign, None).await?;
     build_with(db, campaign, tile, &demand::Hexagons::new(&cells)).await
 }
@@ -220,7 +261,7 @@ pub async fn build_with(
     campaign: &Campaign,
     tile: TileCoord,
     hexagons: &demand::Hexagons,
-) -> ApiResult<Bytes> {
+) -> Result<Bytes> {
     let counts = aggregates::district_counts(db, campaign.id).await?;
     let published = counts.published(i64::from(campaign.privacy.min_count));
     let total = published.total.count;
