@@ -1,22 +1,23 @@
 //! `GET /api/v1/admin/audit`: admins read the audit log, newest first, page by page.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
 use super::LogEntry;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::QueryParams;
+use crate::http::routes::{ADMIN, Routes};
 
 /// Most entries one page may hold.
 pub const MAX_LIMIT: i64 = 1000;
 
 /// The audit route.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/admin/audit", get(read_log))
+pub fn routes() -> Routes {
+    Routes::new().add(ADMIN, routes!(read_log))
 }
 
 /// Filters and paging of the audit log.

@@ -2,16 +2,16 @@
 
 use std::marker::PhantomData;
 
+use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 use super::tokens::{self, IssuedToken, NewToken, TokenInfo};
 use super::{AuthError, Role, Staff, verify};
@@ -20,13 +20,14 @@ use crate::campaigns::Rfc3339;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
+use crate::http::routes::{ADMIN, Routes};
 
 /// The token routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/tokens", get(list_tokens).post(create_token))
-        .route("/api/v1/admin/tokens/{id}", patch(expire_token))
-        .route("/api/v1/admin/tokens/{id}/revoke", post(revoke_token))
+pub fn routes() -> Routes {
+    Routes::new()
+        .add(ADMIN, routes!(list_tokens, create_token))
+        .add(ADMIN, routes!(expire_token))
+        .add(ADMIN, routes!(revoke_token))
 }
 
 fn token_id(text: &str) -> ApiResult<i64> {

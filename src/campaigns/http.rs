@@ -1,9 +1,9 @@
 //! Campaign routes: the public metadata and the admin API.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use utoipa_axum::routes;
 
 use super::wire::{PublicCampaign, StaffCampaign};
 use super::{CampaignError, CampaignInput};
@@ -11,20 +11,16 @@ use crate::auth::{Admin, Authorized};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
+use crate::http::routes::{ADMIN, Access::Public, Routes};
 
-/// `/api/v1/campaigns/{slug}` and `/api/v1/admin/campaigns[/{slug}]`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/campaigns/{slug}", get(get_campaign))
-        .route(
-            "/api/v1/admin/campaigns",
-            post(create_campaign).get(list_campaigns),
-        )
-        .route(
-            "/api/v1/admin/campaigns/{slug}",
-            get(get_campaign_admin).patch(update_campaign),
-        )
-        .route("/api/v1/admin/campaigns/{slug}/embed", get(embed_snippet))
+/// `/api/v1/campaigns/{slug}` (public: what a campaign shows, never a submission) and
+/// `/api/v1/admin/campaigns[/{slug}]` (admins).
+pub fn routes() -> Routes {
+    Routes::new()
+        .add(Public, routes!(get_campaign))
+        .add(ADMIN, routes!(create_campaign, list_campaigns))
+        .add(ADMIN, routes!(get_campaign_admin, update_campaign))
+        .add(ADMIN, routes!(embed_snippet))
 }
 
 impl From<CampaignError> for ApiError {

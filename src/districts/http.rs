@@ -1,18 +1,20 @@
 //! District routes: import (admin) and the public districts layer with published counts.
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::UtoipaMethodRouterExt;
+use utoipa_axum::routes;
 
 use super::{DistrictError, ImportReport, PropertyNames};
 use crate::auth::{Admin, Authorized};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams, QueryParams};
+use crate::http::routes::{ADMIN, Access::Public, Routes};
 
 impl From<DistrictError> for ApiError {
     fn from(error: DistrictError) -> Self {
@@ -28,16 +30,11 @@ impl From<DistrictError> for ApiError {
 const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
 
 /// `/api/v1/campaigns/{slug}/districts.geojson` and `/api/v1/admin/campaigns/{slug}/districts`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/campaigns/{slug}/districts.geojson",
-            get(districts_geojson),
-        )
-        .route(
-            "/api/v1/admin/campaigns/{slug}/districts",
-            put(import_districts).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
-        )
+pub fn routes() -> Routes {
+    Routes::new().add(Public, routes!(districts_geojson)).add(
+        ADMIN,
+        routes!(import_districts).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+    )
 }
 
 /// Which properties of the features hold the districts' names and codes.

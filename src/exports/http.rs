@@ -1,13 +1,12 @@
 //! Export routes: public aggregates and time series, and the raw export for planners.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use utoipa_axum::routes;
 
 use super::format::{self, Csv, Format};
 use super::timeseries::TimeseriesQuery;
@@ -16,6 +15,7 @@ use crate::auth::{Authorized, Planner, Role, Staff};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{PathParams, QueryParams};
+use crate::http::routes::{Access::Public, PLANNER, Routes};
 
 impl From<ExportError> for ApiError {
     fn from(error: ExportError) -> Self {
@@ -30,28 +30,16 @@ impl From<ExportError> for ApiError {
 
 /// `/api/v1/campaigns/{slug}/aggregates.{geojson,csv}`, `…/timeseries.csv` and
 /// `/api/v1/admin/campaigns/{slug}/submissions.{geojson,csv}`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/campaigns/{slug}/aggregates.geojson",
-            get(aggregates_geojson),
-        )
-        .route(
-            "/api/v1/campaigns/{slug}/aggregates.csv",
-            get(aggregates_csv),
-        )
-        .route(
-            "/api/v1/campaigns/{slug}/timeseries.csv",
-            get(timeseries_csv),
-        )
-        .route(
-            "/api/v1/admin/campaigns/{slug}/submissions.geojson",
-            get(raw_geojson),
-        )
-        .route(
-            "/api/v1/admin/campaigns/{slug}/submissions.csv",
-            get(raw_csv),
-        )
+pub fn routes() -> Routes {
+    Routes::new()
+        // Public; a time window or an H3 breakdown also needs a planner token, checked by the
+        // handler (`optional_staff`).
+        .add(Public, routes!(aggregates_geojson))
+        .add(Public, routes!(aggregates_csv))
+        .add(Public, routes!(timeseries_csv))
+        // Exact positions, audited.
+        .add(PLANNER, routes!(raw_geojson))
+        .add(PLANNER, routes!(raw_csv))
 }
 
 /// The staff member behind an optional bearer token: `None` without an Authorization header.

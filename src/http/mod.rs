@@ -9,7 +9,7 @@ pub mod ops;
 pub mod routes;
 pub mod widget;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use error::ApiError;
+use routes::Routes;
 
 /// Everything a handler needs.
 #[derive(Clone)]
@@ -133,24 +134,44 @@ async fn fail_fast_while_database_away(
     next.run(request).await
 }
 
+/// The two groups of routes of [`app`], each route declared once with its access (see
+/// [`routes`]): reads, open to every site, and citizens' writes.
+fn declared(widget_dir: &Path) -> (Routes, Routes) {
+    let open = Routes::new()
+        .merge(crate::campaigns::http::routes())
+        .merge(crate::districts::http::routes())
+        .merge(crate::tiles::http::routes())
+        .merge(crate::exports::http::routes())
+        .merge(crate::auth::http::routes())
+        .merge(crate::audit::http::routes())
+        .merge(crate::moderation::http::routes())
+        .merge(ops::routes())
+        .merge(widget::routes(widget_dir));
+    let writes = Routes::new()
+        .merge(crate::submissions::http::routes())
+        .merge(crate::safety::http::routes());
+    (open, writes)
+}
+
+/// Every route [`app`] serves with the access it needs, as derived from its declarations.
+pub fn route_table(widget_dir: &Path) -> routes::AccessTable {
+    let (open, writes) = declared(widget_dir);
+    open.merge(writes).table()
+}
+
 /// The whole application: every route and its middleware.
 pub fn app(state: AppState) -> Router {
+    let (open, writes) = declared(&state.config.widget_dir);
+    let (open, mut document, open_table) = open.split();
+    let (writes, writes_document, writes_table) = writes.split();
+    document.merge(writes_document);
+    let document = Arc::new(ops::document(document));
     // Reads: open to every site.
-    let open = Router::new()
-        .merge(crate::campaigns::http::router())
-        .merge(crate::districts::http::router())
-        .merge(crate::tiles::http::router())
-        .merge(crate::exports::http::router())
-        .merge(crate::auth::http::router())
-        .merge(crate::audit::http::router())
-        .merge(crate::moderation::http::router())
-        .merge(ops::api_router())
-        .merge(ops::router())
-        .merge(widget::router(&state.config.widget_dir))
+    let open = open
         // After every route: access is checked once a route matched (see `routes`), inside
         // the CORS layer so that preflights are answered by it.
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), Arc::new(open_table)),
             routes::enforce,
         ))
         // Set before the CORS layer, so that preflights of any path reach that layer.
@@ -164,11 +185,9 @@ pub fn app(state: AppState) -> Router {
         );
     // Citizens' writes: rate-limited, and only from the sites each campaign allows (CORS
     // outermost, so that a 429 or 403 is readable by an allowed page).
-    let writes = Router::new()
-        .merge(crate::submissions::http::router())
-        .merge(crate::safety::http::router())
+    let writes = writes
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), Arc::new(writes_table)),
             routes::enforce,
         ))
         .method_not_allowed_fallback(method_not_allowed)
@@ -189,6 +208,8 @@ pub fn app(state: AppState) -> Router {
         .merge(writes)
         .route_layer(axum::middleware::from_fn(metrics::record))
         .fallback(fallback)
+        // The OpenAPI document, for `/api/v1/openapi.json`.
+        .layer(axum::Extension(document))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             fail_fast_while_database_away,

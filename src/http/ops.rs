@@ -1,54 +1,38 @@
 //! Operations: liveness, readiness and the OpenAPI document.
 
+use std::sync::Arc;
+
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::http::Method;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
+use super::routes::{Access::Public, Routes};
 
-/// The OpenAPI document of the public and admin API, generated from the handlers.
+/// What the OpenAPI document says besides its operations: the title, the schemas every error
+/// uses and the bearer scheme. The operations are those of the declared routes, added by
+/// [`document`].
 #[derive(OpenApi)]
 #[openapi(
     info(title = "civicmap API", description = "Collaborative maps for cities: campaigns, districts, citizen submissions and their published counts."),
-    paths(
-        healthz,
-        readyz,
-        crate::campaigns::http::get_campaign,
-        crate::campaigns::http::list_campaigns,
-        crate::campaigns::http::create_campaign,
-        crate::campaigns::http::update_campaign,
-        crate::campaigns::http::get_campaign_admin,
-        crate::campaigns::http::embed_snippet,
-        crate::districts::http::import_districts,
-        crate::districts::http::districts_geojson,
-        crate::submissions::http::create_submission,
-        crate::submissions::http::get_own_submission,
-        crate::submissions::http::correct_submission,
-        crate::submissions::http::erase_submission,
-        crate::safety::http::create_challenge,
-        crate::tiles::http::tile,
-        crate::tiles::http::tilejson,
-        crate::exports::http::aggregates_geojson,
-        crate::exports::http::aggregates_csv,
-        crate::exports::http::timeseries_csv,
-        crate::exports::http::raw_geojson,
-        crate::exports::http::raw_csv,
-        crate::auth::http::list_tokens,
-        crate::auth::http::create_token,
-        crate::auth::http::expire_token,
-        crate::auth::http::revoke_token,
-        crate::audit::http::read_log,
-        crate::moderation::http::read_queue,
-        crate::moderation::http::decide,
-        crate::moderation::http::report,
-    ),
     components(schemas(super::error::Problem, crate::validation::FieldError)),
-    modifiers(&BearerAuth, &SharedResponses),
+    modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
+
+/// The OpenAPI document of the public and admin API: [`ApiDoc`] with `routes`, the operations
+/// (and the schemas they use) of the documented routes, as [`Routes`] derives them, and the
+/// responses they share.
+pub fn document(routes: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    document.merge(routes);
+    SharedResponses.modify(&mut document);
+    document
+}
 
 struct BearerAuth;
 
@@ -160,16 +144,12 @@ impl utoipa::Modify for SharedResponses {
     }
 }
 
-/// Routes outside `/api`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-}
-
-/// Routes under `/api/v1`.
-pub fn api_router() -> Router<AppState> {
-    Router::new().route("/api/v1/openapi.json", get(openapi))
+/// `/healthz`, `/readyz` and `/api/v1/openapi.json` (not one of the document's operations).
+pub fn routes() -> Routes {
+    Routes::new()
+        .add(Public, routes!(healthz))
+        .add(Public, routes!(readyz))
+        .undocumented(Public, Method::GET, "/api/v1/openapi.json", openapi)
 }
 
 /// The process is up.
@@ -193,6 +173,9 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"status": "ready"})))
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The document [`super::app`] derived from its routes.
+async fn openapi(
+    Extension(document): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json(utoipa::openapi::OpenApi::clone(&document))
 }

@@ -1,14 +1,30 @@
-//! Who may call what: every route of the server with the access it needs, in one table, and
-//! the middleware that enforces it before any handler runs.
+//! Who may call what: every route of the server is declared once, with the access it needs, and
+//! the router, the OpenAPI document and the access table are all derived from that declaration;
+//! the middleware [`enforce`] consults the table before any handler runs.
 //!
-//! Adding a route is one line in [`ROUTES`]. A route missing from the table is refused (403)
-//! whatever its path, and the API tests walk the table and the OpenAPI document to check that
-//! every documented route is declared and every protected one refuses every kind of bad token.
+//! Each module with routes has a `routes()` that declares them with [`Routes`], e.g.
+//! `Routes::new().add(ADMIN, routes!(list_tokens, create_token))`: `utoipa_axum::routes!` reads
+//! the method and path of each handler from its `#[utoipa::path]`, so a documented route is
+//! written once, in that attribute. The few routes that are routed elsewhere than documented, or
+//! not documented at all, say so with [`Routes::add_routed_at`], [`Routes::undocumented`] and
+//! [`Routes::undocumented_service`], with their access in the same place.
+//!
+//! A route added to a router any other way has no declared access: [`enforce`] refuses it (403)
+//! whatever its path, and logs it. The API tests walk the table (`crate::http::route_table`) and
+//! the served OpenAPI document to check that every documented route is declared and every
+//! protected one refuses every kind of bad token.
 
+use std::sync::Arc;
+
+use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
+use axum::handler::Handler;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodFilter;
+use utoipa::openapi::path::{PathItem, Paths};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
 use super::AppState;
 use super::error::ApiError;
@@ -33,115 +49,263 @@ pub const MODERATOR: Access = Access::Staff(&[Role::Moderator, Role::Admin]);
 pub const PLANNER: Access = Access::Staff(&[Role::Planner, Role::Admin]);
 /// Any staff token.
 pub const ANY_STAFF: Access = Access::Staff(&[Role::Moderator, Role::Planner, Role::Admin]);
-use Access::{EditToken, Public};
 
-/// One route: its method, its path pattern exactly as given to the router, what it needs.
-#[derive(Debug, Clone, Copy)]
+/// One declared route: its method, its path pattern, what it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// `GET`, `POST`, ... (`HEAD` is `GET`).
-    pub method: &'static str,
-    /// The pattern as given to `Router::route`, e.g. `/api/v1/admin/campaigns/{slug}`.
-    pub path: &'static str,
+    /// `GET`, `POST`, ... (a `HEAD` request is looked up as `GET`).
+    pub method: Method,
+    /// The pattern as given to the router (what [`MatchedPath`] says), e.g.
+    /// `/api/v1/admin/campaigns/{slug}`, `/tiles/{tilejson}`; a nested service's ends in `{*file}`.
+    pub path: String,
+    /// The path in the OpenAPI document (`/tiles/{campaign}.json`), `None` when undocumented.
+    pub documented: Option<String>,
     /// Who may call it.
     pub access: Access,
 }
 
-const fn route(method: &'static str, path: &'static str, access: Access) -> Route {
-    Route {
-        method,
-        path,
-        access,
+/// The access of every route of a router, as derived by [`Routes`] from its declarations.
+#[derive(Debug, Clone, Default)]
+pub struct AccessTable(Vec<Route>);
+
+impl AccessTable {
+    /// Every declared route, in the order declared.
+    pub fn routes(&self) -> &[Route] {
+        &self.0
+    }
+
+    /// The entry for `method` on the route whose pattern is `path`.
+    pub fn lookup(&self, method: &Method, path: &str) -> Option<&Route> {
+        let method = as_get(method);
+        self.0.iter().find(|r| r.method == method && r.path == path)
+    }
+
+    /// The entry of a nested service (a `{*rest}` pattern) that serves `path`.
+    fn lookup_nested(&self, method: &Method, path: &str) -> Option<&Route> {
+        let method = as_get(method);
+        self.0.iter().find(|r| {
+            r.method == method
+                && r.path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|s| s.starts_with("{*"))
+                && pattern_matches(&r.path, path)
+        })
     }
 }
 
-/// Every route of the server. The single source of truth for access.
-pub const ROUTES: &[Route] = &[
-    // Operations.
-    route("GET", "/healthz", Public),
-    route("GET", "/readyz", Public),
-    route("GET", "/api/v1/openapi.json", Public),
-    // Public campaign data: aggregated and k-protected, never a single submission.
-    route("GET", "/api/v1/campaigns/{slug}", Public),
-    route("GET", "/api/v1/campaigns/{slug}/districts.geojson", Public),
-    route("POST", "/api/v1/campaigns/{slug}/submissions", Public),
-    route("POST", "/api/v1/campaigns/{slug}/challenges", Public),
-    route(
-        "GET",
-        "/api/v1/campaigns/{slug}/submissions/{id}",
-        EditToken,
-    ),
-    route(
-        "PATCH",
-        "/api/v1/campaigns/{slug}/submissions/{id}",
-        EditToken,
-    ),
-    route(
-        "DELETE",
-        "/api/v1/campaigns/{slug}/submissions/{id}",
-        EditToken,
-    ),
-    // Public aggregates; a time window or an H3 breakdown also needs a planner token,
-    // checked by the handler (`exports::http`).
-    route("GET", "/api/v1/campaigns/{slug}/aggregates.geojson", Public),
-    route("GET", "/api/v1/campaigns/{slug}/aggregates.csv", Public),
-    route("GET", "/api/v1/campaigns/{slug}/timeseries.csv", Public),
-    route("GET", "/tiles/{tilejson}", Public),
-    route("GET", "/tiles/{campaign}/{z}/{x}/{y}", Public),
-    // The widget.
-    route("GET", "/", Public),
-    route("GET", "/embed.js", Public),
-    route("GET", "/embed/{campaign}", Public),
-    route("GET", "/embed/{campaign}/edit", Public),
-    route("GET", "/widget/{*file}", Public),
-    // Administration.
-    route("GET", "/api/v1/admin/campaigns", ADMIN),
-    route("POST", "/api/v1/admin/campaigns", ADMIN),
-    route("GET", "/api/v1/admin/campaigns/{slug}", ADMIN),
-    route("PATCH", "/api/v1/admin/campaigns/{slug}", ADMIN),
-    route("GET", "/api/v1/admin/campaigns/{slug}/embed", ADMIN),
-    route("PUT", "/api/v1/admin/campaigns/{slug}/districts", ADMIN),
-    route("GET", "/api/v1/admin/tokens", ADMIN),
-    route("POST", "/api/v1/admin/tokens", ADMIN),
-    route("PATCH", "/api/v1/admin/tokens/{id}", ADMIN),
-    route("POST", "/api/v1/admin/tokens/{id}/revoke", ADMIN),
-    route("GET", "/api/v1/admin/audit", ADMIN),
-    // Planners: exact positions, audited.
-    route(
-        "GET",
-        "/api/v1/admin/campaigns/{slug}/submissions.geojson",
-        PLANNER,
-    ),
-    route(
-        "GET",
-        "/api/v1/admin/campaigns/{slug}/submissions.csv",
-        PLANNER,
-    ),
-    // Moderation.
-    route(
-        "GET",
-        "/api/v1/moderation/campaigns/{slug}/queue",
-        MODERATOR,
-    ),
-    route(
-        "POST",
-        "/api/v1/moderation/campaigns/{slug}/submissions/{id}/decision",
-        MODERATOR,
-    ),
-    route(
-        "POST",
-        "/api/v1/moderation/campaigns/{slug}/submissions/{id}/report",
-        ANY_STAFF,
-    ),
-];
+impl<'a> IntoIterator for &'a AccessTable {
+    type Item = &'a Route;
+    type IntoIter = std::slice::Iter<'a, Route>;
 
-/// The entry for `method` on the route whose pattern is `path`.
-pub fn lookup(method: &Method, path: &str) -> Option<&'static Route> {
-    let method = if method == Method::HEAD {
-        "GET"
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// `HEAD` is served by the `GET` route.
+fn as_get(method: &Method) -> &Method {
+    if method == Method::HEAD {
+        &Method::GET
     } else {
-        method.as_str()
-    };
-    ROUTES.iter().find(|r| r.method == method && r.path == path)
+        method
+    }
+}
+
+/// Routes declared with their access: builds the router, the OpenAPI paths (and the schemas
+/// they use) and the access table at once, so that none can list a route the others miss.
+pub struct Routes {
+    router: OpenApiRouter<AppState>,
+    table: Vec<Route>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Routes {
+    /// No route.
+    pub fn new() -> Self {
+        Self {
+            router: OpenApiRouter::default(),
+            table: Vec::new(),
+        }
+    }
+
+    /// Documented routes, for `access`: the handlers of one `routes!(...)` (sharing one path,
+    /// each with its methods), routed and documented at the path of their `#[utoipa::path]`.
+    #[track_caller]
+    pub fn add(mut self, access: Access, routes: UtoipaMethodRouter<AppState>) -> Self {
+        let path = single_path(&routes.1);
+        self.declare(access, &path, Some(&path), &routes.1);
+        self.router = self.router.routes(routes);
+        self
+    }
+
+    /// Documented routes routed at another pattern: the router cannot capture part of a
+    /// segment, so `/tiles/{campaign}.json` (the document's) is routed as `/tiles/{tilejson}`
+    /// and the handler takes the `.json` off itself. Both patterns must match each other.
+    #[track_caller]
+    pub fn add_routed_at(
+        mut self,
+        access: Access,
+        routed: &str,
+        (schemas, paths, method_router): UtoipaMethodRouter<AppState>,
+    ) -> Self {
+        let documented = single_path(&paths);
+        assert!(
+            pattern_matches(routed, &documented),
+            "{documented} is routed at {routed}, which does not match it"
+        );
+        self.declare(access, routed, Some(&documented), &paths);
+        let openapi = self.router.get_openapi_mut();
+        openapi.paths.merge(paths);
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .schemas
+            .extend(schemas);
+        self.router = self.router.route(routed, method_router);
+        self
+    }
+
+    /// A route left out of the OpenAPI document (the widget's pages, the document itself).
+    #[track_caller]
+    pub fn undocumented<H, T>(
+        mut self,
+        access: Access,
+        method: Method,
+        path: &str,
+        handler: H,
+    ) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|_| panic!("no method filter for {method}"));
+        self.record(Route {
+            method,
+            path: path.to_owned(),
+            documented: None,
+            access,
+        });
+        self.router = self.router.route(path, axum::routing::on(filter, handler));
+        self
+    }
+
+    /// A service nested under `prefix` (static files), answering `method` on every path below
+    /// it, left out of the OpenAPI document. Declared as `{prefix}/{*file}`: the router gives
+    /// no matched path to a nested service, so [`enforce`] matches it by prefix.
+    #[track_caller]
+    pub fn undocumented_service<S>(
+        mut self,
+        access: Access,
+        method: Method,
+        prefix: &str,
+        service: S,
+    ) -> Self
+    where
+        S: tower::Service<Request, Error = std::convert::Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.record(Route {
+            method,
+            path: format!("{prefix}/{{*file}}"),
+            documented: None,
+            access,
+        });
+        self.router = self.router.nest_service(prefix, service);
+        self
+    }
+
+    /// These routes and `other`'s.
+    #[track_caller]
+    pub fn merge(mut self, other: Routes) -> Self {
+        for route in other.table {
+            self.record(route);
+        }
+        self.router = self.router.merge(other.router);
+        self
+    }
+
+    /// The access table these declarations derive.
+    pub fn table(&self) -> AccessTable {
+        AccessTable(self.table.clone())
+    }
+
+    /// The router (to be put behind [`enforce`] with the table), the OpenAPI document of the
+    /// documented routes (paths and the schemas they use; `ops::document` completes it), and
+    /// the access table.
+    pub fn split(self) -> (Router<AppState>, utoipa::openapi::OpenApi, AccessTable) {
+        let (router, openapi) = self.router.split_for_parts();
+        (router, openapi, AccessTable(self.table))
+    }
+
+    #[track_caller]
+    fn declare(&mut self, access: Access, routed: &str, documented: Option<&str>, paths: &Paths) {
+        for item in paths.paths.values() {
+            for method in methods(item) {
+                self.record(Route {
+                    method,
+                    path: routed.to_owned(),
+                    documented: documented.map(str::to_owned),
+                    access,
+                });
+            }
+        }
+    }
+
+    #[track_caller]
+    fn record(&mut self, route: Route) {
+        assert!(
+            self.table
+                .iter()
+                .all(|r| r.method != route.method || r.path != route.path),
+            "{} {} is declared twice",
+            route.method,
+            route.path
+        );
+        self.table.push(route);
+    }
+}
+
+/// The one path of a `routes!(...)`: its handlers share one method router, which
+/// `OpenApiRouter::routes` would route at each of their paths.
+#[track_caller]
+fn single_path(paths: &Paths) -> String {
+    let mut keys = paths.paths.keys();
+    match (keys.next(), keys.next()) {
+        (Some(path), None) => path.clone(),
+        _ => panic!(
+            "one routes!(...) per path: {:?}",
+            paths.paths.keys().collect::<Vec<_>>()
+        ),
+    }
+}
+
+/// The methods a path item documents.
+fn methods(item: &PathItem) -> impl Iterator<Item = Method> + '_ {
+    [
+        (Method::GET, &item.get),
+        (Method::PUT, &item.put),
+        (Method::POST, &item.post),
+        (Method::DELETE, &item.delete),
+        (Method::OPTIONS, &item.options),
+        (Method::HEAD, &item.head),
+        (Method::PATCH, &item.patch),
+        (Method::TRACE, &item.trace),
+    ]
+    .into_iter()
+    .filter(|(_, operation)| operation.is_some())
+    .map(|(method, _)| method)
 }
 
 /// Whether the pattern `pattern` (with `{param}` segments) matches `path`, where a `{...}`
@@ -160,23 +324,31 @@ pub fn pattern_matches(pattern: &str, path: &str) -> bool {
     }
 }
 
-/// Middleware (a route layer, so it runs once a route matched): looks the route up in
-/// [`ROUTES`], refuses it if it is not there, and for staff routes verifies the bearer token
-/// and its role, then stashes the [`auth::Staff`] in the request for the handler.
-pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// Middleware (a route layer, so it runs once a route matched), with the state and the access
+/// table of the router it guards: looks the route up in the table, refuses it if it is not
+/// there, and for staff routes verifies the bearer token and its role, then stashes the
+/// [`auth::Staff`] in the request for the handler.
+pub async fn enforce(
+    State((state, table)): State<(AppState, Arc<AccessTable>)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let route = match request.extensions().get::<MatchedPath>() {
-        Some(path) => lookup(&method, path.as_str()).ok_or_else(|| path.as_str().to_owned()),
+        Some(path) => table
+            .lookup(&method, path.as_str())
+            .ok_or_else(|| path.as_str().to_owned()),
         // Axum gives no matched path to a nested service (`nest_service`): it is declared
         // with a `{*rest}` pattern and matched by prefix.
-        None => lookup_nested(&method, request.uri().path())
+        None => table
+            .lookup_nested(&method, request.uri().path())
             .ok_or_else(|| request.uri().path().to_owned()),
     };
-    let route = match route {
-        Ok(route) => route,
+    let access = match route {
+        Ok(route) => route.access,
         Err(path) => return undeclared(&method, &path),
     };
-    match route.access {
+    match access {
         Access::Public | Access::EditToken => next.run(request).await,
         Access::Staff(roles) => {
             let staff = match auth::authenticate(&state.db, request.headers()).await {
@@ -192,27 +364,10 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     }
 }
 
-/// The entry of a nested service (a `{*rest}` pattern) that serves `path`.
-fn lookup_nested(method: &Method, path: &str) -> Option<&'static Route> {
-    let method = if method == Method::HEAD {
-        "GET"
-    } else {
-        method.as_str()
-    };
-    ROUTES.iter().find(|r| {
-        r.method == method
-            && r.path
-                .rsplit('/')
-                .next()
-                .is_some_and(|s| s.starts_with("{*"))
-            && pattern_matches(r.path, path)
-    })
-}
-
 fn undeclared(method: &Method, path: &str) -> Response {
-    tracing::error!(%method, path, "route missing from the access table (src/http/routes.rs): refused");
+    tracing::error!(%method, path, "route without declared access (src/http/routes.rs): refused");
     ApiError::Forbidden(format!(
-        "{method} {path} has no declared access; it is refused until it is added to the route table"
+        "{method} {path} has no declared access; it is refused until it is declared with its access"
     ))
     .into_response()
 }
@@ -221,11 +376,18 @@ fn undeclared(method: &Method, path: &str) -> Response {
 mod tests {
     use super::*;
 
+    fn table() -> AccessTable {
+        crate::http::route_table(std::path::Path::new("widget"))
+    }
+
     #[test]
     fn every_route_is_declared_once() {
-        for (i, r) in ROUTES.iter().enumerate() {
+        let table = table();
+        let routes = table.routes();
+        assert!(routes.len() >= 36, "the table lost routes: {routes:#?}");
+        for (i, r) in routes.iter().enumerate() {
             assert!(
-                !ROUTES[..i]
+                !routes[..i]
                     .iter()
                     .any(|o| o.method == r.method && o.path == r.path),
                 "{} {} is declared twice",
@@ -236,8 +398,14 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "is declared twice")]
+    fn declaring_a_route_twice_is_refused() {
+        let _ = crate::tiles::http::routes().merge(crate::tiles::http::routes());
+    }
+
+    #[test]
     fn admin_and_moderation_routes_are_never_public() {
-        for r in ROUTES {
+        for r in &table() {
             if r.path.starts_with("/api/v1/admin/") || r.path.starts_with("/api/v1/moderation/") {
                 assert!(
                     matches!(r.access, Access::Staff(_)),
@@ -254,14 +422,51 @@ mod tests {
 
     #[test]
     fn lookup_treats_head_as_get_and_knows_nothing_else() {
-        assert!(lookup(&Method::HEAD, "/healthz").is_some());
-        assert!(lookup(&Method::DELETE, "/api/v1/admin/campaigns").is_none());
-        assert!(lookup_nested(&Method::GET, "/widget/civicmap.js").is_some());
-        assert!(lookup_nested(&Method::GET, "/api/v1/admin/audit").is_none());
+        let table = table();
+        assert!(table.lookup(&Method::HEAD, "/healthz").is_some());
+        assert!(
+            table
+                .lookup(&Method::DELETE, "/api/v1/admin/campaigns")
+                .is_none()
+        );
+        assert!(
+            table
+                .lookup_nested(&Method::GET, "/widget/civicmap.js")
+                .is_some()
+        );
+        assert!(
+            table
+                .lookup_nested(&Method::GET, "/api/v1/admin/audit")
+                .is_none()
+        );
         assert_eq!(
-            lookup(&Method::GET, "/api/v1/admin/audit").unwrap().access,
+            table
+                .lookup(&Method::GET, "/api/v1/admin/audit")
+                .unwrap()
+                .access,
             ADMIN
         );
+    }
+
+    #[test]
+    fn routes_routed_elsewhere_than_documented_keep_both_patterns() {
+        let table = table();
+        let tilejson = table.lookup(&Method::GET, "/tiles/{tilejson}").unwrap();
+        assert_eq!(
+            tilejson.documented.as_deref(),
+            Some("/tiles/{campaign}.json")
+        );
+        let tile = table
+            .lookup(&Method::GET, "/tiles/{campaign}/{z}/{x}/{y}")
+            .unwrap();
+        assert_eq!(
+            tile.documented.as_deref(),
+            Some("/tiles/{campaign}/{z}/{x}/{y}.mvt")
+        );
+        for undocumented in ["/", "/embed.js", "/api/v1/openapi.json", "/widget/{*file}"] {
+            let route = table.routes().iter().find(|r| r.path == undocumented);
+            assert_eq!(route.unwrap().documented, None, "{undocumented}");
+        }
     }
 
     #[test]

@@ -5,28 +5,37 @@
 
 use std::path::Path;
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use tower_http::services::ServeDir;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::PathParams;
+use super::routes::{Access::Public, Routes};
 
-/// `/`, `/embed.js`, `/embed/{campaign}`, `/embed/{campaign}/edit` and `/widget/*`.
-pub fn router(widget_dir: &Path) -> Router<AppState> {
-    Router::new()
-        .route("/", get(|state: State<AppState>| file(state, "demo.html")))
-        .route(
+/// `/`, `/embed.js`, `/embed/{campaign}`, `/embed/{campaign}/edit` and `/widget/*`: public, and
+/// not in the OpenAPI document (pages and files, not the API).
+pub fn routes(widget_dir: &Path) -> Routes {
+    Routes::new()
+        .undocumented(Public, Method::GET, "/", |state: State<AppState>| {
+            file(state, "demo.html")
+        })
+        .undocumented(
+            Public,
+            Method::GET,
             "/embed.js",
-            get(|state: State<AppState>| file(state, "dist/embed.js")),
+            |state: State<AppState>| file(state, "dist/embed.js"),
         )
-        .route("/embed/{campaign}", get(embed_page))
-        .route("/embed/{campaign}/edit", get(embed_page))
-        .nest_service("/widget", ServeDir::new(widget_dir.join("dist")))
+        .undocumented(Public, Method::GET, "/embed/{campaign}", embed_page)
+        .undocumented(Public, Method::GET, "/embed/{campaign}/edit", embed_page)
+        .undocumented_service(
+            Public,
+            Method::GET,
+            "/widget",
+            ServeDir::new(widget_dir.join("dist")),
+        )
 }
 
 /// Content-Security-Policy of the iframe page: nothing but civicmap's own files and the map

@@ -1,12 +1,12 @@
 //! Moderation routes: the queue, decisions and reports. Access is declared in
 //! [`crate::http::routes`]: moderators and admins decide, any staff may report.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Action, Decision, Filed, MAX_PAGE, ModerationError, Queue, QueuePage};
@@ -15,6 +15,7 @@ use crate::auth::Staff;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams, QueryParams};
+use crate::http::routes::{ANY_STAFF, MODERATOR, Routes};
 
 impl From<ModerationError> for ApiError {
     fn from(error: ModerationError) -> Self {
@@ -28,17 +29,11 @@ impl From<ModerationError> for ApiError {
 }
 
 /// `/api/v1/moderation/campaigns/{slug}/...`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/moderation/campaigns/{slug}/queue", get(read_queue))
-        .route(
-            "/api/v1/moderation/campaigns/{slug}/submissions/{id}/decision",
-            post(decide),
-        )
-        .route(
-            "/api/v1/moderation/campaigns/{slug}/submissions/{id}/report",
-            post(report),
-        )
+pub fn routes() -> Routes {
+    Routes::new()
+        .add(MODERATOR, routes!(read_queue))
+        .add(MODERATOR, routes!(decide))
+        .add(ANY_STAFF, routes!(report))
 }
 
 fn submission_id(text: &str) -> ApiResult<Uuid> {

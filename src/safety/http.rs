@@ -1,15 +1,15 @@
 //! The HTTP side of trust and safety: the challenge route of campaigns that ask for a proof of
 //! work, the CORS and origin check of writes, and the rate-limit middleware.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use time::OffsetDateTime;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa_axum::routes;
 
 use super::limits::Limited;
 use super::pow::{self, Challenge, ProofError};
@@ -18,6 +18,7 @@ use crate::http::AppState;
 use crate::http::client_ip::ClientKey;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::PathParams;
+use crate::http::routes::{Access::Public, Routes};
 
 impl From<ProofError> for ApiError {
     fn from(error: ProofError) -> Self {
@@ -40,11 +41,8 @@ impl From<Limited> for ApiError {
 }
 
 /// `POST /api/v1/campaigns/{slug}/challenges`.
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/campaigns/{slug}/challenges",
-        post(create_challenge),
-    )
+pub fn routes() -> Routes {
+    Routes::new().add(Public, routes!(create_challenge))
 }
 
 /// A proof-of-work challenge for one submission (campaigns with `proof_of_work` only).

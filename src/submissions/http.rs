@@ -1,13 +1,14 @@
 //! Submission routes: a citizen posts a point, and with the edit token given then, reads it,
 //! corrects it or erases it.
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::Value;
 use time::OffsetDateTime;
+use utoipa_axum::router::UtoipaMethodRouterExt;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Corrected, IdempotencyKey, Pending, Receipt, Stored, SubmissionError};
@@ -15,6 +16,8 @@ use crate::http::AppState;
 use crate::http::client_ip::{ClientAddr, ClientKey};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
+use crate::http::routes::Access::{EditToken, Public};
+use crate::http::routes::Routes;
 use crate::safety::pow::{self, ProofError};
 
 impl From<SubmissionError> for ApiError {
@@ -37,18 +40,17 @@ impl From<SubmissionError> for ApiError {
 /// Largest submission body: a point and a few answers fit in far less.
 pub const MAX_SUBMISSION_BYTES: usize = 16 * 1024;
 
-/// `/api/v1/campaigns/{slug}/submissions[/{id}]`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/campaigns/{slug}/submissions",
-            post(create_submission).layer(DefaultBodyLimit::max(MAX_SUBMISSION_BYTES)),
+/// `/api/v1/campaigns/{slug}/submissions[/{id}]`: posting is public; reading, correcting and
+/// erasing one needs its edit token, which the handlers check.
+pub fn routes() -> Routes {
+    Routes::new()
+        .add(
+            Public,
+            routes!(create_submission).layer(DefaultBodyLimit::max(MAX_SUBMISSION_BYTES)),
         )
-        .route(
-            "/api/v1/campaigns/{slug}/submissions/{id}",
-            get(get_own_submission)
-                .patch(correct_submission)
-                .delete(erase_submission)
+        .add(
+            EditToken,
+            routes!(get_own_submission, correct_submission, erase_submission)
                 .layer(DefaultBodyLimit::max(MAX_SUBMISSION_BYTES)),
         )
 }

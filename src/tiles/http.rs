@@ -1,17 +1,17 @@
 //! Tile routes: `/tiles/{campaign}/{z}/{x}/{y}.mvt` and the TileJSON `/tiles/{campaign}.json`.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::{Value, json};
+use utoipa_axum::routes;
 
 use super::{MAX_ZOOM, TileCoord, TileError};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::PathParams;
+use crate::http::routes::{Access::Public, Routes};
 
 impl From<TileError> for ApiError {
     fn from(error: TileError) -> Self {
@@ -27,11 +27,12 @@ impl From<TileError> for ApiError {
 const CACHE_CONTROL: &str = "public, max-age=0, must-revalidate";
 const MVT: &str = "application/vnd.mapbox-vector-tile";
 
-/// The tile routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/tiles/{tilejson}", get(tilejson))
-        .route("/tiles/{campaign}/{z}/{x}/{y}", get(tile))
+/// The tile routes, public. The router cannot capture part of a segment, so they are routed
+/// without the `.json` and `.mvt` the document shows, which the handlers take off themselves.
+pub fn routes() -> Routes {
+    Routes::new()
+        .add_routed_at(Public, "/tiles/{tilejson}", routes!(tilejson))
+        .add_routed_at(Public, "/tiles/{campaign}/{z}/{x}/{y}", routes!(tile))
 }
 
 fn parse_part(name: &str, value: &str) -> ApiResult<u32> {
