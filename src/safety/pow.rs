@@ -181,12 +181,12 @@ pub fn verify(
 
 /// Marks a verified challenge as used; refuses one used already.
 pub async fn spend(db: impl PgExecutor<'_>, proof: &Verified) -> ApiResult<()> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO spent_challenges (challenge, expires_at) VALUES ($1, $2)
          ON CONFLICT (challenge) DO NOTHING",
+        proof.id,
+        proof.expires_at,
     )
-    .bind(&proof.id)
-    .bind(proof.expires_at)
     .execute(db)
     .await?
     .rows_affected();
@@ -199,7 +199,7 @@ pub async fn spend(db: impl PgExecutor<'_>, proof: &Verified) -> ApiResult<()> {
 /// Forgets spent challenges that have expired (they cannot be used again anyway).
 pub async fn purge_spent(db: impl PgExecutor<'_>) -> ApiResult<u64> {
     Ok(
-        sqlx::query("DELETE FROM spent_challenges WHERE expires_at < now()")
+        sqlx::query!("DELETE FROM spent_challenges WHERE expires_at < now()")
             .execute(db)
             .await?
             .rows_affected(),
