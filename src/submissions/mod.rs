@@ -905,4 +905,47 @@ mod tests {
             assert_eq!(Status::parse(status.as_str()), Some(status));
         }
     }
+
+    /// Checked SQL (`sqlx::query!`) spells a status as a literal, which sqlx cannot check:
+    /// every quoted word that `status` is compared with (`=`, `<>`) in the sources is a
+    /// submission status (or a campaign's: draft, open, closed).
+    #[test]
+    fn status_literals_in_sql_are_statuses() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut seen = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (at, _) in text.match_indices("status ") {
+                let rest = text[at + "status ".len()..].trim_start();
+                let Some(rest) = rest.strip_prefix("<>").or_else(|| rest.strip_prefix('=')) else {
+                    continue;
+                };
+                let Some(quoted) = rest.trim_start().strip_prefix('\'') else {
+                    continue;
+                };
+                let word = &quoted[..quoted.find('\'').unwrap_or(0)];
+                seen += 1;
+                assert!(
+                    Status::parse(word).is_some() || ["draft", "open", "closed"].contains(&word),
+                    "{}: `status ... '{word}'` is not a status",
+                    file.display()
+                );
+            }
+        }
+        assert!(seen > 0, "no status literal found: the scan is broken");
+    }
 }
