@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test against a throw-away PostgreSQL + PostGIS cluster on a private Unix socket,
 # started here and stopped on exit, whatever happens:
-#   0. the widget's bundles are built (npm ci, esbuild), for the API tests that serve them;
+#   0. .sqlx/, the query data every build reads instead of a database (SQLX_OFFLINE=true in
+#      .cargo/config.toml), is checked against the migrations (scripts/check-sqlx.sh);
+#      the widget's bundles are built (npm ci, esbuild), for the API tests that serve them;
 #   1. the Rust unit and API tests (cargo test; each API test gets its own database);
 #   2. the widget's unit tests (node's test runner);
 #   3. the widget's browser tests: headless Chromium against a real civicmap server serving the
 #      demo campaign from the same cluster.
 #   4. schemathesis against /api/v1/openapi.json of another server, on a database of its own in
 #      the same cluster (scripts/schemathesis.sh): no 5xx, every response as documented.
-# Arguments are passed to `cargo test`; with arguments, the widget build and tests are skipped.
+# Arguments are passed to `cargo test`; with arguments, the .sqlx/ check, the widget build and
+# tests are skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +29,11 @@ trap cleanup EXIT
 export DATABASE_URL="$url"
 
 failed=()
+# Builds never read the database for sqlx's macros (.cargo/config.toml), even with
+# DATABASE_URL set as it is now: .sqlx/ is checked here against a database of its own.
+if [ $# -eq 0 ]; then
+  ./scripts/check-sqlx.sh || failed+=("sqlx query data (.sqlx/)")
+fi
 # The widget's bundles first: the API tests serve and scan them (tests/api/privacy.rs).
 if [ $# -eq 0 ]; then
   (cd widget && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build) \

@@ -123,14 +123,14 @@ pub async fn add_points(pool: &PgPool, n: usize, seed: u64) -> anyhow::Result<()
             .iter()
             .map(|_| rng.random_range(0.0..30.0 * 86_400.0))
             .collect();
-        sqlx::query(
+        sqlx::query!(
             "UPDATE submissions s SET created_at = a.t, published_at = a.t, updated_at = a.t
              FROM (SELECT id, now() - make_interval(secs => age) AS t
                    FROM unnest($1::uuid[], $2::float8[]) AS x(id, age)) a
              WHERE s.id = a.id",
+            &ids,
+            &ages,
         )
-        .bind(&ids)
-        .bind(&ages)
         .execute(pool)
         .await?;
     }

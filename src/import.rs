@@ -397,15 +397,16 @@ struct Districts(Vec<(i64, geo::Rect<f64>, geo::MultiPolygon<f64>)>);
 impl Districts {
     async fn load(db: &mut sqlx::PgConnection, campaign_id: i64) -> anyhow::Result<Self> {
         use geo::BoundingRect;
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, ST_AsGeoJSON(geom) FROM districts WHERE campaign_id = $1 ORDER BY position",
+        let rows = sqlx::query!(
+            r#"SELECT id, ST_AsGeoJSON(geom) AS "geojson!" FROM districts WHERE campaign_id = $1 ORDER BY position"#,
+            campaign_id,
         )
-        .bind(campaign_id)
         .fetch_all(&mut *db)
         .await?;
         let mut districts = Vec::new();
-        for (id, geojson) in rows {
-            let geometry: geojson::Geometry = geojson.parse()?;
+        for row in rows {
+            let id = row.id;
+            let geometry: geojson::Geometry = row.geojson.parse()?;
             let shape = match geo::Geometry::<f64>::try_from(geometry)? {
                 geo::Geometry::MultiPolygon(m) => m,
                 geo::Geometry::Polygon(p) => geo::MultiPolygon(vec![p]),
@@ -460,19 +461,20 @@ pub async fn import(
     // (`temp_buffers` can only be set before a session's first temporary table).
     let mut conn: sqlx::PgConnection =
         <sqlx::PgConnection as sqlx::Connection>::connect_with(&pool.connect_options()).await?;
-    sqlx::query("SET temp_buffers = '512MB'")
+    sqlx::query!("SET temp_buffers = '512MB'",)
         .execute(&mut conn)
         .await?;
-    sqlx::query("SET work_mem = '256MB'")
+    sqlx::query!("SET work_mem = '256MB'",)
         .execute(&mut conn)
         .await?;
     let mut tx = sqlx::Connection::begin(&mut conn).await?;
     // Settings cannot change under the import (an update locks the campaign row).
-    let version: i64 =
-        sqlx::query_scalar("SELECT config_version FROM campaigns WHERE id = $1 FOR SHARE")
-            .bind(campaign.id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let version: i64 = sqlx::query_scalar!(
+        "SELECT config_version FROM campaigns WHERE id = $1 FOR SHARE",
+        campaign.id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if version != campaign.config_version {
         anyhow::bail!(
             "campaign `{slug}` changed while the file was being read; run the import again"
@@ -501,7 +503,7 @@ pub async fn import(
         })
     };
 
-    sqlx::query(
+    sqlx::query!(
         "CREATE TEMPORARY TABLE import_rows (line bigint, id uuid, lon float8, lat float8,
              answers jsonb, created_at timestamptz, h3 bigint, district_id bigint) ON COMMIT DROP",
     )
@@ -575,13 +577,15 @@ pub async fn import(
     // point in no piece is tested against the whole districts, so that the rule stays the
     // API's: the first district (in import order) whose outline contains the point or has it
     // on its border.
-    sqlx::query(
+    sqlx::query!(
         "CREATE TEMPORARY TABLE import_pieces ON COMMIT DROP AS
          SELECT id, position, ST_Subdivide(geom, 32) AS g FROM districts WHERE campaign_id = $1",
+        campaign.id,
     )
-    .bind(campaign.id)
     .execute(&mut *tx)
     .await?;
+    // Runtime SQL (this and the next four): they use the temporary tables created above in
+    // this transaction, which the database sqlx's macros describe against does not have.
     sqlx::query("CREATE INDEX ON import_pieces USING gist (g)")
         .execute(&mut *tx)
         .await?;
@@ -589,7 +593,8 @@ pub async fn import(
         .execute(&mut *tx)
         .await?;
     // The same rule as `districts::district_of!`, first on the subdivided pieces (fast), then
-    // on the districts themselves for what the pieces did not place.
+    // on the districts themselves for what the pieces did not place. (Runtime SQL: also
+    // composes `district_of!`.)
     sqlx::query(concat!(
         "CREATE TEMPORARY TABLE import_placed ON COMMIT DROP AS
          SELECT line, id, answers, created_at, h3,
@@ -649,7 +654,8 @@ pub async fn import(
     .execute(&mut *tx)
     .await?;
     // The counters, from the same rows (in memory) rather than from what the insert returns.
-    // Staff enter each paper form once: every row is a distinct contributor.
+    // Staff enter each paper form once: every row is a distinct contributor. (Runtime SQL:
+    // also composes `count!`.)
     sqlx::query(concat!(
         "WITH to_count AS (
             SELECT $1::bigint AS campaign_id, district_id, h3, true AS first_contribution, 1 AS n

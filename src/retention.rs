@@ -54,6 +54,7 @@ pub async fn run(
     only: Option<&str>,
     dry_run: bool,
 ) -> sqlx::Result<Vec<Outcome>> {
+    // Runtime SQL: composes `due!` (shared with `apply`), and sqlx's macros take only literals.
     let due: Vec<i64> = sqlx::query_scalar(concat!(
         "SELECT id FROM campaigns WHERE ($1::text IS NULL OR slug = $1) AND ",
         due!(),
@@ -74,11 +75,12 @@ pub async fn run(
 /// Why campaign `slug` is not due, in plain words (for the command line).
 pub async fn not_due_reason(pool: &PgPool, slug: &str) -> Result<String, CampaignError> {
     let campaign = crate::campaigns::get(pool, slug).await?;
-    let closed_at: Option<OffsetDateTime> =
-        sqlx::query_scalar("SELECT LEAST(closes_at, closed_at) FROM campaigns WHERE id = $1")
-            .bind(campaign.id)
-            .fetch_one(pool)
-            .await?;
+    let closed_at: Option<OffsetDateTime> = sqlx::query_scalar!(
+        "SELECT LEAST(closes_at, closed_at) FROM campaigns WHERE id = $1",
+        campaign.id,
+    )
+    .fetch_one(pool)
+    .await?;
     Ok(match (campaign.retention_days, closed_at) {
         (None, _) => "has no retention period (retention_days is null)".to_owned(),
         (Some(_), None) => "is not closed".to_owned(),
@@ -104,6 +106,7 @@ async fn apply(
     let mut tx = pool.begin().await?;
     // Locking the campaign serialises this with setting changes (which may change the grid)
     // and with the same run on other instances.
+    // Runtime SQL: composes `due!` (shared with `run`), and sqlx's macros take only literals.
     let row: Option<(
         String,
         sqlx::types::Json<crate::campaigns::Form>,
@@ -127,22 +130,23 @@ async fn apply(
         .filter(|f| !f.kind.is_free_text())
         .map(|f| f.key.clone())
         .collect();
-    let text_fields: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT k FROM submissions, jsonb_object_keys(answers) k
-         WHERE campaign_id = $1 AND NOT k = ANY($2) ORDER BY k",
+    let text_fields: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT DISTINCT k AS "k!" FROM submissions, jsonb_object_keys(answers) k
+         WHERE campaign_id = $1 AND NOT k = ANY($2) ORDER BY k"#,
+        id,
+        &kept,
     )
-    .bind(id)
-    .bind(&kept)
     .fetch_all(&mut *tx)
     .await?;
-    let (submissions, with_text): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE answers ?| $2::text[])
-         FROM submissions WHERE campaign_id = $1",
+    let counts = sqlx::query!(
+        r#"SELECT count(*) AS "submissions!", count(*) FILTER (WHERE answers ?| $2::text[]) AS "with_text!"
+         FROM submissions WHERE campaign_id = $1"#,
+        id,
+        &text_fields,
     )
-    .bind(id)
-    .bind(&text_fields)
     .fetch_one(&mut *tx)
     .await?;
+    let (submissions, with_text) = (counts.submissions, counts.with_text);
     let outcome = Outcome {
         campaign: slug,
         submissions: if grid_size.is_some() {
@@ -161,7 +165,7 @@ async fn apply(
     // The centre of the point's own cell (floor(x / size), floor(y / size)) of the public grid;
     // the district is kept as it was, and so is the H3 cell (resolution 10, about 0.015 km²),
     // so that no public figure changes.
-    sqlx::query(
+    sqlx::query!(
         "UPDATE submissions SET
             geom = CASE WHEN $2::float8 IS NULL THEN geom ELSE ST_Transform(ST_SetSRID(ST_MakePoint(
                        (floor(ST_X(ST_Transform(geom, 3857)) / $2) + 0.5) * $2,
@@ -169,21 +173,22 @@ async fn apply(
             answers = answers - $3::text[],
             updated_at = now()
          WHERE campaign_id = $1",
+        id,
+        grid_size,
+        &outcome.text_fields,
     )
-    .bind(id)
-    .bind(grid_size)
-    .bind(&outcome.text_fields)
     .execute(&mut *tx)
     .await?;
     // The contributors (keyed hashes of addresses) serve only while the campaign collects.
-    sqlx::query("DELETE FROM contributors WHERE campaign_id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM contributors WHERE campaign_id = $1", id,)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE campaigns SET retention_applied_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE campaigns SET retention_applied_at = now() WHERE id = $1",
+        id,
+    )
+    .execute(&mut *tx)
+    .await?;
     audit::record(
         &mut *tx,
         Entry {

@@ -189,8 +189,9 @@ pub async fn district_counts(
     db: impl PgExecutor<'_>,
     campaign_id: i64,
 ) -> sqlx::Result<DistrictCounts> {
-    let rows: Vec<(Option<i64>, i64, i64)> = sqlx::query_as(
-        "SELECT d.id, COALESCE(c.published, 0)::bigint, COALESCE(c.contributors, 0)::bigint
+    let rows = sqlx::query!(
+        r#"SELECT d.id AS "district?", COALESCE(c.published, 0)::bigint AS "count!",
+                COALESCE(c.contributors, 0)::bigint AS "contributors!"
          FROM districts d
          LEFT JOIN (SELECT district_id, sum(published) AS published, sum(contributors) AS contributors
                     FROM district_counts WHERE campaign_id = $1 GROUP BY district_id) c
@@ -199,21 +200,21 @@ pub async fn district_counts(
          UNION ALL
          SELECT NULL, COALESCE(sum(published), 0)::bigint, COALESCE(sum(contributors), 0)::bigint
          FROM district_counts WHERE campaign_id = $1 AND district_id IS NULL
-         ORDER BY 1 NULLS LAST",
+         ORDER BY 1 NULLS LAST"#,
+        campaign_id,
     )
-    .bind(campaign_id)
     .fetch_all(db)
     .await?;
     let mut counts = DistrictCounts {
         districts: Vec::new(),
         outside: Tally::default(),
     };
-    for (district, count, contributors) in rows {
+    for row in rows {
         let count = Tally {
-            count,
-            contributors,
+            count: row.count,
+            contributors: row.contributors,
         };
-        match district {
+        match row.district {
             Some(id) => counts.districts.push((id, count)),
             None => counts.outside = count,
         }
@@ -231,6 +232,7 @@ pub async fn add_published(
     submission_id: uuid::Uuid,
     delta: i64,
 ) -> sqlx::Result<()> {
+    // Runtime SQL: composes the shared fragment `count!`, and sqlx's macros take only literals.
     sqlx::query(concat!(
         "WITH to_count AS (
             SELECT campaign_id, district_id, h3, first_contribution, $3::int AS n
@@ -248,22 +250,24 @@ pub async fn add_published(
 
 /// The campaign's settings version and the version of its published data, read together.
 pub async fn versions(db: impl PgExecutor<'_>, campaign_id: i64) -> sqlx::Result<(i64, i64)> {
-    sqlx::query_as(
-        "SELECT config_version,
+    let row = sqlx::query!(
+        r#"SELECT config_version,
                 (SELECT COALESCE(sum(changes), 0)::bigint FROM district_counts WHERE campaign_id = $1)
-         FROM campaigns WHERE id = $1",
+                AS "data_version!"
+         FROM campaigns WHERE id = $1"#,
+        campaign_id,
     )
-    .bind(campaign_id)
     .fetch_one(db)
-    .await
+    .await?;
+    Ok((row.config_version, row.data_version))
 }
 
 /// The version of a campaign's published data: it moves with every committed change.
 pub async fn data_version(db: impl PgExecutor<'_>, campaign_id: i64) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT COALESCE(sum(changes), 0)::bigint FROM district_counts WHERE campaign_id = $1",
+    sqlx::query_scalar!(
+        r#"SELECT COALESCE(sum(changes), 0)::bigint AS "version!" FROM district_counts WHERE campaign_id = $1"#,
+        campaign_id,
     )
-    .bind(campaign_id)
     .fetch_one(db)
     .await
 }
@@ -274,8 +278,9 @@ pub async fn fill_missing_h3(pool: &sqlx::PgPool) -> sqlx::Result<u64> {
     let mut filled = 0;
     let mut campaigns = std::collections::BTreeSet::new();
     loop {
-        let rows: Vec<(uuid::Uuid, i64, f64, f64)> = sqlx::query_as(
-            "SELECT id, campaign_id, ST_X(geom), ST_Y(geom) FROM submissions WHERE h3 IS NULL LIMIT 10000",
+        let rows = sqlx::query!(
+            r#"SELECT id, campaign_id, ST_X(geom) AS "lon!", ST_Y(geom) AS "lat!"
+             FROM submissions WHERE h3 IS NULL LIMIT 10000"#,
         )
         .fetch_all(pool)
         .await?;
@@ -284,20 +289,18 @@ pub async fn fill_missing_h3(pool: &sqlx::PgPool) -> sqlx::Result<u64> {
         }
         let cells: Vec<i64> = rows
             .iter()
-            .map(|(_, _, lon, lat)| {
-                crate::location::WgsPoint::new(*lon, *lat).map_or(0, |p| p.h3_cell())
-            })
+            .map(|row| crate::location::WgsPoint::new(row.lon, row.lat).map_or(0, |p| p.h3_cell()))
             .collect();
-        sqlx::query(
+        sqlx::query!(
             "UPDATE submissions s SET h3 = u.h3
              FROM unnest($1::uuid[], $2::int8[]) AS u(id, h3) WHERE s.id = u.id",
+            &rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+            &cells,
         )
-        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-        .bind(cells)
         .execute(pool)
         .await?;
         filled += rows.len() as u64;
-        campaigns.extend(rows.iter().map(|r| r.1));
+        campaigns.extend(rows.iter().map(|r| r.campaign_id));
     }
     for campaign_id in campaigns {
         let mut tx = pool.begin().await?;
@@ -323,10 +326,14 @@ pub fn random_shard() -> i16 {
 /// The caller must hold the lock taken by [`lock_writes`]. The data version keeps growing.
 pub async fn rebuild(db: &mut sqlx::PgConnection, campaign_id: i64) -> sqlx::Result<()> {
     let version = data_version(&mut *db, campaign_id).await?;
-    sqlx::query("DELETE FROM district_counts WHERE campaign_id = $1")
-        .bind(campaign_id)
-        .execute(&mut *db)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM district_counts WHERE campaign_id = $1",
+        campaign_id,
+    )
+    .execute(&mut *db)
+    .await?;
+    // Runtime SQL: composes the shared fragment `count_districts!`, and sqlx's macros take only
+    // literals.
     sqlx::query(concat!(
         "WITH to_count AS (
             SELECT campaign_id, district_id, h3, first_contribution, 1 AS n FROM submissions
@@ -340,18 +347,20 @@ pub async fn rebuild(db: &mut sqlx::PgConnection, campaign_id: i64) -> sqlx::Res
     .execute(&mut *db)
     .await?;
     // The version continues from where it was, one step on, whatever the new counts.
-    sqlx::query("UPDATE district_counts SET changes = 0 WHERE campaign_id = $1")
-        .bind(campaign_id)
-        .execute(&mut *db)
-        .await?;
-    sqlx::query(
+    sqlx::query!(
+        "UPDATE district_counts SET changes = 0 WHERE campaign_id = $1",
+        campaign_id,
+    )
+    .execute(&mut *db)
+    .await?;
+    sqlx::query!(
         "INSERT INTO district_counts (campaign_id, district_id, shard, published, changes)
-         VALUES ($1, NULL, 0, 0, $2 + 1)
+         VALUES ($1, NULL, 0, 0, $2::int8 + 1)
          ON CONFLICT ON CONSTRAINT district_counts_key
          DO UPDATE SET changes = district_counts.changes + EXCLUDED.changes",
+        campaign_id,
+        version,
     )
-    .bind(campaign_id)
-    .bind(version)
     .execute(&mut *db)
     .await?;
     rebuild_h3(db, campaign_id).await
@@ -360,10 +369,11 @@ pub async fn rebuild(db: &mut sqlx::PgConnection, campaign_id: i64) -> sqlx::Res
 /// Rebuilds the campaign's H3 counts from its submissions. The caller must hold the lock
 /// taken by [`lock_writes`].
 pub async fn rebuild_h3(db: &mut sqlx::PgConnection, campaign_id: i64) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM h3_counts WHERE campaign_id = $1")
-        .bind(campaign_id)
+    sqlx::query!("DELETE FROM h3_counts WHERE campaign_id = $1", campaign_id,)
         .execute(&mut *db)
         .await?;
+    // Runtime SQL: composes the shared fragment `count_h3!`, and sqlx's macros take only
+    // literals.
     sqlx::query(concat!(
         "WITH to_count AS (
             SELECT campaign_id, district_id, h3, first_contribution, 1 AS n FROM submissions
@@ -384,7 +394,7 @@ pub async fn rebuild_h3(db: &mut sqlx::PgConnection, campaign_id: i64) -> sqlx::
 /// stored against settings being replaced (writers that waited see the new `config_version`
 /// once they run, and check again).
 pub async fn lock_writes(db: &mut sqlx::PgConnection) -> sqlx::Result<()> {
-    sqlx::query("LOCK TABLE submissions, district_counts, h3_counts IN SHARE ROW EXCLUSIVE MODE")
+    sqlx::query!("LOCK TABLE submissions, district_counts, h3_counts IN SHARE ROW EXCLUSIVE MODE",)
         .execute(&mut *db)
         .await?;
     Ok(())

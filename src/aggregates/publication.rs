@@ -89,11 +89,12 @@ pub async fn current(
     campaign: &crate::campaigns::Campaign,
     candidate: OffsetDateTime,
 ) -> sqlx::Result<OffsetDateTime> {
-    let stored: Option<OffsetDateTime> =
-        sqlx::query_scalar("SELECT published_until FROM campaigns WHERE id = $1")
-            .bind(campaign.id)
-            .fetch_one(db)
-            .await?;
+    let stored: Option<OffsetDateTime> = sqlx::query_scalar!(
+        "SELECT published_until FROM campaigns WHERE id = $1",
+        campaign.id,
+    )
+    .fetch_one(db)
+    .await?;
     if let Some(stored) = stored
         && stored >= candidate
     {
@@ -101,24 +102,22 @@ pub async fn current(
     }
     // Moves only with k arrivals since the stored instant (from the start when there is none);
     // a concurrent instance may move it first, to the same instant.
-    let moved: Option<OffsetDateTime> = sqlx::query_scalar(concat!(
-        "UPDATE campaigns SET published_until = $2
+    let moved: Option<OffsetDateTime> = sqlx::query_scalar!(
+        r#"UPDATE campaigns SET published_until = $2
          WHERE id = $1 AND (published_until IS NULL OR published_until < $2)
            AND (SELECT count(*) FROM (
                   SELECT 1 FROM submissions s
-                  WHERE s.campaign_id = $1 AND s.status = ",
-        crate::status!(Published),
-        " AND s.published_at < $2
+                  WHERE s.campaign_id = $1 AND s.status = 'published' AND s.published_at < $2
                     AND s.first_contribution
                     AND ($3::timestamptz IS NULL OR s.created_at >= $3
                          OR (s.published_at > s.created_at AND s.published_at >= $3))
                   LIMIT $4) arrivals) >= $4
-         RETURNING published_until",
-    ))
-    .bind(campaign.id)
-    .bind(candidate)
-    .bind(stored)
-    .bind(i64::from(campaign.privacy.min_count))
+         RETURNING published_until AS "published_until!""#,
+        campaign.id,
+        candidate,
+        stored,
+        i64::from(campaign.privacy.min_count),
+    )
     .fetch_optional(db)
     .await?;
     Ok(match (moved, stored) {
@@ -138,7 +137,7 @@ pub fn snapshot_at(minutes: i32, now: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// A published submission that arrived at its place at or after a publication instant.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Recent {
     pub district_id: Option<i64>,
     /// Its resolution-10 H3 cell.
@@ -156,16 +155,15 @@ pub async fn recent(
 ) -> sqlx::Result<Vec<Recent>> {
     // `published_at >= $2`, spelt so that both indexes serve it: new rows have
     // published_at = created_at, rows published again are in submissions_republished_idx.
-    sqlx::query_as(concat!(
+    sqlx::query_as!(
+        Recent,
         "SELECT s.district_id, s.h3, s.first_contribution
          FROM submissions s
-         WHERE s.campaign_id = $1 AND s.status = ",
-        crate::status!(Published),
-        "
+         WHERE s.campaign_id = $1 AND s.status = 'published'
            AND (s.created_at >= $2 OR (s.published_at > s.created_at AND s.published_at >= $2))",
-    ))
-    .bind(campaign_id)
-    .bind(since)
+        campaign_id,
+        since,
+    )
     .fetch_all(db)
     .await
 }

@@ -66,17 +66,17 @@ pub async fn record(db: impl PgExecutor<'_>, entry: Entry<'_>) -> sqlx::Result<(
 
 /// [`record`], returning the entry's id (for [`complete`]).
 pub async fn record_returning_id(db: impl PgExecutor<'_>, entry: Entry<'_>) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO audit_log (token_id, actor, action, campaign_id, subject, reason, details)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        entry.actor.token_id(),
+        entry.actor.name(),
+        entry.action,
+        entry.campaign_id,
+        entry.subject,
+        entry.reason,
+        sqlx::types::Json(&entry.details) as _,
     )
-    .bind(entry.actor.token_id())
-    .bind(entry.actor.name())
-    .bind(entry.action)
-    .bind(entry.campaign_id)
-    .bind(entry.subject)
-    .bind(entry.reason)
-    .bind(sqlx::types::Json(&entry.details))
     .fetch_one(db)
     .await
 }
@@ -88,16 +88,18 @@ pub async fn complete(
     id: i64,
     outcome: serde_json::Value,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE audit_log SET details = details || $2 WHERE id = $1")
-        .bind(id)
-        .bind(sqlx::types::Json(outcome))
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE audit_log SET details = details || $2 WHERE id = $1",
+        id,
+        sqlx::types::Json(outcome) as _,
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// One row of the log, as admins read it.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LogEntry {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -123,19 +125,20 @@ pub async fn list(
     before: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<LogEntry>> {
-    sqlx::query_as(
-        "SELECT l.id, l.at, l.token_id, l.actor, l.action, c.slug AS campaign, l.subject,
-                l.reason, l.details
+    sqlx::query_as!(
+        LogEntry,
+        r#"SELECT l.id, l.at, l.token_id, l.actor, l.action, c.slug AS "campaign?", l.subject,
+                l.reason, l.details AS "details: _"
          FROM audit_log l LEFT JOIN campaigns c ON c.id = l.campaign_id
          WHERE ($1::text IS NULL OR c.slug = $1)
            AND ($2::text IS NULL OR l.action = $2)
            AND ($3::bigint IS NULL OR l.id < $3)
-         ORDER BY l.id DESC LIMIT $4",
+         ORDER BY l.id DESC LIMIT $4"#,
+        campaign,
+        action,
+        before,
+        limit,
     )
-    .bind(campaign)
-    .bind(action)
-    .bind(before)
-    .bind(limit)
     .fetch_all(db)
     .await
 }

@@ -115,7 +115,7 @@ fn parse_token(token: &str) -> Option<(i64, &str)> {
     Some((id.parse().ok()?, secret))
 }
 
-#[derive(Default, sqlx::FromRow)]
+#[derive(Default)]
 struct TokenRow {
     name: String,
     role: String,
@@ -142,11 +142,12 @@ const LAST_USED_PRECISION: time::Duration = time::Duration::minutes(1);
 /// Checks a bearer token: known, secret matching (constant time), not revoked, not expired.
 pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, AuthError> {
     let (id, secret) = parse_token(token).ok_or(AuthError::Invalid)?;
-    let row: Option<TokenRow> = sqlx::query_as(
+    let row: Option<TokenRow> = sqlx::query_as!(
+        TokenRow,
         "SELECT name, role, secret_hash, expires_at, revoked_at, last_used_at
          FROM api_tokens WHERE id = $1",
+        id,
     )
-    .bind(id)
     .fetch_optional(pool)
     .await?;
     // Compare against a dummy hash when the id is unknown so both paths cost the same.
@@ -173,10 +174,12 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Staff, AuthError> {
         return Err(AuthError::Expired);
     }
     if last_used_at.is_none_or(|t| now - t > LAST_USED_PRECISION) {
-        sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await?;
+        sqlx::query!(
+            "UPDATE api_tokens SET last_used_at = now() WHERE id = $1",
+            id
+        )
+        .execute(pool)
+        .await?;
     }
     Ok(Staff {
         token_id: id,

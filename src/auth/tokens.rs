@@ -77,7 +77,6 @@ impl TokenInfo {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct InfoRow {
     id: i64,
     name: String,
@@ -139,14 +138,15 @@ pub async fn issue(pool: &PgPool, actor: Actor<'_>, new: NewToken) -> Result<Iss
     let expires_at = new.expires_at.map(|t| t.0);
     let secret = new_secret();
     let mut tx = pool.begin().await?;
-    let row: InfoRow = sqlx::query_as(
+    let row: InfoRow = sqlx::query_as!(
+        InfoRow,
         "INSERT INTO api_tokens (name, role, secret_hash, expires_at) VALUES ($1, $2, $3, $4)
          RETURNING id, name, role, created_at, expires_at, revoked_at, last_used_at",
+        name,
+        new.role.as_str(),
+        &hash_secret(&secret),
+        expires_at,
     )
-    .bind(&name)
-    .bind(new.role.as_str())
-    .bind(hash_secret(&secret))
-    .bind(expires_at)
     .fetch_one(&mut *tx)
     .await?;
     let info = TokenInfo::from(row);
@@ -178,7 +178,8 @@ fn rfc3339(at: Option<OffsetDateTime>) -> Option<String> {
 
 /// Every token, oldest first, without secrets.
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<TokenInfo>> {
-    let rows: Vec<InfoRow> = sqlx::query_as(
+    let rows: Vec<InfoRow> = sqlx::query_as!(
+        InfoRow,
         "SELECT id, name, role, created_at, expires_at, revoked_at, last_used_at
          FROM api_tokens ORDER BY id",
     )
@@ -188,11 +189,12 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<TokenInfo>> {
 }
 
 async fn lock(tx: &mut sqlx::PgConnection, id: i64) -> Result<TokenInfo> {
-    let row: Option<InfoRow> = sqlx::query_as(
+    let row: Option<InfoRow> = sqlx::query_as!(
+        InfoRow,
         "SELECT id, name, role, created_at, expires_at, revoked_at, last_used_at
          FROM api_tokens WHERE id = $1 FOR UPDATE",
+        id,
     )
-    .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
     row.map(TokenInfo::from).ok_or(TokenError::NotFound(id))
@@ -215,12 +217,13 @@ pub async fn set_expiry(
             refused: "cannot be given an expiry",
         });
     }
-    let row: InfoRow = sqlx::query_as(
+    let row: InfoRow = sqlx::query_as!(
+        InfoRow,
         "UPDATE api_tokens SET expires_at = $2 WHERE id = $1
          RETURNING id, name, role, created_at, expires_at, revoked_at, last_used_at",
+        id,
+        expires_at,
     )
-    .bind(id)
-    .bind(expires_at)
     .fetch_one(&mut *tx)
     .await?;
     audit::record(
@@ -265,11 +268,12 @@ pub async fn revoke(
             refused: "is already revoked",
         });
     }
-    let row: InfoRow = sqlx::query_as(
+    let row: InfoRow = sqlx::query_as!(
+        InfoRow,
         "UPDATE api_tokens SET revoked_at = now() WHERE id = $1
          RETURNING id, name, role, created_at, expires_at, revoked_at, last_used_at",
+        id,
     )
-    .bind(id)
     .fetch_one(&mut *tx)
     .await?;
     audit::record(

@@ -216,7 +216,7 @@ impl Campaign {
     }
 }
 
-#[derive(sqlx::FromRow)]
+/// A campaign as [`select_campaign!`] reads it; [`Campaign::from`] is the one mapping.
 struct CampaignRow {
     id: i64,
     slug: String,
@@ -249,15 +249,22 @@ struct CampaignRow {
     targets: sqlx::types::Json<std::collections::BTreeMap<String, i64>>,
 }
 
-/// `SELECT ... FROM campaigns` followed by the given clause, as one static SQL string.
+/// `sqlx::query_as!(CampaignRow, ...)` of `SELECT ... FROM campaigns` followed by the given
+/// clause (a literal) and its arguments: the columns are written once, the query still
+/// checked at compile time.
 macro_rules! select_campaign {
-    ($tail:literal) => {
-        concat!("SELECT id, slug, title_fr, title_en, description_fr, description_en,
-        default_lang, status, opens_at, closes_at, form, public_precision_m, min_count, publish_interval_minutes, moderation, basemap, geocoder,
-        min_fill_seconds, proof_of_work, duplicates, allowed_origins,
-        retention_days, retention_applied_at,
-        bounds, area IS NULL AS by_districts, config_version, grid_size, targets
-    FROM campaigns ", $tail)
+    ($tail:literal $(, $arg:expr)*) => {
+        sqlx::query_as!(
+            CampaignRow,
+            r#"SELECT id, slug, title_fr, title_en, description_fr, description_en,
+        default_lang, status, opens_at, closes_at, form AS "form: _", public_precision_m, min_count,
+        publish_interval_minutes, moderation, basemap AS "basemap: _", geocoder AS "geocoder: _",
+        min_fill_seconds, proof_of_work AS "proof_of_work: _", duplicates AS "duplicates: _",
+        allowed_origins, retention_days, retention_applied_at,
+        bounds, area IS NULL AS "by_districts!", config_version, grid_size, targets AS "targets: _"
+    FROM campaigns "# + $tail
+            $(, $arg)*
+        )
     };
 }
 
@@ -321,8 +328,7 @@ pub async fn find(db: impl PgExecutor<'_>, slug: &str) -> Result<Option<Campaign
     if !is_valid_slug(slug) {
         return Ok(None);
     }
-    let row: Option<CampaignRow> = sqlx::query_as(select_campaign!("WHERE slug = $1"))
-        .bind(slug)
+    let row = select_campaign!("WHERE slug = $1", slug)
         .fetch_optional(db)
         .await?;
     Ok(row.map(Campaign::from))
@@ -348,10 +354,9 @@ pub async fn get_public(db: impl PgExecutor<'_>, slug: &str) -> Result<Campaign>
 
 /// Every campaign, newest first.
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<Campaign>> {
-    let rows: Vec<CampaignRow> =
-        sqlx::query_as(select_campaign!("ORDER BY created_at DESC, id DESC"))
-            .fetch_all(db)
-            .await?;
+    let rows = select_campaign!("ORDER BY created_at DESC, id DESC")
+        .fetch_all(db)
+        .await?;
     Ok(rows.into_iter().map(Campaign::from).collect())
 }
 
@@ -556,11 +561,11 @@ pub async fn create(pool: &PgPool, input: CampaignInput) -> Result<Campaign> {
         return Err(Invalid(errors).into());
     }
     let mut tx = pool.begin().await?;
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = sqlx::query_scalar!(
         "INSERT INTO campaigns (slug, title_fr, title_en) VALUES ($1, '', '')
          ON CONFLICT (slug) DO NOTHING RETURNING id",
+        slug,
     )
-    .bind(&slug)
     .fetch_optional(&mut *tx)
     .await?;
     let id = id.ok_or_else(|| CampaignError::SlugTaken(slug.clone()))?;
@@ -583,8 +588,7 @@ pub async fn update(pool: &PgPool, slug: &str, input: CampaignInput) -> Result<C
         return Err(Invalid::field("slug", "cannot be changed").into());
     }
     let mut tx = pool.begin().await?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE slug = $1 FOR UPDATE")
-        .bind(slug)
+    let id: i64 = sqlx::query_scalar!("SELECT id FROM campaigns WHERE slug = $1 FOR UPDATE", slug)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| not_found(slug))?;
@@ -730,8 +734,7 @@ impl Settings {
 }
 
 async fn apply(tx: &mut sqlx::PgConnection, id: i64, mut input: CampaignInput) -> Result<Campaign> {
-    let current: Campaign = sqlx::query_as::<_, CampaignRow>(select_campaign!("WHERE id = $1"))
-        .bind(id)
+    let current: Campaign = select_campaign!("WHERE id = $1", id)
         .fetch_one(&mut *tx)
         .await?
         .into();
@@ -759,7 +762,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, mut input: CampaignInput) -
         privacy,
         safety,
     } = settings;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE campaigns SET title_fr = $2, title_en = $3, description_fr = $4,
             description_en = $5, default_lang = $6, status = $7, opens_at = $8, closes_at = $9,
             form = $10, public_precision_m = $11, min_count = $12, moderation = $13, basemap = $14, geocoder = $15,
@@ -767,39 +770,43 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, mut input: CampaignInput) -
             retention_days = $20, publish_interval_minutes = $21,
             updated_at = now(), config_version = config_version + 1
          WHERE id = $1",
+        id,
+        presentation.title.fr,
+        presentation.title.en,
+        presentation.description.fr,
+        presentation.description.en,
+        as_text(presentation.default_lang),
+        as_text(schedule.status),
+        schedule.opens_at,
+        schedule.closes_at,
+        sqlx::types::Json(&form) as _,
+        privacy.public_precision_m,
+        privacy.min_count,
+        as_text(safety.moderation),
+        presentation.basemap.map(sqlx::types::Json) as _,
+        presentation.geocoder.map(sqlx::types::Json) as _,
+        safety.min_fill_seconds,
+        safety.proof_of_work.map(sqlx::types::Json) as _,
+        safety.duplicates.map(sqlx::types::Json) as _,
+        &safety.allowed_origins,
+        safety.retention_days,
+        privacy.publish_interval_minutes as i16,
     )
-    .bind(id)
-    .bind(&presentation.title.fr)
-    .bind(&presentation.title.en)
-    .bind(&presentation.description.fr)
-    .bind(&presentation.description.en)
-    .bind(as_text(presentation.default_lang))
-    .bind(as_text(schedule.status))
-    .bind(schedule.opens_at)
-    .bind(schedule.closes_at)
-    .bind(sqlx::types::Json(&form))
-    .bind(privacy.public_precision_m)
-    .bind(privacy.min_count)
-    .bind(as_text(safety.moderation))
-    .bind(presentation.basemap.map(sqlx::types::Json))
-    .bind(presentation.geocoder.map(sqlx::types::Json))
-    .bind(safety.min_fill_seconds)
-    .bind(safety.proof_of_work.map(sqlx::types::Json))
-    .bind(safety.duplicates.map(sqlx::types::Json))
-    .bind(&safety.allowed_origins)
-    .bind(safety.retention_days)
-    .bind(privacy.publish_interval_minutes as i16)
     .execute(&mut *tx)
     .await?;
     if let Some(targets) = &targets {
         check_targets(&mut *tx, id, targets).await?;
-        sqlx::query("UPDATE campaigns SET targets = $2 WHERE id = $1")
-            .bind(id)
-            .bind(sqlx::types::Json(targets))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE campaigns SET targets = $2 WHERE id = $1",
+            id,
+            sqlx::types::Json(targets) as _,
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     if let Some(area) = area {
+        // Runtime SQL: composes the shared fragment `repaired_polygonal!`, and sqlx's macros
+        // take only literals.
         let set: Option<Option<bool>> = sqlx::query_scalar(concat!(
             "UPDATE campaigns SET area = ",
             crate::repaired_polygonal!("$2"),
@@ -814,8 +821,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, mut input: CampaignInput) -
         }
     }
     refresh_effective_area(tx, id).await?;
-    let campaign: Campaign = sqlx::query_as::<_, CampaignRow>(select_campaign!("WHERE id = $1"))
-        .bind(id)
+    let campaign: Campaign = select_campaign!("WHERE id = $1", id)
         .fetch_one(&mut *tx)
         .await?
         .into();
@@ -839,8 +845,7 @@ async fn check_targets(
     targets: &std::collections::BTreeMap<String, i64>,
 ) -> Result<()> {
     let codes: Vec<String> =
-        sqlx::query_scalar("SELECT code FROM districts WHERE campaign_id = $1")
-            .bind(id)
+        sqlx::query_scalar!("SELECT code FROM districts WHERE campaign_id = $1", id)
             .fetch_all(&mut *tx)
             .await?;
     let mut errors = Vec::new();
@@ -871,34 +876,34 @@ async fn check_targets(
 /// Recomputes the area submissions are checked against (the given area, else the union of
 /// the districts) and its bounds, and bumps the campaign's version.
 pub async fn refresh_effective_area(db: &mut sqlx::PgConnection, id: i64) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE campaigns SET config_version = config_version + 1, updated_at = now(),
             effective_area = COALESCE(area, (SELECT ST_Multi(ST_CollectionExtract(ST_Union(geom), 3))
                                              FROM districts WHERE campaign_id = $1))
          WHERE id = $1",
+        id,
     )
-    .bind(id)
     .execute(&mut *db)
     .await?;
     // Bounding boxes are single precision in PostGIS: round to 1e-7 degree (1 cm).
-    sqlx::query(
+    sqlx::query!(
         "UPDATE campaigns SET bounds = CASE WHEN effective_area IS NULL THEN NULL ELSE ARRAY[
             round(ST_XMin(effective_area)::numeric, 7), round(ST_YMin(effective_area)::numeric, 7),
             round(ST_XMax(effective_area)::numeric, 7), round(ST_YMax(effective_area)::numeric, 7)]::float8[] END
          WHERE id = $1",
+        id,
     )
-    .bind(id)
     .execute(&mut *db)
     .await?;
     // The public grid: cells of `public_precision_m` on the ground at the area's mid-latitude
     // (Web Mercator stretches distances by 1 / cos(latitude)), where retention moves the
     // positions it coarsens.
-    sqlx::query(
+    sqlx::query!(
         "UPDATE campaigns SET grid_size = CASE WHEN bounds IS NULL THEN NULL
              ELSE public_precision_m / cos(radians((bounds[2] + bounds[4]) / 2)) END
          WHERE id = $1",
+        id,
     )
-    .bind(id)
     .execute(&mut *db)
     .await?;
     Ok(())

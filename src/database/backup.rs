@@ -97,11 +97,13 @@ impl std::fmt::Display for Summary {
 
 /// Counts what the database holds.
 pub async fn summary(pool: &PgPool) -> anyhow::Result<Summary> {
-    let (campaigns, submissions): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM campaigns), (SELECT count(*) FROM submissions)",
+    let counts = sqlx::query!(
+        r#"SELECT (SELECT count(*) FROM campaigns) AS "campaigns!",
+                  (SELECT count(*) FROM submissions) AS "submissions!""#,
     )
     .fetch_one(pool)
     .await?;
+    let (campaigns, submissions) = (counts.campaigns, counts.submissions);
     Ok(Summary {
         campaigns,
         submissions,
@@ -177,10 +179,10 @@ pub async fn restore(
         );
     }
     if !force {
-        let servers: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
+        let servers: i64 = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM pg_stat_activity
              WHERE datname = current_database() AND pid <> pg_backend_pid()
-               AND application_name IN ('civicmap', 'civicmap-writer')",
+               AND application_name IN ('civicmap', 'civicmap-writer')"#,
         )
         .fetch_one(pool)
         .await?;

@@ -302,13 +302,14 @@ impl EmbeddedCluster {
             .connect()
             .await
             .context("cannot connect to the embedded PostgreSQL")?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(DATABASE)
-                .fetch_one(&mut conn)
-                .await?;
+        let exists: bool = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+            DATABASE,
+        )
+        .fetch_one(&mut conn)
+        .await?;
         if !exists {
-            sqlx::query("CREATE DATABASE civicmap")
+            sqlx::query!("CREATE DATABASE civicmap",)
                 .execute(&mut conn)
                 .await?;
         }

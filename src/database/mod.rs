@@ -64,7 +64,7 @@ pub enum NotReady {
 pub async fn readiness(pool: &PgPool) -> Result<(), NotReady> {
     let expected = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     let applied: Option<i64> =
-        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+        sqlx::query_scalar!("SELECT max(version) FROM _sqlx_migrations WHERE success",)
             .fetch_one(pool)
             .await
             .or_else(|e| match &e {

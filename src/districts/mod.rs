@@ -189,15 +189,23 @@ pub async fn import(
 
     let mut tx = pool.begin().await?;
     let campaign_id: i64 =
-        sqlx::query_scalar("SELECT id FROM campaigns WHERE slug = $1 FOR UPDATE")
-            .bind(slug)
+        sqlx::query_scalar!("SELECT id FROM campaigns WHERE slug = $1 FOR UPDATE", slug)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| crate::campaigns::not_found(slug))?;
 
     // What PostGIS thinks of each geometry, and whether repair leaves a polygon.
-    let checks: Vec<(i64, bool, String, bool)> = sqlx::query_as(concat!(
-        "SELECT i, ST_IsValid(g), ST_IsValidReason(g), ST_IsEmpty(r)
+    #[derive(sqlx::FromRow)]
+    struct Check {
+        i: i64,
+        valid: bool,
+        reason: String,
+        empty: bool,
+    }
+    // Runtime SQL: composes the shared fragment `repaired_polygonal!`, and sqlx's macros take
+    // only literals.
+    let checks: Vec<Check> = sqlx::query_as(concat!(
+        "SELECT i, ST_IsValid(g) AS valid, ST_IsValidReason(g) AS reason, ST_IsEmpty(r) AS empty
          FROM (SELECT i, ST_SetSRID(ST_GeomFromGeoJSON(t), 4326) AS g, ",
         crate::repaired_polygonal!("t"),
         " AS r FROM unnest($1::text[]) WITH ORDINALITY AS u(t, i)) AS parsed ORDER BY i"
@@ -207,7 +215,13 @@ pub async fn import(
     .await?;
     let mut errors = Vec::new();
     let mut repaired = Vec::new();
-    for (i, valid, reason, empty) in checks {
+    for Check {
+        i,
+        valid,
+        reason,
+        empty,
+    } in checks
+    {
         let index = (i - 1) as usize;
         if empty {
             errors.push(FieldError::new(
@@ -226,10 +240,11 @@ pub async fn import(
     // submission is assigned to a district that no longer exists and the counts rebuilt here
     // miss none (the statements that wait see the new districts once they run).
     crate::aggregates::lock_writes(&mut tx).await?;
-    sqlx::query("DELETE FROM districts WHERE campaign_id = $1")
-        .bind(campaign_id)
+    sqlx::query!("DELETE FROM districts WHERE campaign_id = $1", campaign_id,)
         .execute(&mut *tx)
         .await?;
+    // Runtime SQL: composes the shared fragment `repaired_polygonal!`, and sqlx's macros take
+    // only literals.
     sqlx::query(concat!(
         "INSERT INTO districts (campaign_id, position, code, name, geom) SELECT $2, i, code, name, ",
         crate::repaired_polygonal!("t"),
@@ -241,6 +256,8 @@ pub async fn import(
     .bind(&names)
     .execute(&mut *tx)
     .await?;
+    // Runtime SQL: composes the shared fragment `district_of!`, and sqlx's macros take only
+    // literals.
     let reassigned = sqlx::query(concat!(
         "UPDATE submissions s SET district_id = ",
         district_of!("s.campaign_id", "s.geom"),
@@ -267,7 +284,7 @@ pub async fn import(
 }
 
 /// A district with its outline as GeoJSON.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct DistrictShape {
     pub id: i64,
     pub code: String,
@@ -280,11 +297,12 @@ pub async fn shapes(
     db: impl sqlx::PgExecutor<'_>,
     campaign_id: i64,
 ) -> sqlx::Result<Vec<DistrictShape>> {
-    sqlx::query_as(
-        "SELECT id, code, name, ST_AsGeoJSON(geom, 6)::json AS geometry
-         FROM districts WHERE campaign_id = $1 ORDER BY position",
+    sqlx::query_as!(
+        DistrictShape,
+        r#"SELECT id, code, name, ST_AsGeoJSON(geom, 6)::json AS "geometry!: _"
+         FROM districts WHERE campaign_id = $1 ORDER BY position"#,
+        campaign_id,
     )
-    .bind(campaign_id)
     .fetch_all(db)
     .await
 }

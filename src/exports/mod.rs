@@ -276,7 +276,7 @@ impl Request {
 }
 
 /// A district as exported.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct District {
     pub id: i64,
     pub code: String,
@@ -384,18 +384,26 @@ fn breakdown_values(campaign: &Campaign, key: &str) -> Vec<String> {
 
 /// Reads the campaign's districts with their outlines and a point inside each.
 pub async fn districts(db: &PgPool, campaign_id: i64) -> Result<Vec<District>> {
-    Ok(sqlx::query_as(
-        "SELECT id, code, name, ST_AsGeoJSON(geom, 6)::json AS geometry,
-                ST_X(p) AS lon, ST_Y(p) AS lat
-         FROM districts, ST_PointOnSurface(geom) p WHERE campaign_id = $1 ORDER BY position",
+    Ok(sqlx::query_as!(
+        District,
+        r#"SELECT id, code, name, ST_AsGeoJSON(geom, 6)::json AS "geometry!: _",
+                ST_X(p) AS "lon!", ST_Y(p) AS "lat!"
+         FROM districts, ST_PointOnSurface(geom) p WHERE campaign_id = $1 ORDER BY position"#,
+        campaign_id,
     )
-    .bind(campaign_id)
     .fetch_all(db)
     .await?)
 }
 
+/// A maintained counter: of a district (`cell` NULL) or of an H3 cell in a district.
+struct CounterRow {
+    district_id: Option<i64>,
+    cell: Option<i64>,
+    count: i64,
+    contributors: i64,
+}
+
 /// A group of scanned submissions.
-#[derive(sqlx::FromRow)]
 struct ScanRow {
     district_id: Option<i64>,
     cell: Option<i64>,
@@ -433,32 +441,35 @@ async fn atoms(
         || request.from.is_some()
         || request.to.is_some();
     if !scan {
-        let rows: Vec<(Option<i64>, Option<i64>, i64, i64)> = match request.by {
+        let rows: Vec<CounterRow> = match request.by {
             By::District => {
-                sqlx::query_as(
-                    "SELECT district_id, NULL::bigint, sum(published)::bigint, sum(contributors)::bigint
-                     FROM district_counts WHERE campaign_id = $1 GROUP BY district_id",
+                sqlx::query_as!(
+                    CounterRow,
+                    r#"SELECT district_id, NULL::bigint AS cell, sum(published)::bigint AS "count!",
+                            sum(contributors)::bigint AS "contributors!"
+                     FROM district_counts WHERE campaign_id = $1 GROUP BY district_id"#,
+                    campaign.id,
                 )
-                .bind(campaign.id)
                 .fetch_all(db)
                 .await?
             }
             By::H3(_) => {
-                sqlx::query_as(
-                    "SELECT district_id, cell, published, contributors FROM h3_counts
-                     WHERE campaign_id = $1 AND published <> 0",
+                sqlx::query_as!(
+                    CounterRow,
+                    r#"SELECT district_id, cell AS "cell?", published AS count, contributors FROM h3_counts
+                     WHERE campaign_id = $1 AND published <> 0"#,
+                    campaign.id,
                 )
-                .bind(campaign.id)
                 .fetch_all(db)
                 .await?
             }
         };
         // The counters hold every submission: take out those published since the snapshot.
         let mut netted: HashMap<(Option<i64>, Option<i64>), Tally> = HashMap::new();
-        for (district, h3, count, contributors) in rows {
-            *netted.entry((district, h3)).or_default() += Tally {
-                count,
-                contributors,
+        for row in rows {
+            *netted.entry((row.district_id, row.cell)).or_default() += Tally {
+                count: row.count,
+                contributors: row.contributors,
             };
         }
         if let Some(since) = snapshot {
@@ -484,29 +495,28 @@ async fn atoms(
             })
             .collect());
     }
-    let rows: Vec<ScanRow> = sqlx::query_as(concat!(
-        "SELECT district_id, CASE WHEN $2 THEN h3 END AS cell,
+    let rows: Vec<ScanRow> = sqlx::query_as!(
+        ScanRow,
+        r#"SELECT district_id, CASE WHEN $2 THEN h3 END AS cell,
                 CASE WHEN $3::text IS NOT NULL THEN COALESCE(answers ->> $3, '') END AS value,
-                count(*) AS count, count(*) FILTER (WHERE first_contribution) AS contributors,
+                count(*) AS "count!", count(*) FILTER (WHERE first_contribution) AS "contributors!",
                 sum((answers ->> $4)::float8) AS sum,
                 sum(abs((answers ->> $4)::float8)) AS magnitude,
                 max(abs((answers ->> $4)::float8)) AS largest
          FROM submissions
-         WHERE campaign_id = $1 AND status = ",
-        crate::status!(Published),
-        "
+         WHERE campaign_id = $1 AND status = 'published'
            AND ($5::timestamptz IS NULL OR created_at >= $5)
            AND ($6::timestamptz IS NULL OR created_at < $6)
            AND ($7::timestamptz IS NULL OR published_at < $7)
-         GROUP BY 1, 2, 3",
-    ))
-    .bind(campaign.id)
-    .bind(matches!(request.by, By::H3(_)))
-    .bind(request.breakdown.as_deref())
-    .bind(request.sum.as_deref())
-    .bind(request.from)
-    .bind(request.to)
-    .bind(snapshot)
+         GROUP BY 1, 2, 3"#,
+        campaign.id,
+        matches!(request.by, By::H3(_)),
+        request.breakdown.as_deref(),
+        request.sum.as_deref(),
+        request.from,
+        request.to,
+        snapshot,
+    )
     .fetch_all(db)
     .await?;
     Ok(rows
@@ -834,11 +844,12 @@ pub async fn published_hexagons(
     snapshot: Option<OffsetDateTime>,
 ) -> Result<Vec<(CellIndex, i64)>> {
     let k = i64::from(campaign.privacy.min_count);
-    let ids: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM districts WHERE campaign_id = $1 ORDER BY position")
-            .bind(campaign.id)
-            .fetch_all(db)
-            .await?;
+    let ids: Vec<i64> = sqlx::query_scalar!(
+        "SELECT id FROM districts WHERE campaign_id = $1 ORDER BY position",
+        campaign.id,
+    )
+    .fetch_all(db)
+    .await?;
     let outside = ids.len();
     let district_index: HashMap<i64, usize> =
         ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();

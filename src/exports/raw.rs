@@ -124,7 +124,6 @@ impl std::io::Write for Drain {
 }
 
 /// A published submission as the raw export writes it.
-#[derive(sqlx::FromRow)]
 struct RawRow {
     id: uuid::Uuid,
     created_at: OffsetDateTime,
@@ -257,21 +256,21 @@ pub async fn stream(
     };
     send(writer.header(&campaign.slug)?).await?;
     let mut conn = db.acquire().await?;
-    let mut rows = sqlx::query_as::<_, RawRow>(concat!(
-        "SELECT s.id, s.created_at, d.code, d.name, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, s.answers
+    let mut rows = sqlx::query_as!(
+        RawRow,
+        r#"SELECT s.id, s.created_at, d.code AS "code?", d.name AS "name?",
+                ST_X(s.geom) AS "lon!", ST_Y(s.geom) AS "lat!", s.answers AS "answers: _"
          FROM submissions s LEFT JOIN districts d ON d.id = s.district_id
-         WHERE s.campaign_id = $1 AND s.status = ",
-        crate::status!(Published),
-        "
+         WHERE s.campaign_id = $1 AND s.status = 'published'
            AND ($2::timestamptz IS NULL OR s.created_at >= $2)
            AND ($3::timestamptz IS NULL OR s.created_at < $3)
            AND ($4::text IS NULL OR d.code = $4)
-         ORDER BY s.created_at, s.id",
-    ))
-    .bind(campaign.id)
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(filter.district.as_deref())
+         ORDER BY s.created_at, s.id"#,
+        campaign.id,
+        filter.from,
+        filter.to,
+        filter.district.as_deref(),
+    )
     .fetch(&mut *conn);
     let mut chunk = Vec::with_capacity(64 * 1024);
     let mut in_chunk = 0;
@@ -364,11 +363,11 @@ pub async fn check_district(db: &PgPool, campaign: &Campaign, filter: &Filter) -
     let Some(code) = &filter.district else {
         return Ok(());
     };
-    let known: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM districts WHERE campaign_id = $1 AND code = $2)",
+    let known: bool = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM districts WHERE campaign_id = $1 AND code = $2) AS "known!""#,
+        campaign.id,
+        code,
     )
-    .bind(campaign.id)
-    .bind(code)
     .fetch_one(db)
     .await?;
     if known {

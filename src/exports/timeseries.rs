@@ -137,37 +137,35 @@ pub async fn compute(
     snapshot: time::OffsetDateTime,
 ) -> Result<Series> {
     let k = i64::from(campaign.privacy.min_count);
-    let rows: Vec<(Date, Option<i64>, i64, i64)> = sqlx::query_as(concat!(
-        "SELECT (created_at AT TIME ZONE 'UTC')::date, district_id, count(*),
-                count(*) FILTER (WHERE first_contribution)
+    let rows = sqlx::query!(
+        r#"SELECT (created_at AT TIME ZONE 'UTC')::date AS "day!", district_id, count(*) AS "count!",
+                count(*) FILTER (WHERE first_contribution) AS "contributors!"
          FROM submissions
-         WHERE campaign_id = $1 AND status = ",
-        crate::status!(Published),
-        " AND published_at < $2
-         GROUP BY 1, 2",
-    ))
-    .bind(campaign.id)
-    .bind(snapshot)
+         WHERE campaign_id = $1 AND status = 'published' AND published_at < $2
+         GROUP BY 1, 2"#,
+        campaign.id,
+        snapshot,
+    )
     .fetch_all(db)
     .await?;
-    let districts: Vec<(i64, String, String)> = sqlx::query_as(
+    let districts = sqlx::query!(
         "SELECT id, code, name FROM districts WHERE campaign_id = $1 ORDER BY position",
+        campaign.id,
     )
-    .bind(campaign.id)
     .fetch_all(db)
     .await?;
     let outside = districts.len();
     let index: HashMap<i64, usize> = districts
         .iter()
         .enumerate()
-        .map(|(i, d)| (d.0, i))
+        .map(|(i, d)| (d.id, i))
         .collect();
     // Every day from the Monday of the first week to the Sunday of the last, so that quiet
     // days show as rows too and every week holds its seven days.
     let mut days: BTreeMap<Date, Vec<Tally>> = BTreeMap::new();
     if let (Some(first), Some(last)) = (
-        rows.iter().map(|r| r.0).min(),
-        rows.iter().map(|r| r.0).max(),
+        rows.iter().map(|r| r.day).min(),
+        rows.iter().map(|r| r.day).max(),
     ) {
         let mut day = monday_of(first);
         let end = monday_of(last).saturating_add(time::Duration::days(6));
@@ -176,14 +174,15 @@ pub async fn compute(
             day = day.saturating_add(time::Duration::days(1));
         }
     }
-    for (day, district, count, contributors) in rows {
-        let column = district
+    for row in rows {
+        let column = row
+            .district_id
             .and_then(|d| index.get(&d).copied())
             .unwrap_or(outside);
-        days.entry(day)
+        days.entry(row.day)
             .or_insert_with(|| vec![Tally::default(); outside + 1])[column] += Tally {
-            count,
-            contributors,
+            count: row.count,
+            contributors: row.contributors,
         };
     }
     let mut weeks: BTreeMap<Date, Vec<Tally>> = BTreeMap::new();
@@ -238,7 +237,7 @@ pub async fn compute(
                 let district = districts
                     .get(d)
                     .map_or((String::new(), "outside every district".to_owned()), |x| {
-                        (x.1.clone(), x.2.clone())
+                        (x.code.clone(), x.name.clone())
                     });
                 out.push(Row {
                     period: *week,

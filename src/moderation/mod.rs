@@ -187,7 +187,6 @@ pub struct QueuePage {
     pub next_after: Option<Uuid>,
 }
 
-#[derive(sqlx::FromRow)]
 struct QueueRow {
     id: Uuid,
     status: String,
@@ -213,34 +212,34 @@ pub async fn queue(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<QueuePage> {
-    let rows: Vec<QueueRow> = sqlx::query_as(concat!(
-        "SELECT s.id, s.status, ST_AsGeoJSON(s.geom)::jsonb AS location, s.answers,
-                d.code, d.name, s.created_at,
-                COALESCE(r.count, 0) AS report_count, COALESCE(r.reports, '[]') AS reports
+    // `'published'` is `Status::Published` (a literal: the queue's partial index has it).
+    let rows: Vec<QueueRow> = sqlx::query_as!(
+        QueueRow,
+        r#"SELECT s.id, s.status, ST_AsGeoJSON(s.geom)::jsonb AS "location!: _", s.answers AS "answers: _",
+                d.code AS "code?", d.name AS "name?", s.created_at,
+                COALESCE(r.count, 0) AS "report_count!", COALESCE(r.reports, '[]') AS "reports!: _"
          FROM submissions s
          LEFT JOIN districts d ON d.id = s.district_id
          LEFT JOIN LATERAL (
             SELECT count(*) AS count, jsonb_agg(jsonb_build_object(
                        'reason', reason, 'reporter', reporter,
-                       'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
+                       'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
                        ORDER BY id) AS reports
             FROM submission_reports WHERE submission_id = s.id AND resolved_at IS NULL) r ON true
          WHERE s.campaign_id = $1
            AND CASE WHEN $2 = 'reported'
                     THEN s.id IN (SELECT submission_id FROM submission_reports
                                   WHERE campaign_id = $1 AND resolved_at IS NULL)
-                    ELSE s.status = $2 AND s.status <> ",
-        crate::status!(Published),
-        " END
+                    ELSE s.status = $2 AND s.status <> 'published' END
            AND ($3::uuid IS NULL
                 OR (s.created_at, s.id) > (SELECT created_at, id FROM submissions WHERE id = $3))
          ORDER BY s.created_at, s.id
-         LIMIT $4",
-    ))
-    .bind(campaign.id)
-    .bind(queue.as_str())
-    .bind(after)
-    .bind(limit)
+         LIMIT $4"#,
+        campaign.id,
+        queue.as_str(),
+        after,
+        limit,
+    )
     .fetch_all(pool)
     .await?;
     let items: Vec<QueueItem> = rows
@@ -312,19 +311,19 @@ pub async fn decide(
 ) -> Result<Decision> {
     let reason = check_reason(reason, action.needs_reason())?;
     let mut tx = pool.begin().await?;
-    let from: Status = sqlx::query_scalar(
-        "SELECT status FROM submissions WHERE id = $1 AND campaign_id = $2 FOR UPDATE",
+    let from: Status = sqlx::query_scalar!(
+        r#"SELECT status AS "status: Status" FROM submissions WHERE id = $1 AND campaign_id = $2 FOR UPDATE"#,
+        id,
+        campaign.id,
     )
-    .bind(id)
-    .bind(campaign.id)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| no_submission(id))?;
     let to = action.apply(from).map_err(ModerationError::NotApplicable)?;
-    let open: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM submission_reports WHERE submission_id = $1 AND resolved_at IS NULL",
+    let open: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM submission_reports WHERE submission_id = $1 AND resolved_at IS NULL"#,
+        id,
     )
-    .bind(id)
     .fetch_one(&mut *tx)
     .await?;
     if action == Action::Dismiss && open == 0 {
@@ -335,15 +334,13 @@ pub async fn decide(
     }
     if to != from {
         // Published (again): it enters the finer figures at the next publication.
-        sqlx::query(concat!(
+        sqlx::query!(
             "UPDATE submissions SET status = $2, updated_at = now(),
-                    published_at = CASE WHEN $2 = ",
-            crate::status!(Published),
-            " THEN now() ELSE published_at END
+                    published_at = CASE WHEN $2 = 'published' THEN now() ELSE published_at END
              WHERE id = $1",
-        ))
-        .bind(id)
-        .bind(to)
+            id,
+            to as _,
+        )
         .execute(&mut *tx)
         .await?;
         let delta = i64::from(to == Status::Published) - i64::from(from == Status::Published);
@@ -351,11 +348,11 @@ pub async fn decide(
             crate::aggregates::add_published(&mut tx, id, delta).await?;
         }
     }
-    let resolved = sqlx::query(
+    let resolved = sqlx::query!(
         "UPDATE submission_reports SET resolved_at = now()
          WHERE submission_id = $1 AND resolved_at IS NULL",
+        id,
     )
-    .bind(id)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -408,29 +405,29 @@ pub async fn report(
     let reason = check_reason(reason, true)?;
     let mut tx = pool.begin().await?;
     // Locked like a decision, so a report never lands half-way through one.
-    let found: Option<String> = sqlx::query_scalar(
+    let found: Option<String> = sqlx::query_scalar!(
         "SELECT status FROM submissions WHERE id = $1 AND campaign_id = $2 FOR UPDATE",
+        id,
+        campaign.id,
     )
-    .bind(id)
-    .bind(campaign.id)
     .fetch_optional(&mut *tx)
     .await?;
     found.ok_or_else(|| no_submission(id))?;
-    let report_id: i64 = sqlx::query_scalar(
+    let report_id: i64 = sqlx::query_scalar!(
         "INSERT INTO submission_reports (campaign_id, submission_id, reason, token_id, reporter)
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        campaign.id,
+        id,
+        reason,
+        actor.token_id(),
+        actor.name(),
     )
-    .bind(campaign.id)
-    .bind(id)
-    .bind(&reason)
-    .bind(actor.token_id())
-    .bind(actor.name())
     .fetch_one(&mut *tx)
     .await?;
-    let open_reports: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM submission_reports WHERE submission_id = $1 AND resolved_at IS NULL",
+    let open_reports: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM submission_reports WHERE submission_id = $1 AND resolved_at IS NULL"#,
+        id,
     )
-    .bind(id)
     .fetch_one(&mut *tx)
     .await?;
     audit::record(

@@ -177,12 +177,12 @@ pub async fn spend(
     db: impl PgExecutor<'_>,
     proof: &Verified,
 ) -> sqlx::Result<Result<(), ProofError>> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO spent_challenges (challenge, expires_at) VALUES ($1, $2)
          ON CONFLICT (challenge) DO NOTHING",
+        proof.id,
+        proof.expires_at,
     )
-    .bind(&proof.id)
-    .bind(proof.expires_at)
     .execute(db)
     .await?
     .rows_affected();
@@ -196,7 +196,7 @@ pub async fn spend(
 /// Forgets spent challenges that have expired (they cannot be used again anyway).
 pub async fn purge_spent(db: impl PgExecutor<'_>) -> sqlx::Result<u64> {
     Ok(
-        sqlx::query("DELETE FROM spent_challenges WHERE expires_at < now()")
+        sqlx::query!("DELETE FROM spent_challenges WHERE expires_at < now()")
             .execute(db)
             .await?
             .rows_affected(),

@@ -77,15 +77,15 @@ impl SecretStore {
         self.cell
             .get_or_try_init(|| async {
                 let fresh: [u8; 32] = rand::random();
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO server_secrets (name, secret) VALUES ('hmac', $1)
                      ON CONFLICT (name) DO NOTHING",
+                    fresh.as_slice(),
                 )
-                .bind(fresh.as_slice())
                 .execute(db)
                 .await?;
                 let stored: Vec<u8> =
-                    sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = 'hmac'")
+                    sqlx::query_scalar!("SELECT secret FROM server_secrets WHERE name = 'hmac'")
                         .fetch_one(db)
                         .await?;
                 let key: [u8; 32] = stored[..32].try_into().expect("the CHECK keeps 32 bytes");

@@ -359,6 +359,8 @@ pub async fn store_batch_on(
         .iter()
         .map(|p| p.client_hash.as_ref().and(p.campaign.duplicates))
         .collect();
+    // Runtime SQL: composes the shared fragments `district_of!` and `count!`, and sqlx's
+    // macros take only literals.
     let rows: Vec<Row> = sqlx::query_as(concat!(
         "WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::float8[], $4::float8[], $5::jsonb[],
@@ -519,11 +521,13 @@ pub async fn store_one_checked(pool: &PgPool, pending: Pending) -> Result<Stored
         i32::from_be_bytes(hash[..4].try_into().expect("HMACs are 32 bytes"))
     });
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(DUPLICATE_LOCK_CLASS)
-        .bind(lock)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        DUPLICATE_LOCK_CLASS,
+        lock
+    )
+    .execute(&mut *tx)
+    .await?;
     let result = store_batch_on(
         &mut tx,
         std::slice::from_ref(&pending),
@@ -546,13 +550,15 @@ async fn replay(
     campaign: &Campaign,
     key: &IdempotencyKey,
 ) -> Result<Stored> {
-    let row: Option<(Vec<u8>, Option<sqlx::types::Json<Receipt>>)> = sqlx::query_as(
-        "SELECT request_hash, response FROM idempotency_keys WHERE campaign_id = $1 AND key = $2",
+    let row = sqlx::query!(
+        r#"SELECT request_hash, response AS "response: sqlx::types::Json<Receipt>"
+         FROM idempotency_keys WHERE campaign_id = $1 AND key = $2"#,
+        campaign.id,
+        key.key,
     )
-    .bind(campaign.id)
-    .bind(&key.key)
     .fetch_optional(&mut *db)
-    .await?;
+    .await?
+    .map(|row| (row.request_hash, row.response));
     match row {
         None => Err(anyhow::anyhow!("idempotency key conflicted but is gone").into()),
         Some((hash, _)) if hash != key.request_hash => Err(SubmissionError::KeyReused),
@@ -565,28 +571,27 @@ async fn replay(
 /// the counts, in one transaction.
 pub async fn erase(pool: &PgPool, campaign: &Campaign, id: Uuid, token: &str) -> Result<()> {
     let mut tx = pool.begin().await?;
-    let row: Option<(Vec<u8>, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT edit_token_hash, status FROM submissions
          WHERE id = $1 AND campaign_id = $2 FOR UPDATE",
+        id,
+        campaign.id,
     )
-    .bind(id)
-    .bind(campaign.id)
     .fetch_optional(&mut *tx)
-    .await?;
+    .await?
+    .map(|row| (row.edit_token_hash, row.status));
     let Some((stored, status)) = row else {
         return Err(no_such_submission(id));
     };
     check_token(&stored, token)?;
     // Keep the key (so that a late retry does not re-create the point) but drop its receipt.
-    sqlx::query("UPDATE idempotency_keys SET response = NULL, submission_id = NULL WHERE submission_id = $1")
-        .bind(id)
+    sqlx::query!("UPDATE idempotency_keys SET response = NULL, submission_id = NULL WHERE submission_id = $1", id)
         .execute(&mut *tx)
         .await?;
     if status == "published" {
         crate::aggregates::add_published(&mut tx, id, -1).await?;
     }
-    sqlx::query("DELETE FROM submissions WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM submissions WHERE id = $1", id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -652,7 +657,6 @@ impl OwnSubmission {
 }
 
 /// A row of [`select_own!`].
-#[derive(sqlx::FromRow)]
 struct OwnRow {
     edit_token_hash: Vec<u8>,
     lon: f64,
@@ -665,15 +669,20 @@ struct OwnRow {
     updated_at: time::OffsetDateTime,
 }
 
-/// `SELECT` of a submission as its submitter sees it, followed by the given clause.
+/// `sqlx::query_as!(OwnRow, ...)` of submission `$id` of campaign `$campaign` as its
+/// submitter sees it, followed by the given clause (a literal).
 macro_rules! select_own {
-    ($tail:literal) => {
-        concat!(
-            "SELECT s.edit_token_hash, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, s.answers, s.status,
-                    d.code, d.name, s.created_at, s.updated_at
+    ($tail:literal, $id:expr, $campaign:expr) => {
+        sqlx::query_as!(
+            OwnRow,
+            r#"SELECT s.edit_token_hash, ST_X(s.geom) AS "lon!", ST_Y(s.geom) AS "lat!",
+                    s.answers AS "answers: _", s.status AS "status: Status",
+                    d.code AS "code?", d.name AS "name?", s.created_at, s.updated_at
              FROM submissions s LEFT JOIN districts d ON d.id = s.district_id
-             WHERE s.id = $1 AND s.campaign_id = $2 ",
-            $tail
+             WHERE s.id = $1 AND s.campaign_id = $2 "#
+                + $tail,
+            $id,
+            $campaign
         )
     };
 }
@@ -700,9 +709,7 @@ pub async fn view(
     id: Uuid,
     token: &str,
 ) -> Result<OwnSubmission> {
-    let row: Option<OwnRow> = sqlx::query_as(select_own!(""))
-        .bind(id)
-        .bind(campaign.id)
+    let row: Option<OwnRow> = select_own!("", id, campaign.id)
         .fetch_optional(pool)
         .await?;
     let row = row.ok_or_else(|| no_such_submission(id))?;
@@ -739,20 +746,18 @@ pub async fn correct(
     // The lock every writer of submissions holds: a district import waits for this
     // correction, or this correction waits for the import and then sees its districts (and
     // its new `config_version`, hence `Stale`), never writing a district id just deleted.
-    sqlx::query("LOCK TABLE submissions IN ROW EXCLUSIVE MODE")
+    sqlx::query!("LOCK TABLE submissions IN ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
-    let row: Option<OwnRow> = sqlx::query_as(select_own!("FOR UPDATE OF s"))
-        .bind(id)
-        .bind(campaign.id)
+    let row: Option<OwnRow> = select_own!("FOR UPDATE OF s", id, campaign.id)
         .fetch_optional(&mut *tx)
         .await?;
     let row = row.ok_or_else(|| no_such_submission(id))?;
     check_token(&row.edit_token_hash, token)?;
-    let corrections: i16 = sqlx::query_scalar("SELECT corrections FROM submissions WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let corrections: i16 =
+        sqlx::query_scalar!("SELECT corrections FROM submissions WHERE id = $1", id)
+            .fetch_one(&mut *tx)
+            .await?;
     if corrections >= MAX_CORRECTIONS {
         return Err(SubmissionError::TooManyCorrections);
     }
@@ -768,6 +773,8 @@ pub async fn correct(
         inside: bool,
         district_id: Option<i64>,
     }
+    // Runtime SQL: composes the shared fragment `district_of!`, and sqlx's macros take only
+    // literals.
     let place: Place = sqlx::query_as(concat!(
         "WITH pt AS (SELECT ST_SetSRID(ST_MakePoint($3, $4), 4326) AS g)
          SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1 AND config_version = $2) AS fresh,
@@ -791,29 +798,25 @@ pub async fn correct(
     if published {
         crate::aggregates::add_published(&mut tx, id, -1).await?;
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE submissions SET geom = ST_SetSRID(ST_MakePoint($2, $3), 4326), answers = $4,
                 district_id = $5, h3 = $6, status = $7, updated_at = now(),
                 published_at = now(), corrections = corrections + 1
          WHERE id = $1",
+        id,
+        submission.point.lon(),
+        submission.point.lat(),
+        sqlx::types::Json(&submission.answers) as _,
+        place.district_id,
+        submission.point.h3_cell(),
+        status as _,
     )
-    .bind(id)
-    .bind(submission.point.lon())
-    .bind(submission.point.lat())
-    .bind(sqlx::types::Json(&submission.answers))
-    .bind(place.district_id)
-    .bind(submission.point.h3_cell())
-    .bind(status)
     .execute(&mut *tx)
     .await?;
     if status == Status::Published {
         crate::aggregates::add_published(&mut tx, id, 1).await?;
     }
-    let row: OwnRow = sqlx::query_as(select_own!(""))
-        .bind(id)
-        .bind(campaign.id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let row: OwnRow = select_own!("", id, campaign.id).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     tracing::info!(campaign = %campaign.slug, %id, "submission corrected by its submitter");
     Ok(Corrected::Done(own_from_row(id, row)?))
@@ -822,7 +825,7 @@ pub async fn correct(
 /// Forgets the client hashes of submissions older than their campaign's duplicate window
 /// (or of campaigns that dropped the rule): they are kept only as long as they can be used.
 pub async fn purge_client_hashes(pool: &PgPool) -> Result<u64> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "UPDATE submissions s SET client_hash = NULL FROM campaigns c
          WHERE s.client_hash IS NOT NULL AND c.id = s.campaign_id
            AND s.created_at < now() - make_interval(mins => COALESCE((c.duplicates->>'window_minutes')::int, 0))",
@@ -835,7 +838,7 @@ pub async fn purge_client_hashes(pool: &PgPool) -> Result<u64> {
 /// Deletes idempotency records older than a day.
 pub async fn purge_idempotency_keys(pool: &PgPool) -> Result<u64> {
     Ok(
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '1 day'")
+        sqlx::query!("DELETE FROM idempotency_keys WHERE created_at < now() - interval '1 day'")
             .execute(pool)
             .await?
             .rows_affected(),
@@ -941,5 +944,48 @@ mod tests {
             assert_eq!(literal, format!("'{}'", status.as_str()));
             assert_eq!(Status::parse(status.as_str()), Some(status));
         }
+    }
+
+    /// Checked SQL (`sqlx::query!`) spells a status as a literal, which sqlx cannot check:
+    /// every quoted word that `status` is compared with (`=`, `<>`) in the sources is a
+    /// submission status (or a campaign's: draft, open, closed).
+    #[test]
+    fn status_literals_in_sql_are_statuses() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut seen = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (at, _) in text.match_indices("status ") {
+                let rest = text[at + "status ".len()..].trim_start();
+                let Some(rest) = rest.strip_prefix("<>").or_else(|| rest.strip_prefix('=')) else {
+                    continue;
+                };
+                let Some(quoted) = rest.trim_start().strip_prefix('\'') else {
+                    continue;
+                };
+                let word = &quoted[..quoted.find('\'').unwrap_or(0)];
+                seen += 1;
+                assert!(
+                    Status::parse(word).is_some() || ["draft", "open", "closed"].contains(&word),
+                    "{}: `status ... '{word}'` is not a status",
+                    file.display()
+                );
+            }
+        }
+        assert!(seen > 0, "no status literal found: the scan is broken");
     }
 }

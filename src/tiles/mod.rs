@@ -279,7 +279,7 @@ pub async fn build_with(
     let pixel = tile.size() / f64::from(EXTENT);
     let margin = pixel * f64::from(BUFFER);
     let cells = hexagons.on(tile, f64::from(campaign.privacy.public_precision_m), margin);
-    let mvt: Option<Vec<u8>> = sqlx::query_scalar(
+    let mvt: Option<Vec<u8>> = sqlx::query_scalar!(
         "WITH env AS (SELECT ST_TileEnvelope($2, $3, $4) AS e),
          counts AS (
             SELECT * FROM unnest($5::int8[], $6::int8[], $7::bool[], $8::float8[]) AS t(id, count, withheld, share)),
@@ -298,21 +298,21 @@ pub async fn build_with(
             FROM cells, env)
          SELECT COALESCE((SELECT ST_AsMVT(districts, 'districts', 4096, 'geom') FROM districts WHERE geom IS NOT NULL), '')
              || COALESCE((SELECT ST_AsMVT(demand, 'demand', 4096, 'geom') FROM demand WHERE geom IS NOT NULL), '')",
+        campaign.id,
+        i32::from(tile.z()),
+        // x, y < 2^22: they fit PostGIS's integers.
+        tile.x() as i32,
+        tile.y() as i32,
+        &ids,
+        shown as _,
+        &withheld,
+        shares as _,
+        pixel,
+        margin,
+        &cells.iter().map(|c| c.0).collect::<Vec<_>>(),
+        &cells.iter().map(|c| c.1).collect::<Vec<_>>(),
+        &cells.iter().map(|c| c.2).collect::<Vec<_>>(),
     )
-    .bind(campaign.id)
-    .bind(i32::from(tile.z()))
-    // x, y < 2^22: they fit PostGIS's integers.
-    .bind(tile.x() as i32)
-    .bind(tile.y() as i32)
-    .bind(&ids)
-    .bind(&shown)
-    .bind(&withheld)
-    .bind(&shares)
-    .bind(pixel)
-    .bind(margin)
-    .bind(cells.iter().map(|c| c.0).collect::<Vec<_>>())
-    .bind(cells.iter().map(|c| c.1).collect::<Vec<_>>())
-    .bind(cells.iter().map(|c| c.2).collect::<Vec<_>>())
     .fetch_one(db)
     .await?;
     Ok(Bytes::from(mvt.unwrap_or_default()))
