@@ -5,6 +5,8 @@
 //! as a formula (a citizen's `=HYPERLINK(...)` answer opened by a planner in Excel).
 
 use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::{Aggregate, By};
 use crate::aggregates::PublishedCount;
@@ -340,6 +342,152 @@ pub fn csv(aggregate: &Aggregate, flavour: Csv) -> std::io::Result<Vec<u8>> {
         out.write_record(&row)?;
     }
     out.into_inner()
+}
+
+// ---------------------------------------------------------------- the raw export
+
+/// Writes the raw export in a format: a header, one row at a time, a footer.
+pub struct RawWriter {
+    format: Format,
+    fields: Vec<String>,
+    first: bool,
+    /// One CSV writer for every row, its bytes moved out after each.
+    rows: CsvWriter<Drain>,
+}
+
+/// The CSV writer's output, emptied into the current chunk after each row.
+#[derive(Default)]
+struct Drain(std::cell::RefCell<Vec<u8>>);
+
+impl std::io::Write for Drain {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.get_mut().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A published submission as the raw export writes it (read by `raw::stream`).
+pub struct RawRow {
+    pub(super) id: uuid::Uuid,
+    pub(super) created_at: OffsetDateTime,
+    pub(super) code: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) lon: f64,
+    pub(super) lat: f64,
+    pub(super) answers: sqlx::types::Json<Map<String, Value>>,
+}
+
+impl RawWriter {
+    /// A writer of `format` whose CSV columns after the fixed ones are `fields`.
+    pub fn new(format: Format, fields: Vec<String>) -> Self {
+        let flavour = match format {
+            Format::Csv(flavour) => flavour,
+            Format::GeoJson => Csv::Standard,
+        };
+        Self {
+            format,
+            fields,
+            first: true,
+            rows: flavour.rows(Drain::default()),
+        }
+    }
+
+    fn csv(&self) -> Csv {
+        match self.format {
+            Format::Csv(flavour) => flavour,
+            Format::GeoJson => Csv::Standard,
+        }
+    }
+
+    /// What comes before the first row.
+    pub fn header(&mut self, slug: &str) -> std::io::Result<Vec<u8>> {
+        match self.format {
+            Format::GeoJson => Ok(format!(
+                "{{\"type\":\"FeatureCollection\",\"campaign\":{},\"attribution\":{},\"features\":[",
+                Value::from(slug),
+                Value::from(crate::campaigns::ATTRIBUTION)
+            )
+            .into_bytes()),
+            Format::Csv(_) => {
+                let mut w = self.csv().writer(Vec::new())?;
+                let mut header: Vec<&str> = vec!["id", "created_at", "district_code", "district_name", "lon", "lat"];
+                header.extend(self.fields.iter().map(String::as_str));
+                w.write_record(&header)?;
+                w.into_inner()
+            }
+        }
+    }
+
+    /// Appends `row` to `out`.
+    pub fn row(&mut self, out: &mut Vec<u8>, row: RawRow) -> std::io::Result<()> {
+        let RawRow {
+            id,
+            created_at,
+            code,
+            name,
+            lon,
+            lat,
+            answers,
+        } = row;
+        let created_at = created_at.format(&Rfc3339).unwrap_or_default();
+        match self.format {
+            Format::GeoJson => {
+                if !self.first {
+                    out.push(b',');
+                }
+                self.first = false;
+                let mut properties = Map::new();
+                properties.insert("id".into(), id.to_string().into());
+                properties.insert("created_at".into(), created_at.into());
+                properties.insert("district".into(), code.map_or(Value::Null, Value::from));
+                properties.insert(
+                    "district_name".into(),
+                    name.map_or(Value::Null, Value::from),
+                );
+                properties.extend(answers.0);
+                serde_json::to_writer(
+                    &mut *out,
+                    &json!({"type": "Feature", "id": id.to_string(), "properties": properties,
+                            "geometry": {"type": "Point", "coordinates": [lon, lat]}}),
+                )?;
+            }
+            Format::Csv(_) => {
+                let csv = self.csv();
+                let mut record = vec![
+                    id.to_string(),
+                    created_at,
+                    code.unwrap_or_default(),
+                    name.unwrap_or_default(),
+                    csv.exact(lon),
+                    csv.exact(lat),
+                ];
+                for field in &self.fields {
+                    record.push(match answers.0.get(field) {
+                        None | Some(Value::Null) => String::new(),
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Number(n)) => csv.number(n.as_f64().unwrap_or_default(), 9),
+                        Some(other) => other.to_string(),
+                    });
+                }
+                self.rows.write_record(&record)?;
+                self.rows.flush()?;
+                out.append(&mut self.rows.get_ref().0.borrow_mut());
+            }
+        }
+        Ok(())
+    }
+
+    /// What comes after the last row.
+    pub fn footer(&self) -> Vec<u8> {
+        match self.format {
+            Format::GeoJson => b"]}\n".to_vec(),
+            Format::Csv(_) => Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,14 +9,14 @@
 
 use futures_util::StreamExt;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 
 use super::ExportError;
-use super::format::{Csv, Format};
+use super::format::{Format, RawRow, RawWriter};
 use crate::audit::{self, Actor};
 use crate::campaigns::Campaign;
 use crate::validation::{FieldError, Invalid};
@@ -99,133 +99,6 @@ impl Filter {
 const CHUNK_ROWS: usize = 512;
 pub(super) const CHUNKS_IN_FLIGHT: usize = 4;
 
-/// Writes `row` to `out` in `format`.
-struct Writer {
-    format: Format,
-    fields: Vec<String>,
-    first: bool,
-    /// One CSV writer for every row, its bytes moved out after each.
-    rows: super::format::CsvWriter<Drain>,
-}
-
-/// The CSV writer's output, emptied into the current chunk after each row.
-#[derive(Default)]
-struct Drain(std::cell::RefCell<Vec<u8>>);
-
-impl std::io::Write for Drain {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.get_mut().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A published submission as the raw export writes it.
-struct RawRow {
-    id: uuid::Uuid,
-    created_at: OffsetDateTime,
-    code: Option<String>,
-    name: Option<String>,
-    lon: f64,
-    lat: f64,
-    answers: sqlx::types::Json<Map<String, Value>>,
-}
-
-impl Writer {
-    fn csv(&self) -> Csv {
-        match self.format {
-            Format::Csv(flavour) => flavour,
-            Format::GeoJson => Csv::Standard,
-        }
-    }
-
-    fn header(&mut self, slug: &str) -> std::io::Result<Vec<u8>> {
-        match self.format {
-            Format::GeoJson => Ok(format!(
-                "{{\"type\":\"FeatureCollection\",\"campaign\":{},\"attribution\":{},\"features\":[",
-                Value::from(slug),
-                Value::from(crate::campaigns::ATTRIBUTION)
-            )
-            .into_bytes()),
-            Format::Csv(_) => {
-                let mut w = self.csv().writer(Vec::new())?;
-                let mut header: Vec<&str> = vec!["id", "created_at", "district_code", "district_name", "lon", "lat"];
-                header.extend(self.fields.iter().map(String::as_str));
-                w.write_record(&header)?;
-                w.into_inner()
-            }
-        }
-    }
-
-    fn row(&mut self, out: &mut Vec<u8>, row: RawRow) -> std::io::Result<()> {
-        let RawRow {
-            id,
-            created_at,
-            code,
-            name,
-            lon,
-            lat,
-            answers,
-        } = row;
-        let created_at = created_at.format(&Rfc3339).unwrap_or_default();
-        match self.format {
-            Format::GeoJson => {
-                if !self.first {
-                    out.push(b',');
-                }
-                self.first = false;
-                let mut properties = Map::new();
-                properties.insert("id".into(), id.to_string().into());
-                properties.insert("created_at".into(), created_at.into());
-                properties.insert("district".into(), code.map_or(Value::Null, Value::from));
-                properties.insert(
-                    "district_name".into(),
-                    name.map_or(Value::Null, Value::from),
-                );
-                properties.extend(answers.0);
-                serde_json::to_writer(
-                    &mut *out,
-                    &json!({"type": "Feature", "id": id.to_string(), "properties": properties,
-                            "geometry": {"type": "Point", "coordinates": [lon, lat]}}),
-                )?;
-            }
-            Format::Csv(_) => {
-                let csv = self.csv();
-                let mut record = vec![
-                    id.to_string(),
-                    created_at,
-                    code.unwrap_or_default(),
-                    name.unwrap_or_default(),
-                    csv.exact(lon),
-                    csv.exact(lat),
-                ];
-                for field in &self.fields {
-                    record.push(match answers.0.get(field) {
-                        None | Some(Value::Null) => String::new(),
-                        Some(Value::String(s)) => s.clone(),
-                        Some(Value::Number(n)) => csv.number(n.as_f64().unwrap_or_default(), 9),
-                        Some(other) => other.to_string(),
-                    });
-                }
-                self.rows.write_record(&record)?;
-                self.rows.flush()?;
-                out.append(&mut self.rows.get_ref().0.borrow_mut());
-            }
-        }
-        Ok(())
-    }
-
-    fn footer(&self) -> Vec<u8> {
-        match self.format {
-            Format::GeoJson => b"]}\n".to_vec(),
-            Format::Csv(_) => Vec::new(),
-        }
-    }
-}
-
 /// Where the export's chunks go: a bounded channel, so a slow reader holds the export back.
 pub type Sink = mpsc::Sender<std::io::Result<Vec<u8>>>;
 
@@ -244,16 +117,8 @@ pub async fn stream(
             std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
         })
     };
-    let flavour = match format {
-        Format::Csv(flavour) => flavour,
-        Format::GeoJson => Csv::Standard,
-    };
-    let mut writer = Writer {
-        format,
-        fields: campaign.form.fields.iter().map(|f| f.key.clone()).collect(),
-        first: true,
-        rows: flavour.rows(Drain::default()),
-    };
+    let fields = campaign.form.fields.iter().map(|f| f.key.clone()).collect();
+    let mut writer = RawWriter::new(format, fields);
     send(writer.header(&campaign.slug)?).await?;
     let mut conn = db.acquire().await?;
     let mut rows = sqlx::query_as!(
