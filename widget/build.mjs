@@ -1,9 +1,11 @@
 // Builds the widget into dist/ (served by the civicmap server under /widget/ and /embed.js):
 //   dist/embed.js               tiny loader pasted by cities (<script src=".../embed.js" data-campaign=...>)
-//   dist/civicmap.js            our app + <civicmap-map> custom element (classic script, IIFE)
-//   dist/maplibre-gl.js         MapLibre GL JS, converted to a classic script exposing window.maplibregl
-//   dist/maplibre-gl-worker.js  MapLibre's worker (ES module worker), loaded by maplibre-gl.js
-//   dist/maplibre-gl.css        MapLibre's stylesheet
+//   dist/civicmap.js            our app + <civicmap-map> custom element (classic script, IIFE): the
+//                               campaign, the form, the district picker, the results; no map code
+//   dist/civicmap-map.js        the map, loaded lazily by civicmap.js with import() once the form is
+//                               shown: an ES module with MapLibre GL JS and our MapView (src/map.ts)
+//   dist/maplibre-gl-worker.js  MapLibre's worker (ES module worker), loaded by civicmap-map.js
+//   dist/maplibre-gl.css        MapLibre's stylesheet, linked into the shadow root with the map
 //   dist/demo.css               stylesheet of demo.html (kept out of the HTML so a strict CSP works)
 // and .build/lib.mjs (ESM bundle of the pure logic, for the unit tests; not shipped).
 import * as esbuild from 'esbuild';
@@ -23,12 +25,12 @@ const common = { bundle: true, minify: true, legalComments: 'none', target: ['es
 await Promise.all([
   esbuild.build({ ...common, entryPoints: [join(root, 'src/embed.ts')], outfile: join(dist, 'embed.js'), format: 'iife' }),
   esbuild.build({ ...common, entryPoints: [join(root, 'src/main.ts')], outfile: join(dist, 'civicmap.js'), format: 'iife', sourcemap: true }),
-  // MapLibre 6 ships ES modules only; convert the main bundle to a classic script with a global
-  // so that pages and our custom element can load it with a plain <script> tag (no CORS needed).
-  // import.meta.url becomes empty in an IIFE: civicmap.js calls maplibregl.setWorkerUrl() itself.
+  // civicmap.js stays a classic script (cities paste <script src=".../civicmap.js">, no type=module);
+  // it imports this module by its absolute URL, next to itself, when the form is on screen.
+  // civicmap.js points MapLibre at its worker (maplibregl.setWorkerUrl) with the same base.
   esbuild.build({
-    entryPoints: [join(ml, 'maplibre-gl.mjs')], outfile: join(dist, 'maplibre-gl.js'), bundle: true, format: 'iife',
-    globalName: 'maplibregl', minify: true, legalComments: 'inline', logLevel: 'error', target: ['es2020'],
+    entryPoints: [join(root, 'src/map.ts')], outfile: join(dist, 'civicmap-map.js'), bundle: true, format: 'esm',
+    minify: true, legalComments: 'inline', logLevel: 'error', target: ['es2020'],
     banner: { js: '/* MapLibre GL JS ' + JSON.parse(readFileSync(join(root, 'node_modules/maplibre-gl/package.json'), 'utf8')).version + ' | BSD-3-Clause | https://github.com/maplibre/maplibre-gl-js */' },
   }),
   esbuild.build({ entryPoints: [join(root, 'src/lib/index.ts')], outfile: join(root, '.build/lib.mjs'), bundle: true, format: 'esm', platform: 'neutral', logLevel: 'warning' }),
@@ -38,7 +40,7 @@ copyFileSync(join(ml, 'maplibre-gl.css'), join(dist, 'maplibre-gl.css'));
 copyFileSync(join(root, 'demo.css'), join(dist, 'demo.css'));
 
 const sizes = {};
-for (const f of ['embed.js', 'civicmap.js', 'maplibre-gl.js', 'maplibre-gl-worker.js', 'maplibre-gl.css']) {
+for (const f of ['embed.js', 'civicmap.js', 'civicmap-map.js', 'maplibre-gl-worker.js', 'maplibre-gl.css']) {
   const buf = readFileSync(join(dist, f));
   sizes[f] = { bytes: buf.length, gzip: gzipSync(buf, { level: 9 }).length };
 }

@@ -10,13 +10,13 @@ import { errorMessage, fieldLabel, validateAnswers, validateField, type RawValue
 import { h, setStyle, uid } from './dom';
 import { applyFieldErrors, renderField, renderHoneypot, showSummary, type FieldRef } from './fields';
 import { LocationPicker } from './location';
-import { hasWebGL, loadMapLibre } from './maplibre';
-import { MapView, type TileJson } from './mapview';
+import { hasWebGL, linkMapStyles, loadMap, preloadMap } from './maplibre';
+import type { MapView, TileJson } from './mapview';
 
 export interface AppOptions {
   /** Base URL of the civicmap server (API, tiles, edit page). */
   api: string;
-  /** Base URL of the widget's static files (maplibre-gl.js, …), ending with '/'. */
+  /** Base URL of the widget's static files (civicmap-map.js, …), ending with '/'. */
   assets: string;
   campaign: string;
   langAttr: string | null;
@@ -47,6 +47,8 @@ export class App {
   private state: CampaignState = 'closed';
   mapView: MapView | null = null;
   private mapFailed = false;
+  /** The map could not be loaded (network, CSP): the note says so (not "no WebGL"). */
+  private mapUnavailable = false;
   /** The location block of the form (it owns the pin); null before the form and after a submission. */
   private picker: LocationPicker | null = null;
   private values: Record<string, RawValue> = {};
@@ -68,7 +70,8 @@ export class App {
   private r: {
     info?: HTMLElement; legend?: HTMLElement; meta?: HTMLElement; tbody?: HTMLElement; tfoot?: HTMLElement; panel?: HTMLElement;
     live?: HTMLElement; submit?: HTMLButtonElement; summary?: HTMLElement; general?: HTMLElement;
-    form?: HTMLFormElement; mapBox?: HTMLElement; mapEl?: HTMLElement; noMapNote?: HTMLElement; honeypot?: HTMLInputElement;
+    form?: HTMLFormElement; mapBox?: HTMLElement; mapEl?: HTMLElement; mapWait?: HTMLElement; mapHelp?: HTMLElement;
+    noMapNote?: HTMLElement; honeypot?: HTMLInputElement;
     fields: Record<string, FieldRef>;
   } = { fields: {} };
 
@@ -97,6 +100,7 @@ export class App {
     this.renderState(this.t('loading'), false);
     try {
       const wantMap = !this.o.noMap && hasWebGL();
+      if (wantMap) preloadMap(this.o.assets);
       const [campaign, districts, tiles] = await Promise.all([
         this.api.campaign(this.o.campaign),
         this.api.districts(this.o.campaign),
@@ -198,7 +202,19 @@ export class App {
     this.renderMeta();
     this.renderLegend();
     this.renderTable();
-    if (!this.mapFailed) this.startMap();
+    if (!this.mapFailed) this.afterPaint(() => this.startMap());
+  }
+
+  /** Runs `f` once the form has been painted (or soon, in a tab that paints nothing). */
+  private afterPaint(f: () => void): void {
+    let done = false;
+    const go = () => {
+      if (done) return;
+      done = true;
+      setTimeout(f, 0);
+    };
+    requestAnimationFrame(go);
+    setTimeout(go, 100);
   }
 
   private renderMeta(): void {
@@ -218,7 +234,7 @@ export class App {
   private renderMapColumn(): HTMLElement {
     const col = h('div', { class: 'cm-mapcol' });
     const helpId = uid('cm-maphelp');
-    const note = h('p', { class: 'cm-nomap', role: 'note' }, this.t('noWebgl'));
+    const note = h('p', { class: 'cm-nomap', role: 'note' }, this.t(this.mapUnavailable ? 'mapUnavailable' : 'noWebgl'));
     note.hidden = !this.mapFailed;
     this.r.noMapNote = note;
     const info = h('div', { class: 'cm-info', 'aria-hidden': 'true' });
@@ -226,13 +242,18 @@ export class App {
     this.r.info = info;
     const mapEl = h('div', { class: 'cm-map' });
     this.r.mapEl = mapEl;
-    const box = h('div', { class: 'cm-mapbox' }, mapEl, info);
+    // Until the map has arrived (it loads after the form): a note in its place; the form works already.
+    const wait = h('p', { class: 'cm-mapwait' }, this.t(this.placing ? 'mapLoadingContribute' : 'mapLoading'));
+    wait.hidden = !!this.mapView;
+    this.r.mapWait = wait;
+    const box = h('div', { class: 'cm-mapbox' }, mapEl, wait, info);
     box.hidden = this.mapFailed;
     this.r.mapBox = box;
     const legend = h('div', { class: 'cm-legend' });
     this.r.legend = legend;
     const help = h('p', { class: 'cm-help', id: helpId }, this.t(this.placing ? 'mapHelpContribute' : 'mapHelpView'));
-    help.hidden = this.mapFailed;
+    help.hidden = true;
+    this.r.mapHelp = help;
     col.append(note, box, h('div', { class: 'cm-under' }, legend, help));
     mapEl.dataset.helpId = helpId;
     return col;
@@ -300,12 +321,18 @@ export class App {
 
   // ---------------------------------------------------------------- map
 
+  /**
+   * The map arrives after the form (render() calls this last): civicmap-map.js (MapLibre and MapView)
+   * and MapLibre's stylesheet are fetched now; until they are here the district list and the
+   * coordinates place the pin, and the map takes it over when it comes (LocationPicker.attachMap).
+   */
   private async startMap(): Promise<void> {
     const mapEl = this.r.mapEl!;
+    if (this.destroyed || !mapEl.isConnected) return;
     try {
-      const ml = await loadMapLibre(this.o.assets);
+      const [{ MapView, maplibregl }] = await Promise.all([loadMap(this.o.assets), linkMapStyles(mapEl, this.o.assets)]);
       if (this.destroyed || !mapEl.isConnected) return;
-      this.mapView = new MapView(ml, {
+      this.mapView = new MapView(maplibregl, {
         container: mapEl,
         lang: this.lang,
         campaign: this.campaign!,
@@ -320,12 +347,20 @@ export class App {
         onInspect: (d, how) => this.inspect(d, how),
         onError: (e) => console.warn('[civicmap] map:', e),
       });
+      if (this.r.mapWait) this.r.mapWait.hidden = true;
+      if (this.r.mapHelp) this.r.mapHelp.hidden = false;
       this.picker?.attachMap(this.mapView);
     } catch (e) {
+      if (this.destroyed || !mapEl.isConnected) return;
       console.warn('[civicmap] no map:', e);
       this.mapFailed = true;
+      this.mapUnavailable = true;
       if (this.r.mapBox) this.r.mapBox.hidden = true;
-      if (this.r.noMapNote) this.r.noMapNote.hidden = false;
+      if (this.r.mapHelp) this.r.mapHelp.hidden = true;
+      if (this.r.noMapNote) {
+        this.r.noMapNote.textContent = this.t('mapUnavailable');
+        this.r.noMapNote.hidden = false;
+      }
       this.mapView = null;
       this.picker?.attachMap(null);
     }

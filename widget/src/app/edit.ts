@@ -13,8 +13,8 @@ import { errorMessage, fieldLabel, validateAnswers, validateField, type RawValue
 import { h, setStyle, uid } from './dom';
 import { applyFieldErrors, renderField, showSummary, type FieldRef } from './fields';
 import { LocationPicker } from './location';
-import { hasWebGL, loadMapLibre } from './maplibre';
-import { MapView } from './mapview';
+import { hasWebGL, linkMapStyles, loadMap } from './maplibre';
+import type { MapView } from './mapview';
 
 export interface EditPageOptions { api: string; assets: string; slug: string; lang: string | null; onLang: (l: Lang) => void }
 
@@ -225,10 +225,10 @@ export async function mountEditPage(mount: HTMLElement, o: EditPageOptions): Pro
   // ------------------------------------------------------------ map (when WebGL works)
   if (!campaign || !districts || !hasWebGL()) return;
   try {
-    const ml = await loadMapLibre(o.assets);
+    const [{ MapView, maplibregl }] = await Promise.all([loadMap(o.assets), linkMapStyles(mapEl, o.assets)]);
     if (!mapEl.isConnected) return;
     mapBox.hidden = false;
-    mapView = new MapView(ml, {
+    mapView = new MapView(maplibregl, {
       container: mapEl,
       lang,
       campaign,

@@ -1,17 +1,13 @@
 // <civicmap-map campaign="…" lang="fr|en" height="480px" mode="view|contribute" view="lon,lat,zoom" api="https://HOST">
-// Renders the widget in an open shadow root, with MapLibre's CSS linked inside it and ours adopted,
-// so that the host page's CSS can neither break it nor be broken by it.
+// Renders the widget in an open shadow root with our CSS adopted, so that the host page's CSS can
+// neither break it nor be broken by it (MapLibre's CSS is linked into it with the map, app.ts).
 import { parseHeight, parseMode, parseView } from '../lib/options';
 import { App } from './app';
 import { CSS } from './styles';
 
 let sheet: CSSStyleSheet | null = null;
 
-function attachStyles(root: ShadowRoot, assets: string): void {
-  const link = document.createElement('link');
-  link.rel = 'stylesheet';
-  link.href = new URL('maplibre-gl.css', assets).href;
-  root.appendChild(link);
+function attachStyles(root: ShadowRoot): void {
   try {
     if (!sheet) {
       sheet = new CSSStyleSheet();
@@ -50,7 +46,7 @@ export function defineElement(defaults: ElementDefaults): void {
     connectedCallback(): void {
       if (!this.shadowRoot) {
         const root = this.attachShadow({ mode: 'open' });
-        attachStyles(root, defaults.assets);
+        attachStyles(root);
         this.mount = document.createElement('div');
         root.appendChild(this.mount);
       }

@@ -34,10 +34,6 @@ export function mountEmbedPage(apiBase: string): void {
     const host = document.createElement('div');
     body.appendChild(host);
     const shadow = host.attachShadow({ mode: 'open' });
-    const link = document.createElement('link');
-    link.rel = 'stylesheet';
-    link.href = `${apiBase}/widget/maplibre-gl.css`;
-    shadow.appendChild(link);
     const sheet = new CSSStyleSheet();
     sheet.replaceSync(CSS);
     shadow.adoptedStyleSheets = [sheet];

@@ -39,6 +39,8 @@ export const CSS = `
 .cm-panel { grid-area: panel; }
 .cm-results { grid-area: results; }
 .cm-mapbox { position: relative; }
+.cm-mapwait { position: absolute; inset: 0; margin: 0; display: flex; align-items: center; justify-content: center; padding: 16px; text-align: center; color: #243b53; }
+.cm-mapwait[hidden] { display: none; }
 .cm-map { width: 100%; height: var(--cm-map-h, 440px); background: #eef1f4; }
 .cm-map .maplibregl-canvas:focus-visible, .cm-map .maplibregl-canvas:focus { outline: 3px solid #0b5cad; outline-offset: -3px; }
 .cm-map .maplibregl-ctrl-attrib { font-size: 12px; background: rgba(255,255,255,0.88); color: #1f2933; }

@@ -39,6 +39,15 @@ const S = {
     fr: 'La carte interactive n’est pas disponible dans ce navigateur. Vous pouvez tout de même participer avec le formulaire et consulter le tableau des résultats.',
     en: 'The interactive map is not available in this browser. You can still take part with the form and read the results table.',
   },
+  mapUnavailable: {
+    fr: 'La carte n’a pas pu être chargée. Vous pouvez tout de même participer avec le formulaire et consulter le tableau des résultats.',
+    en: 'The map could not be loaded. You can still take part with the form and read the results table.',
+  },
+  mapLoading: { fr: 'Chargement de la carte…', en: 'Loading the map…' },
+  mapLoadingContribute: {
+    fr: 'Chargement de la carte… Vous pouvez déjà participer : choisissez votre quartier dans le formulaire.',
+    en: 'Loading the map… You can already take part: choose your district in the form.',
+  },
   legendTitle: { fr: 'Contributions par quartier', en: 'Contributions by district' },
   legendWithheld: { fr: 'moins de {k} (masqué)', en: 'fewer than {k} (hidden)' },
   legendDemand: { fr: 'Demande (agrégée)', en: 'Demand (aggregated)' },
