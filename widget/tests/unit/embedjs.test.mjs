@@ -75,3 +75,16 @@ test('bundle budgets: embed.js is tiny, widget code under 40 KiB gzipped', () =>
   assert.ok(gz('embed.js') < 3 * 1024, `embed.js ${gz('embed.js')} B gzipped`);
   assert.ok(gz('civicmap.js') + gz('embed.js') <= 40 * 1024, `civicmap.js ${gz('civicmap.js')} B gzipped`);
 });
+
+test('the map is a chunk of its own: civicmap.js has neither MapLibre nor the map code, and imports civicmap-map.js', () => {
+  const read = (f) => readFileSync(new URL(`../../dist/${f}`, import.meta.url), 'utf8');
+  const main = read('civicmap.js');
+  const chunk = read('civicmap-map.js');
+  assert.ok(!main.includes('MapLibre GL JS') && !main.includes('cm-hatch'), 'no MapLibre, no MapView in civicmap.js');
+  assert.ok(main.includes('civicmap-map.js') && /\bimport\(/.test(main), 'civicmap.js imports the chunk');
+  assert.ok(chunk.includes('MapLibre GL JS') && chunk.includes('cm-hatch'), 'the chunk has MapLibre and MapView');
+  const exports = chunk.match(/export\s*\{([^}]*)\};?\s*$/);
+  assert.ok(exports, 'an ES module');
+  assert.match(exports[1], /\bMapView\b/);
+  assert.match(exports[1], /\bmaplibregl\b/);
+});
