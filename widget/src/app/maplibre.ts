@@ -50,6 +50,8 @@ export function loadMap(assets: string): Promise<MapChunk> {
       try {
         // Its worker sits next to it in dist/ (under the name the server has always served).
         m.maplibregl.setWorkerUrl(new URL('maplibre-gl-worker.js', assets).href);
+        // Start its workers now: they load while the map sets up its WebGL context.
+        m.maplibregl.prewarm();
       } catch { /* older API */ }
       resolve(m);
     }, (e) => {
