@@ -7,6 +7,7 @@
 //   dist/maplibre-gl-worker.js  MapLibre's worker (ES module worker), loaded by civicmap-map.js
 //   dist/maplibre-gl.css        MapLibre's stylesheet, linked into the shadow root with the map
 //   dist/demo.css               stylesheet of demo.html (kept out of the HTML so a strict CSP works)
+//   dist/*.gz                   gzipped copies of the files above, served to clients that accept gzip
 // and .build/lib.mjs (ESM bundle of the pure logic, for the unit tests; not shipped).
 import * as esbuild from 'esbuild';
 import { mkdirSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,12 @@ await Promise.all([
 copyFileSync(join(ml, 'maplibre-gl-worker.mjs'), join(dist, 'maplibre-gl-worker.js'));
 copyFileSync(join(ml, 'maplibre-gl.css'), join(dist, 'maplibre-gl.css'));
 copyFileSync(join(root, 'demo.css'), join(dist, 'demo.css'));
+
+// A gzipped copy of each file served under /widget/, sent by the server (ServeDir's
+// precompressed_gzip) to clients that accept gzip: compressed once here, never per request.
+for (const f of ['civicmap.js', 'civicmap-map.js', 'maplibre-gl-worker.js', 'maplibre-gl.css', 'demo.css']) {
+  writeFileSync(join(dist, f + '.gz'), gzipSync(readFileSync(join(dist, f)), { level: 9 }));
+}
 
 const sizes = {};
 for (const f of ['embed.js', 'civicmap.js', 'civicmap-map.js', 'maplibre-gl-worker.js', 'maplibre-gl.css']) {

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::AppState;
 use super::error::ApiError;
@@ -34,7 +35,15 @@ pub fn routes(widget_dir: &Path) -> Routes {
             Public,
             Method::GET,
             "/widget",
-            ServeDir::new(widget_dir.join("dist")),
+            // The build writes a gzipped copy of each file (`widget/build.mjs`): sent as is to
+            // clients that accept gzip (1.7 MB of map code is 0.5 MB on the wire), with the
+            // `Vary` that tells caches so.
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::appending(
+                    header::VARY,
+                    HeaderValue::from_static("accept-encoding"),
+                ))
+                .service(ServeDir::new(widget_dir.join("dist")).precompressed_gzip()),
         )
 }
 

@@ -273,3 +273,52 @@ async fn a_huge_number_cannot_overflow_a_public_sum() {
     assert_eq!(sums.status(), StatusCode::OK);
     assert!(sums.text().await.unwrap().contains("2000000000000"));
 }
+
+#[tokio::test]
+async fn the_widget_files_go_gzipped_to_clients_that_accept_it_and_plain_to_others() {
+    let app = TestApp::spawn().await;
+    for file in ["civicmap.js", "civicmap-map.js", "maplibre-gl-worker.js"] {
+        let url = app.url(&format!("/widget/{file}"));
+        let plain = app.client.get(&url).send().await.unwrap();
+        assert_eq!(plain.status(), StatusCode::OK, "{file}");
+        assert!(plain.headers().get("content-encoding").is_none(), "{file}");
+        let plain = plain.bytes().await.unwrap();
+        let gzipped = app
+            .client
+            .get(&url)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gzipped.headers()["content-encoding"], "gzip", "{file}");
+        assert!(
+            gzipped.headers()["vary"]
+                .to_str()
+                .unwrap()
+                .to_ascii_lowercase()
+                .contains("accept-encoding"),
+            "{file}"
+        );
+        assert!(
+            gzipped.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .contains("javascript"),
+            "{file}"
+        );
+        let wire = gzipped.bytes().await.unwrap();
+        assert!(
+            wire.len() * 2 < plain.len(),
+            "{file}: {} of {}",
+            wire.len(),
+            plain.len()
+        );
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&wire[..]), &mut unzipped)
+            .unwrap();
+        assert!(
+            unzipped == plain,
+            "{file}: the gzipped copy is of another build"
+        );
+    }
+}
