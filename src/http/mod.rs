@@ -27,9 +27,20 @@ use tower_http::trace::TraceLayer;
 use error::ApiError;
 use routes::Routes;
 
-/// Everything a handler needs.
+/// Everything a handler needs, shared: a clone is one reference count (it is cloned several
+/// times per request, by each layer and extractor that takes the state).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     /// The database pool.
     pub db: PgPool,
     /// Server settings.
@@ -57,7 +68,7 @@ pub struct AppState {
 impl AppState {
     /// State over `db` with `config` and empty caches.
     pub fn new(db: PgPool, config: ServerConfig) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             submissions: crate::submissions::writer::BatchWriter::start(
                 crate::database::writer_pool(&db, config.submission_writers as u32),
                 config.submission_writers,
@@ -72,7 +83,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             campaigns: Default::default(),
-        }
+        }))
     }
 }
 
