@@ -181,7 +181,9 @@ start_nginx() {
   fi
   "${run[@]}" "$nginx" -p "$ndir" -c "$ndir/nginx.conf" -e "$ndir/logs/error.log" >>"$ndir/logs/stderr.log" 2>&1 &
   pids+=($!)
-  wait_for "http://127.0.0.1:$nport/tiles/$slug/$(head -n1 "$dir/tiles.txt" | tr ' ' /).mvt"
+  local first="http://127.0.0.1:$nport/tiles/$slug/$(head -n1 "$dir/tiles.txt" | tr ' ' /).mvt"
+  for _ in $(seq 150); do curl -sf -o /dev/null -H 'Accept-Encoding: gzip' "$first" && return 0; sleep 0.2; done
+  echo "not up: nginx (see $ndir/logs)" >&2; return 1
 }
 export_tiles() { # civicmap's gzipped tiles into nginx's root, as .mvt.gz files
   rm -rf "$ndir/html/tiles"
