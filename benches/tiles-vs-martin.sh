@@ -45,7 +45,10 @@ slug=fibre-pour-tous
 cargo build --release --quiet --bin civicmap
 bin=target/release/civicmap
 "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true
-rm -rf "$dir"
+# REUSE=1: keep the database of the previous run (its submissions; sizes already there are not
+# generated again). SIZES=0: skip the tile sizes and freshness steps (Martin's table source takes
+# minutes to send its 1M tiles twice).
+[ "${REUSE:-0}" = 1 ] || rm -rf "$dir"
 url=$("$bin" db start --data-dir "$dir" 2>/dev/null)
 socket=${url##*host=}
 pgbin=$(dirname "$(readlink -f "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n1)")")
@@ -55,7 +58,7 @@ stop_servers() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/d
 trap 'stop_servers; "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true' EXIT
 wait_for() { for _ in $(seq 150); do curl -sf -o /dev/null "$1" && return 0; sleep 0.2; done; echo "not up: $1" >&2; return 1; }
 
-DATABASE_URL=$url "$bin" demo >/dev/null 2>&1
+[ "${REUSE:-0}" = 1 ] || DATABASE_URL=$url "$bin" demo >/dev/null 2>&1
 
 # Every tile from z10 to z16 that touches Nanterre's bounds.
 python3 - "$dir" <<'PY'
@@ -197,8 +200,10 @@ export_tiles() { # civicmap's gzipped tiles into nginx's root, as .mvt.gz files
 ratio() { python3 -c "import sys; a, b = float(sys.argv[1] or 0), float(sys.argv[2] or 0); print(f'{a / b:.2f}' if b else 'n/a')" "$1" "$2"; }
 rps() { awk '/Requests\/sec/ {print $2}'; }
 errors() { awk '/Non-2xx|Socket errors/ {print}' ; }
-load() { # $1 port, $2 list, $3 once (1/0)
-  TILE_LIST="$dir/$2.txt" ONCE=$3 WRK_THREADS=2 wrk -t2 -c"$conns" -d"${seconds}s" --timeout 30s -s benches/tile-list.lua "http://127.0.0.1:$1" 2>&1
+load() { # $1 port, $2 list, $3 once (1/0): with ONCE=1, every tile once, however long it takes
+  local duration=${seconds}s
+  [ "$3" = 1 ] && duration=1800s   # a fill pass ends when the list is done, not at $seconds
+  TILE_LIST="$dir/$2.txt" ONCE=$3 WRK_THREADS=2 wrk -t2 -c"$conns" -d"$duration" --timeout 60s -s benches/tile-list.lua "http://127.0.0.1:$1" 2>&1
 }
 write_one() {
   curl -sf -o /dev/null -X POST "http://127.0.0.1:$cport/api/v1/campaigns/$slug/submissions" \
@@ -266,6 +271,7 @@ for size in $sizes; do
     stop_servers
     echo "$run,$c_cold,$mt_cold,$mf_cold,$c_warm,$mt_warm,$mf_warm,$n_warm,$(ratio "$c_cold" "$mf_cold"),$(ratio "$c_warm" "$mf_warm"),$(ratio "$c_warm" "$n_warm")"
   done
+  [ "${SIZES:-1}" = 1 ] || continue
   start_civicmap 256
   start_martin 0
   echo "civicmap tile sizes (bytes):"
