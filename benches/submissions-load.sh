@@ -53,17 +53,37 @@ pgbench_tps() {
   "$pgbin/pgbench" -h "$socket" -U civicmap -n -c "$2" -j 2 -T "$seconds" -f "$dir/$1.sql" civicmap 2>"$dir/pgbench-$1.log" | awk '/^tps/ {print $3}'
 }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v); print v} else {sub(/s/,"",v); print v*1000}}'; }
-echo "run,concurrency,civicmap_rps,civicmap_p50_ms,civicmap_p99_ms,pgbench_bare_table_tps,pgbench_submissions_table_tps"
+# COMPARE_NOTIFY=1: civicmap measured a second time in each run with the triggers that notify
+# version changes (migrations/20261201000013_version_notifications.sql) disabled, to measure
+# their cost; they are enabled again after.
+version_triggers() { # $1: ENABLE or DISABLE
+  for t in district_counts_inserted district_counts_updated district_counts_deleted; do
+    psql_ -c "ALTER TABLE district_counts $1 TRIGGER $t"
+  done
+}
+civicmap_load() { # $1: concurrency -> "rps,p50,p99"
+  local out rps non2xx p50 p99
+  out=$(wrk -t2 -c"$1" -d"${seconds}s" --latency -s benches/post-submission.lua \
+        "http://127.0.0.1:$port/api/v1/campaigns/fibre-pour-tous/submissions")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  [ -z "$non2xx" ] || { echo "civicmap answered $non2xx non-2xx responses" >&2; exit 1; }
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_ms)
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_ms)
+  echo "$rps,$p50,$p99"
+}
+header="run,concurrency,civicmap_rps,civicmap_p50_ms,civicmap_p99_ms,pgbench_bare_table_tps,pgbench_submissions_table_tps"
+[ "${COMPARE_NOTIFY:-0}" = 1 ] && header="$header,civicmap_rps_no_notify,civicmap_p50_ms_no_notify,civicmap_p99_ms_no_notify"
+echo "$header"
 for run in $(seq "$runs"); do
   for conns in $levels; do
-    out=$(wrk -t2 -c"$conns" -d"${seconds}s" --latency -s benches/post-submission.lua \
-          "http://127.0.0.1:$port/api/v1/campaigns/fibre-pour-tous/submissions")
-    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-    non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-    [ -z "$non2xx" ] || { echo "civicmap answered $non2xx non-2xx responses" >&2; exit 1; }
-    p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_ms)
-    p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_ms)
-    echo "$run,$conns,$rps,$p50,$p99,$(pgbench_tps bare "$conns"),$(pgbench_tps table "$conns")"
+    line="$run,$conns,$(civicmap_load "$conns"),$(pgbench_tps bare "$conns"),$(pgbench_tps table "$conns")"
+    if [ "${COMPARE_NOTIFY:-0}" = 1 ]; then
+      version_triggers DISABLE
+      line="$line,$(civicmap_load "$conns")"
+      version_triggers ENABLE
+    fi
+    echo "$line"
   done
 done
 stored=$(psql_ -c "SELECT count(*) FROM submissions")

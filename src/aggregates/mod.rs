@@ -4,6 +4,7 @@
 pub mod counting;
 pub mod protect;
 pub mod publication;
+pub mod watch;
 
 use serde::Serialize;
 use sqlx::PgExecutor;

@@ -33,6 +33,14 @@ pub fn writer_pool(pool: &PgPool, size: u32) -> PgPool {
     lazy_pool(options, size.max(1))
 }
 
+/// A pool of one connection beside `pool`, for the task that listens for version changes
+/// ([`crate::aggregates::watch`]): it holds its connection for as long as it listens.
+pub fn listener_pool(pool: &PgPool) -> PgPool {
+    let options =
+        PgConnectOptions::clone(&pool.connect_options()).application_name("civicmap-listener");
+    lazy_pool(options, 1)
+}
+
 fn lazy_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
     PgPoolOptions::new()
         .max_connections(max_connections)

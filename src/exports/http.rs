@@ -101,7 +101,7 @@ async fn publication_in_force(
     state: &AppState,
     campaign: &crate::campaigns::Campaign,
 ) -> ApiResult<time::OffsetDateTime> {
-    let (_, data_version) = crate::aggregates::versions(&state.db, campaign.id).await?;
+    let (_, data_version) = state.versions.get(campaign.id).await?;
     Ok(state
         .publications
         .in_force(

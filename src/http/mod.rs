@@ -27,9 +27,20 @@ use tower_http::trace::TraceLayer;
 use error::ApiError;
 use routes::Routes;
 
-/// Everything a handler needs.
+/// Everything a handler needs, shared: a clone is one reference count (it is cloned several
+/// times per request, by each layer and extractor that takes the state).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     /// The database pool.
     pub db: PgPool,
     /// Server settings.
@@ -42,6 +53,8 @@ pub struct AppState {
     pub tiles: crate::tiles::TileCache,
     /// Public aggregates and time series of the current publication snapshots.
     pub published: crate::exports::http::PublishedCache,
+    /// Each campaign's settings and data versions, kept in memory and learned by notification.
+    pub versions: crate::aggregates::watch::VersionWatch,
     /// The publications in force, as this instance last found them.
     pub publications: crate::aggregates::publication::Publications,
     /// Rate limits on submission writes.
@@ -55,13 +68,14 @@ pub struct AppState {
 impl AppState {
     /// State over `db` with `config` and empty caches.
     pub fn new(db: PgPool, config: ServerConfig) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             submissions: crate::submissions::writer::BatchWriter::start(
                 crate::database::writer_pool(&db, config.submission_writers as u32),
                 config.submission_writers,
             ),
             tiles: crate::tiles::TileCache::new(config.tile_cache_mb),
             published: crate::exports::http::PublishedCache::new(64),
+            versions: crate::aggregates::watch::VersionWatch::start(db.clone()),
             publications: crate::aggregates::publication::Publications::new(config.publication),
             limits: crate::safety::limits::RateLimits::new(config.rate_limits),
             secret: Default::default(),
@@ -69,7 +83,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             campaigns: Default::default(),
-        }
+        }))
     }
 }
 
@@ -134,6 +148,25 @@ async fn fail_fast_while_database_away(
     next.run(request).await
 }
 
+/// After a write on a route that names no public campaign (staff: settings, districts,
+/// moderation, erasure), every campaign's versions are read again on their next use, so that
+/// this instance's next tile holds the write (see [`crate::aggregates::watch`]).
+async fn mark_staff_writes(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let write = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let response = next.run(request).await;
+    if write {
+        state.versions.touched_all();
+    }
+    response
+}
+
 /// The two groups of routes of [`app`], each route declared once with its access (see
 /// [`routes`]): reads, open to every site, and citizens' writes.
 fn declared(widget_dir: &Path) -> (Routes, Routes) {
@@ -176,6 +209,10 @@ pub fn app(state: AppState) -> Router {
         ))
         // Set before the CORS layer, so that preflights of any path reach that layer.
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            mark_staff_writes,
+        ))
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)

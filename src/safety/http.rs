@@ -218,8 +218,13 @@ pub async fn resolve_campaign(
     };
     match state.campaigns.get_public(&state.db, &slug).await {
         Ok(campaign) => {
+            let id = campaign.id;
             parts.extensions.insert(ResolvedCampaign(campaign));
-            next.run(Request::from_parts(parts, body)).await
+            let response = next.run(Request::from_parts(parts, body)).await;
+            // Committed (a write answers after its commit): this instance's next tile and
+            // figures of the campaign read its versions again (`aggregates::watch`).
+            state.versions.touched(id);
+            response
         }
         Err(error) => ApiError::from(error).into_response(),
     }

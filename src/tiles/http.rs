@@ -82,9 +82,9 @@ pub async fn tile(
 ) -> ApiResult<Response> {
     let coord = tile_address(&slug, &z, &x, &y)?;
     let mut campaign = state.campaigns.get_public(&state.db, &slug).await?;
-    // One small read tells whether anything changed, here or on another instance.
-    let (config_version, data_version) =
-        crate::aggregates::versions(&state.db, campaign.id).await?;
+    // Kept in memory, fresh after a write here and within milliseconds of one elsewhere
+    // (`aggregates::watch`).
+    let (config_version, data_version) = state.versions.get(campaign.id).await?;
     if config_version != campaign.config_version {
         state.campaigns.invalidate(&slug).await;
         campaign = state.campaigns.get_public(&state.db, &slug).await?;

@@ -2,6 +2,7 @@
 //! the `mvt-reader` crate reads them): layers, placement, counts, privacy, freshness, HTTP.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use mvt_reader::Reader;
 use mvt_reader::feature::Value as Prop;
@@ -240,19 +241,58 @@ async fn street_tiles_show_snapped_cells_never_exact_positions_or_answers() {
     assert!(off < 1.0, "the point is the hexagon's centre ({off} m off)");
 }
 
+/// The demand summed over tile z/x/y of `slug` from `app`.
+async fn demand_in(app: &TestApp, slug: &str, z: u32, x: u32, y: u32) -> i64 {
+    let response = app.tile(slug, z, x, y).await;
+    match response.status() {
+        StatusCode::OK => decode(response.bytes().await.unwrap().to_vec())
+            .demand
+            .iter()
+            .map(|d| d.2)
+            .sum(),
+        StatusCode::NO_CONTENT => 0,
+        other => panic!("tile {z}/{x}/{y}: {other}"),
+    }
+}
+
+/// Asks `app` for the tile until its demand is `want`, for at most 1 s: how long it took.
+async fn within_a_second(
+    app: &TestApp,
+    slug: &str,
+    (z, x, y): (u32, u32, u32),
+    want: i64,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = demand_in(app, slug, z, x, y).await;
+        if got == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "after 1 s the tile from the other instance still shows {got}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 #[tokio::test]
-async fn a_write_on_one_instance_is_in_the_next_tile_from_another() {
+async fn a_write_is_in_the_next_tile_here_and_within_a_second_from_another_instance() {
     let first = TestApp::spawn().await;
     let second = TestApp::spawn_on(first.db.clone()).await;
     first.open_campaign("fresh", exact()).await;
     first.submit("fresh", 2.05, 48.05, answers()).await;
     let z = 12;
     let (x, y) = tile_of(2.05, 48.05, z);
-    let demand = |tile: &Decoded| tile.demand.iter().map(|d| d.2).sum::<i64>();
 
+    // Both instances keep the campaign's versions (and the tile) in memory.
+    assert_eq!(demand_in(&first, "fresh", z, x, y).await, 1);
     let before = second.tile("fresh", z, x, y).await;
     let etag = before.headers()["etag"].to_str().unwrap().to_owned();
-    assert_eq!(demand(&decode(before.bytes().await.unwrap().to_vec())), 1);
+    assert_eq!(
+        decode(before.bytes().await.unwrap().to_vec()).demand.len(),
+        1
+    );
     // Cached on the second instance: asking again with its ETag gives 304.
     let again = second
         .client
@@ -263,27 +303,27 @@ async fn a_write_on_one_instance_is_in_the_next_tile_from_another() {
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
 
-    let receipt: Value = first
-        .submit("fresh", 2.051, 48.051, answers())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let after = second
-        .client
-        .get(second.url(&format!("/tiles/fresh/{z}/{x}/{y}.mvt")))
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        after.status(),
-        StatusCode::OK,
-        "a new submission changes the tile at once"
-    );
-    assert_ne!(after.headers()["etag"].to_str().unwrap(), etag);
-    assert_eq!(demand(&decode(after.bytes().await.unwrap().to_vec())), 2);
+    let mut delays = Vec::new();
+    let mut receipts = Vec::new();
+    for n in 2..=6 {
+        let receipt: Value = first
+            .submit("fresh", 2.05 + 0.0001 * n as f64, 48.051, answers())
+            .await
+            .json()
+            .await
+            .unwrap();
+        receipts.push(receipt);
+        // The writer's instance: the very next tile.
+        assert_eq!(
+            demand_in(&first, "fresh", z, x, y).await,
+            n,
+            "a submission is in the next tile of the instance that stored it"
+        );
+        delays.push(within_a_second(&second, "fresh", (z, x, y), n).await);
+    }
+    println!("a submission through one instance reached the other's tiles in {delays:?}");
 
+    let receipt = &receipts[0];
     let erased = first
         .client
         .delete(first.url(&format!(
@@ -295,12 +335,88 @@ async fn a_write_on_one_instance_is_in_the_next_tile_from_another() {
         .await
         .unwrap();
     assert_eq!(erased.status(), StatusCode::NO_CONTENT);
-    let erased_tile = second.tile("fresh", z, x, y).await;
     assert_eq!(
-        demand(&decode(erased_tile.bytes().await.unwrap().to_vec())),
-        1,
+        demand_in(&first, "fresh", z, x, y).await,
+        5,
         "an erasure is in the next tile too"
     );
+    let delay = within_a_second(&second, "fresh", (z, x, y), 5).await;
+    println!("an erasure through one instance reached the other's tiles in {delay:?}");
+    // And back: a write through the second reaches the first.
+    second.submit("fresh", 2.0502, 48.0502, answers()).await;
+    assert_eq!(demand_in(&second, "fresh", z, x, y).await, 6);
+    within_a_second(&first, "fresh", (z, x, y), 6).await;
+}
+
+/// The backends LISTENing for version changes.
+async fn listeners(db: &sqlx::PgPool) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'civicmap-listener'
+           AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn tiles_stay_fresh_while_the_listening_connection_is_down_and_it_comes_back() {
+    let first = TestApp::spawn().await;
+    let second = TestApp::spawn_on(first.db.clone()).await;
+    first.open_campaign("fresh", exact()).await;
+    first.submit("fresh", 2.05, 48.05, answers()).await;
+    let (z, (x, y)) = (12, tile_of(2.05, 48.05, 12));
+    assert_eq!(demand_in(&second, "fresh", z, x, y).await, 1);
+    let start = Instant::now();
+    let before = loop {
+        let pids = listeners(&first.db).await;
+        if pids.len() == 2 {
+            break pids;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "both instances listen: {pids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    // Cut both: each instance polls until it listens again.
+    for pid in &before {
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&first.db)
+            .await
+            .unwrap();
+    }
+    for n in 2..=3 {
+        first
+            .submit("fresh", 2.05 + 0.0001 * n as f64, 48.051, answers())
+            .await;
+        assert_eq!(demand_in(&first, "fresh", z, x, y).await, n);
+        let delay = within_a_second(&second, "fresh", (z, x, y), n).await;
+        println!(
+            "while not listening (polling), a submission reached the other instance in {delay:?}"
+        );
+    }
+
+    // Both listen again, on new connections...
+    let start = Instant::now();
+    loop {
+        let pids = listeners(&first.db).await;
+        if pids.len() == 2 && pids.iter().all(|p| !before.contains(p)) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the listeners came back: {pids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...and notifications work again.
+    second.submit("fresh", 2.0504, 48.0504, answers()).await;
+    let delay = within_a_second(&first, "fresh", (z, x, y), 4).await;
+    println!("listening again, a submission reached the other instance in {delay:?}");
 }
 
 #[tokio::test]
