@@ -130,6 +130,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// kept-alive connection.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whether a request may change something (anything but GET, HEAD and OPTIONS).
+fn is_write(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
 /// While the database is known to be away, readiness and every write answer 503 with
 /// Retry-After at once, instead of each waiting out the pool's timeout. Reads go on: those
 /// served from memory (tiles, publications) still answer.
@@ -138,10 +143,7 @@ async fn fail_fast_while_database_away(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let write = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
+    let write = is_write(request.method());
     if state.health.is_away() && (write || request.uri().path() == "/readyz") {
         return ApiError::Unavailable("the embedded database is restarting".into()).into_response();
     }
@@ -156,10 +158,7 @@ async fn mark_staff_writes(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let write = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
+    let write = is_write(request.method());
     let response = next.run(request).await;
     if write {
         state.versions.touched_all();
