@@ -53,7 +53,7 @@ pub(super) async fn run(command: DistrictsCommand) -> anyhow::Result<()> {
                         for field in &invalid.0 {
                             eprintln!("  {}: {}", field.field, field.detail);
                         }
-                        anyhow::bail!("{} features are invalid", invalid.0.len())
+                        anyhow::bail!("{} fields are invalid", invalid.0.len())
                     }
                     Err(error) => Err(error.into()),
                 }
