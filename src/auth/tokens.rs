@@ -22,13 +22,13 @@ pub enum TokenError {
     #[error("no token with id {0}")]
     NotFound(i64),
     /// The token is revoked, which cannot be undone or changed; what was refused.
-    #[error("token {id} {refused} (revoked at {at})")]
+    #[error("token {id} is already revoked (since {at}); {refused}")]
     Revoked {
         /// The token.
         id: i64,
         /// When it was revoked.
         at: String,
-        /// What was refused.
+        /// Why the change is refused.
         refused: &'static str,
     },
     /// The database failed.
@@ -200,6 +200,24 @@ async fn lock(tx: &mut sqlx::PgConnection, id: i64) -> Result<TokenInfo> {
     row.map(TokenInfo::from).ok_or(TokenError::NotFound(id))
 }
 
+/// Locks token `id` for a change, refused when it is revoked (a revoked token stays as it is);
+/// `refused` says why the change is refused.
+async fn lock_unrevoked(
+    tx: &mut sqlx::PgConnection,
+    id: i64,
+    refused: &'static str,
+) -> Result<TokenInfo> {
+    let current = lock(tx, id).await?;
+    match current.revoked_at {
+        Some(at) => Err(TokenError::Revoked {
+            id,
+            at: rfc3339(Some(at)).unwrap_or_default(),
+            refused,
+        }),
+        None => Ok(current),
+    }
+}
+
 /// Sets (or with `None` clears) when token `id` stops working. A revoked token stays revoked:
 /// changing its expiry is refused.
 pub async fn set_expiry(
@@ -209,14 +227,7 @@ pub async fn set_expiry(
     expires_at: Option<OffsetDateTime>,
 ) -> Result<TokenInfo> {
     let mut tx = pool.begin().await?;
-    let current = lock(&mut tx, id).await?;
-    if let Some(at) = current.revoked_at {
-        return Err(TokenError::Revoked {
-            id,
-            at: rfc3339(Some(at)).unwrap_or_default(),
-            refused: "cannot be given an expiry",
-        });
-    }
+    let current = lock_unrevoked(&mut tx, id, "a revoked token cannot be given an expiry").await?;
     let row: InfoRow = sqlx::query_as!(
         InfoRow,
         "UPDATE api_tokens SET expires_at = $2 WHERE id = $1
@@ -260,14 +271,7 @@ pub async fn revoke(
         return Err(Invalid::field("reason", "must be at most 1000 characters").into());
     }
     let mut tx = pool.begin().await?;
-    let current = lock(&mut tx, id).await?;
-    if let Some(at) = current.revoked_at {
-        return Err(TokenError::Revoked {
-            id,
-            at: rfc3339(Some(at)).unwrap_or_default(),
-            refused: "is already revoked",
-        });
-    }
+    let current = lock_unrevoked(&mut tx, id, "there is nothing more to revoke").await?;
     let row: InfoRow = sqlx::query_as!(
         InfoRow,
         "UPDATE api_tokens SET revoked_at = now() WHERE id = $1
