@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::UtoipaMethodRouterExt;
@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::{DistrictError, ImportReport, PropertyNames};
 use crate::auth::{Admin, Authorized};
 use crate::http::AppState;
+use crate::http::cache::{Basis, Key};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams, QueryParams};
 use crate::http::routes::{ADMIN, Access::Public, Routes};
@@ -135,16 +136,38 @@ pub async fn import_districts(
     params(("slug" = String, Path, description = "Campaign name")),
     responses(
         (status = 200, description = "GeoJSON FeatureCollection; each feature has code, name, count, withheld, target and progress (count / target)", content_type = "application/geo+json", body = Object),
+        (status = 304, description = "Not modified since the ETag given in If-None-Match"),
         (status = 404, description = "No such public campaign", body = Problem),
     ))]
 pub async fn districts_geojson(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let campaign = state.campaigns.get_public(&state.db, &slug).await?;
+    let (campaign, data_version) = state.public_campaign(&slug).await?;
+    // Live district totals: shared by every reader until the data or the settings (districts,
+    // targets, k) move.
+    let key = Key {
+        campaign: campaign.id,
+        config_version: campaign.config_version,
+        basis: Basis::Data(data_version),
+        request: "districts.geojson".to_owned(),
+    };
+    let body = state
+        .responses
+        .get_or_build(Some(key), async {
+            Ok(serde_json::to_vec(&layer(&state.db, &campaign).await?)
+                .map_err(anyhow::Error::from)?)
+        })
+        .await?;
+    Ok(body.respond(&headers, "application/geo+json", None))
+}
+
+/// The districts layer of `campaign`: outlines with their published counts.
+async fn layer(db: &sqlx::PgPool, campaign: &crate::campaigns::Campaign) -> ApiResult<Value> {
     let (shapes, counts) = tokio::try_join!(
-        super::shapes(&state.db, campaign.id),
-        crate::aggregates::district_counts(&state.db, campaign.id)
+        super::shapes(db, campaign.id),
+        crate::aggregates::district_counts(db, campaign.id)
     )?;
     let published = counts.published(i64::from(campaign.privacy.min_count));
     let features: Vec<Value> = shapes
@@ -170,7 +193,7 @@ pub async fn districts_geojson(
         })
         .collect();
     let outside = published.cells.last().copied();
-    let body = json!({
+    Ok(json!({
         "type": "FeatureCollection",
         "features": features,
         "campaign": campaign.slug,
@@ -178,13 +201,5 @@ pub async fn districts_geojson(
         "total": published.total,
         "outside_districts": outside,
         "attribution": crate::campaigns::ATTRIBUTION,
-    });
-    let mut response = Json(body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/geo+json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    }))
 }

@@ -4,8 +4,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use utoipa_axum::routes;
 
 use super::format::{self, Csv, Format};
@@ -13,6 +11,7 @@ use super::timeseries::TimeseriesQuery;
 use super::{AggregateQuery, ExportError, raw};
 use crate::auth::{Authorized, Planner, Role, Staff};
 use crate::http::AppState;
+use crate::http::cache::{Basis, Key};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{PathParams, QueryParams};
 use crate::http::routes::{Access::Public, PLANNER, Routes};
@@ -60,48 +59,13 @@ async fn optional_staff(
     Ok(Some(staff))
 }
 
-/// Public responses finer than a district, built once per campaign, settings version,
-/// publication snapshot and request, and shared by every reader until the next snapshot: a
-/// crowd of readers costs one computation per interval. A response lives an hour at most, so
-/// that an erased or hidden submission leaves these figures within the hour even while no
-/// publication moves.
-#[derive(Clone)]
-pub struct PublishedCache(moka::future::Cache<PublishedKey, Bytes>);
-
-/// Campaign id, settings version, snapshot (Unix nanoseconds), request and format.
-type PublishedKey = (i64, i64, i128, String);
-
-impl PublishedCache {
-    /// A cache of at most `megabytes` MiB of responses.
-    pub fn new(megabytes: u64) -> Self {
-        Self(
-            moka::future::Cache::builder()
-                .weigher(|_, body: &Bytes| u32::try_from(body.len() + 64).unwrap_or(u32::MAX))
-                .max_capacity(megabytes * 1024 * 1024)
-                .time_to_live(crate::aggregates::publication::LONGEST_KEPT)
-                .build(),
-        )
-    }
-
-    /// The response of `key`, built by `build` once for all concurrent readers.
-    async fn get_or_build(
-        &self,
-        key: PublishedKey,
-        build: impl Future<Output = ApiResult<Vec<u8>>>,
-    ) -> ApiResult<Bytes> {
-        self.0
-            .try_get_with(key, async { build.await.map(Bytes::from) })
-            .await
-            .map_err(|e: std::sync::Arc<crate::http::error::ApiError>| e.as_ref().shared())
-    }
-}
-
-/// The campaign's publication in force now (see [`crate::aggregates::publication`]).
+/// The campaign's publication in force now (see [`crate::aggregates::publication`]), known in
+/// memory unless the interval has just turned or the data moved.
 async fn publication_in_force(
     state: &AppState,
     campaign: &crate::campaigns::Campaign,
+    data_version: i64,
 ) -> ApiResult<time::OffsetDateTime> {
-    let (_, data_version) = state.versions.get(campaign.id).await?;
     Ok(state
         .publications
         .in_force(
@@ -113,61 +77,6 @@ async fn publication_in_force(
         .await?)
 }
 
-/// The response body for a request: from the published cache when it is a snapshot, else
-/// computed now.
-async fn body_for(
-    state: &AppState,
-    campaign: &crate::campaigns::Campaign,
-    snapshot: Option<time::OffsetDateTime>,
-    canonical: String,
-    build: impl Future<Output = ApiResult<Vec<u8>>>,
-) -> ApiResult<Bytes> {
-    match snapshot {
-        Some(at) => {
-            let key = (
-                campaign.id,
-                campaign.config_version,
-                at.unix_timestamp_nanos(),
-                canonical,
-            );
-            state.published.get_or_build(key, build).await
-        }
-        None => build.await.map(Bytes::from),
-    }
-}
-
-/// A strong ETag derived from the body alone: it changes exactly when the representation
-/// does, and tells nothing the body does not (no version or counter of writes).
-fn etag_of(body: &[u8]) -> String {
-    let hex = format!("{:x}", Sha256::digest(body));
-    format!("\"{}\"", &hex[..32])
-}
-
-/// 304 when the client holds the body's ETag already; else the body with its headers.
-fn respond(
-    headers: &HeaderMap,
-    content_type: &'static str,
-    filename: Option<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let etag = etag_of(&body);
-    let mut out = HeaderMap::new();
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        out.insert(header::ETAG, value);
-    }
-    if crate::http::etag_matches(headers, &etag) {
-        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
-    }
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Some(name) = filename
-        && let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-    {
-        out.insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok((StatusCode::OK, out, body).into_response())
-}
-
 async fn aggregates(
     state: AppState,
     slug: String,
@@ -175,20 +84,28 @@ async fn aggregates(
     headers: HeaderMap,
     format: Format,
 ) -> ApiResult<Response> {
-    let campaign = state.campaigns.get_public(&state.db, &slug).await?;
+    let (campaign, data_version) = state.public_campaign(&slug).await?;
     let staff = optional_staff(&state, &headers, Role::Planner).await?;
     let request = query.check(&campaign, staff.is_some())?;
-    let snapshot = if request.is_published_as_snapshot(staff.is_some()) {
-        Some(publication_in_force(&state, &campaign).await?)
+    // The public's district totals are live, the rest a snapshot; both shared by every reader.
+    // A planner's live figures are built for them alone.
+    let (snapshot, basis) = if staff.is_some() {
+        (None, None)
+    } else if request.is_published_as_snapshot(false) {
+        let at = publication_in_force(&state, &campaign, data_version).await?;
+        (Some(at), Some(Basis::Snapshot(at.unix_timestamp_nanos())))
     } else {
-        None
+        (None, Some(Basis::Data(data_version)))
     };
-    let body = body_for(
-        &state,
-        &campaign,
-        snapshot,
-        format!("aggregates/{request:?}/{format:?}"),
-        async {
+    let key = basis.map(|basis| Key {
+        campaign: campaign.id,
+        config_version: campaign.config_version,
+        basis,
+        request: format!("aggregates/{request:?}/{format:?}"),
+    });
+    let body = state
+        .responses
+        .get_or_build(key, async {
             let aggregate = super::compute(&state.db, &campaign, &request, snapshot).await?;
             Ok(match format {
                 Format::GeoJson => serde_json::to_vec(&format::geojson(&aggregate, &campaign.slug))
@@ -197,15 +114,14 @@ async fn aggregates(
                     format::csv(&aggregate, flavour).map_err(anyhow::Error::from)?
                 }
             })
-        },
-    )
-    .await?;
+        })
+        .await?;
     // CSV is a file to save; GeoJSON is read by maps as often as saved.
     let filename = matches!(format, Format::Csv(_)).then(|| {
         let by = request.by.as_query().replace(':', "");
         format!("{}-{by}.{}", campaign.slug, format.extension())
     });
-    respond(&headers, format.content_type(), filename, body)
+    Ok(body.respond(&headers, format.content_type(), filename.as_deref()))
 }
 
 /// Published counts by district or H3 cell as GeoJSON, k-protected.
@@ -262,28 +178,30 @@ pub async fn timeseries_csv(
     QueryParams(query): QueryParams<TimeseriesQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let campaign = state.campaigns.get_public(&state.db, &slug).await?;
+    let (campaign, data_version) = state.public_campaign(&slug).await?;
     let request = query.check()?;
     let flavour = Csv::from_excel(query.excel());
-    let snapshot = publication_in_force(&state, &campaign).await?;
-    let body = body_for(
-        &state,
-        &campaign,
-        Some(snapshot),
-        format!("timeseries/{request:?}/{flavour:?}"),
-        async {
+    let snapshot = publication_in_force(&state, &campaign, data_version).await?;
+    let key = Key {
+        campaign: campaign.id,
+        config_version: campaign.config_version,
+        basis: Basis::Snapshot(snapshot.unix_timestamp_nanos()),
+        request: format!("timeseries/{request:?}/{flavour:?}"),
+    };
+    let body = state
+        .responses
+        .get_or_build(Some(key), async {
             let series =
                 super::timeseries::compute(&state.db, &campaign, &request, snapshot).await?;
             Ok(super::timeseries::csv(&series, flavour).map_err(anyhow::Error::from)?)
-        },
-    )
-    .await?;
-    respond(
+        })
+        .await?;
+    let filename = format!("{}-timeseries.csv", campaign.slug);
+    Ok(body.respond(
         &headers,
         "text/csv; charset=utf-8; header=present",
-        Some(format!("{}-timeseries.csv", campaign.slug)),
-        body,
-    )
+        Some(&filename),
+    ))
 }
 
 /// Every published submission with its exact position and all answers, as GeoJSON, streamed.

@@ -1,6 +1,7 @@
 //! The HTTP server: shared state, the routers, middleware (access per route: [`routes`]) and
 //! graceful shutdown.
 
+pub mod cache;
 pub mod client_ip;
 pub mod error;
 pub mod extract;
@@ -24,7 +25,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use error::ApiError;
+use error::{ApiError, ApiResult};
 use routes::Routes;
 
 /// Everything a handler needs, shared: a clone is one reference count (it is cloned several
@@ -51,8 +52,8 @@ pub struct Shared {
     pub submissions: crate::submissions::writer::BatchWriter,
     /// Vector tiles built since their campaign last changed.
     pub tiles: crate::tiles::TileCache,
-    /// Public aggregates and time series of the current publication snapshots.
-    pub published: crate::exports::http::PublishedCache,
+    /// Public reads (aggregates, districts, time series, TileJSON) as built for their versions.
+    pub responses: cache::ResponseCache,
     /// Each campaign's settings and data versions, kept in memory and learned by notification.
     pub versions: crate::aggregates::watch::VersionWatch,
     /// The publications in force, as this instance last found them.
@@ -74,7 +75,7 @@ impl AppState {
                 config.submission_writers,
             ),
             tiles: crate::tiles::TileCache::new(config.tile_cache_mb),
-            published: crate::exports::http::PublishedCache::new(64),
+            responses: cache::ResponseCache::new(64),
             versions: crate::aggregates::watch::VersionWatch::start(db.clone()),
             publications: crate::aggregates::publication::Publications::new(config.publication),
             limits: crate::safety::limits::RateLimits::new(config.rate_limits),
@@ -84,6 +85,27 @@ impl AppState {
             config: Arc::new(config),
             campaigns: Default::default(),
         }))
+    }
+}
+
+impl Shared {
+    /// The public campaign `slug` and its data version, as fresh as the versions kept in
+    /// memory ([`crate::aggregates::watch`]): a cached campaign whose settings have changed
+    /// since is read again. No database round trip when nothing changed.
+    pub async fn public_campaign(
+        &self,
+        slug: &str,
+    ) -> ApiResult<(Arc<crate::campaigns::Campaign>, i64)> {
+        let campaign = self.campaigns.get_public(&self.db, slug).await?;
+        let (config_version, data_version) = self.versions.get(campaign.id).await?;
+        if config_version == campaign.config_version {
+            return Ok((campaign, data_version));
+        }
+        self.campaigns.invalidate(slug).await;
+        Ok((
+            self.campaigns.get_public(&self.db, slug).await?,
+            data_version,
+        ))
     }
 }
 
@@ -277,6 +299,20 @@ pub fn public_base_url(headers: &axum::http::HeaderMap) -> String {
         .filter(|s| *s == "https" || *s == "http")
         .unwrap_or("http");
     format!("{scheme}://{host}")
+}
+
+/// Whether the request's Accept-Encoding takes gzip (and does not refuse it with `q=0`).
+pub fn accepts_gzip(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',').any(|coding| {
+                let mut parts = coding.split(';');
+                parts.next().is_some_and(|name| name.trim() == "gzip")
+                    && !parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"))
+            })
+        })
 }
 
 /// Whether the request's If-None-Match holds `etag` (or `*`).

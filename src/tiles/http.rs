@@ -1,6 +1,5 @@
 //! Tile routes: `/tiles/{campaign}/{z}/{x}/{y}.mvt` and the TileJSON `/tiles/{campaign}.json`.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -9,6 +8,7 @@ use utoipa_axum::routes;
 
 use super::{MAX_ZOOM, TileCoord, TileError};
 use crate::http::AppState;
+use crate::http::cache::{Basis, Key};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::PathParams;
 use crate::http::routes::{Access::Public, Routes};
@@ -81,14 +81,9 @@ pub async fn tile(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let coord = tile_address(&slug, &z, &x, &y)?;
-    let mut campaign = state.campaigns.get_public(&state.db, &slug).await?;
-    // Kept in memory, fresh after a write here and within milliseconds of one elsewhere
-    // (`aggregates::watch`).
-    let (config_version, data_version) = state.versions.get(campaign.id).await?;
-    if config_version != campaign.config_version {
-        state.campaigns.invalidate(&slug).await;
-        campaign = state.campaigns.get_public(&state.db, &slug).await?;
-    }
+    // Versions kept in memory, fresh after a write here and within milliseconds of one
+    // elsewhere (`aggregates::watch`).
+    let (campaign, data_version) = state.public_campaign(&slug).await?;
     let tile = state
         .tiles
         .get(
@@ -124,13 +119,7 @@ pub async fn tile(
         return Ok((StatusCode::NO_CONTENT, response_headers).into_response());
     }
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MVT));
-    let gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|e| e.split(';').next().is_some_and(|e| e.trim() == "gzip"))
-        });
+    let gzip = crate::http::accepts_gzip(&headers);
     let body = if gzip {
         response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         tile.gzip.clone()
@@ -157,13 +146,35 @@ pub async fn tilejson(
             "no route for /tiles/{file}: TileJSON is at /tiles/{{campaign}}.json"
         ))
     })?;
-    let campaign = state.campaigns.get_public(&state.db, slug).await?;
+    let (campaign, _) = state.public_campaign(slug).await?;
     // Absolute URLs, as TileJSON requires.
     let base = crate::http::public_base_url(&headers);
+    let key = Key {
+        campaign: campaign.id,
+        config_version: campaign.config_version,
+        basis: Basis::Settings,
+        request: format!("tilejson/{base}"),
+    };
+    let body = state
+        .responses
+        .get_or_build(Some(key), async {
+            Ok(serde_json::to_vec(&tilejson_of(&campaign, &base)).map_err(anyhow::Error::from)?)
+        })
+        .await?;
+    let mut response = body.respond(&headers, "application/json", None);
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    Ok(response)
+}
+
+/// The TileJSON of `campaign`'s tiles, served from `base`.
+fn tilejson_of(campaign: &crate::campaigns::Campaign, base: &str) -> Value {
     let [w, s, e, n] = campaign
         .bounds
         .unwrap_or([-180.0, -85.051_129, 180.0, 85.051_129]);
-    let body: Value = json!({
+    json!({
         "tilejson": "3.0.0",
         "name": campaign.title.fr,
         "description": campaign.title.en,
@@ -194,13 +205,7 @@ pub async fn tilejson(
                 "fields": {"count": "Number: published submissions in the cell"}
             }
         ],
-    });
-    let mut response = Json(body).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
-    Ok(response)
+    })
 }
 
 #[cfg(test)]

@@ -1169,3 +1169,226 @@ async fn the_public_gets_no_hexagon_finer_than_the_campaigns_precision() {
         .unwrap();
     assert_eq!(staff.status(), reqwest::StatusCode::OK);
 }
+
+/// GET `path` with `Accept-Encoding: gzip`; the body decompressed when it came gzipped, with the
+/// response's ETag and Content-Encoding.
+async fn get_gzip(app: &TestApp, path: &str) -> (Vec<u8>, String, Option<String>) {
+    let response = app
+        .client
+        .get(app.url(path))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    assert!(
+        response.headers()["vary"]
+            .to_str()
+            .unwrap()
+            .contains("accept-encoding"),
+        "{path}"
+    );
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let encoding = response
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = response.bytes().await.unwrap().to_vec();
+    let body = if encoding.as_deref() == Some("gzip") {
+        use std::io::Read;
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        plain
+    } else {
+        bytes
+    };
+    (body, etag, encoding)
+}
+
+#[tokio::test]
+async fn public_reads_are_gzipped_for_who_asks_and_revalidated_by_either_etag() {
+    let app = TestApp::spawn().await;
+    campaign(&app, "zipped", 1).await;
+    submit_all(&app, "zipped", &random_points(40, 11)).await;
+    for path in [
+        "/api/v1/campaigns/zipped/districts.geojson",
+        "/api/v1/campaigns/zipped/aggregates.geojson",
+        "/api/v1/campaigns/zipped/aggregates.csv?by=h3:8",
+        "/api/v1/campaigns/zipped/timeseries.csv",
+        "/tiles/zipped.json",
+    ] {
+        let plain = app.get(path).await;
+        assert_eq!(plain.status(), StatusCode::OK, "{path}");
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+        let plain_etag = plain.headers()["etag"].to_str().unwrap().to_owned();
+        let plain = plain.bytes().await.unwrap().to_vec();
+        let (body, etag, encoding) = get_gzip(&app, path).await;
+        // The same representation, whatever the coding; gzip only where it pays (≥ 1 KiB).
+        assert_eq!(body, plain, "{path}");
+        assert_eq!(
+            encoding.is_some(),
+            plain.len() >= 1024,
+            "{path}: {}",
+            plain.len()
+        );
+        assert_eq!(etag == plain_etag, encoding.is_none(), "{path}");
+        for held in [&etag, &plain_etag] {
+            let again = app
+                .client
+                .get(app.url(path))
+                .header("accept-encoding", "gzip")
+                .header("if-none-match", held)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+            assert_eq!(again.headers()["etag"], etag.as_str(), "{path}");
+        }
+        // A client that refuses gzip gets the plain bytes.
+        let refused = app
+            .client
+            .get(app.url(path))
+            .header("accept-encoding", "gzip;q=0, identity")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            refused.headers().get("content-encoding").is_none(),
+            "{path}"
+        );
+    }
+}
+
+/// The live district totals of `slug` as the districts layer and the district CSV give them.
+async fn live_totals(app: &TestApp, slug: &str) -> (Value, String) {
+    let (layer, ..) = get_gzip(app, &format!("/api/v1/campaigns/{slug}/districts.geojson")).await;
+    let (csv, ..) = get_gzip(app, &format!("/api/v1/campaigns/{slug}/aggregates.csv")).await;
+    (
+        serde_json::from_slice(&layer).unwrap(),
+        String::from_utf8(csv).unwrap(),
+    )
+}
+
+/// Live district totals are kept in memory as sent, keyed by the campaign's versions: every
+/// change that moves them (a submission, a correction to another district, an erasure, a
+/// moderator hiding one, k, a target, new districts) is in the next read on this instance, and
+/// within a second on another one, never a stale copy.
+#[tokio::test]
+async fn live_district_totals_move_with_every_change_here_and_on_another_instance() {
+    let app = TestApp::spawn().await;
+    let other = TestApp::spawn_on(app.db.clone()).await;
+    campaign(&app, "live", 1).await;
+    let receipts = [
+        app.contribute("live", 2.05, 48.05, crate::helpers::answers())
+            .await,
+        app.contribute("live", 2.05, 48.06, crate::helpers::answers())
+            .await,
+        app.contribute("live", 2.15, 48.05, crate::helpers::answers())
+            .await,
+    ];
+    let moderator = app.staff_token(civicmap::auth::Role::Moderator).await;
+    let mut seen = vec![live_totals(&app, "live").await];
+    for change in [
+        "submission",
+        "correction",
+        "erasure",
+        "hidden",
+        "min_count",
+        "target",
+        "districts",
+    ] {
+        match change {
+            "submission" => {
+                app.contribute("live", 2.25, 48.05, crate::helpers::answers())
+                    .await;
+            }
+            "correction" => {
+                let receipt = &receipts[0];
+                let response = app
+                    .client
+                    .patch(app.url(&format!(
+                        "/api/v1/campaigns/live/submissions/{}",
+                        receipt.id
+                    )))
+                    .header("X-Edit-Token", &receipt.edit_token)
+                    .json(&crate::helpers::point(
+                        2.15,
+                        48.06,
+                        crate::helpers::answers(),
+                    ))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "{change}");
+            }
+            "erasure" => {
+                let receipt = &receipts[1];
+                let response = app
+                    .client
+                    .delete(app.url(&format!(
+                        "/api/v1/campaigns/live/submissions/{}",
+                        receipt.id
+                    )))
+                    .header("X-Edit-Token", &receipt.edit_token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(
+                    response.status().is_success(),
+                    "{change}: {}",
+                    response.status()
+                );
+            }
+            "hidden" => {
+                let response = app
+                    .decide(
+                        &moderator,
+                        "live",
+                        &receipts[2].id.to_string(),
+                        json!({"action": "hide", "reason": "duplicate"}),
+                    )
+                    .await;
+                assert!(
+                    response.status().is_success(),
+                    "{change}: {}",
+                    response.status()
+                );
+            }
+            "min_count" | "target" => {
+                let settings = if change == "target" {
+                    json!({"targets": {"east": 4}})
+                } else {
+                    json!({"privacy": {"public_precision_m": 50, "min_count": 2}})
+                };
+                let response = app
+                    .admin_patch("/api/v1/admin/campaigns/live", &settings)
+                    .await;
+                assert_eq!(response.status(), StatusCode::OK, "{change}");
+            }
+            _ => {
+                let mut districts = crate::helpers::test_districts();
+                districts["features"][0]["properties"]["name"] = json!("West, renamed");
+                let response = app
+                    .admin_put("/api/v1/admin/campaigns/live/districts", &districts)
+                    .await;
+                assert_eq!(response.status(), StatusCode::OK, "{change}");
+            }
+        }
+        let totals = live_totals(&app, "live").await;
+        assert!(
+            !seen.contains(&totals),
+            "after the {change}, the live totals are a copy from before: {totals:?}"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while live_totals(&other, "live").await != totals {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "after the {change}, the other instance is still stale after 1 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        seen.push(totals);
+    }
+}
