@@ -1392,3 +1392,48 @@ async fn live_district_totals_move_with_every_change_here_and_on_another_instanc
         seen.push(totals);
     }
 }
+
+/// The cache is keyed by the data version, but nothing of that key reaches a reader: an arrival
+/// in a withheld district (and a withheld total) moves the version, and the districts layer,
+/// the district CSV and both their ETags stay byte for byte what they were.
+#[tokio::test]
+async fn a_poller_of_live_totals_learns_nothing_from_an_arrival_below_k() {
+    let app = TestApp::spawn().await;
+    campaign(&app, "below", 3).await;
+    app.contribute("below", 2.05, 48.05, crate::helpers::answers())
+        .await;
+    let doors = [
+        "/api/v1/campaigns/below/districts.geojson",
+        "/api/v1/campaigns/below/aggregates.csv",
+        "/api/v1/campaigns/below/aggregates.geojson",
+    ];
+    let mut before = Vec::new();
+    for door in doors {
+        let plain = app.get(door).await;
+        let etag = plain.headers()["etag"].to_str().unwrap().to_owned();
+        before.push((
+            plain.bytes().await.unwrap(),
+            etag,
+            get_gzip(&app, door).await.1,
+        ));
+    }
+    let version: i64 =
+        sqlx::query_scalar("SELECT COALESCE(sum(changes), 0)::bigint FROM district_counts")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    app.contribute("below", 2.06, 48.06, crate::helpers::answers())
+        .await;
+    let moved: i64 =
+        sqlx::query_scalar("SELECT COALESCE(sum(changes), 0)::bigint FROM district_counts")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(moved > version, "the arrival moves the data version");
+    for (door, (body, etag, etag_gzip)) in doors.into_iter().zip(before) {
+        let plain = app.get(door).await;
+        assert_eq!(plain.headers()["etag"].to_str().unwrap(), etag, "{door}");
+        assert_eq!(plain.bytes().await.unwrap(), body, "{door}");
+        assert_eq!(get_gzip(&app, door).await.1, etag_gzip, "{door}");
+    }
+}
