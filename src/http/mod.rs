@@ -261,18 +261,24 @@ pub fn app(state: AppState) -> Router {
             crate::safety::http::resolve_campaign,
         ));
     metrics::handle();
-    Router::new()
+    let routed = Router::new()
         .merge(open)
         .merge(writes)
         .route_layer(axum::middleware::from_fn(metrics::record))
         .fallback(fallback)
+        .with_state(state.clone());
+    // The layers every request goes through wrap the routed application once, as its one
+    // service, rather than each route (which is what `Router::layer` does): a middleware of
+    // `from_fn` clones the whole chain of services beneath it for every request, and a chain
+    // built per route is as deep as the layers above it.
+    Router::new()
+        .fallback_service(routed)
         // The OpenAPI document, for `/api/v1/openapi.json`.
         .layer(axum::Extension(document))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state,
             fail_fast_while_database_away,
         ))
-        .with_state(state)
         .layer(axum::middleware::map_response(problem_for_bare_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
