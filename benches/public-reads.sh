@@ -14,12 +14,13 @@ runs=${1:-3}
 size=${2:-1000000}
 seconds=${3:-10}
 connections=${4:-64}
-port=18086
+port=28086
 dir=target/bench-reads
 slug=fibre-pour-tous
 command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 1; }
 
 cargo build --release --quiet --bin civicmap
+! curl -s -o /dev/null "http://127.0.0.1:$port/" || { echo "port $port is taken by another server" >&2; exit 1; }
 bin=target/release/civicmap
 "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true
 [ "${REUSE:-0}" = 1 ] || rm -rf "$dir"
