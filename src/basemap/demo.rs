@@ -69,7 +69,8 @@ pub async fn write(
     let features = features(collection, city, bounds, &grid);
     let tiles = encode(pool, collection, &features, bounds).await?;
 
-    let tmp = path.with_extension("pmtiles.tmp");
+    // One temporary file per process: two servers started at once do not write into one.
+    let tmp = path.with_extension(format!("pmtiles.{}.tmp", std::process::id()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

@@ -136,6 +136,24 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 fonts_dir: args.fonts.clone(),
             },
         );
+        if state.config.basemap.is_some() {
+            // Catalogues the fonts now rather than at the first label, and says at once if the
+            // style's fonts are missing (its labels would not show).
+            let state = state.clone();
+            tokio::spawn(async move {
+                let names = state.fonts.names().await;
+                for font in crate::basemap::style::FONTS {
+                    if !names.iter().any(|n| n == font) {
+                        tracing::warn!(
+                            font,
+                            dir = %state.fonts.dir().display(),
+                            "a font of the basemap's style is missing: its labels will not show \
+                             (apt-get install fonts-noto-core, or --fonts DIR)"
+                        );
+                    }
+                }
+            });
+        }
         // The embedded cluster is restarted whenever it dies, whoever started it (a server
         // restarted after a crash finds it running).
         let supervisor = database
