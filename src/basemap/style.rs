@@ -52,9 +52,10 @@ pub fn style(base: &str, archive: &Archive) -> Value {
             }
         },
         "layers": [
-            {"id": "background", "type": "background", "paint": {"background-color": "#e9ecef"}},
+            // The same grey as `earth`: no edge shows where an extract ends.
+            {"id": "background", "type": "background", "paint": {"background-color": "#f0f1f3"}},
             {"id": "earth", "type": "fill", "source": SOURCE, "source-layer": "earth",
-             "paint": {"fill-color": "#f1f2f4"}},
+             "paint": {"fill-color": "#f0f1f3"}},
             {"id": "landuse-green", "type": "fill", "source": SOURCE, "source-layer": "landuse",
              "filter": ["in", ["get", "kind"], ["literal", ["park", "forest", "wood", "grass", "garden", "cemetery", "golf_course", "nature_reserve", "playground", "pitch"]]],
              "paint": {"fill-color": "#e2e8df"}},
