@@ -72,11 +72,22 @@ struct FontFile {
 }
 
 /// The fonts of a folder, by name, and the glyph ranges made from them so far.
+///
+/// A range is rendered once per font (at most [`RENDERS`] at a time, off the async threads) and
+/// combined per stack: however many stacks a client names, the rendering work is bounded by the
+/// fonts of the folder times 256 ranges.
 pub struct Fonts {
     dir: PathBuf,
     catalogue: tokio::sync::OnceCell<Arc<BTreeMap<String, FontFile>>>,
+    /// Each font's ranges, as rendered.
+    faces: moka::future::Cache<(String, u32), Arc<pbf_font_tools::Fontstack>>,
+    /// Each stack's ranges, as sent.
     ranges: moka::future::Cache<(String, u32), Arc<GlyphRange>>,
+    renders: tokio::sync::Semaphore,
 }
+
+/// Fonts rendered at once (each render takes a core for about a tenth of a second).
+const RENDERS: usize = 2;
 
 /// A glyph range as MapLibre reads it.
 #[derive(Debug)]
@@ -142,13 +153,25 @@ impl Fonts {
         Self {
             dir: dir.into(),
             catalogue: Default::default(),
-            // A range of Latin glyphs is 60 to 80 KiB.
+            // A range of Latin glyphs is 60 to 140 KiB.
+            faces: moka::future::Cache::builder()
+                .weigher(|_, stack: &Arc<pbf_font_tools::Fontstack>| {
+                    let bytes: usize = stack
+                        .glyphs
+                        .iter()
+                        .map(|g| g.bitmap.as_ref().map_or(0, Vec::len) + 32)
+                        .sum();
+                    u32::try_from(bytes).unwrap_or(u32::MAX)
+                })
+                .max_capacity(64 * 1024 * 1024)
+                .build(),
             ranges: moka::future::Cache::builder()
                 .weigher(|_, range: &Arc<GlyphRange>| {
                     u32::try_from(range.pbf.len()).unwrap_or(u32::MAX)
                 })
-                .max_capacity(64 * 1024 * 1024)
+                .max_capacity(32 * 1024 * 1024)
                 .build(),
+            renders: tokio::sync::Semaphore::new(RENDERS),
         }
     }
 
@@ -188,10 +211,14 @@ impl Fonts {
     pub async fn range(&self, stack: &str, start: u32) -> Result<Arc<GlyphRange>> {
         let names = parse_stack(stack)?;
         let catalogue = self.catalogue().await;
-        let fonts: Vec<(String, FontFile)> = names
-            .iter()
-            .filter_map(|n| catalogue.get(*n).map(|f| ((*n).to_owned(), f.clone())))
-            .collect();
+        let mut fonts: Vec<(String, FontFile)> = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(file) = catalogue.get(name)
+                && !fonts.iter().any(|(n, _)| n == name)
+            {
+                fonts.push((name.to_owned(), file.clone()));
+            }
+        }
         if fonts.is_empty() {
             let mut known: Vec<&str> = catalogue.keys().map(String::as_str).take(6).collect();
             if catalogue.len() > known.len() {
@@ -213,50 +240,88 @@ impl Fonts {
             .collect::<Vec<_>>()
             .join(",");
         self.ranges
-            .try_get_with((key, start), async move {
-                tokio::task::spawn_blocking(move || render(&fonts, start))
+            .try_get_with((key, start), async {
+                let mut stacks = Vec::with_capacity(fonts.len());
+                for (name, file) in &fonts {
+                    stacks.push(self.face_range(name, file, start).await?);
+                }
+                Ok(combine(&stacks, start))
+            })
+            .await
+            .map_err(|e: Arc<GlyphError>| shared(&e))
+    }
+
+    /// One font's range, rendered once.
+    async fn face_range(
+        &self,
+        name: &str,
+        file: &FontFile,
+        start: u32,
+    ) -> Result<Arc<pbf_font_tools::Fontstack>> {
+        self.faces
+            .try_get_with((name.to_owned(), start), async {
+                let _permit = self
+                    .renders
+                    .acquire()
                     .await
                     .map_err(|e| GlyphError::Render {
-                        font: "the stack".into(),
+                        font: name.to_owned(),
+                        cause: e.to_string(),
+                    })?;
+                let (name, file) = (name.to_owned(), file.clone());
+                let font = name.clone();
+                tokio::task::spawn_blocking(move || render(&name, &file, start))
+                    .await
+                    .map_err(|e| GlyphError::Render {
+                        font,
                         cause: e.to_string(),
                     })?
             })
             .await
-            .map_err(|e: Arc<GlyphError>| match &*e {
-                GlyphError::Render { font, cause } => GlyphError::Render {
-                    font: font.clone(),
-                    cause: cause.clone(),
-                },
-                other => GlyphError::Render {
-                    font: "the stack".into(),
-                    cause: other.to_string(),
-                },
-            })
+            .map_err(|e: Arc<GlyphError>| shared(&e))
     }
 }
 
-/// Renders `start..=start+255` of each font, then keeps each character from the first font
-/// that has it.
-fn render(fonts: &[(String, FontFile)], start: u32) -> Result<Arc<GlyphRange>> {
-    let render_error = |font: &str, cause: String| GlyphError::Render {
-        font: font.to_owned(),
+/// The same error for another caller, from the copy a cache handed out.
+fn shared(error: &GlyphError) -> GlyphError {
+    match error {
+        GlyphError::Render { font, cause } => GlyphError::Render {
+            font: font.clone(),
+            cause: cause.clone(),
+        },
+        other => GlyphError::Render {
+            font: "the stack".into(),
+            cause: other.to_string(),
+        },
+    }
+}
+
+/// Renders `start..=start+255` of one font.
+fn render(name: &str, file: &FontFile, start: u32) -> Result<Arc<pbf_font_tools::Fontstack>> {
+    let render_error = |cause: String| GlyphError::Render {
+        font: name.to_owned(),
         cause,
     };
-    let library = freetype::Library::init().map_err(|e| render_error("FreeType", e.to_string()))?;
-    let mut messages = Vec::with_capacity(fonts.len());
-    for (name, file) in fonts {
-        let face = library
-            .new_face(&file.path, file.face)
-            .map_err(|e| render_error(name, e.to_string()))?;
-        let mut stack =
-            pbf_font_tools::glyph_range_for_face(&face, start, start + 255, SIZE, RADIUS, CUTOFF)
-                .map_err(|e| render_error(name, e.to_string()))?;
-        stack.name = name.clone();
-        messages.push(GlyphsMessage {
-            stacks: vec![stack],
-        });
-    }
-    let names: Vec<&str> = fonts.iter().map(|(n, _)| n.as_str()).collect();
+    let library = freetype::Library::init().map_err(|e| render_error(e.to_string()))?;
+    let face = library
+        .new_face(&file.path, file.face)
+        .map_err(|e| render_error(e.to_string()))?;
+    let mut stack =
+        pbf_font_tools::glyph_range_for_face(&face, start, start + 255, SIZE, RADIUS, CUTOFF)
+            .map_err(|e| render_error(e.to_string()))?;
+    stack.name = name.to_owned();
+    Ok(Arc::new(stack))
+}
+
+/// The stack's range: each character from the first font that has it.
+fn combine(stacks: &[Arc<pbf_font_tools::Fontstack>], start: u32) -> Arc<GlyphRange> {
+    let names: Vec<&str> = stacks.iter().map(|s| s.name.as_str()).collect();
+    let messages = stacks
+        .iter()
+        .map(|s| GlyphsMessage {
+            stacks: vec![(**s).clone()],
+        })
+        .collect();
     // A range none of the fonts covers is an empty stack, which MapLibre reads as "no glyphs".
     let combined = pbf_font_tools::combine_glyphs(messages).unwrap_or_else(|| GlyphsMessage {
         stacks: vec![pbf_font_tools::Fontstack {
@@ -271,10 +336,10 @@ fn render(fonts: &[(String, FontFile)], start: u32) -> Result<Arc<GlyphRange>> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>();
-    Ok(Arc::new(GlyphRange {
+    Arc::new(GlyphRange {
         pbf,
         etag: format!("\"{etag}\""),
-    }))
+    })
 }
 
 /// Every font of `dir` and its sub-folders (three levels), by "Family Style".
