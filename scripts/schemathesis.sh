@@ -33,7 +33,9 @@ cd "$(dirname "$0")/.."
 
 VERSION=4.32.5 # Python 3.9+; the CLI options used below are those of schemathesis 4.x.
 seconds=${SCHEMATHESIS_SECONDS:-150}
-port=${CIVICMAP_SCHEMATHESIS_PORT:-18093}
+# A free port unless one is given: two runs on one machine (worktrees) must not test each
+# other's server.
+port=${CIVICMAP_SCHEMATHESIS_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 work=target/schemathesis
 venv=$work/venv
 bin=target/debug/civicmap

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what civicmap needs from the OS packages, only when it is missing:
-# PostgreSQL 15+ with PostGIS 3 (server binaries for the embedded cluster), and, with
+# PostgreSQL 15+ with PostGIS 3 (server binaries for the embedded cluster), the Noto fonts of
+# the basemap's labels, and, with
 # --browser (what `make test` needs), Debian's Chromium for the widget's browser tests and
 # GDAL's command-line tools for the export tests, and Python's venv for schemathesis.
 # Debian/Ubuntu only.
@@ -14,6 +15,9 @@ have_postgis() {
   return 1
 }
 have_postgis || need+=(postgresql postgresql-postgis)
+# Noto Sans, from which the basemap's label glyphs are made (src/basemap/glyphs.rs; FreeType
+# itself is built into civicmap, no library needed).
+[ -f /usr/share/fonts/truetype/noto/NotoSans-Regular.ttf ] || need+=(fonts-noto-core)
 if [ "${1:-}" = "--browser" ]; then
   command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need+=(chromium)
   # GDAL's ogrinfo and ogr2ogr: the tests check that GIS tools read our exports.

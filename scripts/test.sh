@@ -47,7 +47,9 @@ fi
 
 (cd widget && npm test) || failed+=("widget unit tests")
 
-port=${CIVICMAP_E2E_PORT:-18091}
+# A free port unless one is given: two runs on one machine (worktrees) must not test each
+# other's server.
+port=${CIVICMAP_E2E_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 # The browser tests post many submissions from 127.0.0.1: no per-address rate limit.
 "$bin" serve --demo --listen "127.0.0.1:$port" --widget-dir widget --submissions-per-ip 0 \
   2>"$dir/e2e-server.log" &

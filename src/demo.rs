@@ -155,3 +155,19 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<(Campaign, bool)> {
     tracing::info!(campaign = SLUG, points = POINTS, "demo campaign loaded");
     Ok((campaigns::get(pool, SLUG).await?, true))
 }
+
+/// Writes the demo basemap (the districts, synthetic streets and buildings: see
+/// [`crate::basemap::demo`]) to `path` and returns it.
+pub async fn basemap(pool: &PgPool, path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let started = std::time::Instant::now();
+    let collection: Value = serde_json::from_str(NANTERRE_DISTRICTS)?;
+    let summary = crate::basemap::demo::write(pool, &collection, "Nanterre", path).await?;
+    tracing::info!(
+        file = %path.display(),
+        tiles = summary.tiles,
+        bytes = summary.bytes,
+        ms = started.elapsed().as_millis() as u64,
+        "demo basemap written (synthetic streets)"
+    );
+    Ok(path.to_owned())
+}

@@ -7,6 +7,7 @@
 pub mod aggregates;
 pub mod audit;
 pub mod auth;
+pub mod basemap;
 pub mod campaigns;
 pub mod cli;
 pub mod database;

@@ -82,9 +82,18 @@ pub async fn embed_snippet(
 pub async fn get_campaign(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<PublicCampaign>> {
     let campaign = state.campaigns.get_public(&state.db, &slug).await?;
-    Ok(Json(PublicCampaign::from(&*campaign)))
+    let mut public = PublicCampaign::from(&*campaign);
+    // The campaign's own basemap wins; without one, the server's own, when it has one.
+    if public.basemap.is_none() && state.config.basemap.is_some() {
+        let base = crate::http::public_base_url(&headers);
+        public.basemap = Some(super::Basemap::Style {
+            url: format!("{base}/basemap/style.json"),
+        });
+    }
+    Ok(Json(public))
 }
 
 /// Every campaign, drafts included.

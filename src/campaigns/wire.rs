@@ -29,7 +29,9 @@ pub struct PublicCampaign {
     pub form: Form,
     pub privacy: Privacy,
     pub moderation: Moderation,
-    /// An optional background map; without one the map is a plain background and districts.
+    /// The background map: the campaign's own setting; without one, the style of the basemap
+    /// this server serves itself (`/basemap/style.json`) when it has one; else `null`, and the
+    /// map is a plain background and districts.
     pub basemap: Option<Basemap>,
     /// An optional address search service, for placing oneself without the map.
     pub geocoder: Option<Geocoder>,

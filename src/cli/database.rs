@@ -25,6 +25,13 @@ pub struct DbArgs {
     max_connections: u32,
 }
 
+impl DbArgs {
+    /// The data directory (the embedded cluster's, and the demo basemap's).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(super) enum DbCommand {
     /// Create (if needed) and start the embedded cluster, then print its DATABASE_URL.

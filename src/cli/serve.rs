@@ -66,6 +66,16 @@ pub(super) struct ServeArgs {
     /// requests, before it is closed.
     #[arg(long, env = "CIVICMAP_HEADER_READ_TIMEOUT", default_value_t = 10)]
     header_read_timeout: u64,
+    /// The basemap to serve: a PMTiles file of vector tiles in the Protomaps schema (an
+    /// OpenStreetMap extract, see README). Without it, `--demo` serves a demo basemap built from
+    /// the repository's data, and otherwise the map has no basemap. Replace the file by renaming
+    /// a new one over it and restarting, never by writing into it.
+    #[arg(long, env = "CIVICMAP_BASEMAP")]
+    basemap: Option<PathBuf>,
+    /// Folder of the TrueType/OpenType fonts the basemap's labels are drawn with (Debian's
+    /// fonts-noto-core; the style uses Noto Sans Regular, Bold and Italic).
+    #[arg(long, env = "CIVICMAP_FONTS", default_value = crate::basemap::glyphs::DEFAULT_FONTS_DIR)]
+    fonts: PathBuf,
     /// Address of a separate listener for Prometheus metrics (`GET /metrics`), e.g.
     /// `127.0.0.1:9187`; keep it off the public network. Without it, no metrics are served.
     #[arg(long, env = "CIVICMAP_METRICS_LISTEN")]
@@ -86,6 +96,20 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let (campaign, created) = crate::demo::load(&pool).await?;
             tracing::info!(campaign = %campaign.slug, created, "demo campaign ready");
         }
+        let basemap = match (&args.basemap, args.demo) {
+            (Some(path), _) => Some(path.clone()),
+            (None, true) => Some(crate::demo::basemap(&pool, &args.db.data_dir().join("demo-basemap.pmtiles")).await?),
+            (None, false) => None,
+        };
+        let basemap = match basemap {
+            Some(path) => {
+                let archive = crate::basemap::Archive::open(&path).await?;
+                let (min, max) = archive.zooms();
+                tracing::info!(file = %path.display(), zooms = %format!("{min}-{max}"), "basemap served at /basemap");
+                Some(std::sync::Arc::new(archive))
+            }
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -108,8 +132,28 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     per_campaign_per_minute: args.submissions_per_campaign,
                 },
                 header_read_timeout,
+                basemap,
+                fonts_dir: args.fonts.clone(),
             },
         );
+        if state.config.basemap.is_some() {
+            // Catalogues the fonts now rather than at the first label, and says at once if the
+            // style's fonts are missing (its labels would not show).
+            let state = state.clone();
+            tokio::spawn(async move {
+                let names = state.fonts.names().await;
+                for font in crate::basemap::style::FONTS {
+                    if !names.iter().any(|n| n == font) {
+                        tracing::warn!(
+                            font,
+                            dir = %state.fonts.dir().display(),
+                            "a font of the basemap's style is missing: its labels will not show \
+                             (apt-get install fonts-noto-core, or --fonts DIR)"
+                        );
+                    }
+                }
+            });
+        }
         // The embedded cluster is restarted whenever it dies, whoever started it (a server
         // restarted after a crash finds it running).
         let supervisor = database

@@ -64,6 +64,8 @@ pub struct Shared {
     pub secret: crate::safety::secret::SecretStore,
     /// Whether the database is known to be away (see [`crate::database::Health`]).
     pub health: crate::database::Health,
+    /// The fonts of the basemap's labels, and the glyph ranges made from them.
+    pub fonts: crate::basemap::glyphs::Fonts,
 }
 
 impl AppState {
@@ -81,6 +83,7 @@ impl AppState {
             limits: crate::safety::limits::RateLimits::new(config.rate_limits),
             secret: Default::default(),
             health: Default::default(),
+            fonts: crate::basemap::glyphs::Fonts::new(&config.fonts_dir),
             db,
             config: Arc::new(config),
             campaigns: Default::default(),
@@ -128,6 +131,10 @@ pub struct ServerConfig {
     /// Longest wait for a request's headers, from the connection's first byte or, on a
     /// kept-alive connection, from the end of the previous response (the idle timeout).
     pub header_read_timeout: Duration,
+    /// The self-hosted basemap, if the city supplied one (`--basemap`).
+    pub basemap: Option<Arc<crate::basemap::Archive>>,
+    /// Folder of the fonts the basemap's labels are drawn with (`--fonts`).
+    pub fonts_dir: PathBuf,
 }
 
 impl ServerConfig {
@@ -141,6 +148,8 @@ impl ServerConfig {
             client_ip: Default::default(),
             rate_limits: Default::default(),
             header_read_timeout: HEADER_READ_TIMEOUT,
+            basemap: None,
+            fonts_dir: crate::basemap::glyphs::DEFAULT_FONTS_DIR.into(),
         }
     }
 }
@@ -195,6 +204,7 @@ fn declared(widget_dir: &Path) -> (Routes, Routes) {
         .merge(crate::campaigns::http::routes())
         .merge(crate::districts::http::routes())
         .merge(crate::tiles::http::routes())
+        .merge(crate::basemap::http::routes())
         .merge(crate::exports::http::routes())
         .merge(crate::auth::http::routes())
         .merge(crate::audit::http::routes())

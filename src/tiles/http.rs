@@ -41,15 +41,21 @@ fn parse_part(name: &str, value: &str) -> ApiResult<u32> {
         .map_err(|_| ApiError::BadRequest(format!("{name} must be a whole number, got `{value}`")))
 }
 
-/// The tile of `/tiles/{slug}/{z}/{x}/{y}.mvt` (or `.pbf`): 404 without the extension, 400
-/// naming the part that is not a whole number or the coordinate out of range.
-fn tile_address(slug: &str, z: &str, x: &str, y: &str) -> ApiResult<TileCoord> {
+/// The tile of `{prefix}/{z}/{x}/{y}.mvt` (or `.pbf`), e.g. `/tiles/{slug}/…` or
+/// `/basemap/…`: 404 without the extension, 400 naming the part that is not a whole number or
+/// the coordinate out of range.
+pub(crate) fn tile_address(
+    prefix: impl std::fmt::Display,
+    z: &str,
+    x: &str,
+    y: &str,
+) -> ApiResult<TileCoord> {
     let y = y
         .strip_suffix(".mvt")
         .or_else(|| y.strip_suffix(".pbf"))
         .ok_or_else(|| {
             ApiError::NotFound(format!(
-                "no route for /tiles/{slug}/{z}/{x}/{y}: tiles end in .mvt"
+                "no route for {prefix}/{z}/{x}/{y}: tiles end in .mvt"
             ))
         })?;
     TileCoord::new(
@@ -80,7 +86,7 @@ pub async fn tile(
     PathParams((slug, z, x, y)): PathParams<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let coord = tile_address(&slug, &z, &x, &y)?;
+    let coord = tile_address(format_args!("/tiles/{slug}"), &z, &x, &y)?;
     // Versions kept in memory, fresh after a write here and within milliseconds of one
     // elsewhere (`aggregates::watch`).
     let (campaign, data_version) = state.public_campaign(&slug).await?;
@@ -119,8 +125,7 @@ pub async fn tile(
         return Ok((StatusCode::NO_CONTENT, response_headers).into_response());
     }
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MVT));
-    let gzip = crate::http::accepts_gzip(&headers);
-    let body = if gzip {
+    let body = if crate::http::accepts_gzip(&headers) {
         response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         tile.gzip.clone()
     } else {

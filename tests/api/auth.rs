@@ -26,6 +26,8 @@ fn concrete(pattern: &str, token_id: i64) -> String {
             "{tilejson}" => "auth.json".to_owned(),
             "{z}" | "{x}" => "0".to_owned(),
             "{y}" => "0.mvt".to_owned(),
+            "{fontstack}" => "Noto Sans Regular".to_owned(),
+            "{range}" => "0-255.pbf".to_owned(),
             "{id}" if pattern.contains("/tokens/") => token_id.to_string(),
             "{id}" => "0192f0c4-7d3e-7a51-9c1d-3b0e6f6a8d21".to_owned(),
             s if s.starts_with("{*") => "civicmap.js".to_owned(),

@@ -4,6 +4,7 @@
 mod abuse;
 mod auth;
 mod backup;
+mod basemap;
 mod bulk;
 mod campaigns;
 mod cli;

@@ -173,6 +173,11 @@ export class MapView {
     m.addLayer({ id: 'cm-fill', type: 'fill', source: SRC, ...sl, filter: ['!', withheld], paint: { 'fill-color': fillColorExpression(this.o.breaks) as ML.ExpressionSpecification, 'fill-opacity': basemap ? 0.6 : 0.85 } } as ML.LayerSpecification);
     m.addLayer({ id: 'cm-withheld', type: 'fill', source: SRC, ...sl, filter: withheld, paint: { 'fill-pattern': 'cm-hatch', 'fill-opacity': basemap ? 0.55 : 0.8 } } as ML.LayerSpecification);
     m.addLayer({ id: 'cm-line', type: 'line', source: SRC, ...sl, paint: { 'line-color': OUTLINE_COLOR, 'line-width': ['case', ['boolean', ['feature-state', 'hover'], false], 3.5, 1.2] } } as ML.LayerSpecification);
+    // A basemap style's labels (street and district names) go above the choropleth, so that
+    // they stay readable through it.
+    for (const layer of m.getStyle().layers ?? []) {
+      if (layer.type === 'symbol' && !layer.id.startsWith('cm-')) m.moveLayer(layer.id);
+    }
     if (t) {
       m.addLayer({
         id: 'cm-demand', type: 'circle', source: SRC, 'source-layer': 'demand',
