@@ -172,6 +172,7 @@ fn declared(widget_dir: &Path) -> (Routes, Routes) {
     let open = Routes::new()
         .merge(crate::campaigns::http::routes())
         .merge(crate::districts::http::routes())
+        .merge(crate::addresses::http::routes())
         .merge(crate::tiles::http::routes())
         .merge(crate::exports::http::routes())
         .merge(crate::auth::http::routes())
@@ -256,7 +257,26 @@ pub fn app(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(trace_layer())
+}
+
+/// Traces each request with its method and path, never its query string: the address
+/// search's `q` is what a citizen typed, and must not reach any log (the default span
+/// records the whole URI).
+fn trace_layer() -> TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    fn(&axum::http::Request<Body>) -> tracing::Span,
+> {
+    TraceLayer::new_for_http().make_span_with(request_span as fn(&_) -> _)
+}
+
+fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        version = ?request.version(),
+    )
 }
 
 /// `scheme://host` as the client reached this server: the Host header, and the scheme a
