@@ -30,6 +30,7 @@ pub const PUBLIC_PATHS: &[&str] = &[
     "/api/v1/campaigns/{slug}/aggregates.geojson?by=h3:10",
     "/api/v1/campaigns/{slug}/aggregates.csv?by=h3:9",
     "/api/v1/campaigns/{slug}/timeseries.csv",
+    "/api/v1/campaigns/{slug}/addresses?q=rue",
     "/api/v1/campaigns/{slug}/timeseries.csv?interval=week&by=district",
     "/tiles/{slug}.json",
     "/embed/{slug}",
