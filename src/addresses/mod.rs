@@ -4,7 +4,7 @@
 //!
 //! Addresses are public open data shared by every campaign (a campaign's area decides which
 //! it searches). A query is read, answered and forgotten: it is never stored, and never logged
-//! (the trace layer logs paths without query strings; see `http::trace_layer`).
+//! (the trace layer logs paths without query strings; see `http::app`).
 
 pub mod ban;
 pub mod http;

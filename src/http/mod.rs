@@ -257,20 +257,13 @@ pub fn app(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(trace_layer())
+        // Method and path, never the query string: the address search's `q` is what a
+        // citizen typed, and must not reach any log (the default span records the whole URI).
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 
-/// Traces each request with its method and path, never its query string: the address
-/// search's `q` is what a citizen typed, and must not reach any log (the default span
-/// records the whole URI).
-fn trace_layer() -> TraceLayer<
-    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
-    fn(&axum::http::Request<Body>) -> tracing::Span,
-> {
-    TraceLayer::new_for_http().make_span_with(request_span as fn(&_) -> _)
-}
-
-fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
+/// The span of a request: its method and path, without the query string.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     tracing::debug_span!(
         "request",
         method = %request.method(),
