@@ -109,12 +109,13 @@ test('the pin placed from an address can then be moved on the map', async () => 
   }, [expected.lon, expected.lat], { timeout: 5000 });
   await page.waitForTimeout(200);
   const target = await mapPoint(page, [expected.lon + 0.004, expected.lat]);
+  const before = await lonInput.inputValue();
   await page.mouse.click(target.x, target.y);
   await page.waitForFunction((before) => {
     const host = document.querySelector('civicmap-map');
     const input = (host.shadowRoot ?? document).querySelector('input[name="cm-lon"]');
     return input && input.value !== before;
-  }, await lonInput.inputValue(), { timeout: 5000 });
+  }, before, { timeout: 5000 });
   const moved = Number((await lonInput.inputValue()).replace(',', '.'));
   assert.ok(Math.abs(moved - (expected.lon + 0.004)) < 2e-4, `moved to ${moved}`);
   assert.deepEqual(page.errors, []);
