@@ -65,7 +65,7 @@ pub async fn suggest_addresses(
 ) -> ApiResult<Response> {
     let campaign = state.campaigns.get_public(&state.db, &slug).await?;
     let search = super::check(query.q.as_deref(), query.limit.as_deref())?;
-    let suggestions = super::search(&state.db, campaign.id, &search).await?;
+    let suggestions = super::search(&state.db, &campaign, &search).await?;
     let mut response = Json(suggestions).into_response();
     // Nothing on the way (proxy, CDN, browser cache) keeps what was typed or its answer.
     response

@@ -258,6 +258,8 @@ pub async fn import(
     .await?
     .rows_affected();
     progress.stored(inserted);
+    // Fresh statistics, so that searches are planned on what is there now.
+    sqlx::query!("ANALYZE addresses").execute(&mut *tx).await?;
     crate::audit::record(
         &mut *tx,
         crate::audit::Entry {
@@ -355,42 +357,76 @@ pub fn label(numero: i32, rep: &str, street: &str, postcode: &str, commune: &str
     format!("{number} {street}, {place}")
 }
 
+/// How close the typed street must be to an address's (pg_trgm's word similarity, 0 to 1): a
+/// typo or a word typed halfway stays above it ("rue de la paiz": 0.87), while streets that only
+/// share their first words ("rue de la fontaine" for "rue de la paix": 0.67) fall below, and so
+/// never reach the ranking (they would make each search read thousands of rows).
+pub const MIN_WORD_SIMILARITY: &str = "0.75";
+
 /// Addresses inside the campaign's area (where a pin can be placed: its `effective_area`,
 /// the union of its districts unless it has an area of its own) whose street, postcode and
 /// commune match the query's text, ranked: the closest street first (trigram word
 /// similarity, which tolerates a typo and a word typed halfway), on it the exact number and
 /// suffix first, then the other numbers of the same street from the nearest, then fuzzier
-/// matches. A query with no text (a number alone, punctuation) finds nothing.
+/// matches. A query with no text (a number alone, punctuation) finds nothing, and so does a
+/// campaign without an area.
 pub async fn search(
     db: &PgPool,
-    campaign_id: i64,
+    campaign: &crate::campaigns::Campaign,
     search: &Search,
 ) -> Result<Vec<Suggestion>, sqlx::Error> {
     let query = &search.query;
+    let Some([west, south, east, north]) = campaign.bounds else {
+        return Ok(Vec::new());
+    };
     if query.text.is_empty() {
         return Ok(Vec::new());
     }
+    // The bounds are rounded to 7 decimals (about 1 cm): a margin keeps the edge inside.
+    let margin = 1e-6;
+    let (west, south, east, north) = (west - margin, south - margin, east + margin, north + margin);
+    let mut tx = db.begin().await?;
+    // For this transaction only: the threshold of `<%` (and of the index scan behind it), and
+    // no JIT compilation, which costs more than such a query.
+    sqlx::query!(
+        "SELECT set_config('pg_trgm.word_similarity_threshold', $1, true) AS threshold,
+                set_config('jit', 'off', true) AS jit",
+        MIN_WORD_SIMILARITY,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    // The trigram index (with the area's bounding box, constants the planner can weigh) finds
+    // the candidates first; only they are tested against the area's outline.
     let rows = sqlx::query!(
-        r#"SELECT a.id, a.numero, a.rep, a.nom_voie, a.code_postal, a.nom_commune,
-                  ST_X(a.geom) AS "lon!", ST_Y(a.geom) AS "lat!"
-           FROM campaigns c
-           JOIN addresses a ON a.geom && c.effective_area AND ST_Intersects(c.effective_area, a.geom)
-           WHERE c.id = $1 AND $2 <% a.search
-           ORDER BY round(word_similarity($2, a.search)::numeric, 2) DESC,
-                    (a.numero = $3 AND a.rep = $4) DESC NULLS LAST,
-                    (a.numero = $3) DESC NULLS LAST,
-                    round(similarity($2, a.search)::numeric, 2) DESC,
-                    abs(a.numero - $3) NULLS LAST,
-                    a.search, a.numero, a.rep, a.id
+        r#"WITH candidates AS MATERIALIZED (
+               SELECT a.id, a.numero, a.rep, a.nom_voie, a.code_postal, a.nom_commune, a.geom, a.search
+               FROM addresses a
+               WHERE $2 <% a.search AND a.geom && ST_MakeEnvelope($6, $7, $8, $9, 4326))
+           SELECT m.id AS "id!", m.numero AS "numero!", m.rep AS "rep!", m.nom_voie AS "nom_voie!",
+                  m.code_postal AS "code_postal!", m.nom_commune AS "nom_commune!",
+                  ST_X(m.geom) AS "lon!", ST_Y(m.geom) AS "lat!"
+           FROM candidates m
+           JOIN campaigns c ON c.id = $1 AND ST_Intersects(c.effective_area, m.geom)
+           ORDER BY round(word_similarity($2, m.search)::numeric, 2) DESC,
+                    COALESCE(m.numero = $3 AND m.rep = $4, false) DESC,
+                    COALESCE(m.numero = $3, false) DESC,
+                    round(similarity($2, m.search)::numeric, 2) DESC,
+                    abs(m.numero - $3) NULLS LAST,
+                    m.search, m.numero, m.rep, m.id
            LIMIT $5"#,
-        campaign_id,
+        campaign.id,
         query.text,
         query.number,
         query.repetition.as_deref().unwrap_or_default(),
         search.limit,
+        west,
+        south,
+        east,
+        north,
     )
-    .fetch_all(db)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(rows
         .into_iter()
         .map(|r| Suggestion {

@@ -202,6 +202,39 @@ async fn suggestions_understand_accents_abbreviations_numbers_and_typos() {
     assert_eq!(suggest(&app, "town", "§§ !!").await, Vec::<Value>::new());
     assert_eq!(suggest(&app, "town", "zzzzqqqq").await, Vec::<Value>::new());
 
+    // Without a number: the street's numbers in order, a plain number before its bis.
+    let found = suggest(&app, "town", "rue de la paix").await;
+    assert_eq!(
+        labels(&found)[..3],
+        [
+            "1 Rue de la Paix, 92000 Nanterre",
+            "2 Rue de la Paix, 92000 Nanterre",
+            "3 Rue de la Paix, 92000 Nanterre",
+        ]
+    );
+    // The area is the campaign's outline, not its bounding box: an L-shaped area whose box
+    // holds Rue de la Paille, but not its outline.
+    let l_shape = json!({"type": "Polygon", "coordinates": [[
+        [2.0, 48.0], [2.3, 48.0], [2.3, 48.02], [2.05, 48.02], [2.05, 48.1], [2.0, 48.1], [2.0, 48.0]
+    ]]});
+    let created = app
+        .admin_post(
+            "/api/v1/admin/campaigns",
+            &json!({"slug": "corner", "title": {"fr": "A", "en": "A"}, "status": "open", "area": l_shape}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let found = suggest(&app, "corner", "12 rue de la paille").await;
+    assert!(
+        found
+            .iter()
+            .all(|s| !s["label"].as_str().unwrap().contains("Paille")),
+        "{:?}",
+        labels(&found)
+    );
+    let found = suggest(&app, "corner", "12 rue de la paix").await;
+    assert_eq!(found[0]["label"], "12 Rue de la Paix, 92000 Nanterre");
+
     // The campaign says the search is available; one whose area has no addresses says not,
     // and finds nothing.
     let campaign: Value = app
