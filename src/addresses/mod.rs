@@ -210,7 +210,7 @@ pub async fn import(
     copy.finish().await?;
     progress.storing(scan.rows);
 
-    // Runtime SQL (this and the next three): they read the temporary table created above in
+    // Runtime SQL (this and the next five): they read the temporary table created above in
     // this transaction, which the database sqlx's macros describe against does not have.
     let duplicates: Vec<(String, Vec<i64>)> = sqlx::query_as(
         "SELECT id, array_agg(line ORDER BY line) FROM address_rows
@@ -248,17 +248,35 @@ pub async fn import(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // Streets belong to one commune: those of the file's communes have no address left.
+    sqlx::query(
+        "DELETE FROM address_streets WHERE code_insee IN (SELECT DISTINCT code_insee FROM address_rows)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    // `search` depends on the street, postcode and commune alone: min() is any of them.
+    sqlx::query(
+        "INSERT INTO address_streets (code_insee, code_postal, nom_voie, nom_commune, search, box)
+         SELECT code_insee, code_postal, nom_voie, nom_commune, min(search),
+                ST_Envelope(ST_Collect(ST_SetSRID(ST_MakePoint(lon, lat), 4326)))
+         FROM address_rows GROUP BY code_insee, code_postal, nom_voie, nom_commune",
+    )
+    .execute(&mut *tx)
+    .await?;
     let inserted = sqlx::query(
-        "INSERT INTO addresses (id, code_insee, numero, rep, nom_voie, code_postal, nom_commune, geom, search)
-         SELECT id, code_insee, numero, rep, nom_voie, code_postal, nom_commune,
-                ST_SetSRID(ST_MakePoint(lon, lat), 4326), search
-         FROM address_rows",
+        "INSERT INTO addresses (id, street_id, code_insee, numero, rep, geom)
+         SELECT r.id, s.id, r.code_insee, r.numero, r.rep, ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326)
+         FROM address_rows r
+         JOIN address_streets s USING (code_insee, code_postal, nom_voie, nom_commune)",
     )
     .execute(&mut *tx)
     .await?
     .rows_affected();
     progress.stored(inserted);
     // Fresh statistics, so that searches are planned on what is there now.
+    sqlx::query!("ANALYZE address_streets")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query!("ANALYZE addresses").execute(&mut *tx).await?;
     crate::audit::record(
         &mut *tx,
@@ -363,6 +381,10 @@ pub fn label(numero: i32, rep: &str, street: &str, postcode: &str, commune: &str
 /// never reach the ranking (they would make each search read thousands of rows).
 pub const MIN_WORD_SIMILARITY: &str = "0.75";
 
+/// Streets whose numbers are considered for one search, the closest matches: enough for the
+/// exact number on a few homonymous streets and the other numbers of the closest one.
+const STREETS: i64 = 10;
+
 /// Addresses inside the campaign's area (where a pin can be placed: its `effective_area`,
 /// the union of its districts unless it has an area of its own) whose street, postcode and
 /// commune match the query's text, ranked: the closest street first (trigram word
@@ -395,24 +417,39 @@ pub async fn search(
     )
     .fetch_one(&mut *tx)
     .await?;
-    // The trigram index (with the area's bounding box, constants the planner can weigh) finds
-    // the candidates first; only they are tested against the area's outline.
+    // The streets first: those whose name matches (the trigram index, within the area's
+    // bounding box: constants the planner can weigh) and whose numbers' box meets the area,
+    // the closest [`STREETS`] of them; then their numbers (by street), those inside the area,
+    // ranked. Each step is materialised so that the area's outline, a value the planner
+    // cannot weigh, never drives an index scan over every address of the area.
     let rows = sqlx::query!(
-        r#"WITH candidates AS MATERIALIZED (
-               SELECT a.id, a.numero, a.rep, a.nom_voie, a.code_postal, a.nom_commune, a.geom, a.search
-               FROM addresses a
-               WHERE $2 <% a.search AND a.geom && ST_MakeEnvelope($6, $7, $8, $9, 4326))
-           SELECT m.id AS "id!", m.numero AS "numero!", m.rep AS "rep!", m.nom_voie AS "nom_voie!",
-                  m.code_postal AS "code_postal!", m.nom_commune AS "nom_commune!",
-                  ST_X(m.geom) AS "lon!", ST_Y(m.geom) AS "lat!"
-           FROM candidates m
-           JOIN campaigns c ON c.id = $1 AND ST_Intersects(c.effective_area, m.geom)
-           ORDER BY round(word_similarity($2, m.search)::numeric, 2) DESC,
-                    COALESCE(m.numero = $3 AND m.rep = $4, false) DESC,
-                    COALESCE(m.numero = $3, false) DESC,
-                    round(similarity($2, m.search)::numeric, 2) DESC,
-                    abs(m.numero - $3) NULLS LAST,
-                    m.search, m.numero, m.rep, m.id
+        r#"WITH matched AS MATERIALIZED (
+               SELECT s.id, s.nom_voie, s.code_postal, s.nom_commune, s.search, s.box,
+                      round(word_similarity($2, s.search)::numeric, 2) AS score,
+                      round(similarity($2, s.search)::numeric, 2) AS closeness
+               FROM address_streets s
+               WHERE $2 <% s.search AND s.box && ST_MakeEnvelope($6, $7, $8, $9, 4326)),
+           streets AS MATERIALIZED (
+               SELECT m.id, m.nom_voie, m.code_postal, m.nom_commune, m.search, m.score, m.closeness
+               FROM matched m
+               JOIN campaigns c ON c.id = $1 AND ST_Intersects(c.effective_area, m.box)
+               ORDER BY m.score DESC, m.closeness DESC, m.search, m.id
+               LIMIT $10),
+           numbers AS MATERIALIZED (
+               SELECT a.id, a.numero, a.rep, a.geom, st.id AS street, st.nom_voie, st.code_postal,
+                      st.nom_commune, st.search, st.score, st.closeness
+               FROM streets st
+               JOIN addresses a ON a.street_id = st.id)
+           SELECT n.id, n.numero, n.rep, n.nom_voie, n.code_postal, n.nom_commune,
+                  ST_X(n.geom) AS "lon!", ST_Y(n.geom) AS "lat!"
+           FROM numbers n
+           JOIN campaigns c ON c.id = $1 AND ST_Intersects(c.effective_area, n.geom)
+           ORDER BY n.score DESC,
+                    COALESCE(n.numero = $3 AND n.rep = $4, false) DESC,
+                    COALESCE(n.numero = $3, false) DESC,
+                    n.closeness DESC,
+                    abs(n.numero - $3) NULLS LAST,
+                    n.search, n.street, n.numero, n.rep, n.id
            LIMIT $5"#,
         campaign.id,
         query.text,
@@ -423,6 +460,7 @@ pub async fn search(
         south,
         east,
         north,
+        STREETS,
     )
     .fetch_all(&mut *tx)
     .await?;
