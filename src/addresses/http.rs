@@ -17,7 +17,6 @@ impl From<AddressError> for ApiError {
     fn from(error: AddressError) -> Self {
         match error {
             AddressError::Invalid(invalid) => invalid.into(),
-            AddressError::Campaign(error) => error.into(),
             AddressError::Database(error) => error.into(),
             // The import's errors, which the command line reports; never met by a request.
             other @ (AddressError::Read { .. }

@@ -30,9 +30,6 @@ pub enum AddressError {
     /// A search's parameters are invalid.
     #[error(transparent)]
     Invalid(#[from] Invalid),
-    /// The campaign searched in.
-    #[error(transparent)]
-    Campaign(#[from] crate::campaigns::CampaignError),
     /// The file cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
