@@ -10,7 +10,8 @@ set -euo pipefail
 need=()
 have_postgis() {
   for dir in /usr/share/postgresql/*/extension; do
-    [ -f "$dir/postgis.control" ] && [ -x "/usr/lib/postgresql/$(basename "$(dirname "$dir")")/bin/initdb" ] && return 0
+    # pg_trgm (PostgreSQL's contrib, part of Debian's server package): the address search.
+    [ -f "$dir/postgis.control" ] && [ -f "$dir/pg_trgm.control" ] && [ -x "/usr/lib/postgresql/$(basename "$(dirname "$dir")")/bin/initdb" ] && return 0
   done
   return 1
 }

@@ -137,10 +137,30 @@ pub async fn add_points(pool: &PgPool, n: usize, seed: u64) -> anyhow::Result<()
     Ok(())
 }
 
-/// Creates the demo campaign with its districts and points, unless it exists already.
+/// Loads the demo's synthetic addresses (see [`crate::addresses::synthetic::demo_csv`]) for
+/// the address search. A real address file imported later replaces them (same commune).
+pub async fn add_addresses(pool: &PgPool) -> anyhow::Result<()> {
+    let csv = crate::addresses::synthetic::demo_csv();
+    let report = crate::addresses::import(
+        pool,
+        Box::new(std::io::Cursor::new(csv)),
+        "demo (synthetic)",
+        &mut crate::import::Quiet,
+    )
+    .await?;
+    tracing::info!(addresses = report.rows, "demo addresses (synthetic) loaded");
+    Ok(())
+}
+
+/// Creates the demo campaign with its districts, points and addresses, unless it exists
+/// already (then adds the addresses if its area has none).
 /// Returns the campaign and whether it was created now.
 pub async fn load(pool: &PgPool) -> anyhow::Result<(Campaign, bool)> {
     if let Some(existing) = campaigns::find(pool, SLUG).await? {
+        if !existing.address_search {
+            add_addresses(pool).await?;
+            return Ok((campaigns::get(pool, SLUG).await?, false));
+        }
         return Ok((existing, false));
     }
     campaigns::create(pool, campaign_input()).await?;
@@ -152,6 +172,7 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<(Campaign, bool)> {
     };
     campaigns::update(pool, SLUG, open).await?;
     add_points(pool, POINTS, 2026).await?;
+    add_addresses(pool).await?;
     tracing::info!(campaign = SLUG, points = POINTS, "demo campaign loaded");
     Ok((campaigns::get(pool, SLUG).await?, true))
 }

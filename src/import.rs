@@ -53,6 +53,15 @@ pub trait Progress {
     fn stored(&mut self, done: u64);
 }
 
+/// Progress shown to nobody (the demo, tests).
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn checked(&mut self, _: u64) {}
+    fn storing(&mut self, _: u64) {}
+    fn stored(&mut self, _: u64) {}
+}
+
 /// What an import did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -688,17 +697,9 @@ mod tests {
     use crate::testing::{answers, campaign, json, lon_lat};
     use proptest::prelude::*;
 
-    struct Quiet;
-
     /// What reading a file gives: the number of rows and the refused ones, or why it cannot
     /// be read at all.
     type Read = Result<(u64, Vec<Rejected>), anyhow::Error>;
-
-    impl Progress for Quiet {
-        fn checked(&mut self, _: u64) {}
-        fn storing(&mut self, _: u64) {}
-        fn stored(&mut self, _: u64) {}
-    }
 
     /// Reads a file as `civicmap import` does: the accepted rows and the outcome.
     fn read(bytes: &[u8], geojson: bool, mapping: &Mapping) -> (Vec<Row>, Read) {

@@ -4,6 +4,7 @@
 //! in the same transaction, and published only in aggregated, privacy-preserving forms.
 //! See `docs/ARCHITECTURE.md` for a map of the modules.
 
+pub mod addresses;
 pub mod aggregates;
 pub mod audit;
 pub mod auth;

@@ -128,6 +128,7 @@ pub fn campaign() -> Campaign {
         by_districts: true,
         config_version: 1,
         grid_size: None,
+        address_search: false,
     }
 }
 

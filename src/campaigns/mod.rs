@@ -177,6 +177,8 @@ pub struct Campaign {
     pub config_version: i64,
     /// Cell size of the public grid in Web Mercator units (`None` without an area).
     pub grid_size: Option<f64>,
+    /// Whether addresses were loaded inside the area (the address search finds some).
+    pub address_search: bool,
 }
 
 /// Attribution shown wherever district outlines from OpenStreetMap are displayed.
@@ -247,6 +249,7 @@ struct CampaignRow {
     config_version: i64,
     grid_size: Option<f64>,
     targets: sqlx::types::Json<std::collections::BTreeMap<String, i64>>,
+    address_search: bool,
 }
 
 /// `sqlx::query_as!(CampaignRow, ...)` of `SELECT ... FROM campaigns` followed by the given
@@ -261,7 +264,9 @@ macro_rules! select_campaign {
         publish_interval_minutes, moderation, basemap AS "basemap: _", geocoder AS "geocoder: _",
         min_fill_seconds, proof_of_work AS "proof_of_work: _", duplicates AS "duplicates: _",
         allowed_origins, retention_days, retention_applied_at,
-        bounds, area IS NULL AS "by_districts!", config_version, grid_size, targets AS "targets: _"
+        bounds, area IS NULL AS "by_districts!", config_version, grid_size, targets AS "targets: _",
+        EXISTS (SELECT 1 FROM addresses a WHERE a.geom && campaigns.effective_area
+                AND ST_Intersects(campaigns.effective_area, a.geom)) AS "address_search!"
     FROM campaigns "# + $tail
             $(, $arg)*
         )
@@ -312,6 +317,7 @@ impl From<CampaignRow> for Campaign {
             config_version: row.config_version,
             grid_size: row.grid_size,
             targets: row.targets.0,
+            address_search: row.address_search,
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct PublicCampaign {
     pub basemap: Option<Basemap>,
     /// An optional address search service, for placing oneself without the map.
     pub geocoder: Option<Geocoder>,
+    /// Whether this server's own address search (`GET …/addresses?q=`) knows addresses in
+    /// the campaign's area: the city loaded the national address file for it.
+    pub address_search: bool,
     /// Days after the campaign closes before exact positions are snapped to the public grid and
     /// free-text answers deleted; `null`: kept until erased.
     pub retention_days: Option<i32>,
@@ -74,6 +77,7 @@ impl From<&Campaign> for PublicCampaign {
             moderation: c.moderation,
             basemap: c.basemap.clone(),
             geocoder: c.geocoder.clone(),
+            address_search: c.address_search,
             retention_days: c.retention_days,
             retention_applied_at: c.retention_applied_at,
             attribution: c.attribution.clone(),

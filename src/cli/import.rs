@@ -41,8 +41,9 @@ pub(super) async fn run(args: ImportArgs) -> anyhow::Result<()> {
     .await
 }
 
-/// Shows an import's progress: a bar on a terminal, a plain line now and then otherwise.
-struct ImportProgress {
+/// Shows an import's progress: a bar on a terminal, a plain line now and then otherwise
+/// (also used by `civicmap addresses import`).
+pub(super) struct ImportProgress {
     bar: Option<indicatif::ProgressBar>,
     terminal: bool,
     last_line: std::time::Instant,
@@ -50,7 +51,7 @@ struct ImportProgress {
 }
 
 impl ImportProgress {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         use std::io::IsTerminal;
         let terminal = std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
@@ -63,6 +64,13 @@ impl ImportProgress {
             terminal,
             last_line: std::time::Instant::now(),
             total: 0,
+        }
+    }
+
+    /// Clears the bar, if one is shown.
+    pub(super) fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
     }
 
@@ -131,9 +139,7 @@ async fn import(pool: &PgPool, args: ImportArgs) -> anyhow::Result<()> {
     let mut progress = ImportProgress::new();
     let outcome =
         crate::import::import(pool, &args.campaign, &args.file, &mapping, &mut progress).await;
-    if let Some(bar) = progress.bar.take() {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     match outcome? {
         Outcome::Imported { rows } => {
             let seconds = started.elapsed().as_secs_f64();

@@ -1,6 +1,7 @@
-//! The command line: `civicmap serve | migrate | demo | token | districts | import | export |
-//! retention | db | backup | restore`, one file per command group.
+//! The command line: `civicmap serve | migrate | demo | token | districts | addresses | import |
+//! export | retention | db | backup | restore`, one file per command group.
 
+mod addresses;
 mod database;
 mod demo;
 mod districts;
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use addresses::AddressesCommand;
 use database::{BackupArgs, DbArgs, DbCommand, RestoreArgs};
 use demo::DemoArgs;
 use districts::DistrictsCommand;
@@ -59,6 +61,9 @@ enum Command {
     /// A campaign's districts.
     #[command(subcommand)]
     Districts(DistrictsCommand),
+    /// The national address file (Base Adresse Nationale) for the address search.
+    #[command(subcommand)]
+    Addresses(AddressesCommand),
     /// Import paper forms or legacy data (CSV or GeoJSON) into a campaign: every row is
     /// checked like the API checks a submission, and nothing is stored unless all are accepted.
     Import(ImportArgs),
@@ -123,6 +128,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Token(command) => tokens::run(command).await,
         Command::Districts(command) => districts::run(command).await,
+        Command::Addresses(command) => addresses::run(command).await,
         Command::Import(args) => import::run(args).await,
         Command::Export(args) => export::run(args).await,
         Command::Retention(command) => retention::run(command).await,

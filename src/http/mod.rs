@@ -203,6 +203,7 @@ fn declared(widget_dir: &Path) -> (Routes, Routes) {
     let open = Routes::new()
         .merge(crate::campaigns::http::routes())
         .merge(crate::districts::http::routes())
+        .merge(crate::addresses::http::routes())
         .merge(crate::tiles::http::routes())
         .merge(crate::basemap::http::routes())
         .merge(crate::exports::http::routes())
@@ -294,7 +295,19 @@ pub fn app(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(TraceLayer::new_for_http())
+        // Method and path, never the query string: the address search's `q` is what a
+        // citizen typed, and must not reach any log (the default span records the whole URI).
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// The span of a request: its method and path, without the query string.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        version = ?request.version(),
+    )
 }
 
 /// `scheme://host` as the client reached this server: the Host header, and the scheme a

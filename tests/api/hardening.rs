@@ -201,7 +201,7 @@ async fn a_connection_that_sends_nothing_or_stays_idle_is_closed() {
 }
 
 /// Reads the binary's stderr into a shared string, and the port it listens on.
-fn capture(child: &mut std::process::Child) -> (std::sync::Arc<std::sync::Mutex<String>>, u16) {
+pub fn capture(child: &mut std::process::Child) -> (std::sync::Arc<std::sync::Mutex<String>>, u16) {
     let stderr = child.stderr.take().unwrap();
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (port_tx, port_rx) = std::sync::mpsc::channel();

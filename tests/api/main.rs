@@ -2,6 +2,7 @@
 //! Run them with `make test`, which starts the test cluster and sets DATABASE_URL.
 
 mod abuse;
+mod addresses;
 mod auth;
 mod backup;
 mod basemap;

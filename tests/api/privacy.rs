@@ -30,6 +30,7 @@ pub const PUBLIC_PATHS: &[&str] = &[
     "/api/v1/campaigns/{slug}/aggregates.geojson?by=h3:10",
     "/api/v1/campaigns/{slug}/aggregates.csv?by=h3:9",
     "/api/v1/campaigns/{slug}/timeseries.csv",
+    "/api/v1/campaigns/{slug}/addresses?q=rue",
     "/api/v1/campaigns/{slug}/timeseries.csv?interval=week&by=district",
     "/tiles/{slug}.json",
     "/embed/{slug}",
@@ -168,7 +169,14 @@ fn h3_outline(h3: &str) -> Option<Vec<(f64, f64)>> {
 /// Returns whether anything was taken out.
 fn without_h3_outlines(value: &mut Value) -> bool {
     let mut changed = false;
-    for feature in value["features"].as_array_mut().into_iter().flatten() {
+    // `get_mut`: a document may be an array (the address suggestions), which `[...]` would
+    // refuse with a panic.
+    for feature in value
+        .get_mut("features")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
         let Some(outline) = feature["properties"]["h3"].as_str().and_then(h3_outline) else {
             continue;
         };

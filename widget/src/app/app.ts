@@ -401,7 +401,7 @@ export class App {
       pin: this.picker?.pin ?? null,
       decimals: 5,
       how: { map: 'locationHowMap', noMap: 'locationHowNoMap' },
-      finders: { geocoder: this.geocoderUrl() },
+      finders: { geocoder: this.geocoderUrl(), addresses: this.addressesUrl() },
       announce: (text) => this.announce(text),
       pinText: (d) => this.t('pinAnnounce', { d: d ? d.properties.name : this.t('outside'), c: d ? formatContributions(d.properties.count, !!d.properties.withheld, this.k, this.lang) : '' }).replace(/, \.$/, '.'),
       onPin: () => {
@@ -423,6 +423,15 @@ export class App {
 
   private geocoderUrl(): string | null {
     return this.campaign?.geocoder?.url || this.o.geocoder || null;
+  }
+
+  /**
+   * civicmap's own address search, when the campaign has addresses and no external geocoder was
+   * chosen (by the campaign's setting or the embed's attribute): what is typed stays on this server.
+   */
+  private addressesUrl(): string | null {
+    const c = this.campaign;
+    return c?.address_search && !this.geocoderUrl() ? this.api.url(`${this.api.campaignPath(c.slug)}/addresses`) : null;
   }
 
   // ---------------------------------------------------------------- form

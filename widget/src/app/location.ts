@@ -5,7 +5,10 @@
 // region in step whichever way the pin was placed.
 import { bboxOf, districtAt, interiorPoint, round6, type BBox } from '../lib/geo';
 import { msg, type MsgKey } from '../lib/i18n';
-import { formatCoord, geocoderQueryUrl, geocoderResults, pinError, type Pin } from '../lib/location';
+import {
+  ADDRESS_DEBOUNCE_MS, addressSearchUrl, addressSuggestions, formatCoord, geocoderQueryUrl, geocoderResults, moveActive, pinError,
+  type GeocoderResult, type Pin,
+} from '../lib/location';
 import type { DistrictCollection, DistrictFeature, Lang } from '../lib/types';
 import { locationErrorMessage, validateLonLat, type LocationError } from '../lib/validate';
 import { describedBy, h, uid } from './dom';
@@ -29,8 +32,11 @@ export interface LocationPickerOptions {
   how: { map: MsgKey; noMap: MsgKey };
   /** A map container to show inside the block, under the hint (the edit page's map). */
   mapBox?: HTMLElement;
-  /** "Use my location", the district list and (with a URL template) the address search. */
-  finders?: { geocoder: string | null };
+  /**
+   * "Use my location", the district list and an address search: civicmap's own (`addresses`, the URL of
+   * the campaign's `…/addresses` route: suggestions as one types) or an external geocoder (a URL template).
+   */
+  finders?: { geocoder: string | null; addresses?: string | null };
   /** Says something in the page's live region. */
   announce(text: string): void;
   /** What to announce when the pin moves (default: "Pin placed: {district}"). */
@@ -80,7 +86,7 @@ export class LocationPicker {
     this.el = h('fieldset', { class: 'cm-fieldset cm-box', 'aria-labelledby': legendId, 'data-field': 'geometry' },
       h('legend', { id: legendId, class: 'cm-label' }, this.t('locationLegend'), ' ', h('span', { class: 'cm-req', 'aria-hidden': 'true' }, '*')),
       this.status, this.error, this.how, o.mapBox,
-      o.finders ? [...this.renderFinders(o.finders.geocoder), h('details', null, h('summary', null, this.t('coordsSummary')), coords)] : coords);
+      o.finders ? [...this.renderFinders(o.finders.geocoder, o.finders.addresses ?? null), h('details', null, h('summary', null, this.t('coordsSummary')), coords)] : coords);
     if (this.select && this.current) this.select.value = this.district?.properties.code ?? '';
     this.fillInputs();
     this.renderStatus();
@@ -208,7 +214,7 @@ export class LocationPicker {
 
   // ------------------------------------------------------------ finders (the contribution form)
 
-  private renderFinders(geocoder: string | null): HTMLElement[] {
+  private renderFinders(geocoder: string | null, addresses: string | null): HTMLElement[] {
     const geoStatus = h('p', { class: 'cm-hint', 'aria-live': 'polite' });
     this.geoStatus = geoStatus;
     const geoBtn: HTMLButtonElement = h('button', { class: 'cm-btn cm-secondary cm-small', type: 'button', onclick: () => this.useMyLocation(geoBtn) }, this.t('useMyLocation'));
@@ -232,7 +238,7 @@ export class LocationPicker {
 
     return [
       h('div', { class: 'cm-field' }, h('div', { class: 'cm-actions' }, geoBtn), h('p', { class: 'cm-hint', id: geoNoteId }, this.t('useMyLocationNote')), geoStatus),
-      ...(geocoder ? [this.renderGeocoder(geocoder)] : []),
+      ...(addresses ? [this.renderAddressBox(addresses)] : geocoder ? [this.renderGeocoder(geocoder)] : []),
       h('div', { class: 'cm-field' },
         h('label', { class: 'cm-label', for: selId }, this.t('chooseDistrict')),
         select,
@@ -251,6 +257,127 @@ export class LocationPicker {
       h('label', { class: 'cm-label', for: qId }, this.t('address')),
       h('div', { class: 'cm-row' }, h('div', { class: 'cm-field' }, q), h('button', { class: 'cm-btn cm-secondary cm-small', type: 'button', onclick: go }, this.t('search'))),
       st, list);
+  }
+
+  /**
+   * civicmap's address search as an ARIA 1.2 combobox: suggestions as one types (debounced), a listbox
+   * walked with the arrow keys (aria-activedescendant: the focus stays in the text), Enter or a click
+   * places the pin where the address is, Escape closes the list. The count of suggestions is announced.
+   */
+  private renderAddressBox(route: string): HTMLElement {
+    const qId = uid('cm-addr');
+    const listId = uid('cm-addrlist');
+    const hintId = uid('cm-addrhint');
+    const q = h('input', {
+      id: qId, type: 'text', role: 'combobox', autocomplete: 'off', spellcheck: 'false',
+      'aria-autocomplete': 'list', 'aria-expanded': 'false', 'aria-controls': listId, 'aria-describedby': hintId,
+    });
+    const list = h('ul', { id: listId, role: 'listbox', class: 'cm-georesults cm-addrlist', 'aria-label': this.t('address') });
+    list.hidden = true;
+    const status = h('p', { class: 'cm-hint', role: 'status', 'aria-live': 'polite' });
+    let items: GeocoderResult[] = [];
+    let active = -1;
+    let timer = 0;
+    let asked = 0;
+    let inflight: AbortController | null = null;
+    const setActive = (i: number) => {
+      active = i;
+      [...list.children].forEach((li, k) => li.setAttribute('aria-selected', String(k === i)));
+      const li = list.children[i] as HTMLElement | undefined;
+      if (li) {
+        q.setAttribute('aria-activedescendant', li.id);
+        li.scrollIntoView?.({ block: 'nearest' });
+      } else q.removeAttribute('aria-activedescendant');
+    };
+    const close = () => {
+      list.hidden = true;
+      q.setAttribute('aria-expanded', 'false');
+      setActive(-1);
+    };
+    const pick = (it: GeocoderResult) => {
+      q.value = it.label;
+      items = [];
+      list.replaceChildren();
+      close();
+      status.textContent = '';
+      this.setPin(it.lon, it.lat, 'geocoder');
+    };
+    const show = (found: GeocoderResult[]) => {
+      items = found;
+      list.replaceChildren(...found.map((it, k) => {
+        const li = h('li', { id: `${listId}-${k}`, role: 'option', 'aria-selected': 'false', class: 'cm-addropt' }, it.label);
+        // mousedown would move the focus out of the text before the click lands.
+        li.addEventListener('mousedown', (e) => e.preventDefault());
+        li.addEventListener('click', () => pick(it));
+        return li;
+      }));
+      active = -1;
+      q.removeAttribute('aria-activedescendant');
+      list.hidden = !found.length;
+      q.setAttribute('aria-expanded', String(!!found.length));
+      status.textContent = found.length ? this.t('addressSuggestions', { n: found.length }) : this.t('noResults');
+    };
+    const ask = async () => {
+      const url = addressSearchUrl(route, q.value);
+      inflight?.abort();
+      if (!url) {
+        items = [];
+        list.replaceChildren();
+        close();
+        status.textContent = '';
+        return;
+      }
+      const mine = ++asked;
+      inflight = new AbortController();
+      try {
+        const res = await fetch(url, { credentials: 'omit', signal: inflight.signal, headers: { Accept: 'application/json' } });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        const found = addressSuggestions(await res.json());
+        if (mine === asked) show(found);
+      } catch (e) {
+        if ((e as Error)?.name === 'AbortError' || mine !== asked) return;
+        console.warn('[civicmap] address search:', e);
+        close();
+        status.textContent = this.t('geocoderError');
+      }
+    };
+    q.addEventListener('input', () => {
+      clearTimeout(timer);
+      timer = window.setTimeout(() => void ask(), ADDRESS_DEBOUNCE_MS);
+    });
+    q.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') {
+        // Never submits the form from here: Enter picks the active suggestion (or the only one).
+        e.preventDefault();
+        const it = items[active] ?? (items.length === 1 ? items[0] : undefined);
+        if (it && !list.hidden) pick(it);
+        return;
+      }
+      if (e.key === 'Escape') {
+        if (!list.hidden) {
+          e.preventDefault();
+          close();
+        }
+        return;
+      }
+      if (list.hidden && e.key === 'ArrowDown' && items.length) {
+        e.preventDefault();
+        list.hidden = false;
+        q.setAttribute('aria-expanded', 'true');
+        setActive(0);
+        return;
+      }
+      const next = list.hidden ? null : moveActive(active, items.length, e.key);
+      if (next != null) {
+        e.preventDefault();
+        setActive(next);
+      }
+    });
+    q.addEventListener('blur', () => close());
+    return h('div', { class: 'cm-field cm-addrbox' },
+      h('label', { class: 'cm-label', for: qId }, this.t('address')),
+      h('p', { class: 'cm-hint', id: hintId }, this.t('addressHint')),
+      q, list, status);
   }
 
   private useMyLocation(btn: HTMLButtonElement): void {

@@ -124,6 +124,11 @@ export const CSS = `
 .cm-georesults { display: flex; flex-direction: column; gap: 4px; }
 .cm-georesults button { font: inherit; text-align: left; background: #fff; border: 1px solid #cbd2d9; border-radius: 6px; padding: 8px 10px; min-height: 44px; cursor: pointer; color: #1f2933; }
 .cm-georesults button:hover { background: #f0f4f8; }
+.cm-addrbox { position: relative; }
+.cm-addrlist { list-style: none; margin: 4px 0 0; padding: 4px; border: 1px solid #cbd2d9; border-radius: 6px; background: #fff; max-height: 18em; overflow-y: auto; }
+.cm-addropt { padding: 8px 10px; min-height: 44px; box-sizing: border-box; display: flex; align-items: center; border-radius: 4px; cursor: pointer; color: #1f2933; }
+.cm-addropt:hover { background: #f0f4f8; }
+.cm-addropt[aria-selected="true"] { background: #1f4e79; color: #fff; outline: 2px solid #1f4e79; }
 .cm-actions { display: flex; flex-wrap: wrap; gap: 10px; align-items: center; }
 .cm-counter { font-size: 0.8125em; color: #52606d; }
 

@@ -91,6 +91,14 @@ const S = {
   noResults: { fr: 'Aucune adresse trouvée.', en: 'No address found.' },
   geocoderError: { fr: 'La recherche d’adresse n’a pas fonctionné.', en: 'The address search failed.' },
   results: { fr: 'Résultats', en: 'Results' },
+  addressHint: {
+    fr: 'Tapez le début de votre adresse (numéro et rue), puis choisissez-la dans la liste avec les flèches et Entrée.',
+    en: 'Type the start of your address (number and street), then choose it in the list with the arrow keys and Enter.',
+  },
+  addressSuggestions: {
+    fr: '{n} adresse(s) proposée(s) : flèche bas pour les parcourir.',
+    en: '{n} address(es) suggested: arrow down to go through them.',
+  },
   submit: { fr: 'Envoyer ma contribution', en: 'Send my contribution' },
   sending: { fr: 'Envoi en cours…', en: 'Sending…' },
   privacy: {

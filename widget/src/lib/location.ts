@@ -1,5 +1,6 @@
 // Pure logic of the location picker (app/location.ts): how coordinates are shown, whether a pin can be
-// sent, and the geocoder's URL and answer. Coordinates typed by hand are parsed by validateLonLat.
+// sent, the geocoder's URL and answer, and civicmap's own address search (its URL, its answer, and the
+// keyboard moves of its suggestion list). Coordinates typed by hand are parsed by validateLonLat.
 import type { BBox } from './geo';
 import type { Lang } from './types';
 import { validateLonLat, type LocationError } from './validate';
@@ -44,4 +45,47 @@ export function geocoderResults(j: unknown): GeocoderResult[] {
     for (const r of j) if (r && r.lat != null && r.lon != null) items.push({ label: String(r.display_name ?? r.name ?? `${r.lon}, ${r.lat}`), lon: +r.lon, lat: +r.lat });
   }
   return items;
+}
+
+/** Characters typed before civicmap's address search is asked (fewer match too much to help). */
+export const ADDRESS_MIN_CHARS = 3;
+/** Milliseconds without typing before the address search is asked. */
+export const ADDRESS_DEBOUNCE_MS = 200;
+
+/**
+ * The URL of civicmap's own address search for what was typed: `base` is the route
+ * (`…/api/v1/campaigns/{slug}/addresses`); null when there is too little to search for.
+ */
+export function addressSearchUrl(base: string, q: string, limit = 8): string | null {
+  const t = q.trim();
+  if ([...t].length < ADDRESS_MIN_CHARS) return null;
+  return `${base}?q=${encodeURIComponent([...t].slice(0, 200).join(''))}&limit=${limit}`;
+}
+
+/** The suggestions in civicmap's answer (`[{id, label, lon, lat}]`); anything malformed is left out. */
+export function addressSuggestions(j: unknown): GeocoderResult[] {
+  if (!Array.isArray(j)) return [];
+  const items: GeocoderResult[] = [];
+  for (const s of j) {
+    const lon = Number(s?.lon);
+    const lat = Number(s?.lat);
+    if (typeof s?.label === 'string' && Number.isFinite(lon) && Number.isFinite(lat)) items.push({ label: s.label, lon, lat });
+  }
+  return items;
+}
+
+/**
+ * The option a key makes active in a list of `count` suggestions (the ARIA combobox pattern), from
+ * `active` (-1: none, the focus stays in the text): ArrowDown/ArrowUp move and wrap, Home/End jump;
+ * null for any other key (the key is left to the input).
+ */
+export function moveActive(active: number, count: number, key: string): number | null {
+  if (count <= 0) return null;
+  switch (key) {
+    case 'ArrowDown': return active < 0 || active >= count - 1 ? 0 : active + 1;
+    case 'ArrowUp': return active <= 0 ? count - 1 : active - 1;
+    case 'Home': return active < 0 ? null : 0;
+    case 'End': return active < 0 ? null : count - 1;
+    default: return null;
+  }
 }

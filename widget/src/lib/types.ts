@@ -35,6 +35,8 @@ export interface Campaign {
   basemap?: Basemap | null;
   /** Optional address search: a URL template with {q} (and optionally {lang}, {bbox}). */
   geocoder?: { url: string } | null;
+  /** Whether civicmap's own address search (`GET …/addresses?q=`) knows addresses in the campaign's area. */
+  address_search?: boolean;
   /** Seconds a form must have been open before it is sent (server default 3). */
   min_fill_seconds?: number;
   /** When set, every submission carries a proof of work of this difficulty. */

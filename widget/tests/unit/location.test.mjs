@@ -66,3 +66,46 @@ test('geocoderResults: GeoJSON points (addok, photon) and Nominatim arrays; anyt
   ]);
   for (const j of [null, {}, 'oops', 42, { features: 'no' }]) assert.deepEqual(geocoderResults(j), []);
 });
+
+test('addressSearchUrl: civicmap\'s own search, asked only with at least 3 characters, trimmed and encoded', async () => {
+  const { addressSearchUrl, ADDRESS_MIN_CHARS } = await import('../../.build/lib.mjs');
+  const base = 'https://city.example/api/v1/campaigns/fibre-pour-tous/addresses';
+  assert.equal(ADDRESS_MIN_CHARS, 3);
+  assert.equal(addressSearchUrl(base, '  12 bis r de l’Église & Co '), `${base}?q=12%20bis%20r%20de%20l%E2%80%99%C3%89glise%20%26%20Co&limit=8`);
+  assert.equal(addressSearchUrl(base, 'rue', 5), `${base}?q=rue&limit=5`);
+  assert.equal(addressSearchUrl(base, ' 12 '), null);
+  assert.equal(addressSearchUrl(base, ''), null);
+  assert.equal(addressSearchUrl(base, 'éé'), null, 'characters, not bytes');
+  const long = addressSearchUrl(base, 'a'.repeat(300));
+  assert.equal(long, `${base}?q=${'a'.repeat(200)}&limit=8`, 'never longer than the server accepts');
+});
+
+test('addressSuggestions: the server\'s list; anything malformed left out', async () => {
+  const { addressSuggestions } = await import('../../.build/lib.mjs');
+  assert.deepEqual(addressSuggestions([
+    { id: 'a', label: '12 bis Rue de la Paix, 92000 Nanterre', lon: 2.2, lat: 48.89 },
+    { id: 'b', label: 'no position' },
+    { id: 'c', label: 7, lon: 1, lat: 1 },
+    null,
+    { id: 'd', label: 'Place B', lon: '2.21', lat: '48.9' },
+  ]), [
+    { label: '12 bis Rue de la Paix, 92000 Nanterre', lon: 2.2, lat: 48.89 },
+    { label: 'Place B', lon: 2.21, lat: 48.9 },
+  ]);
+  for (const j of [null, {}, 'x', { features: [] }]) assert.deepEqual(addressSuggestions(j), []);
+});
+
+test('moveActive: arrows move through the suggestions and wrap; other keys stay with the text', async () => {
+  const { moveActive } = await import('../../.build/lib.mjs');
+  assert.equal(moveActive(-1, 3, 'ArrowDown'), 0);
+  assert.equal(moveActive(0, 3, 'ArrowDown'), 1);
+  assert.equal(moveActive(2, 3, 'ArrowDown'), 0);
+  assert.equal(moveActive(-1, 3, 'ArrowUp'), 2);
+  assert.equal(moveActive(0, 3, 'ArrowUp'), 2);
+  assert.equal(moveActive(2, 3, 'ArrowUp'), 1);
+  assert.equal(moveActive(1, 3, 'Home'), 0);
+  assert.equal(moveActive(1, 3, 'End'), 2);
+  assert.equal(moveActive(-1, 3, 'Home'), null, 'Home moves the caret while no option is active');
+  assert.equal(moveActive(1, 3, 'a'), null);
+  assert.equal(moveActive(-1, 0, 'ArrowDown'), null, 'no suggestions: nothing to move to');
+});
