@@ -414,10 +414,11 @@ pub async fn search(
     )
     .fetch_one(&mut *tx)
     .await?;
-    // The streets first: those whose name matches (the trigram index, within the area's
-    // bounding box: constants the planner can weigh) and whose numbers' box meets the area,
-    // the closest [`STREETS`] of them; then their numbers (by street), those inside the area,
-    // ranked. Each step is materialised so that the area's outline, a value the planner
+    // The streets first: the 4 × [`STREETS`] whose names are nearest the text by word
+    // similarity (a nearest-neighbour scan of the trigram GiST index, within the area's
+    // bounding box: constants the planner can weigh), of those the ones whose numbers' box
+    // meets the area, the closest [`STREETS`] of them; then their numbers (by street), those
+    // inside the area, ranked. Each step is materialised so that the area's outline, a value the planner
     // cannot weigh, never drives an index scan over every address of the area.
     let rows = sqlx::query!(
         r#"WITH matched AS MATERIALIZED (
@@ -425,7 +426,9 @@ pub async fn search(
                       round(word_similarity($2, s.search)::numeric, 2) AS score,
                       round(similarity($2, s.search)::numeric, 2) AS closeness
                FROM address_streets s
-               WHERE $2 <% s.search AND s.box && ST_MakeEnvelope($6, $7, $8, $9, 4326)),
+               WHERE $2 <% s.search AND s.box && ST_MakeEnvelope($6, $7, $8, $9, 4326)
+               ORDER BY $2 <<-> s.search
+               LIMIT 4 * $10::int8),
            streets AS MATERIALIZED (
                SELECT m.id, m.nom_voie, m.code_postal, m.nom_commune, m.search, m.score, m.closeness
                FROM matched m
