@@ -62,7 +62,9 @@ pub async fn suggest_addresses(
     PathParams(slug): PathParams<String>,
     QueryParams(query): QueryParams<AddressQuery>,
 ) -> ApiResult<Response> {
-    let campaign = state.campaigns.get_public(&state.db, &slug).await?;
+    // Fresh as the versions in memory: an area whose districts just changed is searched as it
+    // is now (`AppState::public_campaign`).
+    let (campaign, _) = state.public_campaign(&slug).await?;
     let search = super::check(query.q.as_deref(), query.limit.as_deref())?;
     let suggestions = super::search(&state.db, &campaign, &search).await?;
     let mut response = Json(suggestions).into_response();
