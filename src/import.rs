@@ -364,8 +364,8 @@ fn read_geojson(
     Ok((features.len() as u64, rejected))
 }
 
-/// Escapes a value for PostgreSQL's COPY text format.
-fn copy_text(out: &mut Vec<u8>, text: &str) {
+/// Escapes a value for PostgreSQL's COPY text format (also used by the address import).
+pub(crate) fn copy_text(out: &mut Vec<u8>, text: &str) {
     for b in text.bytes() {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),

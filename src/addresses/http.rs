@@ -18,6 +18,12 @@ impl From<AddressError> for ApiError {
         match error {
             AddressError::Invalid(invalid) => invalid.into(),
             AddressError::Database(error) => error.into(),
+            AddressError::Index(error) if crate::database::is_unavailable(&error) => {
+                ApiError::Unavailable(error.to_string())
+            }
+            AddressError::Index(error) => {
+                ApiError::Internal(anyhow::anyhow!("building an address index: {error}"))
+            }
             // The import's errors, which the command line reports; never met by a request.
             other @ (AddressError::Read { .. }
             | AddressError::Format(_)
@@ -66,7 +72,10 @@ pub async fn suggest_addresses(
     // is now (`AppState::public_campaign`).
     let (campaign, _) = state.public_campaign(&slug).await?;
     let search = super::check(query.q.as_deref(), query.limit.as_deref())?;
-    let suggestions = super::search(&state.db, &campaign, &search).await?;
+    let suggestions = state
+        .addresses
+        .suggest(&state.db, &state.versions, &campaign, &search)
+        .await?;
     let mut response = Json(suggestions).into_response();
     // Nothing on the way (proxy, CDN, browser cache) keeps what was typed or its answer.
     response

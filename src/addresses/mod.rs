@@ -8,17 +8,18 @@
 
 pub mod ban;
 pub mod http;
+pub mod index;
 pub mod normalise;
 pub mod synthetic;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::import::Progress;
+use crate::import::{Progress, copy_text};
 use crate::validation::{FieldError, Invalid};
 use ban::{Address, BadLine};
 use normalise::Query;
@@ -55,6 +56,10 @@ pub enum AddressError {
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The database failed while building an address index (shared by the searches that
+    /// waited for that build).
+    #[error(transparent)]
+    Index(std::sync::Arc<sqlx::Error>),
 }
 
 /// What an import did.
@@ -95,19 +100,6 @@ enum Message {
     Progress(u64),
     /// Good addresses, in file order.
     Rows(Vec<Address>),
-}
-
-/// Escapes a value for PostgreSQL's COPY text format.
-fn copy_text(out: &mut Vec<u8>, text: &str) {
-    for b in text.bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(b),
-        }
-    }
 }
 
 /// Imports a BAN file read from `input` (`name` is recorded in the audit log), all or nothing,
@@ -161,17 +153,18 @@ pub async fn import(
         };
         let mut buffer = Vec::with_capacity(rows.len() * 200);
         for a in &rows {
-            buffer.extend(format!("{}\t", a.line).bytes());
+            // Writing into a Vec cannot fail.
+            let _ = write!(buffer, "{}\t", a.line);
             for text in [&a.id, &a.code_insee] {
                 copy_text(&mut buffer, text);
                 buffer.push(b'\t');
             }
-            buffer.extend(format!("{}\t", a.numero).bytes());
+            let _ = write!(buffer, "{}\t", a.numero);
             for text in [&a.rep, &a.nom_voie, &a.code_postal, &a.nom_commune] {
                 copy_text(&mut buffer, text);
                 buffer.push(b'\t');
             }
-            buffer.extend(format!("{:?}\t{:?}\t", a.point.lon(), a.point.lat()).bytes());
+            let _ = write!(buffer, "{:?}\t{:?}\t", a.point.lon(), a.point.lat());
             copy_text(&mut buffer, &a.search);
             buffer.push(b'\n');
         }
@@ -275,6 +268,17 @@ pub async fn import(
         .execute(&mut *tx)
         .await?;
     sqlx::query!("ANALYZE addresses").execute(&mut *tx).await?;
+    // Every instance's indexes of the previous file are stale from the commit on.
+    sqlx::query!("UPDATE address_set SET version = version + 1")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!(
+        "SELECT pg_notify($1, $2)::text AS sent",
+        crate::aggregates::watch::CHANNEL,
+        crate::aggregates::watch::ADDRESSES,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     crate::audit::record(
         &mut *tx,
         crate::audit::Entry {
@@ -377,6 +381,8 @@ pub fn label(numero: i32, rep: &str, street: &str, postcode: &str, commune: &str
 /// share their first words ("rue de la fontaine" for "rue de la paix": 0.67) fall below, and so
 /// never reach the ranking (they would make each search read thousands of rows).
 pub const MIN_WORD_SIMILARITY: &str = "0.75";
+/// [`MIN_WORD_SIMILARITY`] in hundredths, for [`index`].
+const MIN_SHARE_PERCENT: usize = 75;
 
 /// Streets whose numbers are considered for one search, the closest matches: enough for the
 /// exact number on a few homonymous streets and the other numbers of the closest one.
@@ -389,7 +395,9 @@ const STREETS: i64 = 10;
 /// suffix first, then the other numbers of the same street from the nearest, then fuzzier
 /// matches. A query with no text (a number alone, punctuation) finds nothing, and so does a
 /// campaign without an area.
-pub async fn search(
+///
+/// Used for an area too large for an index in memory ([`index`], which answers the same).
+pub async fn search_in_database(
     db: &PgPool,
     campaign: &crate::campaigns::Campaign,
     search: &Search,
@@ -493,6 +501,12 @@ mod tests {
             "12 bis Rue de la Paix, 92000 Nanterre"
         );
         assert_eq!(label(3, "", "Allée X", "", "Y"), "3 Allée X, Y");
+    }
+
+    #[test]
+    fn both_searches_share_one_threshold() {
+        let threshold: f64 = MIN_WORD_SIMILARITY.parse().unwrap();
+        assert_eq!((threshold * 100.0).round() as usize, MIN_SHARE_PERCENT);
     }
 
     #[test]

@@ -15,12 +15,17 @@
 //!   campaign it keeps every [`POLL`] until it listens again; then it reads them all once
 //!   more, since notifications sent meanwhile were lost.
 //!
+//! - The address file's version (`address_set.version`) rides on the same channel with the
+//!   payload [`ADDRESSES`] (sent by each address import): [`VersionWatch::addresses`] keeps it,
+//!   so that an address index built in memory ([`crate::addresses::index`]) is known stale
+//!   without a query. It only grows; it is polled and read again with the campaigns'.
+//!
 //! A campaign not yet kept is read once, then kept. Every read takes a tick of a clock before
 //! its query; an entry is replaced only by a read that started later, and trusted only when
 //! its read started after the last local write that touched it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -29,6 +34,8 @@ use sqlx::postgres::PgListener;
 
 /// The channel the triggers notify, with the campaign's id as payload.
 pub const CHANNEL: &str = "civicmap_versions";
+/// The payload of a notification on [`CHANNEL`] saying the address file changed.
+pub const ADDRESSES: &str = "addresses";
 /// How often the versions are read while the listening connection is down.
 pub const POLL: Duration = Duration::from_millis(250);
 /// How long after losing it the listener first tries to listen again (polling meanwhile), and
@@ -54,6 +61,8 @@ struct Inner {
     all_touched_at: AtomicU64,
     entries: RwLock<HashMap<i64, Entry>>,
     listening: AtomicBool,
+    /// The address file's version, -1 until first read (or after a failed read on notice).
+    addresses: AtomicI64,
 }
 
 /// The versions of the campaigns this instance serves (cheap to clone).
@@ -74,6 +83,7 @@ impl VersionWatch {
                 all_touched_at: AtomicU64::new(0),
                 entries: RwLock::default(),
                 listening: AtomicBool::new(false),
+                addresses: AtomicI64::new(-1),
             }),
         };
         tokio::spawn(listen(Arc::downgrade(&watch.inner), listener_db));
@@ -87,6 +97,15 @@ impl VersionWatch {
             return Ok(versions);
         }
         self.inner.read(campaign_id).await
+    }
+
+    /// The address file's version: from memory once read, kept fresh by notification (one
+    /// query the first time).
+    pub async fn addresses(&self) -> sqlx::Result<i64> {
+        match self.inner.addresses.load(Ordering::Acquire) {
+            -1 => self.inner.read_addresses().await,
+            known => Ok(known),
+        }
     }
 
     /// A local write changed `campaign_id`'s data or settings (committed): its next read goes
@@ -164,8 +183,21 @@ impl Inner {
         entries.keys().copied().collect()
     }
 
-    /// Reads again the versions of every campaign kept.
+    /// Reads the address file's version and keeps the greatest seen (it only grows, so a
+    /// read that started earlier cannot undo a later one).
+    async fn read_addresses(&self) -> sqlx::Result<i64> {
+        let version = sqlx::query_scalar!("SELECT version FROM address_set")
+            .fetch_one(&self.db)
+            .await?;
+        let before = self.addresses.fetch_max(version, Ordering::AcqRel);
+        Ok(before.max(version))
+    }
+
+    /// Reads again the versions of every campaign kept, and the address file's if known.
     async fn read_all(&self) -> sqlx::Result<()> {
+        if self.addresses.load(Ordering::Acquire) >= 0 {
+            self.read_addresses().await?;
+        }
         for campaign_id in self.kept() {
             match self.read(campaign_id).await {
                 Ok(_) | Err(sqlx::Error::RowNotFound) => {}
@@ -249,6 +281,14 @@ async fn receive(watch: &Weak<Inner>, listener: &mut PgListener) -> String {
         let Some(inner) = watch.upgrade() else {
             return "stopping".to_owned();
         };
+        if notification.payload() == ADDRESSES {
+            if let Err(error) = inner.read_addresses().await {
+                // Unknown again: the next search reads it itself.
+                tracing::debug!(%error, "cannot read the address file's version after a notification");
+                inner.addresses.store(-1, Ordering::Release);
+            }
+            continue;
+        }
         let Ok(campaign_id) = notification.payload().parse::<i64>() else {
             continue;
         };

@@ -76,6 +76,11 @@ pub(super) struct ServeArgs {
     /// fonts-noto-core; the style uses Noto Sans Regular, Bold and Italic).
     #[arg(long, env = "CIVICMAP_FONTS", default_value = crate::basemap::glyphs::DEFAULT_FONTS_DIR)]
     fonts: PathBuf,
+    /// Most addresses of a campaign's area the address search keeps in memory (about 100
+    /// bytes each); a larger area is searched in the database, more slowly. 0: always in the
+    /// database.
+    #[arg(long, env = "CIVICMAP_ADDRESS_INDEX_MAX", default_value_t = crate::addresses::index::DEFAULT_MAX_ADDRESSES)]
+    address_index_max: usize,
     /// Address of a separate listener for Prometheus metrics (`GET /metrics`), e.g.
     /// `127.0.0.1:9187`; keep it off the public network. Without it, no metrics are served.
     #[arg(long, env = "CIVICMAP_METRICS_LISTEN")]
@@ -134,6 +139,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 header_read_timeout,
                 basemap,
                 fonts_dir: args.fonts.clone(),
+                address_index_max: args.address_index_max,
             },
         );
         if state.config.basemap.is_some() {

@@ -66,6 +66,8 @@ pub struct Shared {
     pub health: crate::database::Health,
     /// The fonts of the basemap's labels, and the glyph ranges made from them.
     pub fonts: crate::basemap::glyphs::Fonts,
+    /// Each campaign's addresses in memory, for the address search.
+    pub addresses: crate::addresses::index::AddressIndexes,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
             secret: Default::default(),
             health: Default::default(),
             fonts: crate::basemap::glyphs::Fonts::new(&config.fonts_dir),
+            addresses: crate::addresses::index::AddressIndexes::new(config.address_index_max),
             db,
             config: Arc::new(config),
             campaigns: Default::default(),
@@ -135,6 +138,9 @@ pub struct ServerConfig {
     pub basemap: Option<Arc<crate::basemap::Archive>>,
     /// Folder of the fonts the basemap's labels are drawn with (`--fonts`).
     pub fonts_dir: PathBuf,
+    /// Most addresses a campaign's address index holds in memory; a larger area is searched
+    /// in the database (`--address-index-max`; 0: always in the database).
+    pub address_index_max: usize,
 }
 
 impl ServerConfig {
@@ -150,6 +156,7 @@ impl ServerConfig {
             header_read_timeout: HEADER_READ_TIMEOUT,
             basemap: None,
             fonts_dir: crate::basemap::glyphs::DEFAULT_FONTS_DIR.into(),
+            address_index_max: crate::addresses::index::DEFAULT_MAX_ADDRESSES,
         }
     }
 }

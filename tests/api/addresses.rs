@@ -595,3 +595,130 @@ async fn the_demo_has_synthetic_addresses() {
         "3 Rue Synthétique des Acacias, 92000 Nanterre"
     );
 }
+
+/// Every suggestion for `q` (at most 20), as the server gives them.
+async fn suggest_all(app: &TestApp, slug: &str, q: &str) -> Vec<Value> {
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/campaigns/{slug}/addresses")))
+        .query(&[("q", q), ("limit", "20")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{q}");
+    response.json().await.unwrap()
+}
+
+/// The index in memory answers as the database does: the same suggestions in the same order,
+/// for typed, abbreviated, accented, misspelt and half-typed queries, from an instance that
+/// keeps indexes, one that always searches the database, and one whose index may hold fewer
+/// addresses than the area has (which then searches the database).
+#[tokio::test]
+async fn the_index_in_memory_answers_as_the_database_does() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("town", json!({})).await;
+    import(&app, &town()).await;
+    let mut config = crate::helpers::test_config();
+    config.address_index_max = 0;
+    let database = TestApp::spawn_on_with(app.db.clone(), config).await;
+    let mut config = crate::helpers::test_config();
+    config.address_index_max = 10;
+    let too_large = TestApp::spawn_on_with(app.db.clone(), config).await;
+    let mut found = 0;
+    for q in [
+        "12 bis r de la paix",
+        "12 Rue de la Paix",
+        "12 rue de la paix",
+        "7 rue de la paiz",
+        "7 rue de la pa",
+        "rue de la pai",
+        "3 ALLEE DES ERABLES",
+        "2 av du gal de gaulle",
+        "4 bd st michel",
+        "5 rue de la paix nanterre",
+        "rue de la paix",
+        "rue",
+        "r",
+        "paille",
+        "9 ter rue de la paille",
+        "rueil malmaison",
+        "zzzzqqqq",
+        "12",
+    ] {
+        let indexed = suggest_all(&app, "town", q).await;
+        assert_eq!(indexed, suggest_all(&database, "town", q).await, "{q}");
+        assert_eq!(indexed, suggest_all(&too_large, "town", q).await, "{q}");
+        found += indexed.len();
+    }
+    assert!(found > 100, "the queries find addresses: {found}");
+}
+
+/// A new address file is searched as soon as it is imported: the next searches on this
+/// instance and on another one no longer find the replaced addresses and find the new ones
+/// (within a second: each instance learns of the import by notification), and a campaign
+/// whose area changes is searched in its new area.
+#[tokio::test]
+async fn an_import_or_a_new_area_is_searched_at_once_on_every_instance() {
+    let app = TestApp::spawn().await;
+    let other = TestApp::spawn_on(app.db.clone()).await;
+    app.open_campaign("town", json!({})).await;
+    import(&app, &town()).await;
+    for instance in [&app, &other] {
+        let found = suggest(instance, "town", "12 rue de la paix").await;
+        assert_eq!(found[0]["id"], "92050_paix_00012");
+        assert!(suggest(instance, "town", "rue neuve").await.is_empty());
+    }
+    // Nanterre's file again, with Rue de la Paix renamed Rue Neuve.
+    let renamed: Vec<String> = street("neuve", "Rue Neuve", "92050", 2.01, 20);
+    let report = import(&app, &renamed).await;
+    assert_eq!((report.rows, report.communes, report.replaced), (20, 1, 46));
+    for instance in [&app, &other] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let old = suggest(instance, "town", "12 rue de la paix").await;
+            let new = suggest(instance, "town", "12 rue neuve").await;
+            let gone = old
+                .iter()
+                .all(|s| !s["id"].as_str().unwrap().starts_with("92050"));
+            if gone && new.first().is_some_and(|s| s["id"] == "92050_neuve_00012") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still the old file after 1 s: {old:?} {new:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    // An area of its own, then a smaller one: the next search is in the smaller one.
+    let created = app
+        .admin_post(
+            "/api/v1/admin/campaigns",
+            &json!({"slug": "moving", "title": {"fr": "A", "en": "A"}, "status": "open",
+                    "area": {"type": "Polygon", "coordinates": crate::helpers::square(2.0, 48.0, 0.3)}}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(
+        suggest(&app, "moving", "12 rue neuve").await[0]["id"],
+        "92050_neuve_00012"
+    );
+    let moved = app
+        .admin_patch(
+            "/api/v1/admin/campaigns/moving",
+            &json!({"area": {"type": "Polygon", "coordinates": crate::helpers::square(2.1, 48.0, 0.2)}}),
+        )
+        .await;
+    assert_eq!(
+        moved.status(),
+        StatusCode::OK,
+        "{}",
+        moved.text().await.unwrap()
+    );
+    let found = suggest(&app, "moving", "12 rue neuve").await;
+    assert!(
+        found.is_empty(),
+        "Rue Neuve (lon 2.01 to 2.014) is outside: {found:?}"
+    );
+}
