@@ -9,6 +9,7 @@
 # Stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 runs=${1:-3}
 size=${2:-600000}
 seconds=${3:-10}
@@ -28,10 +29,6 @@ trap '[ -n "$server" ] && kill "$server" 2>/dev/null; "$bin" db stop --data-dir 
 export DATABASE_URL=$url
 "$bin" demo >/dev/null 2>&1
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-latency() { # wrk's percentile line for $1 (50% or 99%), in ms
-  awk -v p="$1" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}'
-}
 
 "$bin" addresses synthetic "$dir/addresses.csv" --rows "$size" --seed 7 >/dev/null 2>&1
 rates=()

@@ -13,6 +13,7 @@
 # Loopback only; stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 runs=${1:-3}
 size=${2:-1000000}
 seconds=${3:-10}
@@ -48,10 +49,6 @@ server=$!
 for _ in $(seq 150); do curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.2; done
 base="http://127.0.0.1:$port"
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-latency() { # wrk's percentile line for $1 (50% or 99%), in ms
-  awk -v p="$1" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}'
-}
 
 results="$dir/results.txt"
 : > "$results"

@@ -27,6 +27,7 @@
 # submission to a tile that contains it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 runs=${1:-3}
 seconds=${2:-10}
 conns=${3:-16}
@@ -56,7 +57,6 @@ psql_() { "$pgbin/psql" -h "$socket" -U civicmap -d civicmap -qAt "$@"; }
 pids=()
 stop_servers() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; pids=(); }
 trap 'stop_servers; "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true' EXIT
-wait_for() { for _ in $(seq 150); do curl -sf -o /dev/null "$1" && return 0; sleep 0.2; done; echo "not up: $1" >&2; return 1; }
 
 [ "${REUSE:-0}" = 1 ] || DATABASE_URL=$url "$bin" demo >/dev/null 2>&1
 
@@ -197,8 +197,6 @@ export_tiles() { # civicmap's gzipped tiles into nginx's root, as .mvt.gz files
     [ -s "$f" ] || printf '' | gzip -c > "$f"   # 204: an empty tile
   done < "$dir/tiles.txt"
 }
-ratio() { python3 -c "import sys; a, b = float(sys.argv[1] or 0), float(sys.argv[2] or 0); print(f'{a / b:.2f}' if b else 'n/a')" "$1" "$2"; }
-rps() { awk '/Requests\/sec/ {print $2}'; }
 errors() { awk '/Non-2xx|Socket errors/ {print}' ; }
 load() { # $1 port, $2 list, $3 once (1/0): with 1, every tile asked once, however long it takes
   if [ "$3" = 1 ]; then
