@@ -5,9 +5,9 @@
 //! Why: the same search in SQL (pg_trgm's word similarity over the streets, then their numbers;
 //! [`super::search_in_database`]) costs PostgreSQL several milliseconds of CPU a query, so two
 //! cores answered about 30 suggestions a second and 32 typing citizens waited a second each
-//! (docs/PERFORMANCE.md, `benches/addresses.sh`). Here a query scores the trigrams of the
-//! area's streets, already made, against the typed text's: microseconds for a city's few
-//! hundred streets, about a millisecond for thousands.
+//! (docs/PERFORMANCE.md, `benches/addresses.sh`). Here the area's streets are indexed by
+//! trigram; a query scores only the streets that hold one of its rarest trigrams (any street
+//! close enough must), against trigram sets already made.
 //!
 //! The matching is pg_trgm's, so that both ways answer alike: trigrams of each word padded with
 //! two spaces before and one after; a street matches when the share of the typed text's
@@ -110,6 +110,8 @@ struct Number {
 #[derive(Debug, Default)]
 pub struct AreaIndex {
     streets: Vec<Street>,
+    /// For each trigram, the streets holding it (their positions in `streets`, ascending).
+    postings: HashMap<Trigram, Vec<u32>>,
     addresses: usize,
 }
 
@@ -132,6 +134,24 @@ impl AreaIndex {
         self.addresses == 0
     }
 
+    /// The positions of the streets that may hold enough of `typed` (sorted, not empty) to
+    /// match: every street that does is among them.
+    fn candidates(&self, typed: &[Trigram]) -> Vec<u32> {
+        let need = (typed.len() * MIN_SHARE_PERCENT).div_ceil(100);
+        let mut lists: Vec<&[u32]> = typed
+            .iter()
+            .map(|t| self.postings.get(t).map_or(&[][..], Vec::as_slice))
+            .collect();
+        lists.sort_unstable_by_key(|list| list.len());
+        let mut candidates: Vec<u32> = lists[..typed.len() - need + 1]
+            .iter()
+            .flat_map(|list| list.iter().copied())
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates
+    }
+
     /// Suggestions for `search`, ranked as [`super::search_in_database`] ranks them.
     pub fn suggest(&self, search: &Search) -> Vec<Suggestion> {
         let query = &search.query;
@@ -139,12 +159,16 @@ impl AreaIndex {
         if typed.is_empty() {
             return Vec::new();
         }
-        // The streets holding enough of the typed trigrams, the closest few.
+        // The streets holding enough of the typed trigrams, the closest few. A street holding
+        // `need` of the text's trigrams misses at most `len - need` of them, so it is in at
+        // least one of any `len - need + 1` of their streets' lists: the shortest such lists
+        // give every candidate, and only those are scored.
         let mut matched: Vec<Matched> = self
-            .streets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, street)| {
+            .candidates(&typed)
+            .into_iter()
+            .filter_map(|i| {
+                let i = i as usize;
+                let street = &self.streets[i];
                 let n = shared(&typed, &street.trigrams);
                 (n * 100 >= typed.len() * MIN_SHARE_PERCENT).then(|| Matched {
                     street: i,
@@ -170,7 +194,7 @@ impl AreaIndex {
         // Their numbers: the exact number and suffix first, then the same number, then the
         // nearest numbers.
         let repetition = query.repetition.as_deref().unwrap_or_default();
-        let mut candidates: Vec<(&Matched, &Street, &Number)> = matched
+        let mut numbers: Vec<(&Matched, &Street, &Number)> = matched
             .iter()
             .flat_map(|m| {
                 let street = &self.streets[m.street];
@@ -181,13 +205,13 @@ impl AreaIndex {
             rank(query.number, repetition, a).cmp(&rank(query.number, repetition, b))
         };
         let limit = usize::try_from(search.limit).unwrap_or(0);
-        if candidates.len() > limit && limit > 0 {
-            candidates.select_nth_unstable_by(limit - 1, order);
-            candidates.truncate(limit);
+        if numbers.len() > limit && limit > 0 {
+            numbers.select_nth_unstable_by(limit - 1, order);
+            numbers.truncate(limit);
         }
-        candidates.sort_unstable_by(order);
-        candidates.truncate(limit);
-        candidates
+        numbers.sort_unstable_by(order);
+        numbers.truncate(limit);
+        numbers
             .into_iter()
             .map(|(_, street, n)| Suggestion {
                 id: n.id.to_string(),
@@ -238,6 +262,17 @@ fn rank<'a>(
         &n.rep,
         &n.id,
     )
+}
+
+/// For each trigram, the positions of the streets holding it, ascending.
+fn postings(streets: &[Street]) -> HashMap<Trigram, Vec<u32>> {
+    let mut postings: HashMap<Trigram, Vec<u32>> = HashMap::new();
+    for (i, street) in streets.iter().enumerate() {
+        for &t in &street.trigrams {
+            postings.entry(t).or_default().push(i as u32);
+        }
+    }
+    postings
 }
 
 /// What was built for a campaign: its index, or the finding that its area holds too many
@@ -394,6 +429,7 @@ async fn build(db: &PgPool, campaign_id: i64, max: usize) -> sqlx::Result<Built>
     tx.commit().await?;
     streets.retain(|s| !s.numbers.is_empty());
     streets.shrink_to_fit();
+    let postings = postings(&streets);
     tracing::debug!(
         campaign_id,
         addresses,
@@ -401,7 +437,11 @@ async fn build(db: &PgPool, campaign_id: i64, max: usize) -> sqlx::Result<Built>
         elapsed = ?started.elapsed(),
         "address index built"
     );
-    Ok(Built::Index(AreaIndex { streets, addresses }))
+    Ok(Built::Index(AreaIndex {
+        streets,
+        postings,
+        addresses,
+    }))
 }
 
 #[cfg(test)]
@@ -428,6 +468,45 @@ mod tests {
             word_similarity("rue de la paix", "rue de la fontaine"),
             0.67
         );
+    }
+
+    proptest::proptest! {
+        /// Scoring only the candidates misses no street that scoring every street would match.
+        #[test]
+        fn the_candidates_hold_every_match(
+            names in proptest::collection::vec("(rue|av|allee|place) (de la |des |du )?[a-e]{1,7}( [a-e]{2,5})?", 1..60),
+            query in "[0-9]{0,2} ?(r|rue|av|place)? ?(de la |des )?[a-e]{0,7}",
+        ) {
+            let streets: Vec<Street> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let search = crate::addresses::normalise::normalise(name);
+                    Street {
+                        id: i as i64,
+                        nom_voie: name.as_str().into(),
+                        code_postal: "".into(),
+                        nom_commune: "".into(),
+                        trigrams: trigrams(&search).into(),
+                        search: search.into(),
+                        numbers: Vec::new(),
+                    }
+                })
+                .collect();
+            let index = AreaIndex { postings: postings(&streets), streets, addresses: 0 };
+            let typed = trigrams(&parse_query(&query).text);
+            proptest::prop_assume!(!typed.is_empty());
+            let candidates = index.candidates(&typed);
+            for (i, street) in index.streets.iter().enumerate() {
+                let n = shared(&typed, &street.trigrams);
+                if n * 100 >= typed.len() * MIN_SHARE_PERCENT {
+                    proptest::prop_assert!(
+                        candidates.binary_search(&(i as u32)).is_ok(),
+                        "{:?} matches {:?} but is no candidate", street.search, query
+                    );
+                }
+            }
+        }
     }
 
     fn index() -> AreaIndex {
@@ -463,6 +542,7 @@ mod tests {
         ];
         AreaIndex {
             addresses: streets.iter().map(|s| s.numbers.len()).sum(),
+            postings: postings(&streets),
             streets,
         }
     }
