@@ -396,7 +396,8 @@ async fn build(db: &PgPool, campaign_id: i64, max: usize) -> sqlx::Result<Built>
             r#"SELECT a.street_id, a.id, a.numero, a.rep,
                       ST_X(a.geom) AS "lon!", ST_Y(a.geom) AS "lat!"
                FROM campaigns c
-               JOIN addresses a ON ST_Intersects(c.effective_area, a.geom)
+               JOIN address_streets s ON ST_Intersects(c.effective_area, s.box)
+               JOIN addresses a ON a.street_id = s.id AND ST_Intersects(c.effective_area, a.geom)
                WHERE c.id = $1
                LIMIT $2"#,
             campaign_id,

@@ -118,6 +118,12 @@ pub async fn import(
     sqlx::query!("LOCK TABLE addresses IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
+    // For this transaction only: room for the grouping of a département's rows by id and by
+    // street in memory (with the default 4 MB they spilled to disk: 2.7 and 4.1 s of an import
+    // of 600,000 rows, against 1.9 and 2.0 s).
+    sqlx::query!("SELECT set_config('work_mem', '256MB', true) AS work_mem")
+        .fetch_one(&mut *tx)
+        .await?;
     sqlx::query!(
         "CREATE TEMPORARY TABLE address_rows (line bigint, id text, code_insee text, numero integer,
             rep text, nom_voie text, code_postal text, nom_commune text, lon float8, lat float8,
@@ -230,14 +236,20 @@ pub async fn import(
     let communes: i64 = sqlx::query_scalar("SELECT count(DISTINCT code_insee) FROM address_rows")
         .fetch_one(&mut *tx)
         .await?;
+    // The communes' addresses through their streets (the index on `street_id`), then any
+    // other address with one of the file's ids.
     let replaced = sqlx::query(
-        "DELETE FROM addresses a
-         WHERE a.code_insee IN (SELECT DISTINCT code_insee FROM address_rows)
-            OR a.id IN (SELECT id FROM address_rows)",
+        "DELETE FROM addresses a USING address_streets s
+         WHERE a.street_id = s.id
+           AND s.code_insee IN (SELECT DISTINCT code_insee FROM address_rows)",
     )
     .execute(&mut *tx)
     .await?
-    .rows_affected();
+    .rows_affected()
+        + sqlx::query("DELETE FROM addresses a USING address_rows r WHERE a.id = r.id")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     // Streets belong to one commune: those of the file's communes have no address left.
     sqlx::query(
         "DELETE FROM address_streets WHERE code_insee IN (SELECT DISTINCT code_insee FROM address_rows)",

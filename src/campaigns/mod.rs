@@ -265,8 +265,10 @@ macro_rules! select_campaign {
         min_fill_seconds, proof_of_work AS "proof_of_work: _", duplicates AS "duplicates: _",
         allowed_origins, retention_days, retention_applied_at,
         bounds, area IS NULL AS "by_districts!", config_version, grid_size, targets AS "targets: _",
-        EXISTS (SELECT 1 FROM addresses a WHERE a.geom && campaigns.effective_area
-                AND ST_Intersects(campaigns.effective_area, a.geom)) AS "address_search!"
+        EXISTS (SELECT 1 FROM address_streets s JOIN addresses a ON a.street_id = s.id
+                WHERE s.box && campaigns.effective_area
+                  AND ST_Intersects(campaigns.effective_area, s.box)
+                  AND ST_Intersects(campaigns.effective_area, a.geom)) AS "address_search!"
     FROM campaigns "# + $tail
             $(, $arg)*
         )
