@@ -11,8 +11,14 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-/// The schema migrations, embedded in the binary from `migrations/`.
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// The schema migrations, embedded in the binary from `migrations/`. A database migrated by a
+/// newer release (migrations this binary does not know) is accepted: during a rolling upgrade
+/// an instance of the previous release may start after the first new one migrated, and the
+/// migrations are written so that it can (docs/DEPLOY.md, "Upgrades without downtime").
+pub static MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations")
+};
 
 /// How long a request waits for a database connection before it gets a 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);

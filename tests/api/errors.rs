@@ -218,6 +218,23 @@ async fn readiness_fails_until_migrations_are_applied() {
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
 }
 
+/// During a rolling upgrade an instance of the previous release starts on a database that a
+/// newer one already migrated: it migrates nothing, starts, and is ready.
+#[tokio::test]
+async fn an_older_release_starts_on_a_database_a_newer_one_migrated() {
+    let (pool, _) = crate::helpers::fresh_database().await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (29991231000000, 'from a newer release', true, '\\x00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    civicmap::database::migrate(&pool).await.unwrap();
+    let app = TestApp::spawn_on(pool).await;
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn the_iframe_page_is_framable_by_any_site_but_loads_only_civicmap_files() {
     let app = TestApp::spawn().await;
