@@ -203,7 +203,7 @@ load() { # $1 port, $2 list, $3 once (1/0): with 1, every tile asked once, howev
     # A fill pass, $conns at a time. (wrk with ONCE=1 stopped at -d, whether or not the list was
     # done: at 1M, Martin's cache was left part-empty.)
     sed "s|^|http://127.0.0.1:$1|" "$dir/$2.txt" |
-      xargs -P "$conns" -n 1 curl -s -o /dev/null -H 'Accept-Encoding: gzip' --max-time 120
+      xargs -P "$conns" -n 1 curl -s -o /dev/null -H 'Accept-Encoding: gzip' --max-time 900
     return
   fi
   TILE_LIST="$dir/$2.txt" ONCE=0 WRK_THREADS=2 wrk -t2 -c"$conns" -d"${seconds}s" --timeout 30s -s benches/tile-list.lua "http://127.0.0.1:$1" 2>&1
