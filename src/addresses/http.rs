@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa_axum::routes;
@@ -11,6 +10,7 @@ use super::{AddressError, Suggestion};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{PathParams, QueryParams};
+use crate::http::caching::Caching::Private;
 use crate::http::routes::{Access::Public, Routes};
 
 impl From<AddressError> for ApiError {
@@ -28,7 +28,7 @@ impl From<AddressError> for ApiError {
 
 /// `/api/v1/campaigns/{slug}/addresses`.
 pub fn routes() -> Routes {
-    Routes::new().add(Public, routes!(suggest_addresses))
+    Routes::new().add(Public, Private, routes!(suggest_addresses))
 }
 
 /// The parameters of an address search, read as text and checked by [`super::check`] so
@@ -67,10 +67,7 @@ pub async fn suggest_addresses(
     let (campaign, _) = state.public_campaign(&slug).await?;
     let search = super::check(query.q.as_deref(), query.limit.as_deref())?;
     let suggestions = super::search(&state.db, &campaign, &search).await?;
-    let mut response = Json(suggestions).into_response();
-    // Nothing on the way (proxy, CDN, browser cache) keeps what was typed or its answer.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    // Nothing on the way (proxy, CDN, browser cache) keeps what was typed or its answer: the
+    // route is `Caching::Private`.
+    Ok(Json(suggestions).into_response())
 }

@@ -11,16 +11,17 @@ use crate::auth::{Admin, Authorized};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
+use crate::http::caching::Caching::{Private, Settings};
 use crate::http::routes::{ADMIN, Access::Public, Routes};
 
 /// `/api/v1/campaigns/{slug}` (public: what a campaign shows, never a submission) and
 /// `/api/v1/admin/campaigns[/{slug}]` (admins).
 pub fn routes() -> Routes {
     Routes::new()
-        .add(Public, routes!(get_campaign))
-        .add(ADMIN, routes!(create_campaign, list_campaigns))
-        .add(ADMIN, routes!(get_campaign_admin, update_campaign))
-        .add(ADMIN, routes!(embed_snippet))
+        .add(Public, Settings, routes!(get_campaign))
+        .add(ADMIN, Private, routes!(create_campaign, list_campaigns))
+        .add(ADMIN, Private, routes!(get_campaign_admin, update_campaign))
+        .add(ADMIN, Private, routes!(embed_snippet))
 }
 
 impl From<CampaignError> for ApiError {
