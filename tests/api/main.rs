@@ -7,6 +7,8 @@ mod auth;
 mod backup;
 mod basemap;
 mod bulk;
+mod caching;
+mod cdn;
 mod campaigns;
 mod cli;
 mod concurrency;
