@@ -8,9 +8,9 @@ use utoipa_axum::routes;
 
 use super::{AddressError, Suggestion};
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{PathParams, QueryParams};
-use crate::http::caching::Caching::Private;
 use crate::http::routes::{Access::Public, Routes};
 
 impl From<AddressError> for ApiError {

@@ -8,9 +8,9 @@ use utoipa_axum::routes;
 
 use super::LogEntry;
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::QueryParams;
-use crate::http::caching::Caching::Private;
 use crate::http::routes::{ADMIN, Routes};
 
 /// Most entries one page may hold.

@@ -18,9 +18,9 @@ use super::{AuthError, Role, Staff, verify};
 use crate::audit::Actor;
 use crate::campaigns::Rfc3339;
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
-use crate::http::caching::Caching::Private;
 use crate::http::routes::{ADMIN, Routes};
 
 /// The token routes.

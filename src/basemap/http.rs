@@ -12,9 +12,9 @@ use utoipa_axum::routes;
 use super::glyphs::{self, GlyphError};
 use super::{ATTRIBUTION, Archive, BasemapError};
 use crate::http::AppState;
+use crate::http::caching::Caching::{Basemap, BasemapDocument};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::PathParams;
-use crate::http::caching::Caching::{Basemap, BasemapDocument};
 use crate::http::routes::{Access::Public, Routes};
 
 impl From<BasemapError> for ApiError {

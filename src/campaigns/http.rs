@@ -9,9 +9,9 @@ use super::wire::{PublicCampaign, StaffCampaign};
 use super::{CampaignError, CampaignInput};
 use crate::auth::{Admin, Authorized};
 use crate::http::AppState;
+use crate::http::caching::Caching::{Private, Settings};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
-use crate::http::caching::Caching::{Private, Settings};
 use crate::http::routes::{ADMIN, Access::Public, Routes};
 
 /// `/api/v1/campaigns/{slug}` (public: what a campaign shows, never a submission) and

@@ -12,9 +12,9 @@ use super::{AggregateQuery, ExportError, raw};
 use crate::auth::{Authorized, Planner, Role, Staff};
 use crate::http::AppState;
 use crate::http::cache::{Basis, Key};
+use crate::http::caching::Caching::{Figures, Private};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{PathParams, QueryParams};
-use crate::http::caching::Caching::{Figures, Private};
 use crate::http::routes::{Access::Public, PLANNER, Routes};
 
 impl From<ExportError> for ApiError {

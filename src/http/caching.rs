@@ -92,12 +92,9 @@ impl Caching {
     /// general first: `civicmap` on everything a cache keeps, then the campaign and the kind.
     pub fn surrogate_keys(self, campaign: Option<&str>) -> Vec<String> {
         let mut keys = vec!["civicmap".to_owned()];
-        match (self.campaign_kind(), campaign) {
-            (Some(kind), Some(slug)) => {
-                keys.push(format!("civicmap-campaign-{slug}"));
-                keys.push(format!("civicmap-campaign-{slug}-{kind}"));
-            }
-            (Some(_), None) | (None, _) => {}
+        if let (Some(kind), Some(slug)) = (self.campaign_kind(), campaign) {
+            keys.push(format!("civicmap-campaign-{slug}"));
+            keys.push(format!("civicmap-campaign-{slug}-{kind}"));
         }
         match self {
             Caching::Code => keys.push("civicmap-code".to_owned()),
@@ -226,7 +223,12 @@ mod tests {
             Caching::Tiles
         );
         assert_eq!(
-            effective(Some(Caching::Tiles), &Method::HEAD, StatusCode::NOT_MODIFIED, false),
+            effective(
+                Some(Caching::Tiles),
+                &Method::HEAD,
+                StatusCode::NOT_MODIFIED,
+                false
+            ),
             Caching::Tiles
         );
         assert_eq!(

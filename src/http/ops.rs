@@ -10,8 +10,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
 use super::caching::Caching::{Code, Private};
+use super::error::{ApiError, ApiResult};
 use super::routes::{Access::Public, Routes};
 
 /// What the OpenAPI document says besides its operations: the title, the schemas every error

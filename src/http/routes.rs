@@ -449,6 +449,30 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "only public GET routes may be cached")]
+    fn a_staff_route_declared_cacheable_is_refused() {
+        let _ = Routes::new().add(
+            ADMIN,
+            Caching::Figures,
+            utoipa_axum::routes!(crate::audit::http::read_log),
+        );
+    }
+
+    #[test]
+    fn only_public_reads_are_declared_cacheable() {
+        for r in &table() {
+            if r.caching != Caching::Private {
+                assert_eq!(
+                    (r.method.clone(), r.access),
+                    (Method::GET, Access::Public),
+                    "{}",
+                    r.path
+                );
+            }
+        }
+    }
+
+    #[test]
     fn admin_and_moderation_routes_are_never_public() {
         for r in &table() {
             if r.path.starts_with("/api/v1/admin/") || r.path.starts_with("/api/v1/moderation/") {

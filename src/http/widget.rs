@@ -12,9 +12,9 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::AppState;
+use super::caching::Caching::{Code, Settings};
 use super::error::ApiError;
 use super::extract::PathParams;
-use super::caching::Caching::{Code, Settings};
 use super::routes::{Access::Public, Routes};
 
 /// `/`, `/embed.js`, `/embed/{campaign}`, `/embed/{campaign}/edit` and `/widget/*`: public, and
@@ -31,8 +31,20 @@ pub fn routes(widget_dir: &Path) -> Routes {
             "/embed.js",
             |state: State<AppState>| file(state, "dist/embed.js"),
         )
-        .undocumented(Public, Settings, Method::GET, "/embed/{campaign}", embed_page)
-        .undocumented(Public, Settings, Method::GET, "/embed/{campaign}/edit", embed_page)
+        .undocumented(
+            Public,
+            Settings,
+            Method::GET,
+            "/embed/{campaign}",
+            embed_page,
+        )
+        .undocumented(
+            Public,
+            Settings,
+            Method::GET,
+            "/embed/{campaign}/edit",
+            embed_page,
+        )
         .undocumented_service(
             Public,
             Code,

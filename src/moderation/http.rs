@@ -13,9 +13,9 @@ use super::{Action, Decision, Filed, MAX_PAGE, ModerationError, Queue, QueuePage
 use crate::audit::Actor;
 use crate::auth::Staff;
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams, QueryParams};
-use crate::http::caching::Caching::Private;
 use crate::http::routes::{ANY_STAFF, MODERATOR, Routes};
 
 impl From<ModerationError> for ApiError {

@@ -15,10 +15,10 @@ use super::limits::Limited;
 use super::pow::{self, Challenge, ProofError};
 use super::{FILL_MS_HEADER, HONEYPOT_HEADER, ResolvedCampaign};
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::client_ip::ClientKey;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::PathParams;
-use crate::http::caching::Caching::Private;
 use crate::http::routes::{Access::Public, Routes};
 
 impl From<ProofError> for ApiError {

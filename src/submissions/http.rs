@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use super::{Corrected, IdempotencyKey, Pending, Receipt, Stored, SubmissionError};
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::client_ip::{ClientAddr, ClientKey};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
-use crate::http::caching::Caching::Private;
 use crate::http::routes::Access::{EditToken, Public};
 use crate::http::routes::Routes;
 use crate::safety::pow::{self, ProofError};

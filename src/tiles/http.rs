@@ -9,9 +9,9 @@ use utoipa_axum::routes;
 use super::{MAX_ZOOM, TileCoord, TileError};
 use crate::http::AppState;
 use crate::http::cache::{Basis, Key};
+use crate::http::caching::Caching::{Settings, Tiles};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::PathParams;
-use crate::http::caching::Caching::{Settings, Tiles};
 use crate::http::routes::{Access::Public, Routes};
 
 impl From<TileError> for ApiError {
@@ -30,7 +30,12 @@ const MVT: &str = "application/vnd.mapbox-vector-tile";
 pub fn routes() -> Routes {
     Routes::new()
         .add_routed_at(Public, Settings, "/tiles/{tilejson}", routes!(tilejson))
-        .add_routed_at(Public, Tiles, "/tiles/{campaign}/{z}/{x}/{y}", routes!(tile))
+        .add_routed_at(
+            Public,
+            Tiles,
+            "/tiles/{campaign}/{z}/{x}/{y}",
+            routes!(tile),
+        )
 }
 
 fn parse_part(name: &str, value: &str) -> ApiResult<u32> {

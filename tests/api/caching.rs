@@ -128,7 +128,11 @@ fn check(response: &Response, expect: Expect, slug: &str, what: &str) {
             assert_eq!(seconds("max-age"), 0, "{what}: browsers revalidate");
             let (fresh, stale) = (seconds("s-maxage"), seconds("stale-while-revalidate"));
             assert!(fresh > 0, "{what}: a CDN may keep it");
-            assert_eq!(fresh + stale, BOUND.as_secs(), "{what}: the published bound");
+            assert_eq!(
+                fresh + stale,
+                BOUND.as_secs(),
+                "{what}: the published bound"
+            );
             let keys = keys.unwrap_or_else(|| panic!("{what}: no Surrogate-Key"));
             let keys: Vec<&str> = keys.split(' ').collect();
             for key in [
@@ -136,14 +140,24 @@ fn check(response: &Response, expect: Expect, slug: &str, what: &str) {
                 format!("civicmap-campaign-{slug}"),
                 format!("civicmap-campaign-{slug}-{kind}"),
             ] {
-                assert!(keys.contains(&key.as_str()), "{what}: {key} not in {keys:?}");
+                assert!(
+                    keys.contains(&key.as_str()),
+                    "{what}: {key} not in {keys:?}"
+                );
             }
             assert_eq!(tags, Some(keys.join(",")), "{what}: Cache-Tag");
         }
         Expect::Long(seconds, key) => {
-            assert_eq!(cache_control, format!("public, max-age={seconds}"), "{what}");
+            assert_eq!(
+                cache_control,
+                format!("public, max-age={seconds}"),
+                "{what}"
+            );
             let keys = keys.unwrap_or_else(|| panic!("{what}: no Surrogate-Key"));
-            assert!(keys.split(' ').any(|k| k == key), "{what}: {key} not in {keys}");
+            assert!(
+                keys.split(' ').any(|k| k == key),
+                "{what}: {key} not in {keys}"
+            );
             assert_eq!(tags, Some(keys.replace(' ', ",")), "{what}: Cache-Tag");
         }
     }
@@ -159,7 +173,9 @@ async fn every_route_answers_with_the_caching_policy_of_its_kind() {
     crate::basemap::write_archive(archive.path(), pmtiles::Compression::Gzip);
     let mut config = test_config();
     config.basemap = Some(Arc::new(
-        civicmap::basemap::Archive::open(archive.path()).await.unwrap(),
+        civicmap::basemap::Archive::open(archive.path())
+            .await
+            .unwrap(),
     ));
     let app = TestApp::spawn_with(config).await;
     let slug = "cache";
@@ -320,7 +336,8 @@ async fn a_submitter_staff_and_errors_are_never_publicly_cacheable() {
     // Errors, from handlers, from the router and from the layers.
     let errors = [
         app.get("/api/v1/campaigns/none/aggregates.csv").await,
-        app.get("/api/v1/campaigns/own/aggregates.csv?by=nothing").await,
+        app.get("/api/v1/campaigns/own/aggregates.csv?by=nothing")
+            .await,
         app.get("/api/v1/campaigns/own/aggregates.csv?from=2026-01-01T00:00:00Z")
             .await,
         app.get("/tiles/own/99/0/0.mvt").await,

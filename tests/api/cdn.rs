@@ -40,8 +40,13 @@ fn documented_block() -> String {
         .find(marker)
         .expect("docs/DEPLOY.md lost the marker of its tested nginx block");
     let after = &doc[at + marker.len()..];
-    let start = after.find("```nginx\n").expect("an nginx block after the marker") + 9;
-    let end = after[start..].find("```").expect("the end of the nginx block");
+    let start = after
+        .find("```nginx\n")
+        .expect("an nginx block after the marker")
+        + 9;
+    let end = after[start..]
+        .find("```")
+        .expect("the end of the nginx block");
     after[start..start + end].to_owned()
 }
 
@@ -155,10 +160,7 @@ http {{
         let client = reqwest::Client::new();
         for _ in 0..100 {
             if let Some(status) = nginx.child.try_wait().unwrap() {
-                panic!(
-                    "nginx exited ({status}):\n{}\n{config}",
-                    nginx.error_log()
-                );
+                panic!("nginx exited ({status}):\n{}\n{config}", nginx.error_log());
             }
             let up = async |port: u16| {
                 client
@@ -204,7 +206,7 @@ impl Seen {
     }
 
     /// Served from nginx's copy rather than asked of civicmap for this request.
-    fn from_cache(&self) -> bool {
+    fn served_by_cache(&self) -> bool {
         matches!(self.cache.as_str(), "HIT" | "STALE" | "UPDATING")
     }
 }
@@ -309,14 +311,14 @@ async fn behind_nginx_public_reads_are_cached_a_write_shows_within_the_bound_and
              {served_from_cache:?}"
         );
         let figure = get(via(figures), &[]).await;
-        if figure.from_cache() {
+        if figure.served_by_cache() {
             served_from_cache.push(format!("figure {}", figure.cache));
         }
         if figure_seen.is_none() && total(&figure) == Some(2) {
             figure_seen = Some(acknowledged.elapsed());
         }
         let now = get(via(&tile), &[]).await;
-        if now.from_cache() {
+        if now.served_by_cache() {
             served_from_cache.push(format!("tile {}", now.cache));
         }
         if tile_seen.is_none() && now.etag.as_deref() != Some(&tile_before) {
@@ -338,7 +340,7 @@ async fn behind_nginx_public_reads_are_cached_a_write_shows_within_the_bound_and
             for _ in 0..2 {
                 let seen = get(url.clone(), &[("x-edit-token", token)]).await;
                 assert_eq!(seen.status, StatusCode::OK, "{server}");
-                assert!(!seen.from_cache(), "{server}: {seen:?}");
+                assert!(!seen.served_by_cache(), "{server}: {seen:?}");
                 assert_eq!(seen.cache_control, "private, no-store", "{server}");
             }
             let corrected = fetch(
@@ -355,7 +357,7 @@ async fn behind_nginx_public_reads_are_cached_a_write_shows_within_the_bound_and
             .await;
             assert_eq!(corrected.status, StatusCode::OK, "{server}: {corrected:?}");
             let read = get(url.clone(), &[("x-edit-token", token)]).await;
-            assert!(!read.from_cache(), "{server}: {read:?}");
+            assert!(!read.served_by_cache(), "{server}: {read:?}");
             assert_eq!(
                 read.json()["properties"]["households"],
                 households,
@@ -374,7 +376,7 @@ async fn behind_nginx_public_reads_are_cached_a_write_shows_within_the_bound_and
         for _ in 0..2 {
             let seen = get(url.clone(), &[("authorization", &planner_auth)]).await;
             assert_eq!(seen.status, StatusCode::OK, "{url}");
-            assert!(!seen.from_cache(), "{url}: {seen:?}");
+            assert!(!seen.served_by_cache(), "{url}: {seen:?}");
             assert_eq!(seen.cache_control, "private, no-store");
             let seen = get(
                 url.replace(finer, "/api/v1/admin/campaigns/cdn"),
@@ -382,14 +384,14 @@ async fn behind_nginx_public_reads_are_cached_a_write_shows_within_the_bound_and
             )
             .await;
             assert_eq!(seen.status, StatusCode::OK, "{url}");
-            assert!(!seen.from_cache(), "{url}: {seen:?}");
+            assert!(!seen.served_by_cache(), "{url}: {seen:?}");
             assert_eq!(seen.cache_control, "private, no-store");
         }
         // Refused to the public (answers not public here, an H3 breakdown): never the
         // planner's figures from the cache.
         let public = get(url.clone(), &[]).await;
         assert!(
-            public.status.is_client_error() && !public.from_cache(),
+            public.status.is_client_error() && !public.served_by_cache(),
             "{url}: the public must get its own answer, not the planner's: {public:?}"
         );
     }
@@ -400,7 +402,7 @@ async fn behind_nginx_public_reads_are_cached_a_write_shows_within_the_bound_and
         for _ in 0..2 {
             let seen = get(url.clone(), &[]).await;
             assert_eq!(seen.status, StatusCode::NOT_FOUND);
-            assert!(!seen.from_cache(), "{url}: {seen:?}");
+            assert!(!seen.served_by_cache(), "{url}: {seen:?}");
             assert_eq!(seen.cache_control, "private, no-store");
         }
     }
