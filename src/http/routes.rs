@@ -1,13 +1,15 @@
-//! Who may call what: every route of the server is declared once, with the access it needs, and
-//! the router, the OpenAPI document and the access table are all derived from that declaration;
-//! the middleware [`enforce`] consults the table before any handler runs.
+//! Who may call what: every route of the server is declared once, with the access it needs and
+//! how its answers may be kept ([`super::caching::Caching`]), and the router, the OpenAPI
+//! document and the access table are all derived from that declaration; the middleware
+//! [`enforce`] consults the table before any handler runs, and hands the route's caching policy
+//! on to `caching::apply` with the response.
 //!
 //! Each module with routes has a `routes()` that declares them with [`Routes`], e.g.
-//! `Routes::new().add(ADMIN, routes!(list_tokens, create_token))`: `utoipa_axum::routes!` reads
-//! the method and path of each handler from its `#[utoipa::path]`, so a documented route is
-//! written once, in that attribute. The few routes that are routed elsewhere than documented, or
+//! `Routes::new().add(ADMIN, Private, routes!(list_tokens, create_token))`:
+//! `utoipa_axum::routes!` reads the method and path of each handler from its `#[utoipa::path]`,
+//! so a documented route is written once, in that attribute. The few routes that are routed elsewhere than documented, or
 //! not documented at all, say so with [`Routes::add_routed_at`], [`Routes::undocumented`] and
-//! [`Routes::undocumented_service`], with their access in the same place.
+//! [`Routes::undocumented_service`], with their access and caching in the same place.
 //!
 //! A route added to a router any other way has no declared access: [`enforce`] refuses it (403)
 //! whatever its path, and logs it. The API tests walk the table (`crate::http::route_table`) and
