@@ -2,8 +2,9 @@
 # Installs what civicmap needs from the OS packages, only when it is missing:
 # PostgreSQL 15+ with PostGIS 3 (server binaries for the embedded cluster), the Noto fonts of
 # the basemap's labels, and, with
-# --browser (what `make test` needs), Debian's Chromium for the widget's browser tests and
-# GDAL's command-line tools for the export tests, and Python's venv for schemathesis.
+# --browser (what `make test` needs), Debian's Chromium for the widget's browser tests,
+# GDAL's command-line tools for the export tests, nginx for the proxy-cache test, and Python's
+# venv for schemathesis.
 # Debian/Ubuntu only.
 set -euo pipefail
 
@@ -23,6 +24,9 @@ if [ "${1:-}" = "--browser" ]; then
   command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need+=(chromium)
   # GDAL's ogrinfo and ogr2ogr: the tests check that GIS tools read our exports.
   command -v ogrinfo >/dev/null || need+=(gdal-bin)
+  # nginx: tests/api/cdn.rs runs civicmap behind its proxy_cache (docs/DEPLOY.md), as the
+  # user running the tests, with a configuration of its own on a loopback port.
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
   # Python 3 with venv: scripts/schemathesis.sh installs schemathesis from PyPI in a venv.
   command -v python3 >/dev/null || need+=(python3)
   python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
@@ -50,6 +54,7 @@ for p in "${need[@]}"; do
   fi
 done
 $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-# Debian starts a system cluster on port 5432 when it installs the server; civicmap runs its
-# own cluster on a private Unix socket and does not need it.
+# Debian starts a system cluster on port 5432 when it installs the server, and nginx on port
+# 80; civicmap's tests run their own, on a private Unix socket and free loopback ports, and
+# need neither.
 have_postgis || { echo "setup: PostGIS is still missing after install" >&2; exit 1; }

@@ -2,13 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa_axum::routes;
 
 use super::{AddressError, Suggestion};
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{PathParams, QueryParams};
 use crate::http::routes::{Access::Public, Routes};
@@ -34,7 +34,7 @@ impl From<AddressError> for ApiError {
 
 /// `/api/v1/campaigns/{slug}/addresses`.
 pub fn routes() -> Routes {
-    Routes::new().add(Public, routes!(suggest_addresses))
+    Routes::new().add(Public, Private, routes!(suggest_addresses))
 }
 
 /// The parameters of an address search, read as text and checked by [`super::check`] so
@@ -76,10 +76,7 @@ pub async fn suggest_addresses(
         .addresses
         .suggest(&state.db, &state.versions, &campaign, &search)
         .await?;
-    let mut response = Json(suggestions).into_response();
-    // Nothing on the way (proxy, CDN, browser cache) keeps what was typed or its answer.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    // Nothing on the way (proxy, CDN, browser cache) keeps what was typed or its answer: the
+    // route is `Caching::Private`.
+    Ok(Json(suggestions).into_response())
 }

@@ -8,6 +8,7 @@ use utoipa_axum::routes;
 
 use super::LogEntry;
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::QueryParams;
 use crate::http::routes::{ADMIN, Routes};
@@ -17,7 +18,7 @@ pub const MAX_LIMIT: i64 = 1000;
 
 /// The audit route.
 pub fn routes() -> Routes {
-    Routes::new().add(ADMIN, routes!(read_log))
+    Routes::new().add(ADMIN, Private, routes!(read_log))
 }
 
 /// Filters and paging of the audit log.

@@ -18,6 +18,7 @@ use super::{AuthError, Role, Staff, verify};
 use crate::audit::Actor;
 use crate::campaigns::Rfc3339;
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
 use crate::http::routes::{ADMIN, Routes};
@@ -25,9 +26,9 @@ use crate::http::routes::{ADMIN, Routes};
 /// The token routes.
 pub fn routes() -> Routes {
     Routes::new()
-        .add(ADMIN, routes!(list_tokens, create_token))
-        .add(ADMIN, routes!(expire_token))
-        .add(ADMIN, routes!(revoke_token))
+        .add(ADMIN, Private, routes!(list_tokens, create_token))
+        .add(ADMIN, Private, routes!(expire_token))
+        .add(ADMIN, Private, routes!(revoke_token))
 }
 
 fn token_id(text: &str) -> ApiResult<i64> {

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::glyphs::{self, GlyphError};
 use super::{ATTRIBUTION, Archive, BasemapError};
 use crate::http::AppState;
+use crate::http::caching::Caching::{Basemap, BasemapDocument};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::PathParams;
 use crate::http::routes::{Access::Public, Routes};
@@ -35,11 +36,6 @@ impl From<GlyphError> for ApiError {
     }
 }
 
-/// Tiles and glyphs do not change while the server runs (a new file means a restart): caches
-/// may keep them a day, and revalidate with the ETag after that.
-const IMMUTABLE: &str = "public, max-age=86400";
-/// The style and the TileJSON name this server's address: kept briefly.
-const DOCUMENT: &str = "public, max-age=300";
 const MVT: &str = "application/vnd.mapbox-vector-tile";
 
 /// The basemap routes, public. The router cannot capture part of a segment, so tiles and
@@ -47,11 +43,12 @@ const MVT: &str = "application/vnd.mapbox-vector-tile";
 /// take off themselves.
 pub fn routes() -> Routes {
     Routes::new()
-        .add(Public, routes!(tilejson))
-        .add(Public, routes!(style))
-        .add_routed_at(Public, "/basemap/{z}/{x}/{y}", routes!(tile))
+        .add(Public, BasemapDocument, routes!(tilejson))
+        .add(Public, BasemapDocument, routes!(style))
+        .add_routed_at(Public, Basemap, "/basemap/{z}/{x}/{y}", routes!(tile))
         .add_routed_at(
             Public,
+            Basemap,
             "/basemap/fonts/{fontstack}/{range}",
             routes!(glyph_range),
         )
@@ -95,8 +92,8 @@ pub async fn tile(
         )));
     }
     let etag = archive.etag(coord);
+    // Kept a day (`Caching::Basemap`): tiles do not change while the server runs.
     let mut response_headers = HeaderMap::new();
-    response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     response_headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response_headers.insert(header::ETAG, value);
@@ -165,12 +162,10 @@ pub async fn style(State(state): State<AppState>, headers: HeaderMap) -> ApiResu
     Ok(document(super::style::style(&base, archive)))
 }
 
+/// The style or the TileJSON, which name this server's address: kept briefly
+/// (`Caching::BasemapDocument`).
 fn document(body: serde_json::Value) -> Response {
-    let mut response = Json(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static(DOCUMENT));
-    response
+    Json(body).into_response()
 }
 
 /// 256 glyphs of a font stack as signed distance fields (MapLibre's `glyphs` URL), made from
@@ -199,7 +194,6 @@ pub async fn glyph_range(
     let start = glyphs::parse_range(range)?;
     let glyphs = state.fonts.range(&fontstack, start).await?;
     let mut response_headers = HeaderMap::new();
-    response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     if let Ok(value) = HeaderValue::from_str(&glyphs.etag) {
         response_headers.insert(header::ETAG, value);
     }

@@ -9,6 +9,7 @@ use super::wire::{PublicCampaign, StaffCampaign};
 use super::{CampaignError, CampaignInput};
 use crate::auth::{Admin, Authorized};
 use crate::http::AppState;
+use crate::http::caching::Caching::{Private, Settings};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
 use crate::http::routes::{ADMIN, Access::Public, Routes};
@@ -17,10 +18,10 @@ use crate::http::routes::{ADMIN, Access::Public, Routes};
 /// `/api/v1/admin/campaigns[/{slug}]` (admins).
 pub fn routes() -> Routes {
     Routes::new()
-        .add(Public, routes!(get_campaign))
-        .add(ADMIN, routes!(create_campaign, list_campaigns))
-        .add(ADMIN, routes!(get_campaign_admin, update_campaign))
-        .add(ADMIN, routes!(embed_snippet))
+        .add(Public, Settings, routes!(get_campaign))
+        .add(ADMIN, Private, routes!(create_campaign, list_campaigns))
+        .add(ADMIN, Private, routes!(get_campaign_admin, update_campaign))
+        .add(ADMIN, Private, routes!(embed_snippet))
 }
 
 impl From<CampaignError> for ApiError {

@@ -539,7 +539,8 @@ impl Geocoder {
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 pub struct Rfc3339(#[serde(with = "time::serde::rfc3339")] pub OffsetDateTime);
 
-fn is_valid_slug(slug: &str) -> bool {
+/// Whether `slug` can name a campaign: 1 to 64 of `a-z`, `0-9` and `-`, not at either end.
+pub fn is_valid_slug(slug: &str) -> bool {
     let bytes = slug.as_bytes();
     (1..=64).contains(&bytes.len())
         && bytes

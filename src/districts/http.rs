@@ -13,6 +13,7 @@ use super::{DistrictError, ImportReport, PropertyNames};
 use crate::auth::{Admin, Authorized};
 use crate::http::AppState;
 use crate::http::cache::{Basis, Key};
+use crate::http::caching::Caching::{Figures, Private};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams, QueryParams};
 use crate::http::routes::{ADMIN, Access::Public, Routes};
@@ -32,10 +33,13 @@ const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
 
 /// `/api/v1/campaigns/{slug}/districts.geojson` and `/api/v1/admin/campaigns/{slug}/districts`.
 pub fn routes() -> Routes {
-    Routes::new().add(Public, routes!(districts_geojson)).add(
-        ADMIN,
-        routes!(import_districts).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
-    )
+    Routes::new()
+        .add(Public, Figures, routes!(districts_geojson))
+        .add(
+            ADMIN,
+            Private,
+            routes!(import_districts).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
 }
 
 /// Which properties of the features hold the districts' names and codes.

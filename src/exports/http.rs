@@ -12,6 +12,7 @@ use super::{AggregateQuery, ExportError, raw};
 use crate::auth::{Authorized, Planner, Role, Staff};
 use crate::http::AppState;
 use crate::http::cache::{Basis, Key};
+use crate::http::caching::Caching::{Figures, Private};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{PathParams, QueryParams};
 use crate::http::routes::{Access::Public, PLANNER, Routes};
@@ -33,12 +34,12 @@ pub fn routes() -> Routes {
     Routes::new()
         // Public; a time window or an H3 breakdown also needs a planner token, checked by the
         // handler (`optional_staff`).
-        .add(Public, routes!(aggregates_geojson))
-        .add(Public, routes!(aggregates_csv))
-        .add(Public, routes!(timeseries_csv))
+        .add(Public, Figures, routes!(aggregates_geojson))
+        .add(Public, Figures, routes!(aggregates_csv))
+        .add(Public, Figures, routes!(timeseries_csv))
         // Exact positions, audited.
-        .add(PLANNER, routes!(raw_geojson))
-        .add(PLANNER, routes!(raw_csv))
+        .add(PLANNER, Private, routes!(raw_geojson))
+        .add(PLANNER, Private, routes!(raw_csv))
 }
 
 /// The staff member behind an optional bearer token: `None` without an Authorization header.
@@ -280,7 +281,6 @@ async fn raw_response(
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(value) = HeaderValue::from_str(&format!(
         "attachment; filename=\"{slug}-submissions.{extension}\""
     )) {

@@ -80,7 +80,7 @@ impl Body {
     /// The response to a request with `headers`: 304 when the client holds either
     /// representation's ETag already, else the gzipped bytes to a client that accepts gzip and
     /// the plain bytes to others, with `content_type` and, when given, an attachment `filename`.
-    /// Always revalidated (`no-cache`), since the figures move with every change.
+    /// How long it may be kept is the route's `Caching` (see [`super::caching`]).
     pub fn respond(
         &self,
         headers: &HeaderMap,
@@ -94,7 +94,6 @@ impl Body {
             &self.etag
         };
         let mut out = HeaderMap::with_capacity(6);
-        out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         out.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         out.insert(header::ETAG, etag.clone());
         let held = |tag: &HeaderValue| {

@@ -2,6 +2,7 @@
 //! graceful shutdown.
 
 pub mod cache;
+pub mod caching;
 pub mod client_ip;
 pub mod error;
 pub mod extract;
@@ -257,7 +258,10 @@ pub fn app(state: AppState) -> Router {
                 .allow_origin(Any)
                 .allow_methods([Method::GET, Method::POST, Method::DELETE])
                 .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-                .expose_headers([header::ETAG, header::RETRY_AFTER, header::LOCATION]),
+                .expose_headers([header::ETAG, header::RETRY_AFTER, header::LOCATION])
+                // Every site gets the same answers (`*`, fixed lists): a `Vary: Origin` would
+                // only split a CDN's copy of a public read into one per embedding site.
+                .vary(Vec::<header::HeaderName>::new()),
         );
     // Citizens' writes: rate-limited, and only from the sites each campaign allows (CORS
     // outermost, so that a 429 or 403 is readable by an allowed page).
@@ -302,6 +306,9 @@ pub fn app(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        // How each answer may be kept by browsers, proxies and CDNs, once every other layer
+        // has had its say (errors, timeouts included).
+        .layer(axum::middleware::from_fn(caching::apply))
         // Method and path, never the query string: the address search's `q` is what a
         // citizen typed, and must not reach any log (the default span records the whole URI).
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -10,6 +10,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::caching::Caching::{Code, Private};
 use super::error::{ApiError, ApiResult};
 use super::routes::{Access::Public, Routes};
 
@@ -147,9 +148,9 @@ impl utoipa::Modify for SharedResponses {
 /// `/healthz`, `/readyz` and `/api/v1/openapi.json` (not one of the document's operations).
 pub fn routes() -> Routes {
     Routes::new()
-        .add(Public, routes!(healthz))
-        .add(Public, routes!(readyz))
-        .undocumented(Public, Method::GET, "/api/v1/openapi.json", openapi)
+        .add(Public, Private, routes!(healthz))
+        .add(Public, Private, routes!(readyz))
+        .undocumented(Public, Code, Method::GET, "/api/v1/openapi.json", openapi)
 }
 
 /// The process is up.

@@ -1,13 +1,15 @@
-//! Who may call what: every route of the server is declared once, with the access it needs, and
-//! the router, the OpenAPI document and the access table are all derived from that declaration;
-//! the middleware [`enforce`] consults the table before any handler runs.
+//! Who may call what: every route of the server is declared once, with the access it needs and
+//! how its answers may be kept ([`super::caching::Caching`]), and the router, the OpenAPI
+//! document and the access table are all derived from that declaration; the middleware
+//! [`enforce`] consults the table before any handler runs, and hands the route's caching policy
+//! on to `caching::apply` with the response.
 //!
 //! Each module with routes has a `routes()` that declares them with [`Routes`], e.g.
-//! `Routes::new().add(ADMIN, routes!(list_tokens, create_token))`: `utoipa_axum::routes!` reads
-//! the method and path of each handler from its `#[utoipa::path]`, so a documented route is
-//! written once, in that attribute. The few routes that are routed elsewhere than documented, or
+//! `Routes::new().add(ADMIN, Private, routes!(list_tokens, create_token))`:
+//! `utoipa_axum::routes!` reads the method and path of each handler from its `#[utoipa::path]`,
+//! so a documented route is written once, in that attribute. The few routes that are routed elsewhere than documented, or
 //! not documented at all, say so with [`Routes::add_routed_at`], [`Routes::undocumented`] and
-//! [`Routes::undocumented_service`], with their access in the same place.
+//! [`Routes::undocumented_service`], with their access and caching in the same place.
 //!
 //! A route added to a router any other way has no declared access: [`enforce`] refuses it (403)
 //! whatever its path, and logs it. The API tests walk the table (`crate::http::route_table`) and
@@ -17,7 +19,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::middleware::Next;
@@ -27,6 +29,7 @@ use utoipa::openapi::path::{PathItem, Paths};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
 use super::AppState;
+use super::caching::{Caching, Declared};
 use super::error::ApiError;
 use crate::auth::{self, Role};
 
@@ -62,6 +65,8 @@ pub struct Route {
     pub documented: Option<String>,
     /// Who may call it.
     pub access: Access,
+    /// How its answers may be kept by browsers, proxies and CDNs (see [`super::caching`]).
+    pub caching: Caching,
 }
 
 /// The access of every route of a router, as derived by [`Routes`] from its declarations.
@@ -134,12 +139,18 @@ impl Routes {
         }
     }
 
-    /// Documented routes, for `access`: the handlers of one `routes!(...)` (sharing one path,
-    /// each with its methods), routed and documented at the path of their `#[utoipa::path]`.
+    /// Documented routes, for `access`, whose answers may be kept as `caching` says: the
+    /// handlers of one `routes!(...)` (sharing one path, each with its methods), routed and
+    /// documented at the path of their `#[utoipa::path]`.
     #[track_caller]
-    pub fn add(mut self, access: Access, routes: UtoipaMethodRouter<AppState>) -> Self {
+    pub fn add(
+        mut self,
+        access: Access,
+        caching: Caching,
+        routes: UtoipaMethodRouter<AppState>,
+    ) -> Self {
         let path = single_path(&routes.1);
-        self.declare(access, &path, Some(&path), &routes.1);
+        self.declare(access, caching, &path, Some(&path), &routes.1);
         self.router = self.router.routes(routes);
         self
     }
@@ -151,6 +162,7 @@ impl Routes {
     pub fn add_routed_at(
         mut self,
         access: Access,
+        caching: Caching,
         routed: &str,
         (schemas, paths, method_router): UtoipaMethodRouter<AppState>,
     ) -> Self {
@@ -159,7 +171,7 @@ impl Routes {
             pattern_matches(routed, &documented),
             "{documented} is routed at {routed}, which does not match it"
         );
-        self.declare(access, routed, Some(&documented), &paths);
+        self.declare(access, caching, routed, Some(&documented), &paths);
         let openapi = self.router.get_openapi_mut();
         openapi.paths.merge(paths);
         openapi
@@ -176,6 +188,7 @@ impl Routes {
     pub fn undocumented<H, T>(
         mut self,
         access: Access,
+        caching: Caching,
         method: Method,
         path: &str,
         handler: H,
@@ -191,6 +204,7 @@ impl Routes {
             path: path.to_owned(),
             documented: None,
             access,
+            caching,
         });
         self.router = self.router.route(path, axum::routing::on(filter, handler));
         self
@@ -203,6 +217,7 @@ impl Routes {
     pub fn undocumented_service<S>(
         mut self,
         access: Access,
+        caching: Caching,
         method: Method,
         prefix: &str,
         service: S,
@@ -221,6 +236,7 @@ impl Routes {
             path: format!("{prefix}/{{*file}}"),
             documented: None,
             access,
+            caching,
         });
         self.router = self.router.nest_service(prefix, service);
         self
@@ -250,7 +266,14 @@ impl Routes {
     }
 
     #[track_caller]
-    fn declare(&mut self, access: Access, routed: &str, documented: Option<&str>, paths: &Paths) {
+    fn declare(
+        &mut self,
+        access: Access,
+        caching: Caching,
+        routed: &str,
+        documented: Option<&str>,
+        paths: &Paths,
+    ) {
         for item in paths.paths.values() {
             for method in methods(item) {
                 self.record(Route {
@@ -258,6 +281,7 @@ impl Routes {
                     path: routed.to_owned(),
                     documented: documented.map(str::to_owned),
                     access,
+                    caching,
                 });
             }
         }
@@ -265,6 +289,17 @@ impl Routes {
 
     #[track_caller]
     fn record(&mut self, route: Route) {
+        // Only public reads may be kept: a staff answer, a submitter's own, or the answer to
+        // a write, never.
+        assert!(
+            route.caching == Caching::Private
+                || (route.access == Access::Public && route.method == Method::GET),
+            "{} {} is {:?} but declared {:?}: only public GET routes may be cached",
+            route.method,
+            route.path,
+            route.access,
+            route.caching
+        );
         assert!(
             self.table
                 .iter()
@@ -344,11 +379,21 @@ pub async fn enforce(
             .lookup_nested(&method, request.uri().path())
             .ok_or_else(|| request.uri().path().to_owned()),
     };
-    let access = match route {
-        Ok(route) => route.access,
+    let (access, caching) = match route {
+        Ok(route) => (route.access, route.caching),
         Err(path) => return undeclared(&method, &path),
     };
-    match access {
+    // How the answer may be kept, for `caching::apply`, with the campaign its path names.
+    let declared = if caching == Caching::Private {
+        Declared::new(caching, std::iter::empty())
+    } else {
+        let (mut parts, body) = request.into_parts();
+        let params = RawPathParams::from_request_parts(&mut parts, &state).await;
+        let declared = Declared::new(caching, params.iter().flat_map(|p| p.iter()));
+        request = Request::from_parts(parts, body);
+        declared
+    };
+    let mut response = match access {
         Access::Public | Access::EditToken => next.run(request).await,
         Access::Staff(roles) => {
             let staff = match auth::authenticate(&state.db, request.headers()).await {
@@ -361,7 +406,9 @@ pub async fn enforce(
             request.extensions_mut().insert(staff);
             next.run(request).await
         }
-    }
+    };
+    response.extensions_mut().insert(declared);
+    response
 }
 
 fn undeclared(method: &Method, path: &str) -> Response {
@@ -401,6 +448,30 @@ mod tests {
     #[should_panic(expected = "is declared twice")]
     fn declaring_a_route_twice_is_refused() {
         let _ = crate::tiles::http::routes().merge(crate::tiles::http::routes());
+    }
+
+    #[test]
+    #[should_panic(expected = "only public GET routes may be cached")]
+    fn a_staff_route_declared_cacheable_is_refused() {
+        let _ = Routes::new().add(
+            ADMIN,
+            Caching::Figures,
+            utoipa_axum::routes!(crate::audit::http::read_log),
+        );
+    }
+
+    #[test]
+    fn only_public_reads_are_declared_cacheable() {
+        for r in &table() {
+            if r.caching != Caching::Private {
+                assert_eq!(
+                    (r.method.clone(), r.access),
+                    (Method::GET, Access::Public),
+                    "{}",
+                    r.path
+                );
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::AppState;
+use super::caching::Caching::{Code, Settings};
 use super::error::ApiError;
 use super::extract::PathParams;
 use super::routes::{Access::Public, Routes};
@@ -20,19 +21,33 @@ use super::routes::{Access::Public, Routes};
 /// not in the OpenAPI document (pages and files, not the API).
 pub fn routes(widget_dir: &Path) -> Routes {
     Routes::new()
-        .undocumented(Public, Method::GET, "/", |state: State<AppState>| {
+        .undocumented(Public, Code, Method::GET, "/", |state: State<AppState>| {
             file(state, "demo.html")
         })
         .undocumented(
             Public,
+            Code,
             Method::GET,
             "/embed.js",
             |state: State<AppState>| file(state, "dist/embed.js"),
         )
-        .undocumented(Public, Method::GET, "/embed/{campaign}", embed_page)
-        .undocumented(Public, Method::GET, "/embed/{campaign}/edit", embed_page)
+        .undocumented(
+            Public,
+            Settings,
+            Method::GET,
+            "/embed/{campaign}",
+            embed_page,
+        )
+        .undocumented(
+            Public,
+            Settings,
+            Method::GET,
+            "/embed/{campaign}/edit",
+            embed_page,
+        )
         .undocumented_service(
             Public,
+            Code,
             Method::GET,
             "/widget",
             // The build writes a gzipped copy of each file (`widget/build.mjs`): sent as is to
@@ -108,9 +123,6 @@ async fn file(State(state): State<AppState>, relative: &'static str) -> Result<R
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
 }
 

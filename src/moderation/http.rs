@@ -13,6 +13,7 @@ use super::{Action, Decision, Filed, MAX_PAGE, ModerationError, Queue, QueuePage
 use crate::audit::Actor;
 use crate::auth::Staff;
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams, QueryParams};
 use crate::http::routes::{ANY_STAFF, MODERATOR, Routes};
@@ -31,9 +32,9 @@ impl From<ModerationError> for ApiError {
 /// `/api/v1/moderation/campaigns/{slug}/...`.
 pub fn routes() -> Routes {
     Routes::new()
-        .add(MODERATOR, routes!(read_queue))
-        .add(MODERATOR, routes!(decide))
-        .add(ANY_STAFF, routes!(report))
+        .add(MODERATOR, Private, routes!(read_queue))
+        .add(MODERATOR, Private, routes!(decide))
+        .add(ANY_STAFF, Private, routes!(report))
 }
 
 fn submission_id(text: &str) -> ApiResult<Uuid> {

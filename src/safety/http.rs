@@ -15,6 +15,7 @@ use super::limits::Limited;
 use super::pow::{self, Challenge, ProofError};
 use super::{FILL_MS_HEADER, HONEYPOT_HEADER, ResolvedCampaign};
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::client_ip::ClientKey;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::PathParams;
@@ -42,7 +43,7 @@ impl From<Limited> for ApiError {
 
 /// `POST /api/v1/campaigns/{slug}/challenges`.
 pub fn routes() -> Routes {
-    Routes::new().add(Public, routes!(create_challenge))
+    Routes::new().add(Public, Private, routes!(create_challenge))
 }
 
 /// A proof-of-work challenge for one submission (campaigns with `proof_of_work` only).
@@ -68,11 +69,7 @@ pub async fn create_challenge(
     };
     let secret = state.secret.get(&state.db).await?;
     let challenge = pow::issue(secret, campaign.id, proof.difficulty, now);
-    let mut response = (StatusCode::CREATED, Json(challenge)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok((StatusCode::CREATED, Json(challenge)).into_response())
 }
 
 // ---------------------------------------------------------------- allowed origins

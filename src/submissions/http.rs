@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{Corrected, IdempotencyKey, Pending, Receipt, Stored, SubmissionError};
 use crate::http::AppState;
+use crate::http::caching::Caching::Private;
 use crate::http::client_ip::{ClientAddr, ClientKey};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
@@ -46,10 +47,12 @@ pub fn routes() -> Routes {
     Routes::new()
         .add(
             Public,
+            Private,
             routes!(create_submission).layer(DefaultBodyLimit::max(MAX_SUBMISSION_BYTES)),
         )
         .add(
             EditToken,
+            Private,
             routes!(get_own_submission, correct_submission, erase_submission)
                 .layer(DefaultBodyLimit::max(MAX_SUBMISSION_BYTES)),
         )
@@ -194,9 +197,6 @@ pub async fn create_submission(
     if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
@@ -253,15 +253,14 @@ fn submission_id(id: &str) -> ApiResult<Uuid> {
         .map_err(|_| ApiError::NotFound(format!("no submission `{id}` (not a valid id)")))
 }
 
-/// A submitter's own submission as a GeoJSON Feature, never cached.
+/// A submitter's own submission as a GeoJSON Feature, never cached (its route is
+/// `Caching::Private`).
 fn own_feature(submission: &super::OwnSubmission) -> Response {
     let mut response = Json(submission.to_feature()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
+    response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/geo+json"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 use super::{MAX_ZOOM, TileCoord, TileError};
 use crate::http::AppState;
 use crate::http::cache::{Basis, Key};
+use crate::http::caching::Caching::{Settings, Tiles};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::PathParams;
 use crate::http::routes::{Access::Public, Routes};
@@ -22,17 +23,19 @@ impl From<TileError> for ApiError {
     }
 }
 
-/// Browsers and CDNs may keep a tile but must ask again before using it: the answer is a cheap
-/// 304 while nothing changed, and the new tile as soon as anything did.
-const CACHE_CONTROL: &str = "public, max-age=0, must-revalidate";
 const MVT: &str = "application/vnd.mapbox-vector-tile";
 
 /// The tile routes, public. The router cannot capture part of a segment, so they are routed
 /// without the `.json` and `.mvt` the document shows, which the handlers take off themselves.
 pub fn routes() -> Routes {
     Routes::new()
-        .add_routed_at(Public, "/tiles/{tilejson}", routes!(tilejson))
-        .add_routed_at(Public, "/tiles/{campaign}/{z}/{x}/{y}", routes!(tile))
+        .add_routed_at(Public, Settings, "/tiles/{tilejson}", routes!(tilejson))
+        .add_routed_at(
+            Public,
+            Tiles,
+            "/tiles/{campaign}/{z}/{x}/{y}",
+            routes!(tile),
+        )
 }
 
 fn parse_part(name: &str, value: &str) -> ApiResult<u32> {
@@ -109,11 +112,9 @@ pub async fn tile(
         )
         .await?;
 
+    // How long it may be kept: `Caching::Tiles`. Revalidated with the ETag, a cheap 304 while
+    // nothing changed.
     let mut response_headers = HeaderMap::new();
-    response_headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(CACHE_CONTROL),
-    );
     response_headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if let Ok(etag) = HeaderValue::from_str(&tile.etag) {
         response_headers.insert(header::ETAG, etag);
@@ -166,12 +167,7 @@ pub async fn tilejson(
             Ok(serde_json::to_vec(&tilejson_of(&campaign, &base)).map_err(anyhow::Error::from)?)
         })
         .await?;
-    let mut response = body.respond(&headers, "application/json", None);
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
-    Ok(response)
+    Ok(body.respond(&headers, "application/json", None))
 }
 
 /// The TileJSON of `campaign`'s tiles, served from `base`.

@@ -67,7 +67,7 @@ async fn challenge(app: &TestApp, slug: &str) -> Value {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
-    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["cache-control"], "private, no-store");
     response.json().await.unwrap()
 }
 

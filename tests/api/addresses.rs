@@ -109,7 +109,7 @@ async fn suggest(app: &TestApp, slug: &str, q: &str) -> Vec<Value> {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{q}");
-    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["cache-control"], "private, no-store");
     response.json::<Vec<Value>>().await.unwrap()
 }
 

@@ -17,7 +17,7 @@ use crate::helpers::{TestApp, problem, test_config};
 
 /// Two tiles, at 1/1/0 and 2/2/1, of zooms 0 to 2; stored gzip-compressed (the writer's
 /// default for vector tiles) unless `compression` says otherwise.
-fn write_archive(path: &Path, compression: Compression) -> [Vec<u8>; 2] {
+pub(crate) fn write_archive(path: &Path, compression: Compression) -> [Vec<u8>; 2] {
     let tiles = [
         b"first tile: not parsed by the server, passed on".to_vec(),
         vec![7u8; 3000],

@@ -44,7 +44,7 @@ async fn the_submitter_reads_their_exact_submission_with_the_edit_token() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["cache-control"], "private, no-store");
     assert_eq!(response.headers()["content-type"], "application/geo+json");
     let feature: Value = response.json().await.unwrap();
     assert_eq!(feature["type"], "Feature");
@@ -117,7 +117,7 @@ async fn a_correction_moves_the_point_and_its_count_in_one_go() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["cache-control"], "private, no-store");
     let feature: Value = response.json().await.unwrap();
     assert_eq!(feature["geometry"]["coordinates"], json!([2.25, 48.02]));
     assert_eq!(

@@ -810,7 +810,7 @@ async fn the_raw_export_is_for_planners_complete_exact_and_audited() {
         .await
         .unwrap();
     assert_eq!(csv.status(), StatusCode::OK);
-    assert_eq!(csv.headers()["cache-control"], "no-store");
+    assert_eq!(csv.headers()["cache-control"], "private, no-store");
     let text = csv.text().await.unwrap();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     assert_eq!(

@@ -434,7 +434,7 @@ async fn tile_requests_get_the_right_status_headers_and_encoding() {
     );
     assert_eq!(
         plain.headers()["cache-control"],
-        "public, max-age=0, must-revalidate"
+        "public, max-age=0, s-maxage=2, stale-while-revalidate=2"
     );
     assert!(plain.headers()["etag"].to_str().unwrap().starts_with('"'));
     let raw = plain.bytes().await.unwrap();
