@@ -14,7 +14,9 @@
 //! 1. **This instance's memory** (`governor`, the same GCRA): it sees only the writes that came
 //!    through this instance, so it refuses only a client (or a campaign) whose writes *to this
 //!    instance alone* exceeded the allowance; a client within its allowance summed over all
-//!    instances is never refused here. It can only refuse earlier, never allow more.
+//!    instances is never refused here. It can only refuse earlier, never allow more. (A write
+//!    it lets through has taken its cells here even if the database then refuses it, so a
+//!    client over its allowance may be refused here a little longer than by the table alone.)
 //! 2. **The database** ([`take`]): the table `rate_limits` (UNLOGGED) holds the `tat` of every
 //!    bucket that is not full; one statement takes the client's cell and, only if it was
 //!    allowed, the campaign's, each with an `INSERT … ON CONFLICT DO UPDATE` that decides under
