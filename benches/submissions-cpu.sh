@@ -10,6 +10,10 @@
 #
 # e.g. `benches/submissions-cpu.sh 16 10 --submission-writers 1`. PRE_SQL='...' runs SQL on
 # the database before the load (e.g. disabling the version triggers to measure them).
+# LIMITS=1 turns the rate limits on (30 a minute per client, and a campaign limit too high to
+# refuse anything) and sends each request from a client address of its own (X-Forwarded-For,
+# believed from loopback), to measure what checking the limits costs a submission (LIMITS=client:
+# the per-client limit alone); without it the limits are off, as wrk posts from one address.
 # Loopback only; stops by itself. Needs wrk and pgbench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +33,17 @@ url=$("$bin" db start --data-dir "$dir" 2>/dev/null)
 socket=${url##*host=}
 pgbin=$(dirname "$(readlink -f "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n1)")")
 psql_() { "$pgbin/psql" -h "$socket" -U civicmap -d civicmap -qAt "$@"; }
+if [ -n "${LIMITS:-}" ]; then
+  # LIMITS=client: the per-client limit alone (the campaign's off).
+  campaign_limit=60000000; [ "$LIMITS" != client ] || campaign_limit=0
+  limits=(--submissions-per-ip 30 --submissions-per-campaign "$campaign_limit"
+          --trusted-proxy-header x-forwarded-for --trusted-proxies 127.0.0.1/32)
+  export SPREAD_CLIENTS=1 # read by benches/post-submission.lua
+else
+  limits=(--submissions-per-ip 0 --submissions-per-campaign 0)
+fi
 DATABASE_URL=$url "$bin" serve --demo --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics_port" \
-  --submissions-per-ip 0 --submissions-per-campaign 0 "$@" 2>"$dir/server.log" &
+  "${limits[@]}" "$@" 2>"$dir/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done

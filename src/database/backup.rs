@@ -2,8 +2,9 @@
 //! format, `pg_restore` puts it back in one transaction, then the migrations bring it up to
 //! this version of civicmap.
 //!
-//! A backup holds everything, exact points included: it must be kept as safely as the
-//! database, and rotated within the shortest retention period of the campaigns it holds
+//! A backup holds everything but the contents of the shared rate limits (an UNLOGGED table of
+//! short-lived keyed hashes, restored empty), exact points included: it must be kept as safely
+//! as the database, and rotated within the shortest retention period of the campaigns it holds
 //! (docs/OPERATIONS.md).
 
 use std::ffi::OsString;
@@ -121,6 +122,9 @@ pub async fn backup(target: &Target, file: &Path) -> anyhow::Result<()> {
             "pg_dump",
             &[
                 "--format=custom".as_ref(),
+                // The shared rate limits (keyed hashes of recent clients' addresses, gone
+                // within seconds) are not worth keeping, nor safe to: the table comes back empty.
+                "--no-unlogged-table-data".as_ref(),
                 "--file".as_ref(),
                 partial.as_os_str(),
                 "--dbname".as_ref(),

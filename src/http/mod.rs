@@ -59,7 +59,7 @@ pub struct Shared {
     pub versions: crate::aggregates::watch::VersionWatch,
     /// The publications in force, as this instance last found them.
     pub publications: crate::aggregates::publication::Publications,
-    /// Rate limits on submission writes.
+    /// Rate limits on submission writes, shared by every instance over the database.
     pub limits: crate::safety::limits::RateLimits,
     /// The server secret (challenges, client hashes), read from the database on first use.
     pub secret: crate::safety::secret::SecretStore,
@@ -83,7 +83,7 @@ impl AppState {
             responses: cache::ResponseCache::new(64),
             versions: crate::aggregates::watch::VersionWatch::start(db.clone()),
             publications: crate::aggregates::publication::Publications::new(config.publication),
-            limits: crate::safety::limits::RateLimits::new(config.rate_limits),
+            limits: crate::safety::limits::RateLimits::new(config.rate_limits, db.clone()),
             secret: Default::default(),
             health: Default::default(),
             fonts: crate::basemap::glyphs::Fonts::new(&config.fonts_dir),

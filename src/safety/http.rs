@@ -172,7 +172,8 @@ pub async fn guard_writes(request: Request, next: Next) -> Response {
 // ---------------------------------------------------------------- rate limits
 
 /// Middleware of the submission and challenge routes: applies the limits to writes (not to
-/// reads or CORS preflights).
+/// reads or CORS preflights), shared by every instance through the database; 503 when the
+/// database cannot be reached.
 pub async fn limit_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if matches!(
         *request.method(),
@@ -185,8 +186,15 @@ pub async fn limit_writes(State(state): State<AppState>, request: Request, next:
         let Some(ResolvedCampaign(campaign)) = parts.extensions.get::<ResolvedCampaign>() else {
             return ApiError::NotFound("this path names no campaign".into()).into_response();
         };
-        if let Err(refused) = state.limits.check(client, campaign.id) {
-            return ApiError::from(refused).into_response();
+        let checked = match state.secret.get(&state.db).await {
+            Ok(secret) => state.limits.check(secret, client, campaign.id).await,
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(Ok(())) => {}
+            Ok(Err(refused)) => return ApiError::from(refused).into_response(),
+            // Fails closed: the write could not be stored without the database anyway.
+            Err(e) => return ApiError::from(e).into_response(),
         }
         return next.run(Request::from_parts(parts, body)).await;
     }

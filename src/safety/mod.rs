@@ -1,7 +1,8 @@
 //! Trust and safety: what keeps automated programs and floods out of a campaign without
 //! asking citizens for anything (no account, no third-party captcha).
 //!
-//! - [`limits`]: rate limits per client and per campaign on submission writes;
+//! - [`limits`]: rate limits per client and per campaign on submission writes, shared by every
+//!   instance over the database;
 //! - [`check_form_signals`]: the widget's honeypot field and the time taken to fill the form;
 //! - [`pow`]: an optional proof of work per campaign, with stateless signed challenges;
 //! - [`Duplicates`]: an optional rule against repeated submissions from one connection,

@@ -57,6 +57,13 @@ impl ServerSecret {
         .to_vec()
     }
 
+    /// The key of a client's bucket in the shared rate limits (`rate_limits.key`): a keyed hash
+    /// of its address, of its own kind, so that it matches no other stored hash.
+    pub fn rate_limit_key(&self, client: &crate::http::client_ip::ClientKey) -> Vec<u8> {
+        self.mac("rate-limit", &[client.to_string().as_bytes()])
+            .to_vec()
+    }
+
     /// The keyed hash of a client's address, as stored on submissions (never the address).
     pub fn client_hash(&self, client: &crate::http::client_ip::ClientKey) -> Vec<u8> {
         self.mac("client", &[client.to_string().as_bytes()])

@@ -53,7 +53,7 @@ fn leading_zero_bits(bytes: &[u8]) -> u32 {
 }
 
 /// Solves a challenge as the widget does: the first decimal nonce whose hash is good enough.
-fn solve(challenge: &str, difficulty: u32) -> u64 {
+pub(crate) fn solve(challenge: &str, difficulty: u32) -> u64 {
     (0..)
         .find(|n| leading_zero_bits(&Sha256::digest(format!("{challenge}:{n}"))) >= difficulty)
         .unwrap()

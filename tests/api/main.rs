@@ -20,6 +20,7 @@ mod faults;
 mod flood;
 mod hardening;
 mod helpers;
+mod limits;
 mod metrics;
 mod moderation;
 mod outage;
