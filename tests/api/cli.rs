@@ -93,7 +93,7 @@ async fn tokens_are_listed_expired_and_revoked_from_the_command_line_and_audited
     );
     let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
     let id = token.split('_').nth(1).unwrap().to_owned();
-    let secret = token.rsplit('_').next().unwrap().to_owned();
+    let secret = token.splitn(3, '_').nth(2).unwrap().to_owned();
     let queue = app.url("/api/v1/moderation/campaigns/none/queue");
     let status = |token: String| {
         let client = app.client.clone();
