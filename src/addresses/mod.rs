@@ -208,31 +208,6 @@ pub async fn import(
 
     // Runtime SQL (this and the next five): they read the temporary table created above in
     // this transaction, which the database sqlx's macros describe against does not have.
-    let duplicates: Vec<(String, Vec<i64>)> = sqlx::query_as(
-        "SELECT id, array_agg(line ORDER BY line) FROM address_rows
-         GROUP BY id HAVING count(*) > 1 ORDER BY min(line) LIMIT $1",
-    )
-    .bind(ban::MAX_REPORTED as i64)
-    .fetch_all(&mut *tx)
-    .await?;
-    if !duplicates.is_empty() {
-        let lines: Vec<BadLine> = duplicates
-            .into_iter()
-            .flat_map(|(id, lines)| {
-                let first = lines[0];
-                lines.into_iter().skip(1).map(move |line| BadLine {
-                    line: line as u64,
-                    field: "id".into(),
-                    detail: format!("`{id}` is already on line {first}"),
-                })
-            })
-            .collect();
-        return Err(AddressError::Refused {
-            rows: scan.rows,
-            count: lines.len() as u64,
-            lines,
-        });
-    }
     let communes: i64 = sqlx::query_scalar("SELECT count(DISTINCT code_insee) FROM address_rows")
         .fetch_one(&mut *tx)
         .await?;
@@ -265,15 +240,32 @@ pub async fn import(
     )
     .execute(&mut *tx)
     .await?;
-    let inserted = sqlx::query(
+    // The addresses of the file's ids are gone, so the primary key can only be broken by an
+    // id twice in the file: then (in a savepoint, so that the transaction can still read) the
+    // lines are found and named. Not looked for beforehand: that grouping of every row cost a
+    // tenth of an import.
+    let mut attempt = sqlx::Acquire::begin(&mut *tx).await?;
+    let inserted = match sqlx::query(
         "INSERT INTO addresses (id, street_id, code_insee, numero, rep, geom)
          SELECT r.id, s.id, r.code_insee, r.numero, r.rep, ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326)
          FROM address_rows r
          JOIN address_streets s USING (code_insee, code_postal, nom_voie, nom_commune)",
     )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .execute(&mut *attempt)
+    .await
+    {
+        Ok(done) => {
+            attempt.commit().await?;
+            done.rows_affected()
+        }
+        Err(error)
+            if error.as_database_error().and_then(|e| e.code()).as_deref() == Some("23505") =>
+        {
+            attempt.rollback().await?;
+            return Err(duplicate_ids(&mut tx, scan.rows).await?.unwrap_or(error.into()));
+        }
+        Err(error) => return Err(error.into()),
+    };
     progress.stored(inserted);
     // Fresh statistics, so that searches are planned on what is there now.
     sqlx::query!("ANALYZE address_streets")
@@ -309,6 +301,42 @@ pub async fn import(
         communes: communes as u64,
         replaced,
     })
+}
+
+/// The lines of the file (in `address_rows`) whose id an earlier line has, as a refusal; `None`
+/// if there are none.
+async fn duplicate_ids(
+    tx: &mut sqlx::PgConnection,
+    rows: u64,
+) -> Result<Option<AddressError>, sqlx::Error> {
+    // Runtime SQL: it reads the import's temporary table, which the database sqlx's macros
+    // describe against does not have.
+    let duplicates: Vec<(String, Vec<i64>)> = sqlx::query_as(
+        "SELECT id, array_agg(line ORDER BY line) FROM address_rows
+         GROUP BY id HAVING count(*) > 1 ORDER BY min(line) LIMIT $1",
+    )
+    .bind(ban::MAX_REPORTED as i64)
+    .fetch_all(&mut *tx)
+    .await?;
+    if duplicates.is_empty() {
+        return Ok(None);
+    }
+    let lines: Vec<BadLine> = duplicates
+        .into_iter()
+        .flat_map(|(id, lines)| {
+            let first = lines[0];
+            lines.into_iter().skip(1).map(move |line| BadLine {
+                line: line as u64,
+                field: "id".into(),
+                detail: format!("`{id}` is already on line {first}"),
+            })
+        })
+        .collect();
+    Ok(Some(AddressError::Refused {
+        rows,
+        count: lines.len() as u64,
+        lines,
+    }))
 }
 
 /// Longest query accepted, in characters (an address is shorter).
