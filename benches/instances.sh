@@ -45,21 +45,10 @@ for port in $a $b; do
 done
 
 ndir=$(readlink -f "$dir")/nginx
-mkdir -p "$ndir/logs" "$ndir/tmp"
-cat > "$ndir/nginx.conf" <<NGINX
-worker_processes 2;
-pid $ndir/nginx.pid;
-error_log $ndir/logs/error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $ndir/tmp/body;
-  proxy_temp_path $ndir/tmp/proxy;
-  fastcgi_temp_path $ndir/tmp/fastcgi;
-  uwsgi_temp_path $ndir/tmp/uwsgi;
-  scgi_temp_path $ndir/tmp/scgi;
-  keepalive_requests 1000000;
+mkdir -p "$ndir"
+{
+  nginx_conf_head "$ndir"
+  cat <<NGINX
   upstream one { server 127.0.0.1:$a; keepalive 64; }
   upstream two { server 127.0.0.1:$a; server 127.0.0.1:$b; keepalive 64; }
   server {
@@ -72,6 +61,7 @@ http {
   }
 }
 NGINX
+} > "$ndir/nginx.conf"
 nginx_start "$ndir" "$nginx"
 pids+=("$nginx_pid")
 wait_for "http://127.0.0.1:$one/readyz"

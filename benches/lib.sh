@@ -20,18 +20,18 @@ wait_for() { for _ in $(seq 150); do curl -sf -o /dev/null "$1" && return 0; sle
 # Refuses to run when something already answers on loopback port $1.
 port_free() { ! curl -s -o /dev/null "http://127.0.0.1:$1/" || { echo "port $1 is taken by another server" >&2; exit 1; }; }
 
-# Writes an nginx configuration to $1/nginx.conf: a server on 127.0.0.1:$2 whose root is
-# $1/html, serving files as they are and `.gz` files to clients that accept gzip (gzip_static),
-# with Cache-Control $3 and `Vary: accept-encoding`, for the types `mvt` and `pbf`.
-nginx_static_conf() {
-  local ndir=$1 port=$2 cache=$3
-  mkdir -p "$ndir/logs" "$ndir/tmp" "$ndir/html"
-  cat > "$ndir/nginx.conf" <<NGINX
+# Prints the start of an nginx configuration whose prefix is $1 (pid, logs and temporary files
+# there; 2 workers; no access log), up to the open `http {` block: the caller adds its servers
+# and the closing brace.
+nginx_conf_head() {
+  local ndir=$1
+  mkdir -p "$ndir/logs" "$ndir/tmp"
+  cat <<NGINX
 worker_processes 2;
 pid $ndir/nginx.pid;
 error_log $ndir/logs/error.log warn;
 daemon off;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http {
   access_log off;
   client_body_temp_path $ndir/tmp/body;
@@ -39,9 +39,21 @@ http {
   fastcgi_temp_path $ndir/tmp/fastcgi;
   uwsgi_temp_path $ndir/tmp/uwsgi;
   scgi_temp_path $ndir/tmp/scgi;
+  keepalive_requests 1000000;
+NGINX
+}
+
+# Writes an nginx configuration to $1/nginx.conf: a server on 127.0.0.1:$2 whose root is
+# $1/html, serving files as they are and `.gz` files to clients that accept gzip (gzip_static),
+# with Cache-Control $3 and `Vary: accept-encoding`, for the types `mvt` and `pbf`.
+nginx_static_conf() {
+  local ndir=$1 port=$2 cache=$3
+  mkdir -p "$ndir/html"
+  {
+    nginx_conf_head "$ndir"
+    cat <<NGINX
   sendfile on;
   tcp_nopush on;
-  keepalive_requests 1000000;
   types { application/vnd.mapbox-vector-tile mvt; application/x-protobuf pbf; }
   server {
     listen 127.0.0.1:$port;
@@ -54,6 +66,7 @@ http {
   }
 }
 NGINX
+  } > "$ndir/nginx.conf"
 }
 
 # Starts nginx on the configuration of nginx_static_conf (unprivileged: as nobody when run as

@@ -135,35 +135,7 @@ SQL
 
 # nginx: civicmap's gzipped tiles as files, sent as they are (gzip_static).
 ndir=$(readlink -f "$dir")/nginx
-mkdir -p "$ndir/logs" "$ndir/tmp" "$ndir/html"
-cat > "$ndir/nginx.conf" <<NGINX
-worker_processes 2;
-pid $ndir/nginx.pid;
-error_log $ndir/logs/error.log warn;
-daemon off;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $ndir/tmp/body;
-  proxy_temp_path $ndir/tmp/proxy;
-  fastcgi_temp_path $ndir/tmp/fastcgi;
-  uwsgi_temp_path $ndir/tmp/uwsgi;
-  scgi_temp_path $ndir/tmp/scgi;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  types { application/vnd.mapbox-vector-tile mvt; }
-  server {
-    listen 127.0.0.1:$nport;
-    root $ndir/html;
-    location /tiles/ {
-      gzip_static on;
-      add_header Cache-Control "public, max-age=0, must-revalidate";
-      add_header Vary accept-encoding;
-    }
-  }
-}
-NGINX
+nginx_static_conf "$ndir" "$nport" "public, max-age=0, must-revalidate"
 
 start_civicmap() { # $1: tile cache size in MiB (0: off)
   DATABASE_URL=$url "$bin" serve --listen "127.0.0.1:$cport" --tile-cache-mb "$1" 2>>"$dir/civicmap.log" &
@@ -176,14 +148,8 @@ start_martin() { # $1: cache size in MB (0: off)
   wait_for "http://127.0.0.1:$mport/health"
 }
 start_nginx() {
-  # Unprivileged: as nobody when run as root (the prefix is made readable and writable).
-  local run=()
-  if [ "$(id -u)" = 0 ]; then
-    chmod -R a+rwX "$ndir"
-    run=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
-  fi
-  "${run[@]}" "$nginx" -p "$ndir" -c "$ndir/nginx.conf" -e "$ndir/logs/error.log" >>"$ndir/logs/stderr.log" 2>&1 &
-  pids+=($!)
+  nginx_start "$ndir" "$nginx"
+  pids+=("$nginx_pid")
   local first="http://127.0.0.1:$nport/tiles/$slug/$(head -n1 "$dir/tiles.txt" | tr ' ' /).mvt"
   for _ in $(seq 150); do curl -sf -o /dev/null -H 'Accept-Encoding: gzip' "$first" && return 0; sleep 0.2; done
   echo "not up: nginx (see $ndir/logs)" >&2; return 1
