@@ -304,7 +304,9 @@ impl AddressIndexes {
     /// Indexes of at most `max_addresses` addresses each (0: always search in the database),
     /// and room for two of that size (a campaign's old index while its new one is built).
     pub fn new(max_addresses: usize) -> Self {
-        let capacity = 2 * max_addresses as u64 + 1_000;
+        let capacity = (max_addresses as u64)
+            .saturating_mul(2)
+            .saturating_add(1_000);
         Self {
             cache: moka::future::Cache::builder()
                 .max_capacity(capacity)
@@ -401,7 +403,7 @@ async fn build(db: &PgPool, campaign_id: i64, max: usize) -> sqlx::Result<Built>
                WHERE c.id = $1
                LIMIT $2"#,
             campaign_id,
-            max as i64 + 1,
+            i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1),
         )
         .fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
@@ -508,6 +510,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn any_limit_is_accepted() {
+        // `--address-index-max` takes any number: no overflow at the largest.
+        let _ = AddressIndexes::new(usize::MAX);
+        let _ = AddressIndexes::new(0);
     }
 
     fn index() -> AreaIndex {
