@@ -24,14 +24,8 @@ cargo build --release --quiet --bin civicmap
 port_free "$cport"
 port_free "$nport"
 bin=target/release/civicmap
-"$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true
-rm -rf "$dir"
-mkdir -p "$dir"
-pids=()
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done; pids=(); }
-trap 'stop_all; "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true' EXIT
+fresh_bench_database
 
-url=$("$bin" db start --data-dir "$dir" 2>/dev/null)
 if [ -n "${BASEMAP:-}" ]; then
   basemap=$(readlink -f "$BASEMAP")
   DATABASE_URL=$url "$bin" serve --listen "127.0.0.1:$cport" --basemap "$basemap" 2>"$dir/server.log" &

@@ -27,13 +27,7 @@ nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 cargo build --release --quiet --bin civicmap
 for p in $a $b $one $two; do port_free "$p"; done
 bin=target/release/civicmap
-"$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true
-rm -rf "$dir"
-mkdir -p "$dir"
-pids=()
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done; pids=(); }
-trap 'stop_all; "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true' EXIT
-url=$("$bin" db start --data-dir "$dir" 2>/dev/null)
+fresh_bench_database
 export DATABASE_URL=$url
 "$bin" demo --more-points "$size" >/dev/null 2>&1
 for port in $a $b; do

@@ -81,3 +81,18 @@ nginx_start() {
   "${run[@]}" "$nginx" -p "$ndir" -c "$ndir/nginx.conf" -e "$ndir/logs/error.log" >>"$ndir/logs/stderr.log" 2>&1 &
   nginx_pid=$!
 }
+
+# A fresh embedded database under $dir for the release binary $bin (any earlier one there is
+# stopped and removed), and on exit every process in $pids stopped, then the database: sets
+# `url`. Background processes are added with `pids+=($!)`.
+fresh_bench_database() {
+  "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  pids=()
+  trap 'stop_all; "$bin" db stop --data-dir "$dir" >/dev/null 2>&1 || true' EXIT
+  url=$("$bin" db start --data-dir "$dir" 2>/dev/null)
+}
+
+# Stops every process in $pids and waits for them.
+stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done; pids=(); }
