@@ -39,6 +39,11 @@ pub(super) enum DbCommand {
         /// Directory of the embedded PostgreSQL cluster.
         #[arg(long, env = "CIVICMAP_DATA_DIR", default_value = "var")]
         data_dir: PathBuf,
+        /// Make the cluster, if it does not exist yet, a streaming replica of the embedded
+        /// cluster under this directory (which must be running): for `--replica-url` on one
+        /// machine.
+        #[arg(long)]
+        standby_of: Option<PathBuf>,
     },
     /// Stop the embedded cluster.
     Stop {
@@ -171,9 +176,19 @@ pub(super) async fn migrate(db: DbArgs) -> anyhow::Result<()> {
 /// `civicmap db start|stop`.
 pub(super) async fn run(command: DbCommand) -> anyhow::Result<()> {
     match command {
-        DbCommand::Start { data_dir } => {
+        DbCommand::Start {
+            data_dir,
+            standby_of,
+        } => {
             let cluster = EmbeddedCluster::new(&data_dir)?;
-            cluster.start().await?;
+            match standby_of {
+                Some(primary) => {
+                    cluster
+                        .start_standby(&EmbeddedCluster::new(&primary)?)
+                        .await?
+                }
+                None => cluster.start().await?,
+            }
             println!("{}", cluster.url());
             Ok(())
         }

@@ -85,6 +85,21 @@ pub(super) struct ServeArgs {
     /// `127.0.0.1:9187`; keep it off the public network. Without it, no metrics are served.
     #[arg(long, env = "CIVICMAP_METRICS_LISTEN")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// PostgreSQL URL of a streaming replica of the database, for read-only work on published
+    /// figures (aggregates, time series, the districts layer, tiles, raw exports); repeat for
+    /// several, or separate them with commas in the variable. Writes, staff and a submitter's
+    /// own reads stay on the primary (docs/DEPLOY.md).
+    #[arg(
+        long = "replica-url",
+        env = "CIVICMAP_REPLICA_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    replica_urls: Vec<sqlx::postgres::PgConnectOptions>,
+    /// Seconds a replica may lag behind the primary and still be read from; a replica further
+    /// behind (or not answering) is skipped until it catches up.
+    #[arg(long, env = "CIVICMAP_REPLICA_MAX_LAG", default_value_t = 2.0)]
+    replica_max_lag: f64,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -140,6 +155,9 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 basemap,
                 fonts_dir: args.fonts.clone(),
                 address_index_max: args.address_index_max,
+                replicas: args.replica_urls.clone(),
+                replica_max_lag: Duration::try_from_secs_f64(args.replica_max_lag)
+                    .context("--replica-max-lag must be a number of seconds, 0 or more")?,
             },
         );
         if state.config.basemap.is_some() {

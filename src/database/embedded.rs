@@ -179,6 +179,46 @@ impl EmbeddedCluster {
         self.create_database().await
     }
 
+    /// Makes this cluster a streaming replica of `primary` (another embedded cluster, running)
+    /// if it does not exist yet: a copy by `pg_basebackup` over the primary's socket, set to
+    /// follow it (`standby.signal`, `primary_conninfo`) with `hot_standby_feedback` on, so that
+    /// long reads here do not see their rows vacuumed away on the primary. Then starts it
+    /// like [`Self::start`]. For trying replicas on one machine and for the tests; in
+    /// production the provider's or the DBA's replicas serve (docs/DEPLOY.md).
+    pub async fn start_standby(&self, primary: &EmbeddedCluster) -> anyhow::Result<()> {
+        if !self.data_dir().join("PG_VERSION").exists() {
+            self.prepare_dirs()?;
+            tracing::info!(dir = %self.data_dir().display(), "copying the primary for a standby");
+            let (data_dir, socket_dir, port) = (
+                self.data_dir(),
+                primary.socket_dir.clone(),
+                PORT.to_string(),
+            );
+            let args: [&OsStr; 12] = [
+                "-h".as_ref(),
+                socket_dir.as_os_str(),
+                "-p".as_ref(),
+                port.as_ref(),
+                "-U".as_ref(),
+                DATABASE.as_ref(),
+                "-D".as_ref(),
+                data_dir.as_os_str(),
+                "--write-recovery-conf".as_ref(),
+                "--wal-method=stream".as_ref(),
+                "--checkpoint=fast".as_ref(),
+                "--no-password".as_ref(),
+            ];
+            self.run("pg_basebackup", &args).await?;
+            // After the primary_conninfo that --write-recovery-conf appended.
+            let auto_conf = data_dir.join("postgresql.auto.conf");
+            let mut conf = std::fs::read_to_string(&auto_conf)
+                .with_context(|| format!("cannot read {}", auto_conf.display()))?;
+            conf.push_str("hot_standby_feedback = on\n");
+            std::fs::write(&auto_conf, conf)?;
+        }
+        self.start().await
+    }
+
     /// The postmaster's process id, from `postmaster.pid`, if it is alive.
     pub fn postmaster(&self) -> Option<nix::unistd::Pid> {
         let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;

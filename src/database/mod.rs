@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod embedded;
+pub mod replicas;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +38,15 @@ pub fn writer_pool(pool: &PgPool, size: u32) -> PgPool {
         .application_name("civicmap-writer")
         .options([("plan_cache_mode", "force_generic_plan")]);
     lazy_pool(options, size.max(1))
+}
+
+/// A pool over a read replica ([`replicas`]): lazy like [`pool`], and read-only even if the
+/// URL is a primary's by mistake.
+pub fn replica_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
+    let options = options
+        .application_name("civicmap-replica")
+        .options([("default_transaction_read_only", "on")]);
+    lazy_pool(options, max_connections)
 }
 
 /// A pool of one connection beside `pool`, for the task that listens for version changes

@@ -157,13 +157,18 @@ pub async fn districts_geojson(
         basis: Basis::Data(data_version),
         request: "districts.geojson".to_owned(),
     };
-    let body = state
-        .responses
-        .get_or_build(Some(key), async {
-            Ok(serde_json::to_vec(&layer(&state.db, &campaign).await?)
-                .map_err(anyhow::Error::from)?)
-        })
-        .await?;
+    let body =
+        state
+            .responses
+            .get_or_build(Some(key), async {
+                let reads = state
+                    .reads
+                    .at(campaign.id, campaign.config_version, data_version)
+                    .await;
+                Ok(serde_json::to_vec(&layer(&reads, &campaign).await?)
+                    .map_err(anyhow::Error::from)?)
+            })
+            .await?;
     Ok(body.respond(&headers, "application/geo+json", None))
 }
 

@@ -107,7 +107,11 @@ async fn aggregates(
     let body = state
         .responses
         .get_or_build(key, async {
-            let aggregate = super::compute(&state.db, &campaign, &request, snapshot).await?;
+            let reads = state
+                .reads
+                .at(campaign.id, campaign.config_version, data_version)
+                .await;
+            let aggregate = super::compute(&reads, &campaign, &request, snapshot).await?;
             Ok(match format {
                 Format::GeoJson => serde_json::to_vec(&format::geojson(&aggregate, &campaign.slug))
                     .map_err(anyhow::Error::from)?,
@@ -192,8 +196,11 @@ pub async fn timeseries_csv(
     let body = state
         .responses
         .get_or_build(Some(key), async {
-            let series =
-                super::timeseries::compute(&state.db, &campaign, &request, snapshot).await?;
+            let reads = state
+                .reads
+                .at(campaign.id, campaign.config_version, data_version)
+                .await;
+            let series = super::timeseries::compute(&reads, &campaign, &request, snapshot).await?;
             Ok(super::timeseries::csv(&series, flavour).map_err(anyhow::Error::from)?)
         })
         .await?;
@@ -268,9 +275,17 @@ async fn raw_response(
     .await?;
     let (sender, mut receiver) =
         tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(raw::CHUNKS_IN_FLIGHT);
+    // The rows from a replica that holds the versions this instance knows, else the primary.
+    let (config_version, data_version) = state.versions.get(campaign.id).await?;
+    let reads = state
+        .reads
+        .at(campaign.id, config_version, data_version)
+        .await;
     let db = state.db.clone();
     tokio::spawn(async move {
-        if let Err(e) = raw::export_audited(db, entry, campaign, filter, format, sender).await {
+        if let Err(e) =
+            raw::export_audited(db, reads, entry, campaign, filter, format, sender).await
+        {
             tracing::warn!(error = %e, "raw export or its audit entry failed");
         }
     });

@@ -193,12 +193,14 @@ pub async fn export_and_audit(
     sink: Sink,
 ) -> anyhow::Result<u64> {
     let entry = begin_audit(&db, actor, &campaign, &filter, format).await?;
-    export_audited(db, entry, campaign, filter, format, sink).await
+    export_audited(db.clone(), db, entry, campaign, filter, format, sink).await
 }
 
-/// Streams the export into `sink` and adds its outcome to audit entry `entry`.
+/// Streams the export into `sink`, reading from `reads` (the primary or a replica), and adds
+/// its outcome to audit entry `entry` on `db` (the primary).
 pub async fn export_audited(
     db: PgPool,
+    reads: PgPool,
     entry: i64,
     campaign: Campaign,
     filter: Filter,
@@ -206,7 +208,7 @@ pub async fn export_audited(
     sink: Sink,
 ) -> anyhow::Result<u64> {
     let mut rows = 0;
-    let result = stream(&db, &campaign, &filter, format, &sink, &mut rows).await;
+    let result = stream(&reads, &campaign, &filter, format, &sink, &mut rows).await;
     let error = result.as_ref().err().map(|e| e.to_string());
     if let Some(error) = &error {
         tracing::warn!(campaign = %campaign.slug, %error, "raw export stopped");

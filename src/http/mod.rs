@@ -69,6 +69,9 @@ pub struct Shared {
     pub fonts: crate::basemap::glyphs::Fonts,
     /// Each campaign's addresses in memory, for the address search.
     pub addresses: crate::addresses::index::AddressIndexes,
+    /// Where read-only work on published data goes: a replica that holds the versions asked
+    /// for, else the primary ([`crate::database::replicas`]).
+    pub reads: crate::database::replicas::Replicas,
 }
 
 impl AppState {
@@ -88,6 +91,11 @@ impl AppState {
             health: Default::default(),
             fonts: crate::basemap::glyphs::Fonts::new(&config.fonts_dir),
             addresses: crate::addresses::index::AddressIndexes::new(config.address_index_max),
+            reads: crate::database::replicas::Replicas::start(
+                db.clone(),
+                &config.replicas,
+                config.replica_max_lag,
+            ),
             db,
             config: Arc::new(config),
             campaigns: Default::default(),
@@ -142,6 +150,10 @@ pub struct ServerConfig {
     /// Most addresses a campaign's address index holds in memory; a larger area is searched
     /// in the database (`--address-index-max`; 0: always in the database).
     pub address_index_max: usize,
+    /// Streaming replicas for read-only work on published data (`--replica-url`).
+    pub replicas: Vec<sqlx::postgres::PgConnectOptions>,
+    /// A replica further behind the primary than this is not read from (`--replica-max-lag`).
+    pub replica_max_lag: Duration,
 }
 
 impl ServerConfig {
@@ -158,6 +170,8 @@ impl ServerConfig {
             basemap: None,
             fonts_dir: crate::basemap::glyphs::DEFAULT_FONTS_DIR.into(),
             address_index_max: crate::addresses::index::DEFAULT_MAX_ADDRESSES,
+            replicas: Vec::new(),
+            replica_max_lag: crate::database::replicas::DEFAULT_MAX_LAG,
         }
     }
 }

@@ -96,7 +96,7 @@ pub async fn tile(
     let tile = state
         .tiles
         .get(
-            &state.db,
+            &state.reads,
             &campaign,
             data_version,
             state

@@ -187,7 +187,7 @@ impl TileCache {
     /// `snapshot` (demand), built once and shared by concurrent requests.
     pub async fn get(
         &self,
-        db: &PgPool,
+        reads: &crate::database::replicas::Replicas,
         campaign: &Arc<Campaign>,
         data_version: i64,
         snapshot: time::OffsetDateTime,
@@ -204,6 +204,10 @@ impl TileCache {
         self.tiles
             .try_get_with(key, async {
                 metrics::counter!("civicmap_tile_builds_total").increment(1);
+                // A replica holding these versions, else the primary.
+                let db = &reads
+                    .at(campaign.id, campaign.config_version, data_version)
+                    .await;
                 let hexagons = self
                     .hexagons
                     .try_get_with(

@@ -400,13 +400,7 @@ async fn the_query_never_reaches_the_log() {
         civicmap::auth::create_token(&pool, "log test", civicmap::auth::Role::Admin, None)
             .await
             .unwrap();
-    let app = TestApp {
-        addr: ([127, 0, 0, 1], port).into(),
-        db: pool,
-        client: reqwest::Client::new(),
-        admin_token,
-        health: Default::default(),
-    };
+    let app = TestApp::remote(([127, 0, 0, 1], port).into(), pool, admin_token);
     app.open_campaign("logged", json!({})).await;
     import(&app, &town()).await;
     let marker = "Qwxzyk";

@@ -244,14 +244,7 @@ async fn no_token_or_edit_token_ever_reaches_the_log() {
         civicmap::auth::create_token(&pool, "log test", civicmap::auth::Role::Admin, None)
             .await
             .unwrap();
-    let app = TestApp {
-        addr: ([127, 0, 0, 1], port).into(),
-        db: pool,
-        client: reqwest::Client::new(),
-        admin_token: admin_token.clone(),
-        // A separate process: its own view of the database is not ours to read.
-        health: Default::default(),
-    };
+    let app = TestApp::remote(([127, 0, 0, 1], port).into(), pool, admin_token.clone());
     app.open_campaign("logged", settings(json!([]))).await;
     let receipt = app.contribute("logged", 2.05, 48.05, answers()).await;
     let (id, edit_token) = (receipt.id.to_string(), receipt.edit_token.as_str());

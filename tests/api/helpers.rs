@@ -148,6 +148,8 @@ pub struct TestApp {
     pub admin_token: String,
     /// The server's view of its database (see `civicmap::database::Health`).
     pub health: civicmap::database::Health,
+    /// Where the server sends its read-only work (see `civicmap::database::replicas`).
+    pub reads: civicmap::database::replicas::Replicas,
 }
 
 impl TestApp {
@@ -173,6 +175,7 @@ impl TestApp {
         let header_read_timeout = config.header_read_timeout;
         let state = AppState::new(db.clone(), config);
         let health = state.health.clone();
+        let reads = state.reads.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(civicmap::http::serve_with(
@@ -191,6 +194,25 @@ impl TestApp {
             client: reqwest::Client::new(),
             admin_token,
             health,
+            reads,
+        }
+    }
+
+    /// A server running in another process at `addr` over `db`, called with `admin_token`:
+    /// its view of the database (health, replicas) is not ours to read, and these stand-ins
+    /// say nothing about it.
+    pub fn remote(addr: SocketAddr, db: PgPool, admin_token: String) -> Self {
+        Self {
+            addr,
+            reads: civicmap::database::replicas::Replicas::start(
+                db.clone(),
+                &[],
+                Default::default(),
+            ),
+            db,
+            client: reqwest::Client::new(),
+            admin_token,
+            health: Default::default(),
         }
     }
 
