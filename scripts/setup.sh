@@ -3,7 +3,7 @@
 # PostgreSQL 15+ with PostGIS 3 (server binaries for the embedded cluster), the Noto fonts of
 # the basemap's labels, and, with
 # --browser (what `make test` needs), Debian's Chromium for the widget's browser tests,
-# GDAL's command-line tools for the export tests, nginx for the proxy-cache test, and Python's
+# GDAL's command-line tools for the export tests, poppler's pdftotext for the report's, nginx for the proxy-cache test, and Python's
 # venv for schemathesis.
 # Debian/Ubuntu only.
 set -euo pipefail
@@ -24,6 +24,8 @@ if [ "${1:-}" = "--browser" ]; then
   command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need+=(chromium)
   # GDAL's ogrinfo and ogr2ogr: the tests check that GIS tools read our exports.
   command -v ogrinfo >/dev/null || need+=(gdal-bin)
+  # poppler-utils: tests/api/report.rs reads the operator's report back with pdftotext.
+  command -v pdftotext >/dev/null || need+=(poppler-utils)
   # nginx: tests/api/cdn.rs runs civicmap behind its proxy_cache (docs/DEPLOY.md), as the
   # user running the tests, with a configuration of its own on a loopback port.
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)

@@ -229,6 +229,7 @@ fn declared(widget_dir: &Path) -> (Routes, Routes) {
         .merge(crate::tiles::http::routes())
         .merge(crate::basemap::http::routes())
         .merge(crate::exports::http::routes())
+        .merge(crate::report::http::routes())
         .merge(crate::auth::http::routes())
         .merge(crate::audit::http::routes())
         .merge(crate::moderation::http::routes())

@@ -29,6 +29,7 @@ mod padding;
 mod privacy;
 mod publication;
 mod replicas;
+mod report;
 mod retention;
 mod scale;
 mod submissions;
