@@ -21,6 +21,7 @@ pub mod location;
 pub mod moderation;
 pub mod retention;
 pub mod safety;
+pub mod story;
 pub mod submissions;
 pub mod synthetic;
 #[cfg(test)]

@@ -28,5 +28,6 @@ mod padding;
 mod privacy;
 mod publication;
 mod retention;
+mod story;
 mod submissions;
 mod tiles;
