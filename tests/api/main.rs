@@ -20,6 +20,7 @@ mod faults;
 mod flood;
 mod hardening;
 mod helpers;
+mod households;
 mod limits;
 mod metrics;
 mod moderation;
