@@ -137,6 +137,87 @@ pub async fn add_points(pool: &PgPool, n: usize, seed: u64) -> anyhow::Result<()
     Ok(())
 }
 
+/// Households per district of the demo (code;households): SYNTHETIC figures, not INSEE's,
+/// of a plausible size (Nanterre has about 45,000 households over its 11 districts), so that
+/// the demo shows contributions per 1,000 households.
+pub const DEMO_HOUSEHOLDS: &str = "code;households
+la-boule-champs-pierreux;4800
+universite;4100
+republique;3900
+centre;5600
+chemin-de-l-ile;3700
+parc-nord;4300
+parc-sud;3600
+petit-nanterre;3200
+plateau-mont-valerien;4600
+vieux-pont-sainte-genevieve;4400
+les-groues;2800
+";
+
+/// Loads [`DEMO_HOUSEHOLDS`] into the demo campaign.
+pub async fn add_households(pool: &PgPool) -> anyhow::Result<()> {
+    crate::districts::households::import(
+        pool,
+        crate::audit::Actor::System("demo"),
+        SLUG,
+        DEMO_HOUSEHOLDS,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The demo's story: three milestones, dated from today (an invented story, like the
+/// households), so that the widget's timeline has something to show.
+pub async fn add_story(pool: &PgPool) -> anyhow::Result<()> {
+    let campaign = campaigns::get(pool, SLUG).await?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let entries = [
+        (
+            -30,
+            "milestone",
+            ("Lancement de la campagne", "Campaign launched"),
+            (
+                "La ville ouvre la carte : chaque foyer qui attend la fibre peut s'y placer.",
+                "The city opens the map: every household waiting for fibre can put itself on it.",
+            ),
+        ),
+        (
+            -7,
+            "update",
+            (
+                "Premier bilan avec l'opérateur",
+                "First review with the operator",
+            ),
+            (
+                "Les premiers chiffres par quartier ont été présentés à l'opérateur, qui étudie les Groues et le Petit-Nanterre en priorité.",
+                "The first figures by district were shown to the operator, who is looking at Les Groues and Petit-Nanterre first.",
+            ),
+        ),
+        (
+            45,
+            "milestone",
+            (
+                "Rapport remis à l'opérateur",
+                "Report handed to the operator",
+            ),
+            (
+                "À la clôture, la ville remettra à l'opérateur le rapport de la demande, quartier par quartier.",
+                "When the campaign closes, the city will hand the operator the report of the demand, district by district.",
+            ),
+        ),
+    ];
+    for (days, kind, (title_fr, title_en), (text_fr, text_en)) in entries {
+        let input: crate::story::EntryInput = serde_json::from_value(json!({
+            "kind": kind,
+            "date": (today + time::Duration::days(days)).to_string(),
+            "title": {"fr": title_fr, "en": title_en},
+            "text": {"fr": text_fr, "en": text_en},
+        }))?;
+        crate::story::create(pool, crate::audit::Actor::System("demo"), &campaign, input).await?;
+    }
+    Ok(())
+}
+
 /// Loads the demo's synthetic addresses (see [`crate::addresses::synthetic::demo_csv`]) for
 /// the address search. A real address file imported later replaces them (same commune).
 pub async fn add_addresses(pool: &PgPool) -> anyhow::Result<()> {
@@ -172,6 +253,8 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<(Campaign, bool)> {
     };
     campaigns::update(pool, SLUG, open).await?;
     add_points(pool, POINTS, 2026).await?;
+    add_households(pool).await?;
+    add_story(pool).await?;
     add_addresses(pool).await?;
     tracing::info!(campaign = SLUG, points = POINTS, "demo campaign loaded");
     Ok((campaigns::get(pool, SLUG).await?, true))
@@ -191,4 +274,23 @@ pub async fn basemap(pool: &PgPool, path: &std::path::Path) -> anyhow::Result<st
         "demo basemap written (synthetic streets)"
     );
     Ok(path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_households_name_every_district_once() {
+        let collection: Value = serde_json::from_str(NANTERRE_DISTRICTS).unwrap();
+        let codes: Vec<String> = collection["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["properties"]["code"].as_str().unwrap().to_owned())
+            .collect();
+        let households = crate::districts::households::parse(DEMO_HOUSEHOLDS, &codes).unwrap();
+        assert_eq!(households.len(), codes.len());
+        assert_eq!(households.values().sum::<i64>(), 45_000);
+    }
 }

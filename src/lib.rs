@@ -22,6 +22,7 @@ pub mod moderation;
 pub mod report;
 pub mod retention;
 pub mod safety;
+pub mod story;
 pub mod submissions;
 pub mod synthetic;
 #[cfg(test)]

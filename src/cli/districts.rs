@@ -1,4 +1,5 @@
-//! `civicmap districts import`: a campaign's districts from a GeoJSON file.
+//! `civicmap districts import`: a campaign's districts from a GeoJSON file;
+//! `civicmap districts households`: their households from a CSV of `code;households` lines.
 
 use std::path::PathBuf;
 
@@ -24,10 +25,52 @@ pub(super) enum DistrictsCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Replace the households of a campaign's districts with a CSV of `code;households` lines
+    /// (`,`, `;` or a tab; a header allowed; UTF-8), for contributions per 1,000 households.
+    Households {
+        /// Campaign name (slug).
+        campaign: String,
+        /// CSV file.
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 pub(super) async fn run(command: DistrictsCommand) -> anyhow::Result<()> {
     match command {
+        DistrictsCommand::Households { campaign, file, db } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("{} is not UTF-8 text", file.display()))?;
+            with_migrated_database(&db, |pool| async move {
+                let actor = crate::audit::Actor::Cli;
+                match crate::districts::households::import(&pool, actor, &campaign, &text).await {
+                    Ok(report) => {
+                        println!(
+                            "households of {} districts of `{campaign}` imported ({} in all)",
+                            report.districts, report.households
+                        );
+                        if !report.missing.is_empty() {
+                            println!("  no households for: {}", report.missing.join(", "));
+                        }
+                        Ok(())
+                    }
+                    Err(crate::districts::DistrictError::Invalid(invalid)) => {
+                        for field in &invalid.0 {
+                            eprintln!("  {}: {}", field.field, field.detail);
+                        }
+                        anyhow::bail!(
+                            "{} lines are invalid; nothing was imported",
+                            invalid.0.len()
+                        )
+                    }
+                    Err(error) => Err(error.into()),
+                }
+            })
+            .await
+        }
         DistrictsCommand::Import {
             campaign,
             file,

@@ -28,7 +28,7 @@ impl From<DistrictError> for ApiError {
     }
 }
 
-/// Largest district file accepted by the API.
+/// Largest district file accepted by the API (the households' CSV keeps axum's 2 MB).
 const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
 
 /// `/api/v1/campaigns/{slug}/districts.geojson` and `/api/v1/admin/campaigns/{slug}/districts`.
@@ -40,6 +40,40 @@ pub fn routes() -> Routes {
             Private,
             routes!(import_districts).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
         )
+        .add(ADMIN, Private, routes!(import_households))
+}
+
+/// Replaces the number of households of a campaign's districts with a CSV of
+/// `code;households` lines (`,`, `;` or a tab; a header line is allowed; UTF-8). All or
+/// nothing: every bad line is named (`line 3`: bad code, not a number, unknown district).
+#[utoipa::path(put, path = "/api/v1/admin/campaigns/{slug}/households", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "Campaign name")),
+    request_body(content = String, content_type = "text/csv", description = "`code;households` per line, e.g. `centre;4200`"),
+    responses(
+        (status = 200, description = "Imported", body = super::households::HouseholdsReport),
+        (status = 404, description = "No such campaign", body = Problem),
+        (status = 422, description = "Bad lines, each named (`line 3`), or no districts yet", body = Problem),
+    ))]
+pub async fn import_households(
+    admin: Authorized<Admin>,
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<super::households::HouseholdsReport>> {
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::from(crate::validation::Invalid::field(
+            "body",
+            format!(
+                "is not UTF-8 text (byte {}): save the CSV as UTF-8",
+                e.valid_up_to()
+            ),
+        ))
+    })?;
+    let report =
+        super::households::import(&state.db, crate::audit::Actor::Staff(&admin.0), &slug, text)
+            .await?;
+    state.campaigns.invalidate(&slug).await;
+    Ok(Json(report))
 }
 
 /// Which properties of the features hold the districts' names and codes.
@@ -139,7 +173,7 @@ pub async fn import_districts(
 #[utoipa::path(get, path = "/api/v1/campaigns/{slug}/districts.geojson", tag = "public",
     params(("slug" = String, Path, description = "Campaign name")),
     responses(
-        (status = 200, description = "GeoJSON FeatureCollection; each feature has code, name, count, withheld, target and progress (count / target)", content_type = "application/geo+json", body = Object),
+        (status = 200, description = "GeoJSON FeatureCollection; each feature has code, name, count, withheld, target, progress (count / target), households (on file, or null) and per_1000_households (count per 1,000 households, null when the count is withheld)", content_type = "application/geo+json", body = Object),
         (status = 304, description = "Not modified since the ETag given in If-None-Match"),
         (status = 404, description = "No such public campaign", body = Problem),
     ))]
@@ -174,9 +208,10 @@ pub async fn districts_geojson(
 
 /// The districts layer of `campaign`: outlines with their published counts.
 async fn layer(db: &sqlx::PgPool, campaign: &crate::campaigns::Campaign) -> ApiResult<Value> {
-    let (shapes, counts) = tokio::try_join!(
+    let (shapes, counts, households) = tokio::try_join!(
         super::shapes(db, campaign.id),
-        crate::aggregates::district_counts(db, campaign.id)
+        crate::aggregates::district_counts(db, campaign.id),
+        super::households::of(db, campaign.id)
     )?;
     let published = counts.published(i64::from(campaign.privacy.min_count));
     let features: Vec<Value> = shapes
@@ -190,12 +225,15 @@ async fn layer(db: &sqlx::PgPool, campaign: &crate::campaigns::Campaign) -> ApiR
                 .count
                 .zip(target.filter(|t| *t > 0))
                 .map(|(c, t)| ((c as f64 / t as f64) * 1e4).round() / 1e4);
+            // The rate comes from the published count alone: withheld with it.
+            let homes = households.get(&shape.code).copied();
+            let per_1000 = super::households::per_thousand(count, homes);
             json!({
                 "type": "Feature",
                 "id": shape.code,
                 "properties": {
                     "code": shape.code, "name": shape.name, "count": count.count, "withheld": count.withheld,
-                    "target": target, "progress": progress,
+                    "target": target, "progress": progress, "households": homes, "per_1000_households": per_1000,
                 },
                 "geometry": shape.geometry.0,
             })

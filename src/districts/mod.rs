@@ -1,6 +1,7 @@
 //! Districts: the polygons a campaign counts by, imported from GeoJSON.
 
 pub mod geometry;
+pub mod households;
 pub mod http;
 
 use serde::Serialize;

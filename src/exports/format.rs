@@ -197,7 +197,8 @@ fn count_json(count: PublishedCount) -> Value {
 
 /// The aggregates as a GeoJSON FeatureCollection. Each feature's properties are flat (GDAL
 /// and QGIS read them as columns): the area's key, `count` (`null` when withheld) and
-/// `withheld`, the district's `target` and `progress`, `sum_{field}`, and one
+/// `withheld`, the district's `target`, `progress`, `households` and `per_1000_households`
+/// (withheld with the count), `sum_{field}`, and one
 /// `{field}={answer}` count per answer of a breakdown.
 pub fn geojson(aggregate: &Aggregate, slug: &str) -> Value {
     let request = &aggregate.request;
@@ -229,6 +230,14 @@ pub fn geojson(aggregate: &Aggregate, slug: &str) -> Value {
                     "progress".into(),
                     area.progress()
                         .map_or(Value::Null, |x| json!((x * 1e4).round() / 1e4)),
+                );
+                p.insert(
+                    "households".into(),
+                    area.households.map_or(Value::Null, Value::from),
+                );
+                p.insert(
+                    "per_1000_households".into(),
+                    area.per_thousand().map_or(Value::Null, |x| json!(x)),
                 );
             }
             if let Some(field) = &request.sum {
@@ -288,9 +297,18 @@ pub fn csv(aggregate: &Aggregate, flavour: Csv) -> std::io::Result<Vec<u8>> {
     let request = &aggregate.request;
     let mut out = flavour.writer(Vec::new())?;
     let mut header: Vec<String> = match request.by {
-        By::District => ["code", "name", "count", "withheld", "target", "progress"]
-            .map(String::from)
-            .to_vec(),
+        By::District => [
+            "code",
+            "name",
+            "count",
+            "withheld",
+            "target",
+            "progress",
+            "households",
+            "per_1000_households",
+        ]
+        .map(String::from)
+        .to_vec(),
         By::H3(_) => ["h3", "resolution", "districts", "count", "withheld"]
             .map(String::from)
             .to_vec(),
@@ -314,6 +332,10 @@ pub fn csv(aggregate: &Aggregate, flavour: Csv) -> std::io::Result<Vec<u8>> {
                 area.target.map(|t| t.to_string()).unwrap_or_default(),
                 area.progress()
                     .map(|p| flavour.number(p, 4))
+                    .unwrap_or_default(),
+                area.households.map(|h| h.to_string()).unwrap_or_default(),
+                area.per_thousand()
+                    .map(|r| flavour.number(r, 1))
                     .unwrap_or_default(),
             ],
             By::H3(r) => vec![

@@ -307,6 +307,8 @@ pub struct Area {
     pub sum: Option<f64>,
     /// The district's target, if the campaign set one.
     pub target: Option<i64>,
+    /// The district's households, when the campaign has them on file.
+    pub households: Option<i64>,
 }
 
 impl Area {
@@ -316,6 +318,11 @@ impl Area {
             (Some(count), Some(target)) if target > 0 => Some(count as f64 / target as f64),
             _ => None,
         }
+    }
+
+    /// Contributions per 1,000 households, from the published count alone (withheld with it).
+    pub fn per_thousand(&self) -> Option<f64> {
+        crate::districts::households::per_thousand(self.count, self.households)
     }
 }
 
@@ -590,6 +597,10 @@ pub async fn compute(
     )
     .await?;
     let targets = &campaign.targets;
+    let households = match request.by {
+        By::District => crate::districts::households::of(db, campaign.id).await?,
+        By::H3(_) => Default::default(),
+    };
 
     // Districts: the same rule as the districts layer.
     let mut district_counts = vec![Tally::default(); outside + 1];
@@ -655,6 +666,7 @@ pub async fn compute(
                     breakdown: district_breakdown[i].clone(),
                     sum: sum_of(count, district_sums[i], district_sum_withheld[i]),
                     target: targets.get(&d.code).copied(),
+                    households: households.get(&d.code).copied(),
                 });
             }
             // Points inside the campaign's area but in no district: always listed (withheld
@@ -675,6 +687,7 @@ pub async fn compute(
                         district_sum_withheld[outside],
                     ),
                     target: None,
+                    households: None,
                 });
             }
         }
@@ -818,6 +831,7 @@ pub async fn compute(
                         cell_parts.iter().any(|p| p.sum_withheld),
                     ),
                     target: None,
+                    households: None,
                 });
             }
         }

@@ -225,6 +225,7 @@ fn declared(widget_dir: &Path) -> (Routes, Routes) {
     let open = Routes::new()
         .merge(crate::campaigns::http::routes())
         .merge(crate::districts::http::routes())
+        .merge(crate::story::http::routes())
         .merge(crate::addresses::http::routes())
         .merge(crate::tiles::http::routes())
         .merge(crate::basemap::http::routes())

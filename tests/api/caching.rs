@@ -33,6 +33,8 @@ fn expected(route: &Route) -> Expect {
     }
     match route.path.as_str() {
         "/api/v1/campaigns/{slug}"
+        | "/api/v1/campaigns/{slug}/story"
+        | "/api/v1/campaigns/{slug}/story.atom"
         | "/tiles/{tilejson}"
         | "/embed/{campaign}"
         | "/embed/{campaign}/edit" => Expect::Live("settings"),

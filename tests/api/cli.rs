@@ -73,6 +73,33 @@ async fn tokens_and_district_imports_from_the_command_line() {
 
     let missing = civicmap(&url, &["districts", "import", "nope", path]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no campaign named `nope`"));
+
+    // Their households, from a CSV: every bad line named, then the demo's (synthetic) figures.
+    let csv = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(csv.path(), "code;households\ncentre;beaucoup\nnowhere;3\n").unwrap();
+    let csv_path = csv.path().to_str().unwrap();
+    let refused = civicmap(&url, &["districts", "households", "cli", csv_path]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("line 2: `beaucoup` is not a whole number"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 3: no district with code `nowhere`"),
+        "{stderr}"
+    );
+    std::fs::write(csv.path(), civicmap::demo::DEMO_HOUSEHOLDS).unwrap();
+    let imported = civicmap(&url, &["districts", "households", "cli", csv_path]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&imported.stdout).trim(),
+        "households of 11 districts of `cli` imported (45000 in all)"
+    );
 }
 
 #[tokio::test]

@@ -259,6 +259,8 @@ async fn aggregates_equal_an_independent_brute_force_count() {
             "withheld",
             "target",
             "progress",
+            "households",
+            "per_1000_households",
             "lon",
             "lat",
             "connection=adsl",
@@ -286,14 +288,17 @@ async fn excel_csv_has_a_bom_semicolons_and_decimal_commas() {
     let text = std::str::from_utf8(&bytes).unwrap();
     assert!(text.starts_with('\u{feff}'));
     let lines: Vec<&str> = text.trim_start_matches('\u{feff}').lines().collect();
-    assert_eq!(lines[0], "code;name;count;withheld;target;progress;lon;lat");
+    assert_eq!(
+        lines[0],
+        "code;name;count;withheld;target;progress;households;per_1000_households;lon;lat"
+    );
     let west: Vec<&str> = lines
         .iter()
         .find(|l| l.starts_with("west;"))
         .unwrap()
         .split(';')
         .collect();
-    assert!(west[6].contains(',') && !west[6].contains('.'), "{west:?}");
+    assert!(west[8].contains(',') && !west[8].contains('.'), "{west:?}");
     let problem = problem(
         app.get("/api/v1/campaigns/excel/aggregates.csv?excel=yes")
             .await,

@@ -30,6 +30,9 @@ pub const PUBLIC_PATHS: &[&str] = &[
     "/api/v1/campaigns/{slug}/aggregates.geojson?by=h3:10",
     "/api/v1/campaigns/{slug}/aggregates.csv?by=h3:9",
     "/api/v1/campaigns/{slug}/timeseries.csv",
+    "/api/v1/campaigns/{slug}/story",
+    "/api/v1/campaigns/{slug}/story.atom",
+    "/api/v1/campaigns/{slug}/story.atom?lang=en",
     "/api/v1/campaigns/{slug}/addresses?q=rue",
     "/api/v1/campaigns/{slug}/timeseries.csv?interval=week&by=district",
     "/tiles/{slug}.json",
@@ -252,6 +255,19 @@ fn scan_csv_counts(name: &str, text: &str, leaks: &mut Vec<String>) {
                 leaks.push(format!("{name}: {header} = {n}, below k = {K}"));
             }
         }
+        // A rate (with the public households) is its count: shown only beside a shown count.
+        let cell = |h: &str| {
+            headers
+                .iter()
+                .position(|c| c == h)
+                .map(|i| record[i].to_owned())
+        };
+        if let Some(rate) = cell("per_1000_households").filter(|r| !r.is_empty()) {
+            let count = cell("count").and_then(|c| c.parse::<i64>().ok());
+            if count.is_none_or(|c| c < K) || cell("withheld").as_deref() == Some("true") {
+                leaks.push(format!("{name}: a rate {rate} beside a withheld count"));
+            }
+        }
     }
 }
 
@@ -290,6 +306,16 @@ fn scan_presence(name: &str, text: &str, leaks: &mut Vec<String>) {
 fn scan_counts(name: &str, value: &Value, leaks: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
+            // A rate (with the public households) is its count: shown only beside a shown count.
+            if let Some(rate) = map.get("per_1000_households").filter(|r| !r.is_null())
+                && (map
+                    .get("count")
+                    .and_then(Value::as_i64)
+                    .is_none_or(|c| c < K)
+                    || map.get("withheld") == Some(&json!(true)))
+            {
+                leaks.push(format!("{name}: a rate {rate} beside a withheld count"));
+            }
             for (key, v) in map {
                 // `count`, and the `{field}={answer}` counts of a breakdown.
                 if (key == "count" || key.contains('='))
@@ -584,6 +610,31 @@ async fn no_public_response_holds_a_position_free_text_id_token_or_small_count()
         (None, None),
         "3 and 2: withheld"
     );
+    // Households on file, so that every rate is scanned: a rate of a withheld count would be
+    // the count itself (east has one household: its rate would be its count × 1,000).
+    let households = app
+        .request_as(
+            Some(&app.admin_token),
+            Method::PUT,
+            "/api/v1/admin/campaigns/scan/households",
+            None,
+        )
+        .await;
+    assert_eq!(
+        households.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "an empty file is refused"
+    );
+    let households = app
+        .client
+        .put(app.url("/api/v1/admin/campaigns/scan/households"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body("code;households\nwest;1000\nmiddle;3\neast;1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(households.status(), StatusCode::OK);
 
     let mut scan = Scan {
         app: &app,
@@ -782,6 +833,33 @@ fn the_scan_catches_each_kind_of_leak() {
     );
     scan_csv_counts("excel", "\u{feff}code;count\r\nwest;4\r\n", &mut small_csv);
     assert_eq!(small_csv.len(), 2, "{small_csv:?}");
+
+    // A rate beside a withheld count (it would tell the count, with the public households).
+    let mut rates = Vec::new();
+    scan_counts(
+        "rate",
+        &json!({"features": [{"properties": {"count": null, "withheld": true, "households": 1, "per_1000_households": 3000.0}}]}),
+        &mut rates,
+    );
+    scan_csv_counts(
+        "rate-csv",
+        "code,count,withheld,households,per_1000_households\r\neast,,true,1,3000.0\r\n",
+        &mut rates,
+    );
+    assert_eq!(rates.len(), 2, "{rates:?}");
+    let mut fine = Vec::new();
+    scan_counts(
+        "rate",
+        &json!({"features": [{"properties": {"count": 22, "withheld": false, "households": 1000, "per_1000_households": 22.0}},
+                             {"properties": {"count": null, "withheld": true, "households": 1, "per_1000_households": null}}]}),
+        &mut fine,
+    );
+    scan_csv_counts(
+        "rate-csv",
+        "code,count,withheld,households,per_1000_households\r\nwest,22,false,1000,22.0\r\neast,,true,1,\r\n",
+        &mut fine,
+    );
+    assert!(fine.is_empty(), "{fine:?}");
 
     // A withheld place listed at all, in CSV or GeoJSON; a withheld district is no leak.
     let mut presence = Vec::new();

@@ -3,13 +3,14 @@
 import { Api, ApiError, uuid4 } from '../lib/api';
 import { describeSubmitError, minFillSeconds, ProofOfWork, sendProtected } from '../lib/protect';
 import { breaksFor, colorFor, totalOf, type ClassBreak } from '../lib/choropleth';
-import { chooseLang, formatContributions, formatCount, formatDate, msg, tr, type MsgKey } from '../lib/i18n';
+import { chooseLang, formatContributions, formatCount, formatDate, formatRate, hasHouseholds, msg, tr, type MsgKey } from '../lib/i18n';
 import { campaignState, type CampaignState, type Mode, type View } from '../lib/options';
-import type { Campaign, DistrictCollection, DistrictFeature, Field, Lang, SubmissionResult } from '../lib/types';
+import type { Campaign, DistrictCollection, DistrictFeature, Field, Lang, Story, SubmissionResult } from '../lib/types';
 import { errorMessage, fieldLabel, validateAnswers, validateField, type RawValue } from '../lib/validate';
 import { h, setStyle, uid } from './dom';
 import { applyFieldErrors, renderField, renderHoneypot, showSummary, type FieldRef } from './fields';
 import { LocationPicker } from './location';
+import { renderStory } from './story';
 import { hasWebGL, linkMapStyles, loadMap, preloadMap } from './maplibre';
 import type { MapView, TileJson } from './mapview';
 
@@ -42,6 +43,8 @@ export class App {
   lang: Lang;
   private campaign: Campaign | null = null;
   private districts: DistrictCollection | null = null;
+  /** The campaign's story (milestones and updates), null when the server gave none. */
+  private story: Story | null = null;
   private breaks: ClassBreak[] = [];
   private tiles: TileJson | null = null;
   private state: CampaignState = 'closed';
@@ -101,15 +104,17 @@ export class App {
     try {
       const wantMap = !this.o.noMap && hasWebGL();
       if (wantMap) preloadMap(this.o.assets);
-      const [campaign, districts, tiles] = await Promise.all([
+      const [campaign, districts, tiles, story] = await Promise.all([
         this.api.campaign(this.o.campaign),
         this.api.districts(this.o.campaign),
         wantMap ? this.api.tileJson(this.o.campaign) : Promise.resolve(null),
+        this.api.story(this.o.campaign),
       ]);
       if (this.destroyed) return;
       this.campaign = campaign;
       this.districts = districts;
       this.tiles = tiles;
+      this.story = story;
       this.breaks = breaksFor(districts);
       this.state = campaignState(campaign);
       this.lang = chooseLang(this.o.langAttr, this.o.docLang, campaign.default_lang);
@@ -192,6 +197,8 @@ export class App {
       this.renderPanel();
     }
     main.append(this.renderResults());
+    const story = renderStory(this.story, this.lang, this.api.storyFeedUrl(c.slug, this.lang));
+    if (story) main.append(story);
 
     const foot = h('footer', { class: 'cm-foot' },
       h('span', null, c.attribution || '© OpenStreetMap contributors'),
@@ -270,6 +277,7 @@ export class App {
     if (hasWithheld) items.push(h('li', null, h('span', { class: 'cm-swatch cm-swatch-withheld', 'aria-hidden': 'true' }), this.t('legendWithheld', { k: this.k })));
     if (this.tiles) items.push(h('li', null, h('span', { class: 'cm-swatch cm-swatch-demand', 'aria-hidden': 'true' }), this.t('legendDemand')));
     legend.replaceChildren(h('span', { class: 'cm-legend-title', id: titleId }, this.t('legendTitle')), h('ul', { class: 'cm-legend-items', 'aria-labelledby': titleId }, items));
+    if (hasHouseholds(this.districts)) legend.append(h('p', { class: 'cm-legend-note' }, this.t('legendPer1000')));
   }
 
   private swatch(color: string): HTMLElement {
@@ -293,25 +301,31 @@ export class App {
       h('div', { class: 'cm-tablewrap' },
         h('table', { class: 'cm-table' },
           h('caption', null, this.t('tableCaption')),
-          h('thead', null, h('tr', null, h('th', { scope: 'col' }, this.t('tableDistrict')), h('th', { scope: 'col', class: 'cm-num' }, this.t('tableCount')))),
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, this.t('tableDistrict')), h('th', { scope: 'col', class: 'cm-num' }, this.t('tableCount')),
+            hasHouseholds(this.districts) ? h('th', { scope: 'col', class: 'cm-num cm-rate' }, this.t('tablePer1000')) : null)),
           tbody, tfoot)));
   }
 
   private renderTable(): void {
     const fc = this.districts!;
     const rows = [...fc.features].sort((a, b) => a.properties.name.localeCompare(b.properties.name, this.lang));
+    const rates = hasHouseholds(fc);
     this.r.tbody!.replaceChildren(...rows.map((f) => {
       const p = f.properties;
       const withheld = !!p.withheld || p.count == null;
       const tr_ = h('tr', { 'data-code': p.code, class: p.code === this.updatedCode ? 'cm-updated' : null },
         h('th', { scope: 'row' }, this.swatchFor(p.count, withheld), p.name),
         h('td', { class: 'cm-num', 'data-count': withheld ? 'withheld' : String(p.count) },
-          withheld ? h('span', { class: 'cm-withheld-text' }, formatCount(null, true, this.k, this.lang)) : formatCount(p.count, false, this.k, this.lang)));
+          withheld ? h('span', { class: 'cm-withheld-text' }, formatCount(null, true, this.k, this.lang)) : formatCount(p.count, false, this.k, this.lang)),
+        // The rate comes from the server, beside the count it was derived from: withheld with it.
+        rates ? h('td', { class: 'cm-num cm-rate', 'data-rate': withheld ? 'withheld' : p.per_1000_households == null ? 'none' : String(p.per_1000_households) },
+          withheld ? h('span', { class: 'cm-withheld-text' }, formatRate(null, true, this.lang)) : formatRate(p.per_1000_households, false, this.lang)) : null);
       return tr_;
     }));
     const tot = totalOf(fc);
     this.r.tfoot!.replaceChildren(h('tr', null, h('th', { scope: 'row' }, this.t('tableTotal')),
-      h('td', { class: 'cm-num', 'data-count': tot.withheld || tot.count == null ? 'withheld' : String(tot.count) }, formatCount(tot.count, tot.withheld, this.k, this.lang))));
+      h('td', { class: 'cm-num', 'data-count': tot.withheld || tot.count == null ? 'withheld' : String(tot.count) }, formatCount(tot.count, tot.withheld, this.k, this.lang)),
+      rates ? h('td', { class: 'cm-num cm-rate' }) : null));
   }
 
   private swatchFor(count: number | null, withheld: boolean): HTMLElement {
@@ -374,7 +388,8 @@ export class App {
         info.hidden = false;
         const p = d?.properties;
         info.replaceChildren(h('strong', null, p ? p.name : this.t('outside')),
-          ...(p ? [h('span', null, formatContributions(p.count, !!p.withheld || p.count == null, this.k, this.lang))] : []));
+          ...(p ? [h('span', null, formatContributions(p.count, !!p.withheld || p.count == null, this.k, this.lang))] : []),
+          ...(p && !p.withheld && p.per_1000_households != null ? [h('span', null, this.t('rateOf', { r: formatRate(p.per_1000_households, false, this.lang) }))] : []));
       }
     }
     if (how === 'key' && !this.placing) {

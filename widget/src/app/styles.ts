@@ -34,10 +34,11 @@ export const CSS = `
 .cm-closednote { margin-top: 10px !important; padding: 8px 12px; border-left: 4px solid #486581; background: #eef2f6; color: #243b53; max-width: 75ch; }
 .cm-desc { margin-top: 8px !important; color: #334e68; max-width: 75ch; }
 
-.cm-main { display: grid; grid-template-columns: minmax(0, 1fr); grid-template-rows: auto auto 1fr; grid-template-areas: "map" "panel" "results"; align-items: start; }
+.cm-main { display: grid; grid-template-columns: minmax(0, 1fr); grid-template-rows: auto auto auto 1fr; grid-template-areas: "map" "panel" "results" "story"; align-items: start; }
 .cm-mapcol { position: relative; min-width: 0; grid-area: map; }
 .cm-panel { grid-area: panel; }
 .cm-results { grid-area: results; }
+.cm-story { grid-area: story; }
 .cm-mapbox { position: relative; }
 .cm-mapwait { position: absolute; inset: 0; margin: 0; display: flex; align-items: center; justify-content: center; padding: 16px; text-align: center; color: #243b53; }
 .cm-mapwait[hidden] { display: none; }
@@ -51,7 +52,7 @@ export const CSS = `
   font-size: 0.875em; line-height: 1.35; pointer-events: none;
 }
 .cm-info strong { display: block; color: #102a43; }
-.cm-info span { color: #334e68; }
+.cm-info span { display: block; color: #334e68; }
 .cm-cursor { width: 26px; height: 26px; border-radius: 50%; border: 3px solid #102a43; background: rgba(255,255,255,0.35); box-shadow: 0 0 0 2px #fff; pointer-events: none; }
 .cm-cursor::before, .cm-cursor::after { content: ""; position: absolute; background: #102a43; }
 .cm-cursor::before { left: 9px; top: -9px; width: 2px; height: 38px; }
@@ -61,6 +62,7 @@ export const CSS = `
 .cm-help { font-size: 0.875em; color: #486581; }
 .cm-legend, .cm-legend-items { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 14px; font-size: 0.8125em; color: #334e68; }
 .cm-legend-title { font-weight: 600; color: #102a43; margin-right: 4px; }
+.cm-legend-note { flex-basis: 100%; font-size: 0.8125em; color: #486581; }
 .cm-legend li { display: inline-flex; align-items: center; gap: 6px; }
 .cm-swatch { display: inline-block; width: 18px; height: 14px; border: 1px solid #33475b; border-radius: 2px; }
 .cm-swatch-withheld { background: repeating-linear-gradient(135deg, #8a939b 0 2px, #e6e8ea 2px 6px); }
@@ -140,10 +142,26 @@ export const CSS = `
 .cm thead th { background: #f0f4f8; color: #243b53; font-weight: 600; border-bottom: 2px solid #bcccdc; }
 .cm td.cm-num, .cm th.cm-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .cm tbody th { font-weight: 400; }
+.cm thead th.cm-rate { white-space: normal; min-width: 7em; }
 .cm tfoot th, .cm tfoot td { font-weight: 700; border-bottom: 0; border-top: 2px solid #bcccdc; }
 .cm tr.cm-updated th, .cm tr.cm-updated td { background: #fff7d6; }
 .cm tbody th .cm-swatch { margin-right: 10px; vertical-align: -2px; }
 .cm-withheld-text { color: #52606d; font-style: italic; }
+
+.cm-story { padding: 18px 20px 8px; border-top: 1px solid #e4e7eb; }
+.cm-story h3 { font-size: 1.125em; line-height: 1.3; color: #102a43; margin-bottom: 10px; }
+.cm-timeline { list-style: none; margin: 0; padding: 0 0 0 22px; border-left: 2px solid #bcccdc; margin-left: 6px; max-width: 75ch; }
+.cm-story-item { position: relative; padding: 0 0 16px; }
+.cm-story-dot { position: absolute; left: -30px; top: 3px; width: 12px; height: 12px; border-radius: 50%; background: #1f4e79; border: 2px solid #fff; box-shadow: 0 0 0 2px #1f4e79; }
+.cm-story-update .cm-story-dot { background: #fff; }
+.cm-story-upcoming .cm-story-dot { background: #fff; box-shadow: 0 0 0 2px #7b8794; }
+.cm-story-meta { font-size: 0.8125em; color: #486581; }
+.cm-story-kind { font-weight: 600; text-transform: uppercase; letter-spacing: 0.03em; }
+.cm-story-title { font-size: 1em; line-height: 1.35; color: #102a43; margin: 2px 0 4px; }
+.cm-story-text { color: #334e68; margin: 0 0 6px !important; white-space: pre-line; }
+.cm-story a { color: #0b5cad; }
+.cm-story a:focus-visible { outline: 3px solid #0b5cad; outline-offset: 2px; }
+.cm-story-feed { font-size: 0.875em; margin: 0 0 8px !important; }
 
 .cm-foot { padding: 10px 20px 14px; font-size: 0.8125em; color: #52606d; display: flex; flex-wrap: wrap; gap: 4px 16px; justify-content: space-between; }
 .cm-foot a { color: #334e68; }
@@ -159,12 +177,13 @@ export const CSS = `
 .cm-state { padding: 28px 20px; color: #334e68; display: flex; flex-direction: column; gap: 12px; align-items: flex-start; }
 
 @container (min-width: 860px) {
-  .cm-main.cm-with-panel { grid-template-columns: minmax(0, 1fr) minmax(320px, 380px); grid-template-areas: "map panel" "results panel"; grid-template-rows: auto 1fr; }
+  .cm-main.cm-with-panel { grid-template-columns: minmax(0, 1fr) minmax(320px, 380px); grid-template-areas: "map panel" "results panel" "story panel"; grid-template-rows: auto auto 1fr; }
   .cm-main.cm-with-panel .cm-panel { border-left: 1px solid #e4e7eb; align-self: stretch; }
   .cm-main.cm-with-panel .cm-results { border-top: 0; }
+  .cm-main.cm-with-panel .cm-story { border-top: 1px solid #e4e7eb; }
 }
 @container (max-width: 520px) {
-  .cm-head, .cm-panel, .cm-results, .cm-under, .cm-foot { padding-left: 14px; padding-right: 14px; }
+  .cm-head, .cm-panel, .cm-results, .cm-story, .cm-under, .cm-foot { padding-left: 14px; padding-right: 14px; }
   .cm-map { height: var(--cm-map-h-narrow, 340px); }
   .cm-title { font-size: 1.25em; }
   .cm th, .cm td { padding: 6px 6px; }

@@ -1,6 +1,6 @@
 // Thin client of the civicmap HTTP API. Every error is normalised to ApiError (problem+json aware).
 import type { Challenge } from './protect';
-import type { Campaign, DistrictCollection, OwnSubmission, Problem, SubmissionResult } from './types';
+import type { Campaign, DistrictCollection, OwnSubmission, Problem, Story, SubmissionResult } from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -74,6 +74,21 @@ export class Api {
   async districts(slug: string, bust?: string | number): Promise<DistrictCollection> {
     const q = bust != null ? `?v=${encodeURIComponent(String(bust))}` : '';
     return (await this.request<DistrictCollection>(`${this.campaignPath(slug)}/districts.geojson${q}`, { cache: bust != null ? 'no-store' : 'default' })).body as DistrictCollection;
+  }
+
+  /** The campaign's published story, or null when the server has none to give (an older server, an error). */
+  async story(slug: string): Promise<Story | null> {
+    try {
+      const s = (await this.request<Story>(`${this.campaignPath(slug)}/story`)).body;
+      return s && Array.isArray(s.entries) ? s : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The Atom feed of the campaign's story in `lang`. */
+  storyFeedUrl(slug: string, lang: string): string {
+    return this.url(`${this.campaignPath(slug)}/story.atom?lang=${encodeURIComponent(lang)}`);
   }
 
   /** TileJSON of the campaign's vector tiles, or null when the server has none (any non-2xx or bad JSON). */

@@ -188,6 +188,18 @@ const S = {
   chooseOption: { fr: '— Choisir —', en: '— Choose —' },
   coords: { fr: 'Coordonnées : {lon} ; {lat}', en: 'Coordinates: {lon}, {lat}' },
   totalContribs: { fr: '{v} au total', en: '{v} in total' },
+  tablePer1000: { fr: 'Pour 1 000 foyers', en: 'Per 1,000 households' },
+  rateWithheld: { fr: 'masqué', en: 'hidden' },
+  rateUnknown: { fr: 'n.d.', en: 'n/a' },
+  rateOf: { fr: '{r} pour 1 000 foyers', en: '{r} per 1,000 households' },
+  legendPer1000: { fr: 'Le tableau donne aussi les contributions pour 1 000 foyers de chaque quartier.', en: 'The table also gives the contributions per 1,000 households of each district.' },
+  storyTitle: { fr: 'Les étapes de la campagne', en: 'The campaign’s story' },
+  storyMilestone: { fr: 'Étape', en: 'Milestone' },
+  storyUpdate: { fr: 'Actualité', en: 'Update' },
+  storyUpcoming: { fr: 'à venir', en: 'upcoming' },
+  storyLink: { fr: 'En savoir plus', en: 'Read more' },
+  storyLinkAbout: { fr: ' : {t} (nouvelle fenêtre)', en: ': {t} (opens in a new window)' },
+  storyFeed: { fr: 'Suivre ces étapes (flux Atom)', en: 'Follow this story (Atom feed)' },
   iframeTitle: { fr: 'Carte participative civicmap : {c}', en: 'civicmap participatory map: {c}' },
 } as const;
 
@@ -214,6 +226,21 @@ export function formatContributions(count: number | null, withheld: boolean, k: 
 export function formatCount(count: number | null, withheld: boolean, k: number, lang: Lang): string {
   if (withheld || count == null) return msg(lang, 'fewerThan', { k });
   return formatNumber(count, lang);
+}
+
+/**
+ * Contributions per 1,000 households, one decimal ("3,4" / "3.4"); "hidden" when the count is
+ * withheld (the server sends no rate then), "n/a" without households on file.
+ */
+export function formatRate(rate: number | null | undefined, withheld: boolean, lang: Lang): string {
+  if (withheld) return msg(lang, 'rateWithheld');
+  if (rate == null || !isFinite(rate)) return msg(lang, 'rateUnknown');
+  return new Intl.NumberFormat(lang === 'fr' ? 'fr-FR' : 'en-GB', { minimumFractionDigits: 1, maximumFractionDigits: 1 }).format(rate);
+}
+
+/** Whether any district of the layer has households on file (the table then shows rates). */
+export function hasHouseholds(fc: { features: { properties: { households?: number | null } }[] } | null | undefined): boolean {
+  return !!fc?.features?.some((f) => typeof f.properties.households === 'number');
 }
 
 export function formatDate(iso: string, lang: Lang): string {

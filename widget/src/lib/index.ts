@@ -9,3 +9,4 @@ export * from './pow';
 export * from './protect';
 export * from './own';
 export * from './location';
+export * from './story';

@@ -44,7 +44,13 @@ export interface Campaign {
   allowed_origins?: string[];
 }
 
-export interface DistrictProps { code: string; name: string; count: number | null; withheld: boolean; share?: number }
+export interface DistrictProps {
+  code: string; name: string; count: number | null; withheld: boolean; share?: number;
+  /** Households on file for the district (public figures), or null. */
+  households?: number | null;
+  /** Contributions per 1,000 households; null when the count is withheld or there are no households. */
+  per_1000_households?: number | null;
+}
 export type Position = number[];
 export type PolygonCoords = Position[][];
 export interface DistrictFeature {
@@ -87,4 +93,21 @@ export interface Problem {
   /** The first offending field. */
   field?: string;
   errors?: { field: string; detail?: string; message?: string }[];
+}
+
+/** One milestone or update of a campaign's story. */
+export interface StoryEntry {
+  id: string;
+  kind: 'milestone' | 'update';
+  /** `YYYY-MM-DD`. */
+  date: string;
+  title: I18nText;
+  text: I18nText;
+  link?: string | null;
+}
+
+/** GET /api/v1/campaigns/{slug}/story. */
+export interface Story {
+  campaign: string;
+  entries: StoryEntry[];
 }

@@ -8,7 +8,7 @@ const browser = await launch();
 test.after(() => browser.close());
 
 async function tableCount(page, code) {
-  return page.locator(`civicmap-map tr[data-code="${code}"] td`).getAttribute('data-count');
+  return page.locator(`civicmap-map tr[data-code="${code}"] td[data-count]`).getAttribute('data-count');
 }
 
 test('drop a pin on the map, submit, see the confirmation and the count rise (widget + API)', async () => {

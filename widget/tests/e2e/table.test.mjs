@@ -15,7 +15,12 @@ for (const lang of ['fr', 'en']) {
     const k = fc.min_count;
     const rows = await page.locator('civicmap-map table.cm-table tbody tr').evaluateAll((trs) => trs.map((tr) => ({
       code: tr.getAttribute('data-code'), name: tr.querySelector('th').textContent.trim(), text: tr.querySelector('td').textContent.trim(), data: tr.querySelector('td').getAttribute('data-count'),
+      rate: tr.querySelector('td.cm-rate')?.textContent.trim() ?? null, rateData: tr.querySelector('td.cm-rate')?.getAttribute('data-rate') ?? null,
     })));
+    // Contributions per 1,000 households beside the counts, when the campaign has households (the demo does).
+    const withHouseholds = fc.features.some((f) => typeof f.properties.households === 'number');
+    assert.equal(await page.locator('civicmap-map table.cm-table thead th.cm-rate').count(), withHouseholds ? 1 : 0);
+    const rateFmt = new Intl.NumberFormat(lang === 'fr' ? 'fr-FR' : 'en-GB', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
     assert.equal(rows.length, fc.features.length, 'one row per district');
     const fmt = new Intl.NumberFormat(lang === 'fr' ? 'fr-FR' : 'en-GB');
     for (const f of fc.features) {
@@ -26,13 +31,22 @@ for (const lang of ['fr', 'en']) {
       if (p.withheld || p.count == null) {
         assert.equal(row.data, 'withheld');
         assert.equal(row.text, lang === 'fr' ? `moins de ${k}` : `fewer than ${k}`, 'withheld counts are never shown as 0');
+        if (withHouseholds) {
+          assert.equal(row.rateData, 'withheld', 'a withheld count has a withheld rate');
+          assert.equal(row.rate, lang === 'fr' ? 'masqué' : 'hidden');
+        }
       } else {
         assert.equal(row.data, String(p.count));
         assert.equal(row.text, fmt.format(p.count));
+        if (withHouseholds && p.per_1000_households != null) {
+          assert.equal(row.rateData, String(p.per_1000_households));
+          assert.equal(row.rate, rateFmt.format(p.per_1000_households));
+          assert.equal(p.per_1000_households, Math.round((p.count * 10000) / p.households) / 10, 'the rate is the count per 1,000 households');
+        }
       }
     }
     if (fc.total) {
-      const total = await page.locator('civicmap-map table.cm-table tfoot td').getAttribute('data-count');
+      const total = await page.locator('civicmap-map table.cm-table tfoot td[data-count]').getAttribute('data-count');
       assert.equal(total, fc.total.withheld || fc.total.count == null ? 'withheld' : String(fc.total.count));
     }
     assert.deepEqual(page.errors, []);
