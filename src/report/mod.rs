@@ -30,6 +30,10 @@ pub struct Row {
     pub count: Option<i64>,
     pub target: Option<i64>,
     pub progress: Option<f64>,
+    /// Households on file for the district.
+    pub households: Option<i64>,
+    /// Contributions per 1,000 households (withheld with the count).
+    pub per_thousand: Option<f64>,
     geometry: Value,
     center: Option<[f64; 2]>,
 }
@@ -45,6 +49,7 @@ pub struct Report {
     pub precision_m: i32,
     pub publish_interval_minutes: i32,
     pub has_targets: bool,
+    pub has_households: bool,
     pub rows: Vec<Row>,
     /// The campaign's total, `None` when withheld.
     pub total: Option<i64>,
@@ -93,6 +98,8 @@ impl Report {
                 count: area.count.count,
                 target: area.target,
                 progress: area.progress(),
+                households: area.households,
+                per_thousand: area.per_thousand(),
                 geometry: area.geometry.clone(),
                 center: area.center,
             })
@@ -113,6 +120,7 @@ impl Report {
             precision_m: campaign.privacy.public_precision_m,
             publish_interval_minutes: campaign.privacy.publish_interval_minutes,
             has_targets: rows.iter().any(|r| r.target.is_some()),
+            has_households: rows.iter().any(|r| r.households.is_some()),
             rows,
             total: aggregate.total.count,
             weeks: series
@@ -208,6 +216,9 @@ pub struct Words {
     contributions: &'static str,
     target: &'static str,
     progress: &'static str,
+    households: &'static str,
+    per_thousand: &'static str,
+    per_thousand_note: &'static str,
     total: &'static str,
     table_title: &'static str,
     curve_title: &'static str,
@@ -232,6 +243,9 @@ impl Words {
                 contributions: "Contributions",
                 target: "Objectif",
                 progress: "Progression",
+                households: "Foyers",
+                per_thousand: "Pour 1 000",
+                per_thousand_note: "Pour 1 000 : contributions pour 1 000 foyers du quartier.",
                 total: "Total de la campagne",
                 table_title: "Contributions par quartier",
                 curve_title: "Contributions par semaine",
@@ -254,6 +268,9 @@ impl Words {
                 contributions: "Contributions",
                 target: "Target",
                 progress: "Progress",
+                households: "Households",
+                per_thousand: "Per 1,000",
+                per_thousand_note: "Per 1,000: contributions per 1,000 households of the district.",
                 total: "Campaign total",
                 table_title: "Contributions by district",
                 curve_title: "Contributions per week",
@@ -313,7 +330,24 @@ impl Words {
 
     fn method(&self, report: &Report) -> Vec<String> {
         let (k, interval) = (report.k, report.publish_interval_minutes);
-        match report.lang {
+        let mut paragraphs = self.method_base(k, interval);
+        if report.has_households {
+            paragraphs.push(match self.lang {
+                Lang::Fr => "Le taux pour 1 000 foyers divise le nombre de contributions publié \
+                             par le nombre de foyers du quartier fourni par la ville (par exemple \
+                             les chiffres de l’Insee) ; il est masqué avec le nombre."
+                    .to_owned(),
+                Lang::En => "The rate per 1,000 households divides the published number of \
+                             contributions by the district's households as supplied by the city \
+                             (for example INSEE's figures); it is withheld with the count."
+                    .to_owned(),
+            });
+        }
+        paragraphs
+    }
+
+    fn method_base(&self, k: i64, interval: i32) -> Vec<String> {
+        match self.lang {
             Lang::Fr => vec![
                 "Chaque contribution est un point déposé par un habitant sur la carte de la \
                  campagne, avec ses réponses au formulaire. Elle est comptée dans le premier \

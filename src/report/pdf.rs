@@ -282,46 +282,54 @@ fn map(page: &mut Page, report: &Report, words: &Words, top: f32, h: f32) {
     page.y = y - 8.0;
 }
 
-/// The table per district, then the total.
+/// The table per district, then the total: name and code, then the figures the campaign has
+/// (households and the rate per 1,000 when it has households on file, target and progress when
+/// it set targets), right-aligned.
 fn table(page: &mut Page, report: &Report, words: &Words) {
-    // Names up to some 35 characters, codes up to some 30 (smaller).
-    let columns = [
-        (MARGIN, words.district, false),
-        (MARGIN + 170.0, words.code, false),
-        (MARGIN + 370.0, words.contributions, true),
-        (MARGIN + 430.0, words.target, true),
-        (WIDTH - MARGIN, words.progress, true),
-    ];
-    page.y -= 22.0;
-    for (x, title, right) in columns {
-        if right {
-            page.text_right(x, page.y, 9.0, true, title);
-        } else {
-            page.text_at(x, page.y, 9.0, true, title);
-        }
+    type Cell = fn(&super::Row, &Words) -> String;
+    let mut numeric: Vec<(&str, Cell)> = vec![(words.contributions, |row, words| {
+        row.count
+            .map_or_else(|| words.withheld.to_owned(), |c| c.to_string())
+    })];
+    if report.has_households {
+        numeric.push((words.households, |row, _| {
+            row.households.map(|h| h.to_string()).unwrap_or_default()
+        }));
+        numeric.push((words.per_thousand, |row, _| {
+            row.per_thousand
+                .map(|r| format!("{r:.1}"))
+                .unwrap_or_default()
+        }));
     }
-    page.rule(page.y - 4.0, MARGIN, WIDTH - MARGIN);
-    let cells = |row: &super::Row| {
-        [
-            row.name.clone(),
-            row.code.clone(),
-            row.count
-                .map_or_else(|| words.withheld.to_owned(), |c| c.to_string()),
-            row.target.map(|t| t.to_string()).unwrap_or_default(),
+    if report.has_targets {
+        numeric.push((words.target, |row, _| {
+            row.target.map(|t| t.to_string()).unwrap_or_default()
+        }));
+        numeric.push((words.progress, |row, _| {
             row.progress
                 .map(|p| format!("{:.1} %", p * 100.0))
-                .unwrap_or_default(),
-        ]
-    };
+                .unwrap_or_default()
+        }));
+    }
+    // Right edges from the right margin leftwards, 55 points apart; names up to some 32
+    // characters, codes up to some 27.
+    let rights: Vec<f32> = (0..numeric.len())
+        .map(|i| WIDTH - MARGIN - 55.0 * (numeric.len() - 1 - i) as f32)
+        .collect();
+    let code_x = MARGIN + 150.0;
+    page.y -= 22.0;
+    page.text_at(MARGIN, page.y, 7.5, true, words.district);
+    page.text_at(code_x, page.y, 7.5, true, words.code);
+    for ((title, _), right) in numeric.iter().zip(&rights) {
+        page.text_right(*right, page.y, 7.5, true, title);
+    }
+    page.rule(page.y - 4.0, MARGIN, WIDTH - MARGIN);
     for row in &report.rows {
         page.y -= 14.0;
-        for (i, ((x, _, right), text)) in columns.iter().zip(cells(row)).enumerate() {
-            let size = if i == 1 { 7.5 } else { 9.0 };
-            if *right {
-                page.text_right(*x, page.y, size, false, &text);
-            } else {
-                page.text_at(*x, page.y, size, false, &text);
-            }
+        page.text_at(MARGIN, page.y, 8.5, false, &row.name);
+        page.text_at(code_x, page.y, 6.5, false, &row.code);
+        for ((_, cell), right) in numeric.iter().zip(&rights) {
+            page.text_right(*right, page.y, 9.0, false, &cell(row, words));
         }
     }
     page.rule(page.y - 5.0, MARGIN, WIDTH - MARGIN);
@@ -330,7 +338,11 @@ fn table(page: &mut Page, report: &Report, words: &Words) {
     let total = report
         .total
         .map_or_else(|| words.withheld.to_owned(), |c| c.to_string());
-    page.text_right(columns[2].0, page.y, 9.0, true, &total);
+    page.text_right(rights[0], page.y, 9.0, true, &total);
+    if report.has_households {
+        page.y -= 6.0;
+        page.line(7.5, false, words.per_thousand_note);
+    }
     page.y -= 10.0;
 }
 

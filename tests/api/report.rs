@@ -39,7 +39,8 @@ async fn bytes(response: reqwest::Response) -> Vec<u8> {
     response.bytes().await.unwrap().to_vec()
 }
 
-/// A campaign with targets, k = `k`, and households: 3 in West, 5 in Middle, 1 in East.
+/// A campaign with targets and households on file for West and Middle, k = `k`, and
+/// contributions: 3 in West, 5 in Middle, 1 in East.
 async fn campaign(app: &TestApp, slug: &str, k: i64) {
     app.open_campaign(
         slug,
@@ -47,6 +48,21 @@ async fn campaign(app: &TestApp, slug: &str, k: i64) {
                "targets": {"west": 4, "middle": 10}}),
     )
     .await;
+    let households = app
+        .client
+        .put(app.url(&format!("/api/v1/admin/campaigns/{slug}/households")))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body("code,households\nwest,120\nmiddle,700\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        households.status(),
+        StatusCode::OK,
+        "{}",
+        households.text().await.unwrap()
+    );
     for (lon, n) in [(2.05, 3), (2.15, 5), (2.25, 1)] {
         for i in 0..n {
             app.contribute(slug, lon, 48.01 + 0.01 * f64::from(i), answers())
@@ -132,6 +148,12 @@ async fn the_reports_figures_are_the_apis_and_its_zip_holds_the_public_exports()
                 expected.push(code.to_owned());
             }
             expected.push(expected_count);
+            if let Some(households) = p["households"].as_i64() {
+                expected.push(households.to_string());
+            }
+            if let Some(rate) = p["per_1000_households"].as_f64() {
+                expected.push(format!("{rate:.1}"));
+            }
             if let Some(target) = p["target"].as_i64() {
                 expected.push(target.to_string());
             }
