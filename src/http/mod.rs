@@ -142,6 +142,8 @@ pub struct ServerConfig {
     /// Most addresses a campaign's address index holds in memory; a larger area is searched
     /// in the database (`--address-index-max`; 0: always in the database).
     pub address_index_max: usize,
+    /// Whether e-mail notices are sent (`--smtp-url`): without them, nobody may subscribe.
+    pub email_notices: bool,
 }
 
 impl ServerConfig {
@@ -158,6 +160,7 @@ impl ServerConfig {
             basemap: None,
             fonts_dir: crate::basemap::glyphs::DEFAULT_FONTS_DIR.into(),
             address_index_max: crate::addresses::index::DEFAULT_MAX_ADDRESSES,
+            email_notices: false,
         }
     }
 }
@@ -218,11 +221,13 @@ fn declared(widget_dir: &Path) -> (Routes, Routes) {
         .merge(crate::auth::http::routes())
         .merge(crate::audit::http::routes())
         .merge(crate::moderation::http::routes())
+        .merge(crate::notify::http::admin_routes())
         .merge(ops::routes())
         .merge(widget::routes(widget_dir));
     let writes = Routes::new()
         .merge(crate::submissions::http::routes())
-        .merge(crate::safety::http::routes());
+        .merge(crate::safety::http::routes())
+        .merge(crate::notify::http::routes());
     (open, writes)
 }
 

@@ -23,6 +23,7 @@ mod helpers;
 mod limits;
 mod metrics;
 mod moderation;
+mod notify;
 mod outage;
 mod padding;
 mod privacy;
