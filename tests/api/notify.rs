@@ -750,17 +750,18 @@ async fn receiver() -> (String, Received) {
 }
 
 #[tokio::test]
-async fn webhooks_receive_each_event_once_signed_and_the_exact_position_only_when_internal() {
+async fn webhooks_receive_each_event_once_signed_from_two_instances_and_the_exact_position_only_when_internal()
+ {
     let app = TestApp::spawn().await;
-    let _workers = civicmap::notify::outbox::start(
-        app.db.clone(),
-        NotifyConfig {
-            mail: None,
-            per_second: 100,
-            interval: Duration::from_millis(100),
-            retry_base: Duration::from_millis(100),
-        },
-    );
+    // Two instances' workers over the same database, as two servers would run them.
+    let config = NotifyConfig {
+        mail: None,
+        per_second: 100,
+        interval: Duration::from_millis(100),
+        retry_base: Duration::from_millis(100),
+    };
+    let _workers = civicmap::notify::outbox::start(app.db.clone(), config.clone());
+    let _other_instance = civicmap::notify::outbox::start(app.db.clone(), config);
     let mut settings = exact();
     settings["targets"] = json!({"west": 2});
     app.open_campaign("hooks", settings).await;

@@ -9,6 +9,7 @@ import type { Campaign, DistrictCollection, DistrictFeature, Field, Lang, Submis
 import { errorMessage, fieldLabel, validateAnswers, validateField, type RawValue } from '../lib/validate';
 import { h, setStyle, uid } from './dom';
 import { applyFieldErrors, renderField, renderHoneypot, showSummary, type FieldRef } from './fields';
+import { renderFollow } from './follow';
 import { LocationPicker } from './location';
 import { hasWebGL, linkMapStyles, loadMap, preloadMap } from './maplibre';
 import type { MapView, TileJson } from './mapview';
@@ -294,7 +295,20 @@ export class App {
         h('table', { class: 'cm-table' },
           h('caption', null, this.t('tableCaption')),
           h('thead', null, h('tr', null, h('th', { scope: 'col' }, this.t('tableDistrict')), h('th', { scope: 'col', class: 'cm-num' }, this.t('tableCount')))),
-          tbody, tfoot)));
+          tbody, tfoot)),
+      // Following without contributing: folded under the table.
+      this.campaign?.notices ? h('details', { class: 'cm-followbox' }, h('summary', null, this.t('followTitle')), this.renderFollow(null, null)) : null);
+  }
+
+  /** The "follow my district" form, with `district` chosen first. */
+  private renderFollow(district: string | null, heading: 'h4' | null = 'h4'): HTMLElement {
+    return renderFollow({
+      api: this.api,
+      slug: this.campaign!.slug,
+      lang: this.lang,
+      districts: (this.districts?.features ?? []).map((f) => ({ code: f.properties.code, name: f.properties.name })),
+      district,
+    }, heading);
   }
 
   private renderTable(): void {
@@ -626,6 +640,8 @@ export class App {
         copyStatus),
       h('div', { class: 'cm-actions' },
         h('button', { type: 'button', class: 'cm-btn cm-secondary', onclick: () => this.another() }, this.t('another')))));
+    // After contributing: follow the pin's district.
+    if (this.campaign?.notices) panel.append(this.renderFollow(res.district?.code ?? null));
     // The panel is in the document: move the focus now, so that it never rests on <body>.
     heading.focus();
   }
