@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 
 use super::webhooks::{self, Webhook, WebhookInput};
 use super::{Purpose, mail::escape};
+use crate::auth::http::{Admin, Authorized};
 use crate::campaigns::{Lang, Localized, Status};
 use crate::http::AppState;
 use crate::http::caching::Caching::Private;
@@ -402,6 +403,7 @@ pub async fn list_webhooks(
         (status = 422, description = "Invalid URL (http or https only), events or secret, each naming its field", body = Problem),
     ))]
 pub async fn create_webhook(
+    admin: Authorized<Admin>,
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
     JsonBody(input): JsonBody<WebhookInput>,
@@ -409,6 +411,19 @@ pub async fn create_webhook(
     let campaign = crate::campaigns::get(&state.db, &slug).await?;
     let url = webhooks::check(&input).map_err(ApiError::Validation)?;
     let created = webhooks::create(&state.db, campaign.id, &url, &input).await?;
+    crate::audit::record(
+        &state.db,
+        crate::audit::Entry {
+            actor: crate::audit::Actor::Staff(&admin.0),
+            action: "webhook.create",
+            campaign_id: Some(campaign.id),
+            subject: Some(created.id.to_string()),
+            reason: None,
+            details: serde_json::json!({"url": created.url, "events": created.events,
+                                        "internal": created.internal}),
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -422,11 +437,24 @@ pub async fn create_webhook(
         (status = 404, description = "No such campaign or endpoint", body = Problem),
     ))]
 pub async fn delete_webhook(
+    admin: Authorized<Admin>,
     State(state): State<AppState>,
     PathParams((slug, id)): PathParams<(String, i64)>,
 ) -> ApiResult<StatusCode> {
     let campaign = crate::campaigns::get(&state.db, &slug).await?;
     if webhooks::delete(&state.db, campaign.id, id).await? {
+        crate::audit::record(
+            &state.db,
+            crate::audit::Entry {
+                actor: crate::audit::Actor::Staff(&admin.0),
+                action: "webhook.delete",
+                campaign_id: Some(campaign.id),
+                subject: Some(id.to_string()),
+                reason: None,
+                details: serde_json::json!({}),
+            },
+        )
+        .await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!(

@@ -207,9 +207,10 @@ pub struct Update {
 }
 
 /// Queues the notice of a staff update to every confirmed subscriber of campaign
-/// `campaign_id` (once per address, whatever districts it follows). Call it in the
+/// `campaign_id` (once per address, whatever districts it follows). Call it once, in the
 /// transaction that stores the update: the notice exists if and only if the update does.
-/// Calling it again for the same update id queues nothing more.
+/// A second call with the same update id queues nothing for notices still waiting, but an
+/// e-mail's row is deleted once sent, so a call after that would send it again.
 pub async fn enqueue_update(
     tx: &mut PgConnection,
     campaign_id: i64,

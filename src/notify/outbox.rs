@@ -4,7 +4,7 @@
 //!
 //! Sending a row: a transaction claims it (`FOR UPDATE SKIP LOCKED`: no two instances send the
 //! same row at once), hands the message to the SMTP server or POSTs it to the webhook, and
-//! marks it sent (or schedules its retry) before committing. A crash before the commit leaves
+//! marks it sent (an e-mail's row is deleted), or schedules its retry, before committing. A crash before the commit leaves
 //! the row unsent and unlocked: it is sent again, with the same Message-ID or event id. So a
 //! message is delivered at least once, and twice only if the crash falls between the
 //! receiver's acceptance and the commit (milliseconds; RFC 1047's window, which no SMTP
@@ -186,6 +186,14 @@ impl Sender {
             }),
         };
         match outcome {
+            // An e-mail's row goes once sent: its exact times would tie its subscription to
+            // an instant (subscriptions keep the hour only). A webhook's row stays a day.
+            Ok(()) if due.subscription_id.is_some() => {
+                sqlx::query("DELETE FROM outbox WHERE id = $1")
+                    .bind(due.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             Ok(()) => {
                 sqlx::query(
                     "UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL

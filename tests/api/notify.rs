@@ -964,8 +964,172 @@ async fn webhook_endpoints_are_http_urls_set_by_admins() {
         .request_as(Some(&app.admin_token), reqwest::Method::DELETE, &path, None)
         .await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let actions: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, actor FROM audit_log WHERE action LIKE 'webhook.%' ORDER BY id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        [
+            ("webhook.create".to_owned(), "test admin (admin)".to_owned()),
+            ("webhook.delete".to_owned(), "test admin (admin)".to_owned())
+        ]
+    );
     let again = app
         .request_as(Some(&app.admin_token), reqwest::Method::DELETE, &path, None)
         .await;
     problem(again, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn staff_updates_and_the_closing_reach_each_confirmed_address_once_in_its_language() {
+    let sink = Sink::start(None).await;
+    let (app, _workers) = app_with_mail(&sink).await;
+    let mut settings = exact();
+    settings["title"] = json!({"fr": "Fibre pour tous", "en": "Fibre for all"});
+    app.open_campaign("story", settings).await;
+    let campaign_id: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE slug = 'story'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    // Hélène follows two districts (one address), Ian the whole campaign, Jo never confirms.
+    for (email, district, lang) in [
+        ("helene@example.org", Some("west"), "fr"),
+        ("helene@example.org", Some("east"), "fr"),
+        ("ian@example.org", None, "en"),
+        ("jo@example.org", Some("west"), "en"),
+    ] {
+        let response = follow(
+            &app,
+            "story",
+            &json!({"email": email, "district": district, "lang": lang}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    wait_for(Duration::from_secs(20), "four confirmations", || {
+        sink.of_kind("confirm").len() == 4
+    })
+    .await;
+    for message in sink.of_kind("confirm") {
+        if message["to"] != json!(["jo@example.org"]) {
+            let confirm = link(
+                &message,
+                &app.url("/api/v1/campaigns/story/subscriptions/confirm?token="),
+            );
+            assert_eq!(
+                app.client.post(&confirm).send().await.unwrap().status(),
+                StatusCode::OK
+            );
+        }
+    }
+
+    // What the staff updates' code does: store the update and queue its notice in one
+    // transaction.
+    let update = civicmap::notify::Update {
+        id: "42".into(),
+        title: civicmap::campaigns::Localized {
+            fr: "Réunion publique".into(),
+            en: "Public meeting".into(),
+        },
+        text: civicmap::campaigns::Localized {
+            fr: "Mardi à 19 h".into(),
+            en: "Tuesday at 7 pm".into(),
+        },
+        link: Some("https://ville.example/reunion".into()),
+    };
+    let mut tx = app.db.begin().await.unwrap();
+    let queued = civicmap::notify::enqueue_update(&mut tx, campaign_id, &update)
+        .await
+        .unwrap();
+    assert_eq!(queued, 2, "one per confirmed address");
+    // Called twice in the same transaction: nothing more.
+    assert_eq!(
+        civicmap::notify::enqueue_update(&mut tx, campaign_id, &update)
+            .await
+            .unwrap(),
+        0
+    );
+    tx.commit().await.unwrap();
+    // A rolled-back update sends nothing.
+    let mut tx = app.db.begin().await.unwrap();
+    let dropped = civicmap::notify::Update {
+        id: "43".into(),
+        ..update.clone()
+    };
+    civicmap::notify::enqueue_update(&mut tx, campaign_id, &dropped)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+
+    let closed = app
+        .admin_patch(
+            "/api/v1/admin/campaigns/story",
+            &json!({"status": "closed"}),
+        )
+        .await;
+    assert_eq!(closed.status(), StatusCode::OK);
+    wait_for(
+        Duration::from_secs(20),
+        "the updates and the closing",
+        || sink.of_kind("update").len() == 2 && sink.of_kind("closed").len() == 2,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let by_address = |kind: &str| -> BTreeMap<String, String> {
+        sink.of_kind(kind)
+            .into_iter()
+            .map(|m| {
+                (
+                    m["to"][0].as_str().unwrap().to_owned(),
+                    m["headers"]["subject"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        by_address("update"),
+        BTreeMap::from([
+            (
+                "helene@example.org".to_owned(),
+                "Fibre pour tous : Réunion publique".to_owned()
+            ),
+            (
+                "ian@example.org".to_owned(),
+                "Fibre for all: Public meeting".to_owned()
+            ),
+        ])
+    );
+    assert_eq!(
+        by_address("closed"),
+        BTreeMap::from([
+            (
+                "helene@example.org".to_owned(),
+                "La campagne « Fibre pour tous » est close".to_owned()
+            ),
+            (
+                "ian@example.org".to_owned(),
+                "The campaign \"Fibre for all\" has closed".to_owned()
+            ),
+        ])
+    );
+    assert_eq!(
+        sink.messages().len(),
+        8,
+        "4 confirmations, 2 updates, 2 closings"
+    );
+    let update = sink
+        .of_kind("update")
+        .into_iter()
+        .find(|m| m["to"][0] == "ian@example.org")
+        .unwrap();
+    assert!(update["text"].as_str().unwrap().contains("Tuesday at 7 pm"));
+    assert!(
+        update["text"]
+            .as_str()
+            .unwrap()
+            .contains("https://ville.example/reunion")
+    );
 }
