@@ -282,7 +282,12 @@ impl Sender {
         let message = mailer
             .message(&rendered, email, &due.key, &unsubscribe)
             .map_err(|e| fail(e, true))?;
-        mailer.send(message).await
+        // An SMTP server's refusal often repeats the address: it is kept out of the log and
+        // of `last_error`.
+        mailer.send(message).await.map_err(|e| SendError {
+            message: e.message.replace(email, "<address>"),
+            permanent: e.permanent,
+        })
     }
 
     async fn post(&self, due: &Due, url: &str) -> Result<(), SendError> {
