@@ -43,8 +43,12 @@ struct Sink {
 impl Sink {
     /// Starts it; with `hold`, the first message matching that regex is held (see the script).
     async fn start(hold: Option<(&str, u32)>) -> Self {
+        Self::start_on(free_port(), hold).await
+    }
+
+    /// [`Self::start`] on `port`.
+    async fn start_on(port: u16, hold: Option<(&str, u32)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let mut command = Command::new(python());
         command
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py"))
@@ -451,6 +455,11 @@ async fn a_district_passing_half_its_target_sends_one_notice_even_when_civicmap_
 
 /// An in-process server that sends e-mail to `sink`, with its notice workers.
 async fn app_with_mail(sink: &Sink) -> (TestApp, Workers) {
+    app_with_smtp(&sink.url()).await
+}
+
+/// An in-process server that sends e-mail to `smtp_url`, with its notice workers.
+async fn app_with_smtp(smtp_url: &str) -> (TestApp, Workers) {
     let mut config = test_config();
     config.email_notices = true;
     let app = TestApp::spawn_with(config).await;
@@ -458,12 +467,8 @@ async fn app_with_mail(sink: &Sink) -> (TestApp, Workers) {
         app.db.clone(),
         NotifyConfig {
             mail: Some(
-                civicmap::notify::mail::MailConfig::new(
-                    &sink.url(),
-                    "carte@ville.test",
-                    &app.url(""),
-                )
-                .unwrap(),
+                civicmap::notify::mail::MailConfig::new(smtp_url, "carte@ville.test", &app.url(""))
+                    .unwrap(),
             ),
             per_second: 50,
             interval: Duration::from_millis(100),
@@ -1131,5 +1136,65 @@ async fn staff_updates_and_the_closing_reach_each_confirmed_address_once_in_its_
             .as_str()
             .unwrap()
             .contains("https://ville.example/reunion")
+    );
+}
+
+#[tokio::test]
+async fn a_notice_waits_in_the_outbox_while_the_smtp_server_is_down_and_is_retried_with_backoff() {
+    let port = free_port();
+    let (app, _workers) = app_with_smtp(&format!("smtp://127.0.0.1:{port}")).await;
+    app.open_campaign("down", exact()).await;
+    let response = follow(&app, "down", &json!({"email": "kim@example.org"})).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::ACCEPTED,
+        "accepted while the SMTP server is down"
+    );
+    // Nothing listens: each attempt fails, and the next waits twice as long (200 ms, 400 ms...).
+    let since = Instant::now();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "attempts: {seen:?}"
+        );
+        let row: (i32, Option<String>, f64) = sqlx::query_as(
+            "SELECT attempts, last_error, extract(epoch FROM next_attempt_at - now())::float8 FROM outbox",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        if row.0 > 0 && seen.last().is_none_or(|(a, _)| *a != row.0) {
+            assert!(row.1.is_some(), "a failed attempt says why");
+            seen.push((row.0, row.2));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let failed: Option<String> = sqlx::query_scalar("SELECT failed_at::text FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        failed, None,
+        "a refused connection is not a reason to give up"
+    );
+    // The SMTP server comes up: the message goes, once.
+    let sink = Sink::start_on(port, None).await;
+    wait_for(
+        Duration::from_secs(30),
+        "the confirmation after the outage",
+        || !sink.of_kind("confirm").is_empty(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.messages().len(), 1);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "a sent e-mail leaves the outbox");
+    assert!(
+        seen.iter().all(|(_, wait)| *wait > 0.0),
+        "each retry waits: {seen:?}"
     );
 }
