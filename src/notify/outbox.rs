@@ -101,15 +101,24 @@ pub fn start(pool: PgPool, config: NotifyConfig) -> Workers {
 }
 
 async fn send_forever(pool: PgPool, config: NotifyConfig) {
-    let sender = Sender {
-        mailer: config.mail.clone().map(Mailer::new),
-        http: reqwest::Client::builder()
+    // HTTPS endpoints are checked against the machine's certificate authorities (Debian's
+    // ca-certificates, where a city adds its own internal CA).
+    let client = |native_roots: bool| {
+        reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             // A redirect could lead the POST anywhere: an endpoint answers itself.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("civicmap/", env!("CARGO_PKG_VERSION")))
+            .tls_built_in_native_certs(native_roots)
             .build()
-            .expect("an HTTP client without TLS builds"),
+    };
+    let http = client(true).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot read the machine's certificate authorities: https webhooks will fail");
+        client(false).expect("an HTTP client without root certificates builds")
+    });
+    let sender = Sender {
+        mailer: config.mail.clone().map(Mailer::new),
+        http,
         secrets: SecretStore::default(),
         retry_base: config.retry_base,
     };

@@ -1,11 +1,11 @@
 // "Follow my district": an e-mail address and a district (the pin's, after a contribution), sent
 // to POST …/subscriptions. The server answers the same whatever the address's state, and sends a
-// confirmation link (double opt-in); this form only says so.
+// confirmation link (double opt-in); this form only says so. No honeypot: a program that fills it
+// gets no further than one confirmation message per address and hour, which nobody confirms.
 import { ApiError, type Api } from '../lib/api';
 import { msg } from '../lib/i18n';
 import type { Lang } from '../lib/types';
 import { describedBy, h, uid } from './dom';
-import { renderHoneypot } from './fields';
 
 export interface FollowOptions {
   api: Api;
@@ -32,7 +32,6 @@ export function renderFollow(o: FollowOptions, heading: 'h4' | null = 'h4'): HTM
     o.districts.map((d) => h('option', { value: d.code }, d.name)));
   select.value = o.district && o.districts.some((d) => d.code === o.district) ? o.district : '';
   const status = h('p', { class: 'cm-followstatus', role: 'status' });
-  const hp = renderHoneypot(o.lang);
   const button = h('button', { type: 'submit', class: 'cm-btn cm-secondary cm-small' }, t('followSubmit'));
   const showError = (text: string | null) => {
     error.textContent = text ?? '';
@@ -52,7 +51,7 @@ export function renderFollow(o: FollowOptions, heading: 'h4' | null = 'h4'): HTM
     button.disabled = true;
     status.textContent = '';
     try {
-      await o.api.follow(o.slug, { email: value, district: select.value || null, lang: o.lang }, hp.input.value);
+      await o.api.follow(o.slug, { email: value, district: select.value || null, lang: o.lang });
       status.textContent = t('followSent');
       email.value = '';
     } catch (err) {
@@ -73,7 +72,6 @@ export function renderFollow(o: FollowOptions, heading: 'h4' | null = 'h4'): HTM
     h('form', { class: 'cm-followform', novalidate: true, onsubmit: send },
       h('div', { class: 'cm-field' }, h('label', { class: 'cm-label', for: emailId }, t('followEmail')), email, error),
       h('div', { class: 'cm-field' }, h('label', { class: 'cm-label', for: selectId }, t('followDistrict')), select),
-      hp.el,
       h('div', { class: 'cm-actions' }, button)),
     status);
 }

@@ -101,10 +101,10 @@ export class Api {
   }
 
   /** Follows the campaign (or one district) by e-mail: the server sends a confirmation link. */
-  async follow(slug: string, body: { email: string; district: string | null; lang: string }, honeypot = ''): Promise<void> {
+  async follow(slug: string, body: { email: string; district: string | null; lang: string }): Promise<void> {
     await this.request<unknown>(`${this.campaignPath(slug)}/subscriptions`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Civicmap-Honeypot': honeypot },
+      headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
     });
   }
