@@ -5,6 +5,8 @@
 # --browser (what `make test` needs), Debian's Chromium for the widget's browser tests,
 # GDAL's command-line tools for the export tests, poppler's pdftotext for the report's, nginx for the proxy-cache test, and Python's
 # venv for schemathesis.
+# GDAL's command-line tools for the export tests, nginx for the proxy-cache test, and Python's
+# venv for schemathesis, and Python's aiosmtpd for the e-mail tests' SMTP server.
 # Debian/Ubuntu only.
 set -euo pipefail
 
@@ -32,6 +34,11 @@ if [ "${1:-}" = "--browser" ]; then
   # Python 3 with venv: scripts/schemathesis.sh installs schemathesis from PyPI in a venv.
   command -v python3 >/dev/null || need+=(python3)
   python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+  # aiosmtpd: the notice tests (tests/api/notify.rs) send e-mail to a real SMTP server,
+  # tests/smtp_sink.py, which saves what it accepts to a folder.
+  # Debian's own python3 (the tests prefer /usr/bin/python3 to another one on the PATH).
+  py=/usr/bin/python3; [ -x "$py" ] || py=python3
+  "$py" -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

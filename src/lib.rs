@@ -19,6 +19,7 @@ pub mod http;
 pub mod import;
 pub mod location;
 pub mod moderation;
+pub mod notify;
 pub mod report;
 pub mod retention;
 pub mod safety;

@@ -94,6 +94,7 @@ pub async fn get_campaign(
             url: format!("{base}/basemap/style.json"),
         });
     }
+    public.notices = state.config.email_notices && campaign.status == super::Status::Open;
     Ok(Json(public))
 }
 

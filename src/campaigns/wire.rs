@@ -38,6 +38,9 @@ pub struct PublicCampaign {
     /// Whether this server's own address search (`GET …/addresses?q=`) knows addresses in
     /// the campaign's area: the city loaded the national address file for it.
     pub address_search: bool,
+    /// Whether citizens may follow the campaign (or a district) by e-mail here: this server
+    /// sends e-mail (`--smtp-url`) and the campaign is open.
+    pub notices: bool,
     /// Days after the campaign closes before exact positions are snapped to the public grid and
     /// free-text answers deleted; `null`: kept until erased.
     pub retention_days: Option<i32>,
@@ -78,6 +81,7 @@ impl From<&Campaign> for PublicCampaign {
             basemap: c.basemap.clone(),
             geocoder: c.geocoder.clone(),
             address_search: c.address_search,
+            notices: false,
             retention_days: c.retention_days,
             retention_applied_at: c.retention_applied_at,
             attribution: c.attribution.clone(),

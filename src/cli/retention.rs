@@ -37,6 +37,13 @@ pub(super) async fn run(command: RetentionCommand) -> anyhow::Result<()> {
                 .await
                 ?;
                 let verb = if dry_run { "would be" } else { "were" };
+                if !dry_run {
+                    // The addresses of followers of campaigns past their retention go too.
+                    let deleted = crate::notify::purge(&pool).await?;
+                    if deleted > 0 {
+                        println!("{deleted} e-mail subscriptions past retention or never confirmed were deleted");
+                    }
+                }
                 for o in &outcomes {
                     println!(
                         "`{}`: {} positions {verb} snapped to the public grid; free-text answers ({}) {verb} deleted from {} submissions",

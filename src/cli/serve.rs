@@ -100,6 +100,29 @@ pub(super) struct ServeArgs {
     /// behind (or not answering) is skipped until it catches up.
     #[arg(long, env = "CIVICMAP_REPLICA_MAX_LAG", default_value_t = 2.0)]
     replica_max_lag: f64,
+    /// SMTP server that e-mail notices are handed to, `smtp://[user:password@]host[:port]`
+    /// (plain SMTP, to a relay such as the city's MTA). Without it, no e-mail is sent and
+    /// citizens cannot follow a campaign; webhooks are sent either way.
+    #[arg(long, env = "CIVICMAP_SMTP_URL", requires_all = ["mail_from", "public_url"])]
+    smtp_url: Option<String>,
+    /// Sender of e-mail notices, e.g. `Ville de Nanterre <carte@nanterre.fr>`.
+    #[arg(long, env = "CIVICMAP_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// This service's address as citizens reach it (`https://carte.nanterre.fr`), for the
+    /// links in e-mail notices.
+    #[arg(long, env = "CIVICMAP_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Most notices (e-mails and webhook POSTs) this instance sends a second.
+    #[arg(long, env = "CIVICMAP_NOTICES_PER_SECOND", default_value_t = 5)]
+    notices_per_second: u32,
+    /// Milliseconds between two looks for districts passing a share of their target and
+    /// campaigns closing.
+    #[arg(long, env = "CIVICMAP_NOTICE_INTERVAL_MS", default_value_t = 10_000)]
+    notice_interval_ms: u64,
+    /// Seconds before a failed notice is tried again; each further retry waits twice as long
+    /// (up to 6 hours, 12 attempts in all).
+    #[arg(long, env = "CIVICMAP_NOTICE_RETRY_SECONDS", default_value_t = 30)]
+    notice_retry_seconds: u64,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -130,6 +153,14 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let mail = match &args.smtp_url {
+            Some(smtp) => Some(crate::notify::mail::MailConfig::new(
+                smtp,
+                args.mail_from.as_deref().unwrap_or_default(),
+                args.public_url.as_deref().unwrap_or_default(),
+            )?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -158,6 +189,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 replicas: args.replica_urls.clone(),
                 replica_max_lag: Duration::try_from_secs_f64(args.replica_max_lag)
                     .context("--replica-max-lag must be a number of seconds, 0 or more")?,
+                email_notices: mail.is_some(),
             },
         );
         if state.config.basemap.is_some() {
@@ -200,6 +232,19 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => None,
         };
         let housekeeping = tokio::spawn(housekeeping(pool.clone()));
+        if let Some(mail) = &mail {
+            tracing::info!(smtp = %mail.smtp_url.host_str().unwrap_or_default(), "e-mail notices on");
+        }
+        // Stopped when dropped, at the end of this block.
+        let _notices = crate::notify::outbox::start(
+            pool.clone(),
+            crate::notify::outbox::NotifyConfig {
+                mail,
+                per_second: args.notices_per_second,
+                interval: Duration::from_millis(args.notice_interval_ms.max(100)),
+                retry_base: Duration::from_secs(args.notice_retry_seconds.max(1)),
+            },
+        );
         let served = crate::http::serve_with(
             listener,
             crate::http::app(state),
@@ -224,7 +269,8 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Periodic clean-up, every hour: expired idempotency records, spent challenges, client
-/// hashes past their window, and the retention of exact data of campaigns closed long enough.
+/// hashes past their window, the retention of exact data of campaigns closed long enough, and
+/// the e-mail addresses of their followers (and of followers who never confirmed).
 async fn housekeeping(pool: PgPool) {
     let mut interval = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -246,6 +292,14 @@ async fn housekeeping(pool: PgPool) {
                 "client hashes past their duplicate window cleared"
             ),
             Err(e) => tracing::warn!(error = %e, "cannot clear client hashes"),
+        }
+        match crate::notify::purge(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                "subscriptions past retention or unconfirmed deleted"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot delete expired subscriptions"),
         }
         let actor = crate::audit::Actor::System("scheduled retention");
         if let Err(e) = crate::retention::run(&pool, actor, None, false).await {

@@ -154,6 +154,8 @@ pub struct ServerConfig {
     pub replicas: Vec<sqlx::postgres::PgConnectOptions>,
     /// A replica further behind the primary than this is not read from (`--replica-max-lag`).
     pub replica_max_lag: Duration,
+    /// Whether e-mail notices are sent (`--smtp-url`): without them, nobody may subscribe.
+    pub email_notices: bool,
 }
 
 impl ServerConfig {
@@ -172,6 +174,7 @@ impl ServerConfig {
             address_index_max: crate::addresses::index::DEFAULT_MAX_ADDRESSES,
             replicas: Vec::new(),
             replica_max_lag: crate::database::replicas::DEFAULT_MAX_LAG,
+            email_notices: false,
         }
     }
 }
@@ -234,11 +237,13 @@ fn declared(widget_dir: &Path) -> (Routes, Routes) {
         .merge(crate::auth::http::routes())
         .merge(crate::audit::http::routes())
         .merge(crate::moderation::http::routes())
+        .merge(crate::notify::http::admin_routes())
         .merge(ops::routes())
         .merge(widget::routes(widget_dir));
     let writes = Routes::new()
         .merge(crate::submissions::http::routes())
-        .merge(crate::safety::http::routes());
+        .merge(crate::safety::http::routes())
+        .merge(crate::notify::http::routes());
     (open, writes)
 }
 

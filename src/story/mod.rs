@@ -8,7 +8,7 @@
 //! version notifications ([`crate::aggregates::watch`]). Every write is audited.
 //!
 //! [`save`] is the one place where an entry is stored, and where it becomes public: the place
-//! to hook a notice to the campaign's followers (see `Saved::newly_published`).
+//! where the notice to the campaign's followers is queued (`notify::enqueue_update`).
 
 pub mod feed;
 pub mod http;
@@ -440,9 +440,19 @@ async fn save(
     .await?;
     let newly_published = entry.published && !was_published;
     if newly_published {
-        // The entry becomes public with this commit. A notice to the campaign's followers
-        // (the e-mail outbox's `notify::enqueue_update`) belongs here, in this transaction, so
-        // that it is sent if and only if the entry is published.
+        // The entry becomes public with this commit, and its notice to the campaign's
+        // followers is queued in the same transaction: sent if and only if it is published.
+        crate::notify::enqueue_update(
+            &mut tx,
+            campaign.id,
+            &crate::notify::Update {
+                id: entry.id.to_string(),
+                title: entry.title.clone(),
+                text: entry.text.clone(),
+                link: entry.link.clone(),
+            },
+        )
+        .await?;
         tracing::info!(campaign = %campaign.slug, entry = %entry.id, kind = entry.kind.as_str(), "story entry published");
     }
     tx.commit().await?;

@@ -445,6 +445,24 @@ pub async fn store_batch_on(
                    || p.dup_distance || ' m and ' || p.dup_window || ' minutes)',
                    'duplicate rule'
             FROM placed p JOIN created USING (id) WHERE p.earlier_id IS NOT NULL),
+         -- `submission.created` for the campaign's webhooks (src/notify), in this same
+         -- transaction: the event exists if and only if the submission does. Its exact
+         -- position and id only for endpoints marked internal.
+         hooked AS (
+            INSERT INTO outbox (campaign_id, webhook_id, kind, payload, key)
+            SELECT c.campaign_id, w.id, 'submission.created',
+                   jsonb_build_object('district', (SELECT jsonb_build_object('code', d.code, 'name', d.name)
+                                                   FROM districts d WHERE d.id = c.district_id))
+                   || CASE WHEN w.internal
+                           THEN jsonb_build_object('submission', jsonb_build_object(
+                                    'id', c.id, 'lon', ST_X(c.geom), 'lat', ST_Y(c.geom)))
+                           ELSE '{}'::jsonb END,
+                   'webhook:submission.created:' || c.id || ':' || w.id
+            FROM created c
+            JOIN webhooks w ON w.campaign_id = c.campaign_id AND 'submission.created' = ANY (w.events)
+            WHERE c.status = ",
+        crate::status!(Published),
+        "),
          to_count AS (
             SELECT campaign_id, district_id, h3, first_contribution, 1 AS n FROM created
             WHERE status = ",

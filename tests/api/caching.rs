@@ -52,6 +52,9 @@ fn expected(route: &Route) -> Expect {
         }
         // What a citizen typed; health probes.
         "/api/v1/campaigns/{slug}/addresses" | "/healthz" | "/readyz" => Expect::Private,
+        // A follower's link (its token in the query).
+        "/api/v1/campaigns/{slug}/subscriptions/confirm"
+        | "/api/v1/campaigns/{slug}/subscriptions/unsubscribe" => Expect::Private,
         other => panic!(
             "GET {other} is a new public route: say here how its answers may be kept \
              (docs/DEPLOY.md, src/http/caching.rs)"

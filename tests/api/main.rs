@@ -25,6 +25,7 @@ mod limits;
 mod metrics;
 mod moderation;
 mod nginx;
+mod notify;
 mod outage;
 mod padding;
 mod privacy;

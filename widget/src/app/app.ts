@@ -9,6 +9,7 @@ import type { Campaign, DistrictCollection, DistrictFeature, Field, Lang, Story,
 import { errorMessage, fieldLabel, validateAnswers, validateField, type RawValue } from '../lib/validate';
 import { h, setStyle, uid } from './dom';
 import { applyFieldErrors, renderField, renderHoneypot, showSummary, type FieldRef } from './fields';
+import { renderFollow } from './follow';
 import { LocationPicker } from './location';
 import { renderStory } from './story';
 import { hasWebGL, linkMapStyles, loadMap, preloadMap } from './maplibre';
@@ -303,7 +304,20 @@ export class App {
           h('caption', null, this.t('tableCaption')),
           h('thead', null, h('tr', null, h('th', { scope: 'col' }, this.t('tableDistrict')), h('th', { scope: 'col', class: 'cm-num' }, this.t('tableCount')),
             hasHouseholds(this.districts) ? h('th', { scope: 'col', class: 'cm-num cm-rate' }, this.t('tablePer1000')) : null)),
-          tbody, tfoot)));
+          tbody, tfoot)),
+      // Following without contributing: folded under the table.
+      this.campaign?.notices ? h('details', { class: 'cm-followbox' }, h('summary', null, this.t('followTitle')), this.renderFollow(null, null)) : null);
+  }
+
+  /** The "follow my district" form, with `district` chosen first. */
+  private renderFollow(district: string | null, heading: 'h4' | null = 'h4'): HTMLElement {
+    return renderFollow({
+      api: this.api,
+      slug: this.campaign!.slug,
+      lang: this.lang,
+      districts: (this.districts?.features ?? []).map((f) => ({ code: f.properties.code, name: f.properties.name })),
+      district,
+    }, heading);
   }
 
   private renderTable(): void {
@@ -641,6 +655,8 @@ export class App {
         copyStatus),
       h('div', { class: 'cm-actions' },
         h('button', { type: 'button', class: 'cm-btn cm-secondary', onclick: () => this.another() }, this.t('another')))));
+    // After contributing: follow the pin's district.
+    if (this.campaign?.notices) panel.append(this.renderFollow(res.district?.code ?? null));
     // The panel is in the document: move the focus now, so that it never rests on <body>.
     heading.focus();
   }

@@ -122,6 +122,16 @@ export const CSS = `
 .cm-success { border: 2px solid #12b76a; border-radius: 10px; background: #ecfdf3; padding: 16px; display: flex; flex-direction: column; gap: 10px; color: #054f31; }
 .cm-success h3 { color: #054f31; }
 .cm-success .cm-editlink { word-break: break-all; font-size: 0.875em; }
+.cm-follow { display: flex; flex-direction: column; gap: 8px; margin-top: 14px; }
+.cm-follow h3, .cm-follow h4 { font-size: 1em; color: #102a43; }
+.cm-followform { display: flex; flex-direction: column; gap: 10px; }
+.cm input[type=email] {
+  font: inherit; font-size: 16px; color: #1f2933; background: #fff; width: 100%; max-width: 100%;
+  min-height: 44px; padding: 8px 10px; border: 1px solid #7b8794; border-radius: 6px; margin: 0;
+}
+.cm-followstatus:empty { display: none; }
+.cm-followbox { margin-top: 12px; border-top: 1px solid #e4e7eb; padding-top: 8px; }
+.cm-followbox > summary { cursor: pointer; color: #0b5cad; font-weight: 600; min-height: 32px; display: list-item; }
 .cm-results-list li { margin: 2px 0; }
 .cm-georesults { display: flex; flex-direction: column; gap: 4px; }
 .cm-georesults button { font: inherit; text-align: left; background: #fff; border: 1px solid #cbd2d9; border-radius: 6px; padding: 8px 10px; min-height: 44px; cursor: pointer; color: #1f2933; }

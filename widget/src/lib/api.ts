@@ -115,6 +115,15 @@ export class Api {
     return r.body as SubmissionResult;
   }
 
+  /** Follows the campaign (or one district) by e-mail: the server sends a confirmation link. */
+  async follow(slug: string, body: { email: string; district: string | null; lang: string }): Promise<void> {
+    await this.request<unknown>(`${this.campaignPath(slug)}/subscriptions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  }
+
   /** A proof-of-work challenge for one submission. */
   async challenge(slug: string): Promise<Challenge> {
     const r = await this.request<Challenge>(`${this.campaignPath(slug)}/challenges`, { method: 'POST' });

@@ -37,6 +37,8 @@ export interface Campaign {
   geocoder?: { url: string } | null;
   /** Whether civicmap's own address search (`GET …/addresses?q=`) knows addresses in the campaign's area. */
   address_search?: boolean;
+  /** Whether citizens may follow the campaign or a district by e-mail (the server sends e-mail). */
+  notices?: boolean;
   /** Seconds a form must have been open before it is sent (server default 3). */
   min_fill_seconds?: number;
   /** When set, every submission carries a proof of work of this difficulty. */

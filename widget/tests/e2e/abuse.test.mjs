@@ -145,7 +145,7 @@ test('proof of work: solved in a blob worker under the embed CSP, sent, and rene
   await page.goto(`${BASE}/embed/${slug}?lang=en&map=0`);
   await waitForWidget(page, { map: false });
   const challengeReq = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith(`/campaigns/${slug}/challenges`));
-  await page.locator('civicmap-map summary').click();
+  await page.locator('civicmap-map .cm-form summary').click();
   await page.locator('civicmap-map input[name="cm-lon"]').fill(((b[0] + b[2]) / 2).toFixed(6));
   await page.locator('civicmap-map input[name="cm-lat"]').fill(((b[1] + b[3]) / 2).toFixed(6));
   await page.locator('civicmap-map input[name="cm-lat"]').press('Enter');
@@ -173,7 +173,7 @@ test('proof of work: solved in a blob worker under the embed CSP, sent, and rene
   });
   const statuses = [];
   page.on('response', (r) => { if (r.url().endsWith(`/campaigns/${slug}/submissions`)) statuses.push(r.status()); });
-  await page.locator('civicmap-map summary').click();
+  await page.locator('civicmap-map .cm-form summary').click();
   await page.locator('civicmap-map input[name="cm-lon"]').fill(((b[0] * 2 + b[2]) / 3).toFixed(6));
   await page.locator('civicmap-map input[name="cm-lat"]').fill(((b[1] * 2 + b[3]) / 3).toFixed(6));
   await page.locator('civicmap-map input[name="cm-lat"]').press('Enter');

@@ -37,7 +37,7 @@ test('coordinates typed by hand place the pin (no map)', async () => {
   const page = await newPage(browser);
   await page.goto(embedUrl('lang=en&map=0'));
   await waitForWidget(page, { map: false });
-  await page.locator('civicmap-map summary').click();
+  await page.locator('civicmap-map .cm-form summary').click();
   await page.locator('civicmap-map input[name="cm-lon"]').fill(point[0].toFixed(6));
   await page.locator('civicmap-map input[name="cm-lat"]').fill(point[1].toFixed(6));
   await page.locator('civicmap-map input[name="cm-lat"]').press('Enter');

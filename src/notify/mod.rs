@@ -1,0 +1,439 @@
+//! Notices: citizens who follow their district by e-mail (double opt-in), and the city's own
+//! systems told by signed webhooks. Both are sent from one durable outbox ([`outbox`]).
+//!
+//! What causes a notice writes its outbox rows in its own transaction:
+//! - a new published submission: `submission.created` webhooks, in `submissions::store_batch`'s
+//!   statement itself (its `hooked` step);
+//! - a district passing 25, 50, 75 or 100 % of its target, and a campaign closing: [`detect`],
+//!   run every few seconds by every instance, records each announcement under a unique key
+//!   (`notice_announcements`) and writes its rows in that transaction, so each crossing is
+//!   announced once whichever instance sees it first, whatever crashes;
+//! - a staff update (the campaign's story): [`enqueue_update`], to be called in the
+//!   transaction that stores the update;
+//! - a subscription: its confirmation message ([`subscribe`]).
+
+pub mod http;
+pub mod mail;
+pub mod outbox;
+pub mod webhooks;
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::campaigns::Lang;
+use crate::safety::secret::ServerSecret;
+
+/// The shares of a district's target that are announced, in percent.
+pub const THRESHOLDS: [i16; 4] = [25, 50, 75, 100];
+
+/// Days an unconfirmed subscription is kept before it is deleted.
+pub const UNCONFIRMED_DAYS: i32 = 7;
+
+/// What a link in a message does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Confirms a subscription (double opt-in).
+    Confirm,
+    /// Deletes a subscription.
+    Unsubscribe,
+}
+
+impl Purpose {
+    fn label(self) -> &'static str {
+        match self {
+            Purpose::Confirm => "notify-confirm",
+            Purpose::Unsubscribe => "notify-unsubscribe",
+        }
+    }
+}
+
+/// The token of a link: the subscription's id and an HMAC of it under the server secret, for
+/// one purpose. Nothing is stored: the token is checked by computing it again, and dies with
+/// its subscription (a new subscription has a new id).
+pub fn token(secret: &ServerSecret, purpose: Purpose, subscription: Uuid) -> String {
+    let tag = secret.mac(purpose.label(), &[subscription.as_bytes()]);
+    format!("{}.{}", subscription.simple(), URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// The subscription a token was made for, if it is genuine.
+pub fn check_token(secret: &ServerSecret, purpose: Purpose, token: &str) -> Option<Uuid> {
+    let (id, tag) = token.split_once('.')?;
+    if id.len() != 32 {
+        return None;
+    }
+    let id = Uuid::try_parse(id).ok()?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+    secret
+        .verify(purpose.label(), &[id.as_bytes()], &tag)
+        .then_some(id)
+}
+
+/// An e-mail address as it is stored: trimmed, lower-case, and one `lettre` can send to.
+pub fn parse_email(raw: &str) -> Option<String> {
+    let email = raw.trim().to_lowercase();
+    if email.len() > 254 || email.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return None;
+    }
+    email.parse::<lettre::Address>().ok()?;
+    Some(email)
+}
+
+/// What [`subscribe`] did; the HTTP answer is the same whatever it is, so that nobody learns
+/// whether an address follows a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscribed {
+    /// A new subscription, waiting for its confirmation.
+    New,
+    /// Already waiting: its confirmation was sent again (at most once an hour).
+    Reminded,
+    /// Already waiting, and a confirmation was sent within the hour: nothing sent.
+    Throttled,
+    /// Already confirmed: nothing sent.
+    Already,
+}
+
+/// Records that `email` wants notices of campaign `campaign_id` (and of district `district`),
+/// and queues its confirmation message, in one transaction.
+pub async fn subscribe(
+    pool: &PgPool,
+    campaign_id: i64,
+    email: &str,
+    lang: Lang,
+    district: Option<&str>,
+) -> sqlx::Result<Subscribed> {
+    let mut tx = pool.begin().await?;
+    let lang = lang_code(lang);
+    // Inserted, or the existing row locked and read (an upsert that changes nothing).
+    let (id, created, confirmed, may_remind): (Uuid, bool, bool, bool) = sqlx::query_as(
+        "INSERT INTO subscriptions (id, campaign_id, email, lang, district_code)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT ON CONSTRAINT subscriptions_key
+            DO UPDATE SET lang = subscriptions.lang
+         RETURNING id, xmax = 0, confirmed,
+                   confirmation_hour IS DISTINCT FROM date_trunc('hour', now())",
+    )
+    .bind(Uuid::new_v4())
+    .bind(campaign_id)
+    .bind(email)
+    .bind(lang)
+    .bind(district)
+    .fetch_one(&mut *tx)
+    .await?;
+    let outcome = match (created, confirmed, may_remind) {
+        (true, _, _) => Subscribed::New,
+        (false, true, _) => Subscribed::Already,
+        (false, false, true) => Subscribed::Reminded,
+        (false, false, false) => Subscribed::Throttled,
+    };
+    if matches!(outcome, Subscribed::New | Subscribed::Reminded) {
+        sqlx::query(
+            "UPDATE subscriptions SET confirmation_hour = date_trunc('hour', now()) WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO outbox (campaign_id, subscription_id, kind, key)
+             VALUES ($1, $2, 'confirm',
+                     'confirm:' || $2 || ':' || extract(epoch FROM date_trunc('hour', now())))
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(campaign_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Confirms subscription `id`; false when there is none (unsubscribed, expired).
+pub async fn confirm(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query("UPDATE subscriptions SET confirmed = true WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes subscription `id` and whatever it had waiting in the outbox; false when there is
+/// none.
+pub async fn unsubscribe(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query("DELETE FROM subscriptions WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The language and campaign of subscription `id`, if it exists.
+pub async fn subscription(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<(i64, Lang, bool)>> {
+    let row: Option<(i64, String, bool)> =
+        sqlx::query_as("SELECT campaign_id, lang, confirmed FROM subscriptions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(campaign, lang, confirmed)| (campaign, parse_lang(&lang), confirmed)))
+}
+
+fn lang_code(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Fr => "fr",
+        Lang::En => "en",
+    }
+}
+
+fn parse_lang(code: &str) -> Lang {
+    if code == "en" { Lang::En } else { Lang::Fr }
+}
+
+/// A staff update, as [`enqueue_update`] sends it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Update {
+    /// The update's id in its own table (one notice per update and subscriber).
+    pub id: String,
+    /// Its title, in French and English.
+    pub title: crate::campaigns::Localized,
+    /// Its text, in French and English.
+    pub text: crate::campaigns::Localized,
+    /// An optional link, shown under the text.
+    pub link: Option<String>,
+}
+
+/// Queues the notice of a staff update to every confirmed subscriber of campaign
+/// `campaign_id` (once per address, whatever districts it follows). Call it once, in the
+/// transaction that stores the update: the notice exists if and only if the update does.
+/// A second call with the same update id queues nothing for notices still waiting, but an
+/// e-mail's row is deleted once sent, so a call after that would send it again.
+pub async fn enqueue_update(
+    tx: &mut PgConnection,
+    campaign_id: i64,
+    update: &Update,
+) -> sqlx::Result<u64> {
+    let payload = serde_json::to_value(update).expect("an update serialises");
+    let done = sqlx::query(
+        "INSERT INTO outbox (campaign_id, subscription_id, kind, payload, key)
+         SELECT DISTINCT ON (email) $1, id, 'update', $2, 'update:' || $1 || ':' || $3 || ':' || id
+         FROM subscriptions WHERE campaign_id = $1 AND confirmed
+         ORDER BY email, id
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(campaign_id)
+    .bind(payload)
+    .bind(&update.id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// One district's newly passed share of its target.
+#[derive(Debug, Clone, PartialEq)]
+struct Crossing {
+    campaign_id: i64,
+    code: String,
+    name: String,
+    threshold: i16,
+    count: i64,
+    target: i64,
+}
+
+/// Finds what is to be announced (districts passing a share of their target, campaigns
+/// closing), records each announcement once, and queues its e-mails and webhooks, all in one
+/// transaction. Returns how many announcements were made.
+///
+/// A district's count is its published count, the one the districts layer shows, and a share
+/// is announced only once that count reaches the campaign's k (`min_count`): a notice never
+/// says more than the public figures. Several shares passed at once (targets set late) make
+/// one notice, of the highest; each share is announced once ever, even if the count falls
+/// back and rises again.
+pub async fn detect(pool: &PgPool) -> sqlx::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(i64, String, String, i16, i64, i64)> = sqlx::query_as(
+        "WITH counts AS (
+            SELECT c.id AS campaign_id, d.code, d.name, c.min_count,
+                   (c.targets ->> d.code)::bigint AS target,
+                   COALESCE(sum(dc.published), 0)::bigint AS n
+            FROM campaigns c
+            JOIN districts d ON d.campaign_id = c.id
+            LEFT JOIN district_counts dc ON dc.campaign_id = c.id AND dc.district_id = d.id
+            WHERE c.status <> 'draft' AND c.targets ? d.code
+              AND jsonb_typeof(c.targets -> d.code) = 'number'
+            GROUP BY c.id, d.code, d.name, c.min_count, c.targets),
+         passed AS (
+            SELECT campaign_id, code, name, t::smallint AS threshold, n, target
+            FROM counts CROSS JOIN unnest($1::int2[]) AS t
+            WHERE target > 0 AND n >= min_count AND n * 100 >= target * t),
+         announced AS (
+            INSERT INTO notice_announcements (campaign_id, kind, district_code, threshold)
+            SELECT campaign_id, 'threshold', code, threshold FROM passed
+            ORDER BY campaign_id, code, threshold
+            ON CONFLICT DO NOTHING
+            RETURNING campaign_id, district_code, threshold)
+         SELECT p.campaign_id, p.code, p.name, p.threshold, p.n, p.target
+         FROM passed p JOIN announced a
+           ON a.campaign_id = p.campaign_id AND a.district_code = p.code AND a.threshold = p.threshold",
+    )
+    .bind(THRESHOLDS.to_vec())
+    .fetch_all(&mut *tx)
+    .await?;
+    // The highest share newly passed, per district.
+    let mut highest: BTreeMap<(i64, String), Crossing> = BTreeMap::new();
+    for (campaign_id, code, name, threshold, count, target) in rows {
+        let crossing = Crossing {
+            campaign_id,
+            code: code.clone(),
+            name,
+            threshold,
+            count,
+            target,
+        };
+        highest
+            .entry((campaign_id, code))
+            .and_modify(|c| {
+                if threshold > c.threshold {
+                    *c = crossing.clone();
+                }
+            })
+            .or_insert(crossing);
+    }
+    let mut made = highest.len();
+    for crossing in highest.values() {
+        enqueue_threshold(&mut tx, crossing).await?;
+    }
+    let closed: Vec<(i64,)> = sqlx::query_as(
+        "INSERT INTO notice_announcements (campaign_id, kind)
+         SELECT id, 'closed' FROM campaigns
+         WHERE status = 'closed' OR (status = 'open' AND closes_at <= now())
+         ORDER BY id
+         ON CONFLICT DO NOTHING
+         RETURNING campaign_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    made += closed.len();
+    for (campaign_id,) in closed {
+        enqueue_closed(&mut tx, campaign_id).await?;
+    }
+    tx.commit().await?;
+    Ok(made)
+}
+
+async fn enqueue_threshold(tx: &mut PgConnection, c: &Crossing) -> sqlx::Result<()> {
+    let district = json!({"code": c.code, "name": c.name});
+    let payload = json!({"district": district, "threshold": c.threshold,
+                         "count": c.count, "target": c.target});
+    let key = format!("threshold:{}:{}:{}", c.campaign_id, c.code, c.threshold);
+    sqlx::query(
+        "INSERT INTO outbox (campaign_id, subscription_id, kind, payload, key)
+         SELECT $1, id, 'threshold', $3, $4 || ':' || id
+         FROM subscriptions WHERE campaign_id = $1 AND district_code = $2 AND confirmed
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(c.campaign_id)
+    .bind(&c.code)
+    .bind(&payload)
+    .bind(&key)
+    .execute(&mut *tx)
+    .await?;
+    webhooks::enqueue(
+        tx,
+        c.campaign_id,
+        webhooks::Event::DistrictThreshold,
+        &key,
+        &payload,
+    )
+    .await
+}
+
+async fn enqueue_closed(tx: &mut PgConnection, campaign_id: i64) -> sqlx::Result<()> {
+    let key = format!("closed:{campaign_id}");
+    sqlx::query(
+        "INSERT INTO outbox (campaign_id, subscription_id, kind, key)
+         SELECT DISTINCT ON (email) $1, id, 'closed', $2 || ':' || id
+         FROM subscriptions WHERE campaign_id = $1 AND confirmed
+         ORDER BY email, id
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(campaign_id)
+    .bind(&key)
+    .execute(&mut *tx)
+    .await?;
+    let closed_at: Option<time::OffsetDateTime> =
+        sqlx::query_scalar("SELECT LEAST(closes_at, closed_at) FROM campaigns WHERE id = $1")
+            .bind(campaign_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let payload = json!({"closed_at": closed_at.map(crate::notify::webhooks::rfc3339)});
+    webhooks::enqueue(
+        tx,
+        campaign_id,
+        webhooks::Event::CampaignClosed,
+        &key,
+        &payload,
+    )
+    .await
+}
+
+/// Deletes the subscriptions of campaigns whose retention is due (`retention_days` after
+/// closing), and those never confirmed within [`UNCONFIRMED_DAYS`]; then the outbox rows sent
+/// or given up more than a day ago. Returns how many subscriptions were deleted.
+pub async fn purge(pool: &PgPool) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM subscriptions s USING campaigns c
+         WHERE c.id = s.campaign_id
+           AND ((c.retention_days IS NOT NULL
+                 AND LEAST(c.closes_at, c.closed_at) + make_interval(days => c.retention_days) <= now())
+                OR (NOT s.confirmed
+                    AND s.created_hour < now() - make_interval(days => $1)))",
+    )
+    .bind(UNCONFIRMED_DAYS)
+    .execute(pool)
+    .await?;
+    sqlx::query("DELETE FROM outbox WHERE COALESCE(sent_at, failed_at) < now() - interval '1 day'")
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_good_for_its_subscription_and_purpose_only() {
+        let secret = ServerSecret::from_bytes([7; 32]);
+        let id = Uuid::new_v4();
+        let confirm = token(&secret, Purpose::Confirm, id);
+        assert_eq!(check_token(&secret, Purpose::Confirm, &confirm), Some(id));
+        assert_eq!(check_token(&secret, Purpose::Unsubscribe, &confirm), None);
+        let other = ServerSecret::from_bytes([8; 32]);
+        assert_eq!(check_token(&other, Purpose::Confirm, &confirm), None);
+        let forged = format!(
+            "{}.{}",
+            Uuid::new_v4().simple(),
+            confirm.split_once('.').unwrap().1
+        );
+        assert_eq!(check_token(&secret, Purpose::Confirm, &forged), None);
+        for junk in ["", ".", "x.y", "é.é", &confirm[..confirm.len() - 1]] {
+            assert_eq!(check_token(&secret, Purpose::Confirm, junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn addresses_are_stored_lower_case_and_checked() {
+        assert_eq!(
+            parse_email("  Alice@Example.ORG "),
+            Some("alice@example.org".into())
+        );
+        for bad in ["", "alice", "a@", "@b", "a b@c.d", "a@b\r\nBcc: x@y.z"] {
+            assert_eq!(parse_email(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_email(&format!("{}@b.c", "a".repeat(260))), None);
+    }
+}
