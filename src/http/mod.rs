@@ -142,6 +142,9 @@ pub struct ServerConfig {
     /// Most addresses a campaign's address index holds in memory; a larger area is searched
     /// in the database (`--address-index-max`; 0: always in the database).
     pub address_index_max: usize,
+    /// Console sign-in attempts a client (IPv4 address or IPv6 /64) may make per minute,
+    /// shared by every instance; bursts of half as many (`--sign-ins-per-ip`; 0: no limit).
+    pub sign_ins_per_minute: u32,
 }
 
 impl ServerConfig {
@@ -158,9 +161,13 @@ impl ServerConfig {
             basemap: None,
             fonts_dir: crate::basemap::glyphs::DEFAULT_FONTS_DIR.into(),
             address_index_max: crate::addresses::index::DEFAULT_MAX_ADDRESSES,
+            sign_ins_per_minute: DEFAULT_SIGN_INS_PER_MINUTE,
         }
     }
 }
+
+/// Default console sign-in attempts per client per minute.
+pub const DEFAULT_SIGN_INS_PER_MINUTE: u32 = 10;
 
 /// Longest a request may take before it is answered 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -50,6 +50,8 @@ fn expected(route: &Route) -> Expect {
         }
         // What a citizen typed; health probes.
         "/api/v1/campaigns/{slug}/addresses" | "/healthz" | "/readyz" => Expect::Private,
+        // The staff console's page.
+        "/admin" => Expect::Private,
         other => panic!(
             "GET {other} is a new public route: say here how its answers may be kept \
              (docs/DEPLOY.md, src/http/caching.rs)"

@@ -28,5 +28,6 @@ mod padding;
 mod privacy;
 mod publication;
 mod retention;
+mod sessions;
 mod submissions;
 mod tiles;
