@@ -14,6 +14,8 @@ function h(tag: string, attrs: Attrs = {}, ...children: (Child | Child[])[]): HT
   for (const [name, value] of Object.entries(attrs)) {
     if (value === undefined || value === false) continue;
     if (name.startsWith('on') && typeof value === 'function') el.addEventListener(name.slice(2), value as EventListener);
+    // Through the CSSOM: the console's CSP allows no style attribute.
+    else if (name === 'style') el.style.cssText = String(value);
     else if (value === true) el.setAttribute(name, '');
     else el.setAttribute(name, String(value));
   }
@@ -58,7 +60,7 @@ function problemText(e: unknown): Node[] {
   if (e instanceof ApiError) {
     const out: Node[] = [document.createTextNode(t('error', { e: e.problem.detail }))];
     if (e.problem.errors?.length) {
-      out.push(h('ul', { class: 'errors' }, ...e.problem.errors.map((x) => h('li', {}, h('code', {}, x.field), ' : ', x.detail))));
+      out.push(h('ul', { class: 'errors' }, ...e.problem.errors.map((x) => h('li', {}, h('code', {}, x.field), t('colon'), x.detail))));
     }
     return out;
   }
@@ -82,6 +84,7 @@ function fmtDate(s: string | null | undefined): string {
 function allowed(view: string): boolean {
   if (!me) return false;
   if (me.role === 'admin') return true;
+  if (view === 'dashboard') return true;
   if (me.role === 'moderator') return view === 'moderation';
   return view === 'downloads';
 }
@@ -97,6 +100,7 @@ function shell(main: HTMLElement): void {
     if (me.role === 'admin') nav.push(['#/campaigns', 'nav_campaigns'], ['#/tokens', 'nav_tokens'], ['#/audit', 'nav_audit']);
     if (me.role === 'moderator') nav.push(['#/moderation/', 'nav_moderation']);
     if (me.role === 'planner') nav.push(['#/downloads/', 'nav_downloads']);
+    if (me.role !== 'admin') nav.push(['#/dashboard/', 'nav_dashboard']);
     const here = location.hash || '#/';
     header.append(
       h('nav', { 'aria-label': t('nav') }, h('ul', {}, ...nav.map(([href, key]) => h('li', {}, h('a', { href, 'aria-current': here.startsWith(href) ? 'page' : undefined }, t(key)))))),
@@ -129,6 +133,7 @@ async function route(): Promise<void> {
     else if (target === 'campaign') await campaignView(main, slug === 'new' ? null : slug);
     else if (target === 'moderation') await moderationView(main, slug);
     else if (target === 'downloads') await downloadsView(main, slug);
+    else if (target === 'dashboard') await dashboardView(main, slug);
     else if (target === 'tokens') await tokensView(main);
     else if (target === 'audit') await auditView(main);
   } catch (e) {
@@ -210,7 +215,7 @@ async function campaignsView(main: HTMLElement): Promise<void> {
       h('td', {}, t(`moderation_${c.moderation}` as Key)),
       h('td', { class: 'num' }, districts),
       h('td', { class: 'num' }, count),
-      h('td', {}, h('a', { href: `#/moderation/${encodeURIComponent(c.slug)}` }, t('nav_moderation')), ' · ', h('a', { href: `#/downloads/${encodeURIComponent(c.slug)}` }, t('nav_downloads'))));
+      h('td', {}, h('a', { href: `#/dashboard/${encodeURIComponent(c.slug)}` }, t('nav_dashboard')), ' · ', h('a', { href: `#/moderation/${encodeURIComponent(c.slug)}` }, t('nav_moderation')), ' · ', h('a', { href: `#/downloads/${encodeURIComponent(c.slug)}` }, t('nav_downloads'))));
   }));
   main.append(
     h('h1', {}, t('campaigns')),
@@ -291,7 +296,7 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
     ? await call<Campaign>('GET', `/api/v1/admin/campaigns/${encodeURIComponent(slug)}`)
     : { slug: '', title: { fr: '', en: '' }, description: { fr: '', en: '' }, status: 'draft', moderation: 'post', form: { fields: [blankField(1)] }, privacy: { min_count: 5, public_precision_m: 200 }, allowed_origins: [] };
   const fields: Field[] = JSON.parse(JSON.stringify(c.form.fields));
-  main.append(h('h1', {}, slug ? `${t('campaign')} : ${loc(c.title)}` : t('new_campaign')));
+  main.append(h('h1', {}, slug ? `${t('campaign')}${t('colon')}${loc(c.title)}` : t('new_campaign')));
 
   // Settings and form.
   const slugIn = input({ value: c.slug, required: true, pattern: '[a-z0-9][a-z0-9-]*', disabled: !!slug });
@@ -415,7 +420,7 @@ function openCloseCard(slug: string, c: Campaign): HTMLElement {
     }
   };
   return h('section', { class: 'card', 'aria-labelledby': 'o-h' }, h('h2', { id: 'o-h' }, t('open_close')),
-    h('p', {}, t('col_status'), ' : ', h('span', { class: `badge ${c.status}` }, t(`status_${c.status}` as Key))),
+    h('p', {}, t('col_status'), t('colon'), h('span', { class: `badge ${c.status}` }, t(`status_${c.status}` as Key))),
     c.status === 'open'
       ? h('button', { type: 'button', class: 'secondary', onclick: () => set('closed') }, t('close_now'))
       : h('button', { type: 'button', onclick: () => set('open') }, c.status === 'closed' ? t('reopen') : t('open_now')),
@@ -543,6 +548,36 @@ async function downloadsView(main: HTMLElement, slug: string): Promise<void> {
   })));
 }
 
+// ------------------------------------------------------------------ dashboard
+
+interface DistrictFigures { code: string; name: string; count: number | null; withheld: boolean; target: number | null; progress: number | null }
+
+async function dashboardView(main: HTMLElement, slug: string): Promise<void> {
+  main.append(h('h1', {}, t('dashboard')));
+  slugPicker(main, 'dashboard', slug);
+  if (!slug) return;
+  const s = encodeURIComponent(slug);
+  const fc = await call<{ min_count: number; total: { count: number | null; withheld: boolean }; features: { properties: DistrictFigures }[] }>('GET', `/api/v1/campaigns/${s}/districts.geojson`);
+  const fmt = (n: number | null) => (n === null ? t('withheld') : new Intl.NumberFormat(lang() === 'fr' ? 'fr-FR' : 'en-GB').format(n));
+  const rows = fc.features.map(({ properties: d }) => {
+    const pct = d.target && d.count !== null ? Math.min(100, Math.round((100 * d.count) / d.target)) : null;
+    return h('tr', {}, h('th', { scope: 'row' }, `${d.name} (${d.code})`), h('td', { class: 'num' }, fmt(d.count)), h('td', { class: 'num' }, d.target === null ? '—' : fmt(d.target)),
+      h('td', {}, pct === null ? '—' : h('span', { class: 'bar', role: 'img', 'aria-label': `${pct} %` }, h('span', { class: 'fill', style: `width:${pct}%` }), ` ${pct} %`)));
+  });
+  const csv = await fetch(`/api/v1/campaigns/${s}/timeseries.csv`, { credentials: 'same-origin', cache: 'no-store' }).then((r) => (r.ok ? r.text() : ''));
+  const series = csv.trim().split('\n').slice(1).map((l) => l.split(',')).filter((p) => p.length >= 2).map(([period, count, withheld]) => ({ period, count: withheld === 'true' ? null : Number(count) }));
+  const max = Math.max(1, ...series.map((x) => x.count ?? 0));
+  main.append(
+    h('p', { class: 'explain' }, t('dashboard_public', { k: fc.min_count })),
+    h('p', { class: 'total' }, t('total'), t('colon'), h('strong', {}, fmt(fc.total.count))),
+    h('h2', {}, t('per_district')),
+    h('table', {}, h('thead', {}, h('tr', {}, ...(['district', 'col_contributions', 'target', 'progress'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))), h('tbody', {}, ...rows)),
+    h('h2', {}, t('over_time')),
+    h('table', { class: 'series' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('period')), h('th', { scope: 'col' }, t('col_contributions')))),
+      h('tbody', {}, ...series.map((x) => h('tr', {}, h('th', { scope: 'row' }, x.period), h('td', {}, h('span', { class: 'bar wide' }, h('span', { class: 'fill', style: `width:${Math.round((100 * (x.count ?? 0)) / max)}%` })), ` ${fmt(x.count)}`))))),
+  );
+}
+
 // ------------------------------------------------------------------ tokens and audit
 
 interface TokenInfo { id: number; name: string; role: string; created_at: string; expires_at: string | null; revoked_at: string | null; last_used_at: string | null }
@@ -588,8 +623,8 @@ async function tokensView(main: HTMLElement): Promise<void> {
         h('td', { class: 'num' }, String(x.id)), h('th', { scope: 'row' }, x.name), h('td', {}, t(`role_${x.role}` as Key)),
         h('td', {}, t(`state_${stateOf(x)}` as Key)), h('td', {}, fmtDate(x.expires_at)), h('td', {}, fmtDate(x.last_used_at)),
         h('td', {}, stateOf(x) === 'revoked' ? '' : [
-          h('button', { type: 'button', class: 'secondary', 'aria-label': `${t('expire_now')} : ${x.name}`, onclick: () => act(`/api/v1/admin/tokens/${x.id}`, 'PATCH', { expires_at: new Date().toISOString() }) }, t('expire_now')), ' ',
-          h('button', { type: 'button', class: 'danger', 'aria-label': `${t('revoke')} : ${x.name}`, onclick: () => act(`/api/v1/admin/tokens/${x.id}/revoke`, 'POST', {}) }, t('revoke'))])))));
+          h('button', { type: 'button', class: 'secondary', 'aria-label': `${t('expire_now')}${t('colon')}${x.name}`, onclick: () => act(`/api/v1/admin/tokens/${x.id}`, 'PATCH', { expires_at: new Date().toISOString() }) }, t('expire_now')), ' ',
+          h('button', { type: 'button', class: 'danger', 'aria-label': `${t('revoke')}${t('colon')}${x.name}`, onclick: () => act(`/api/v1/admin/tokens/${x.id}/revoke`, 'POST', {}) }, t('revoke'))])))));
     table = el;
     return el;
   };

@@ -182,7 +182,7 @@ test('the moderator signs in and approves the contribution', { skip: !ADMIN && '
   const page = await newPage(browser);
   await signIn(page, state.moderator);
   // A moderator sees moderation only.
-  assert.deepEqual(await page.locator('header nav a').allInnerTexts(), ['Modération']);
+  assert.deepEqual(await page.locator('header nav a').allInnerTexts(), ['Modération', 'Tableau de bord']);
   await page.getByLabel('Identifiant de la campagne').fill(SLUG);
   await page.getByRole('button', { name: 'Afficher' }).click();
   const item = page.locator('li.item').first();
@@ -207,7 +207,7 @@ test('the moderator signs in and approves the contribution', { skip: !ADMIN && '
 test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !ADMIN && 'no admin token' }, async () => {
   const page = await newPage(browser, { acceptDownloads: true });
   await signIn(page, state.planner, 'en');
-  assert.deepEqual(await page.locator('header nav a').allInnerTexts(), ['Downloads']);
+  assert.deepEqual(await page.locator('header nav a').allInnerTexts(), ['Downloads', 'Dashboard']);
   await page.getByLabel('Campaign identifier').fill(SLUG);
   await page.getByRole('button', { name: 'Show' }).click();
   const link = page.getByRole('link', { name: /Districts with their counts \(GeoJSON\)/ });
@@ -220,6 +220,11 @@ test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !A
   assert.match(info.stdout, /code: String/);
   const all = spawnSync('ogrinfo', ['-ro', '-al', file], { encoding: 'utf8' });
   assert.match(all.stdout, /name \(String\) = Croix-Rousse/);
+  // The dashboard counts the approved contribution, per district and over time.
+  await page.goto(`${BASE}/admin?lang=en#/dashboard/${SLUG}`);
+  await page.locator('p.total strong').waitFor();
+  assert.equal(await page.locator('p.total strong').innerText(), '1');
+  assert.match(await page.locator('tbody tr', { hasText: 'Croix-Rousse (CR)' }).innerText(), /1/);
   // The raw export (exact positions) is there for the planner, and audited.
   const raw = await page.evaluate(async (s) => (await fetch(`/api/v1/admin/campaigns/${s}/submissions.geojson`)).status, SLUG);
   assert.equal(raw, 200);
@@ -235,6 +240,7 @@ test('every console page passes axe-core and is screenshotted in French and Engl
     ['new-campaign', '#/campaign/new'],
     ['moderation', `#/moderation/${SLUG}?status=pending`],
     ['downloads', `#/downloads/${SLUG}`],
+    ['dashboard', `#/dashboard/${SLUG}`],
     ['tokens', '#/tokens'],
     ['audit', '#/audit'],
   ];
