@@ -185,10 +185,10 @@ async fn bad_sign_ins_are_refused_without_a_cookie_or_an_echo() {
     ] {
         let response = sign_in_with(&app, token, &[]).await;
         assert!(set_cookie(&response).is_none(), "{token}");
-        let problem = problem(response, StatusCode::UNAUTHORIZED).await;
-        let detail = problem["detail"].as_str().unwrap();
+        let refusal = problem(response, StatusCode::UNAUTHORIZED).await;
+        let detail = refusal["detail"].as_str().unwrap();
         assert!(detail.contains(words), "{detail}");
-        assert!(token.len() < 6 || !problem.to_string().contains(token));
+        assert!(token.len() < 6 || !refusal.to_string().contains(token));
     }
     // Revoked and expired tokens say so.
     let revoked = app.staff_token(Role::Moderator).await;
@@ -222,8 +222,8 @@ async fn bad_sign_ins_are_refused_without_a_cookie_or_an_echo() {
         .send()
         .await
         .unwrap();
-    let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert!(!problem.to_string().contains(&app.admin_token));
+    let refusal = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(!refusal.to_string().contains(&app.admin_token));
 
     // From another site: refused before the token is even looked at (login CSRF).
     for headers in [
@@ -293,8 +293,8 @@ async fn the_session_reads_freely_and_writes_only_with_its_csrf_token_from_its_o
         let response = console
             .send(&app, Method::POST, path, &headers, Some(&campaign))
             .await;
-        let problem = problem(response, StatusCode::FORBIDDEN).await;
-        let detail = problem["detail"].as_str().unwrap().to_owned();
+        let refusal = problem(response, StatusCode::FORBIDDEN).await;
+        let detail = refusal["detail"].as_str().unwrap().to_owned();
         assert!(
             detail.contains("CSRF") || detail.contains("another"),
             "{what}: {detail}"
@@ -309,8 +309,17 @@ async fn the_session_reads_freely_and_writes_only_with_its_csrf_token_from_its_o
     // As the console makes it: accepted, and audited as the token's holder.
     let response = console.write(&app, Method::POST, path, &campaign).await;
     assert_eq!(response.status(), StatusCode::CREATED);
+    let response = console
+        .write(
+            &app,
+            Method::POST,
+            "/api/v1/admin/tokens",
+            &json!({"name": "via console", "role": "planner"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
     let actor: String = sqlx::query_scalar(
-        "SELECT actor FROM audit_log WHERE action = 'campaign.create' ORDER BY id DESC LIMIT 1",
+        "SELECT actor FROM audit_log WHERE action = 'token.create' ORDER BY id DESC LIMIT 1",
     )
     .fetch_one(&app.db)
     .await
@@ -338,8 +347,8 @@ async fn the_session_reads_freely_and_writes_only_with_its_csrf_token_from_its_o
     let moderator = sign_in(&app, &app.staff_token(Role::Moderator).await).await;
     assert_eq!(moderator.body["role"], "moderator");
     let response = moderator.get(&app, "/api/v1/admin/tokens").await;
-    let problem = problem(response, StatusCode::FORBIDDEN).await;
-    assert!(problem["detail"].as_str().unwrap().contains("moderator"));
+    let refusal = problem(response, StatusCode::FORBIDDEN).await;
+    assert!(refusal["detail"].as_str().unwrap().contains("moderator"));
     let response = moderator
         .write(
             &app,
@@ -524,8 +533,8 @@ async fn sign_in_attempts_are_limited_per_client_across_instances() {
             .parse()
             .unwrap();
         assert!((1..=15).contains(&retry), "{retry}");
-        let problem = problem(response, StatusCode::TOO_MANY_REQUESTS).await;
-        assert!(problem["detail"].as_str().unwrap().contains("sign-in"));
+        let refusal = problem(response, StatusCode::TOO_MANY_REQUESTS).await;
+        assert!(refusal["detail"].as_str().unwrap().contains("sign-in"));
     }
     // Another client is not held up.
     let response = sign_in_with(&a, &a.admin_token, &[("x-forwarded-for", "203.0.113.8")]).await;
