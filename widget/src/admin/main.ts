@@ -195,6 +195,7 @@ interface Campaign {
   allowed_origins?: string[];
   opens_at?: string | null;
   closes_at?: string | null;
+  targets?: Record<string, number>;
 }
 
 async function campaignsView(main: HTMLElement): Promise<void> {
@@ -313,6 +314,15 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
   m.addEventListener('input', explain);
   explain();
   const origins = h('textarea', { rows: 2 }, (c.allowed_origins ?? []).join('\n')) as HTMLTextAreaElement;
+  // Dates in the browser's time zone, sent as RFC 3339.
+  const local = (iso: string | null | undefined) => {
+    if (!iso) return '';
+    const d = new Date(iso);
+    return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  };
+  const opens = input({ type: 'datetime-local', value: local(c.opens_at) });
+  const closes = input({ type: 'datetime-local', value: local(c.closes_at) });
+  const targets = h('textarea', { rows: 3 }, Object.entries(c.targets ?? {}).map(([code, n]) => `${code} = ${n}`).join('\n')) as HTMLTextAreaElement;
   const preview = h('div', { class: 'preview', 'aria-live': 'off' });
   const redraw = () => preview.replaceChildren(formPreview(fields));
   redraw();
@@ -327,6 +337,9 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
       form: { fields },
       privacy: { ...c.privacy, min_count: Number(k.value), public_precision_m: Number(m.value) },
       allowed_origins: origins.value.split('\n').map((s) => s.trim()).filter(Boolean),
+      opens_at: opens.value ? new Date(opens.value).toISOString() : null,
+      closes_at: closes.value ? new Date(closes.value).toISOString() : null,
+      targets: Object.fromEntries(targets.value.split('\n').map((l) => l.split('=').map((x) => x.trim())).filter((p) => p[0] && p[1]).map(([code, n]) => [code, Number(n)])),
     };
     try {
       if (slug) {
@@ -348,6 +361,8 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
   field(t('moderation_mode'), mod),
   h('fieldset', {}, h('legend', {}, t('privacy')), h('div', { class: 'row' }, field(t('min_count'), k), field(t('precision'), m)), explained),
   field(t('allowed_origins'), origins),
+  h('div', { class: 'row' }, field(t('opens_at'), opens), field(t('closes_at'), closes)),
+  field(t('targets'), targets),
   h('div', { class: 'split' },
     h('section', { 'aria-labelledby': 'fb-h' }, h('h3', { id: 'fb-h' }, t('form_builder')), formBuilder(fields, redraw)),
     h('section', { 'aria-labelledby': 'pv-h' }, h('h3', { id: 'pv-h' }, t('preview')), preview)),

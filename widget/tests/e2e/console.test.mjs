@@ -105,6 +105,10 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   assert.match(await page.locator('.districts-preview').innerText(), /Croix-Rousse \(CR\)[\s\S]*Presqu’île \(PI\)/);
   await page.getByRole('button', { name: 'Remplacer les secteurs' }).click();
   await page.getByText('2 secteurs importés.').waitFor();
+  // A target for one district, saved with the settings.
+  await page.getByLabel('Objectifs par secteur').fill('CR = 10');
+  await page.getByRole('button', { name: 'Enregistrer' }).click();
+  await page.getByText('Enregistré.').waitFor();
 
   // Open it.
   await page.getByRole('button', { name: 'Ouvrir la campagne' }).click();
@@ -224,7 +228,7 @@ test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !A
   await page.goto(`${BASE}/admin?lang=en#/dashboard/${SLUG}`);
   await page.locator('p.total strong').waitFor();
   assert.equal(await page.locator('p.total strong').innerText(), '1');
-  assert.match(await page.locator('tbody tr', { hasText: 'Croix-Rousse (CR)' }).innerText(), /1/);
+  assert.match(await page.locator('tbody tr', { hasText: 'Croix-Rousse (CR)' }).innerText(), /1\s+10\s+10 %/);
   // The raw export (exact positions) is there for the planner, and audited.
   const raw = await page.evaluate(async (s) => (await fetch(`/api/v1/admin/campaigns/${s}/submissions.geojson`)).status, SLUG);
   assert.equal(raw, 200);
