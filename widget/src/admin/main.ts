@@ -121,7 +121,8 @@ async function route(): Promise<void> {
   const main = h('main', {});
   shell(main);
   if (!me) return signInView(main);
-  const [, view = '', arg = ''] = (location.hash || '#/').split('/');
+  // `#/view/arg?query`: the query (a queue, audit filters) is read by the view itself.
+  const [, view = '', arg = ''] = (location.hash || '#/').split('?')[0].split('/');
   const target = view || (me.role === 'admin' ? 'campaigns' : me.role === 'moderator' ? 'moderation' : 'downloads');
   if (!allowed(target)) {
     main.append(h('p', { class: 'status error' }, t('forbidden_view')));

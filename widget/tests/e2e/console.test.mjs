@@ -198,6 +198,11 @@ test('the moderator signs in and approves the contribution', { skip: !ADMIN && '
   await page.keyboard.press('a');
   await page.getByText('1 décision(s) enregistrée(s).').waitFor();
   await page.getByText('Rien à modérer.').waitFor({ timeout: 10000 });
+  // The other queues are a tab away; the approved contribution is in none of them.
+  await page.getByRole('link', { name: 'Signalées' }).click();
+  await page.waitForURL(/status=reported$/);
+  await page.getByText('Rien à modérer.').waitFor();
+  assert.equal(await page.getByLabel('Identifiant de la campagne').inputValue(), SLUG);
   // An admin page is refused by the server, whatever the UI shows.
   assert.equal(await page.evaluate(async () => (await fetch('/api/v1/admin/tokens')).status), 403);
   const fc = (await api(`/api/v1/campaigns/${SLUG}/districts.geojson?t=${Date.now()}`)).body;
