@@ -206,9 +206,9 @@ async function campaignsView(main: HTMLElement): Promise<void> {
     let count = '—';
     if (c.status !== 'draft') {
       try {
-        const fc = await call<{ features: { properties: { count: number | null } }[] }>('GET', `/api/v1/campaigns/${c.slug}/districts.geojson`);
+        const fc = await call<{ total?: { count: number | null }; features: unknown[] }>('GET', `/api/v1/campaigns/${c.slug}/districts.geojson`);
         districts = String(fc.features.length);
-        count = String(fc.features.reduce((s, f) => s + (f.properties.count ?? 0), 0));
+        count = fc.total?.count == null ? t('withheld') : String(fc.total.count);
       } catch { /* shown as — */ }
     }
     return h('tr', {},
