@@ -7,6 +7,7 @@
 //   dist/maplibre-gl-worker.js  MapLibre's worker (ES module worker), loaded by civicmap-map.js
 //   dist/maplibre-gl.css        MapLibre's stylesheet, linked into the shadow root with the map
 //   dist/demo.css               stylesheet of demo.html (kept out of the HTML so a strict CSP works)
+//   dist/admin.js, admin.css    the staff console (admin.html, served at /admin): src/admin/, no map code
 //   dist/*.gz                   gzipped copies of the files above, served to clients that accept gzip
 // and .build/lib.mjs (ESM bundle of the pure logic, for the unit tests; not shipped).
 import * as esbuild from 'esbuild';
@@ -34,20 +35,22 @@ await Promise.all([
     minify: true, legalComments: 'inline', logLevel: 'error', target: ['es2020'],
     banner: { js: '/* MapLibre GL JS ' + JSON.parse(readFileSync(join(root, 'node_modules/maplibre-gl/package.json'), 'utf8')).version + ' | BSD-3-Clause | https://github.com/maplibre/maplibre-gl-js */' },
   }),
+  esbuild.build({ ...common, entryPoints: [join(root, 'src/admin/main.ts')], outfile: join(dist, 'admin.js'), format: 'iife', sourcemap: true }),
   esbuild.build({ entryPoints: [join(root, 'src/lib/index.ts')], outfile: join(root, '.build/lib.mjs'), bundle: true, format: 'esm', platform: 'neutral', logLevel: 'warning' }),
 ]);
 copyFileSync(join(ml, 'maplibre-gl-worker.mjs'), join(dist, 'maplibre-gl-worker.js'));
 copyFileSync(join(ml, 'maplibre-gl.css'), join(dist, 'maplibre-gl.css'));
 copyFileSync(join(root, 'demo.css'), join(dist, 'demo.css'));
+copyFileSync(join(root, 'admin.css'), join(dist, 'admin.css'));
 
 // A gzipped copy of each file served under /widget/, sent by the server (ServeDir's
 // precompressed_gzip) to clients that accept gzip: compressed once here, never per request.
-for (const f of ['civicmap.js', 'civicmap-map.js', 'maplibre-gl-worker.js', 'maplibre-gl.css', 'demo.css']) {
+for (const f of ['civicmap.js', 'civicmap-map.js', 'maplibre-gl-worker.js', 'maplibre-gl.css', 'demo.css', 'admin.js', 'admin.css']) {
   writeFileSync(join(dist, f + '.gz'), gzipSync(readFileSync(join(dist, f)), { level: 9 }));
 }
 
 const sizes = {};
-for (const f of ['embed.js', 'civicmap.js', 'civicmap-map.js', 'maplibre-gl-worker.js', 'maplibre-gl.css']) {
+for (const f of ['embed.js', 'civicmap.js', 'civicmap-map.js', 'maplibre-gl-worker.js', 'maplibre-gl.css', 'admin.js']) {
   const buf = readFileSync(join(dist, f));
   sizes[f] = { bytes: buf.length, gzip: gzipSync(buf, { level: 9 }).length };
 }

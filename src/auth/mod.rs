@@ -3,9 +3,12 @@
 //! change in the audit log ([`tokens`]).
 
 pub mod http;
+pub mod sessions;
 pub mod tokens;
 
-pub use http::{Admin, Authorized, Moderator, Planner, RequiredRole, authenticate, forbidden};
+pub use http::{
+    Admin, Authorized, Moderator, Planner, RequiredRole, authenticate, forbidden, optional_staff,
+};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,6 +31,15 @@ pub enum AuthError {
     /// Past its expiry.
     #[error("this token has expired")]
     Expired,
+    /// A session cookie that names no session (signed out, or never one).
+    #[error("this console session does not exist (signed out, or ended); sign in again")]
+    NoSession,
+    /// A session past its lifetime or unused for too long.
+    #[error("this console session has expired; sign in again")]
+    SessionExpired,
+    /// A write with a session cookie but without its CSRF token, or from another origin.
+    #[error("{0}")]
+    Csrf(String),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),

@@ -1,6 +1,6 @@
 //! Managing staff tokens: issue, list, set or clear an expiry, revoke. Each change is written
 //! to the audit log in the same transaction. A secret is shown once, when issued, and never
-//! again: listings show everything else.
+//! again: listings show everything else. Revoking a token ends its console sessions.
 
 use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, PgPool};
@@ -272,6 +272,7 @@ pub async fn revoke(
     }
     let mut tx = pool.begin().await?;
     let current = lock_unrevoked(&mut tx, id, "there is nothing more to revoke").await?;
+    let sessions = super::sessions::end_all_of(&mut *tx, id).await?;
     let row: InfoRow = sqlx::query_as!(
         InfoRow,
         "UPDATE api_tokens SET revoked_at = now() WHERE id = $1
@@ -288,7 +289,9 @@ pub async fn revoke(
             campaign_id: None,
             subject: Some(id.to_string()),
             reason,
-            details: serde_json::json!({"name": current.name, "role": current.role}),
+            details: serde_json::json!({
+                "name": current.name, "role": current.role, "sessions_ended": sessions,
+            }),
         },
     )
     .await?;

@@ -44,6 +44,14 @@ pub(super) struct ServeArgs {
         default_value_t = 6000
     )]
     submissions_per_campaign: u32,
+    /// Console sign-in attempts a client (IPv4 address or IPv6 /64) may make per minute,
+    /// bursts of half as many, counted by every instance together; 0 turns the limit off.
+    #[arg(
+        long,
+        env = "CIVICMAP_SIGN_INS_PER_IP",
+        default_value_t = crate::http::DEFAULT_SIGN_INS_PER_MINUTE
+    )]
+    sign_ins_per_ip: u32,
     /// Header holding the client's address, set by a reverse proxy in front of civicmap
     /// (`X-Forwarded-For`: its right-most entry; `X-Real-IP`). Without it, the TCP peer is
     /// the client. Needs --trusted-proxies: the header is believed only from those peers.
@@ -190,6 +198,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 replica_max_lag: Duration::try_from_secs_f64(args.replica_max_lag)
                     .context("--replica-max-lag must be a number of seconds, 0 or more")?,
                 email_notices: mail.is_some(),
+                sign_ins_per_minute: args.sign_ins_per_ip,
             },
         );
         if state.config.basemap.is_some() {

@@ -42,18 +42,19 @@ pub fn routes() -> Routes {
         .add(PLANNER, Private, routes!(raw_csv))
 }
 
-/// The staff member behind an optional bearer token: `None` without an Authorization header.
-/// A token that is given must be valid and of `role` (or admin): a bad token is refused, never
-/// silently treated as no token.
+/// The staff member behind an optional bearer token (or the console's session, see
+/// [`crate::auth::optional_staff`]): `None` without one. A token that is given must be valid
+/// and of `role` (or admin): a bad token is refused, never silently treated as no token.
 async fn optional_staff(
     state: &AppState,
     headers: &HeaderMap,
     role: Role,
 ) -> ApiResult<Option<Staff>> {
-    if !headers.contains_key(header::AUTHORIZATION) {
+    let Some(staff) =
+        crate::auth::optional_staff(&state.db, &axum::http::Method::GET, headers).await?
+    else {
         return Ok(None);
-    }
-    let staff = crate::auth::authenticate(&state.db, headers).await?;
+    };
     if !staff.role.allows(role) {
         return Err(crate::auth::forbidden(&staff, &[role, Role::Admin]));
     }

@@ -137,7 +137,9 @@ impl Declared {
 
 /// Whether the request carries a credential: a staff token, or a submitter's edit token.
 fn has_credential(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::AUTHORIZATION) || headers.contains_key("x-edit-token")
+    headers.contains_key(header::AUTHORIZATION)
+        || headers.contains_key("x-edit-token")
+        || crate::auth::sessions::cookie_secret(headers).is_some()
 }
 
 /// The policy that holds for one answer: the route's, unless the answer may not be shared.

@@ -56,6 +56,42 @@ impl ClientIpConfig {
     }
 }
 
+impl ClientIpConfig {
+    /// Whether the request came over HTTPS: only a trusted proxy (a peer listed in
+    /// `trusted_proxies`) can say so, with `X-Forwarded-Proto: https` (its right-most entry);
+    /// civicmap itself serves plain HTTP.
+    pub fn forwarded_https(&self, parts: &Parts) -> bool {
+        let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return false;
+        };
+        let peer = canonical(peer.0.ip());
+        self.trusted_proxies.iter().any(|n| n.contains(&peer))
+            && parts
+                .headers
+                .get_all("x-forwarded-proto")
+                .iter()
+                .next_back()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+    }
+}
+
+/// Whether the request came over HTTPS, as [`ClientIpConfig::forwarded_https`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Https(pub bool);
+
+impl FromRequestParts<AppState> for Https {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Https(state.config.client_ip.forwarded_https(parts)))
+    }
+}
+
 /// The client's address of a request, as [`ClientIpConfig::client_ip`] tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);

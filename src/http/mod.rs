@@ -156,6 +156,9 @@ pub struct ServerConfig {
     pub replica_max_lag: Duration,
     /// Whether e-mail notices are sent (`--smtp-url`): without them, nobody may subscribe.
     pub email_notices: bool,
+    /// Console sign-in attempts a client (IPv4 address or IPv6 /64) may make per minute,
+    /// shared by every instance; bursts of half as many (`--sign-ins-per-ip`; 0: no limit).
+    pub sign_ins_per_minute: u32,
 }
 
 impl ServerConfig {
@@ -175,9 +178,13 @@ impl ServerConfig {
             replicas: Vec::new(),
             replica_max_lag: crate::database::replicas::DEFAULT_MAX_LAG,
             email_notices: false,
+            sign_ins_per_minute: DEFAULT_SIGN_INS_PER_MINUTE,
         }
     }
 }
+
+/// Default console sign-in attempts per client per minute.
+pub const DEFAULT_SIGN_INS_PER_MINUTE: u32 = 10;
 
 /// Longest a request may take before it is answered 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -361,7 +361,8 @@ pub fn pattern_matches(pattern: &str, path: &str) -> bool {
 
 /// Middleware (a route layer, so it runs once a route matched), with the state and the access
 /// table of the router it guards: looks the route up in the table, refuses it if it is not
-/// there, and for staff routes verifies the bearer token and its role, then stashes the
+/// there, and for staff routes verifies the bearer token or console session (with its CSRF
+/// token on writes, see [`auth::authenticate`]) and its role, then stashes the
 /// [`auth::Staff`] in the request for the handler.
 pub async fn enforce(
     State((state, table)): State<(AppState, Arc<AccessTable>)>,
@@ -396,7 +397,7 @@ pub async fn enforce(
     let mut response = match access {
         Access::Public | Access::EditToken => next.run(request).await,
         Access::Staff(roles) => {
-            let staff = match auth::authenticate(&state.db, request.headers()).await {
+            let staff = match auth::authenticate(&state.db, &method, request.headers()).await {
                 Ok(staff) => staff,
                 Err(error) => return error.into_response(),
             };

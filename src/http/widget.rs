@@ -1,4 +1,5 @@
-//! The widget's static files: the embed loader, the iframe page, the bundles and the demo page.
+//! The widget's static files: the embed loader, the iframe page, the bundles, the demo page and
+//! the staff console's page (`/admin`).
 //!
 //! The files are built from `widget/` by `npm run build` (the Makefile does it); the server
 //! only maps routes to them.
@@ -12,7 +13,7 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::AppState;
-use super::caching::Caching::{Code, Settings};
+use super::caching::Caching::{Code, Private, Settings};
 use super::error::ApiError;
 use super::extract::PathParams;
 use super::routes::{Access::Public, Routes};
@@ -45,6 +46,8 @@ pub fn routes(widget_dir: &Path) -> Routes {
             "/embed/{campaign}/edit",
             embed_page,
         )
+        // The staff console: a public page (it signs in by itself), kept by nobody.
+        .undocumented(Public, Private, Method::GET, "/admin", console_page)
         .undocumented_service(
             Public,
             Code,
@@ -73,6 +76,32 @@ fn embed_csp(services: &[String], allowed_origins: &[String]) -> String {
          img-src 'self' data: blob:{extra}; connect-src 'self'{extra}; \
          base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
     )
+}
+
+/// Content-Security-Policy of the staff console: civicmap's own files and API only (no
+/// third-party request), framing only civicmap's own widget (the embed preview), framed by
+/// nobody.
+const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     worker-src 'self' blob:; img-src 'self' data: blob:; connect-src 'self'; frame-src 'self'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+async fn console_page(state: State<AppState>) -> Result<Response, ApiError> {
+    let mut response = file(state, "admin.html").await?;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONSOLE_CSP),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    Ok(response)
 }
 
 async fn embed_page(

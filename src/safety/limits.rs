@@ -336,6 +336,39 @@ pub async fn take(
     }))
 }
 
+/// Takes one cell from the bucket `key` of `scope` (a scope of its own, e.g. `signin`, whose
+/// keys never meet the submission buckets'), at the database's `now()`: `None` when allowed,
+/// else how far ahead of now the bucket's `tat` is, in microseconds (see
+/// [`Allowance::retry_after`]). The same GCRA as [`take`], for limits with one bucket.
+pub async fn take_one(
+    db: impl PgExecutor<'_>,
+    scope: &str,
+    key: &[u8],
+    allowance: Allowance,
+) -> sqlx::Result<Option<i64>> {
+    let micros = |microseconds: i64| PgInterval {
+        months: 0,
+        days: 0,
+        microseconds,
+    };
+    let row = sqlx::query!(
+        r#"INSERT INTO rate_limits AS b (scope, key, tat, refused)
+        VALUES ($1, $2, now() + $3::interval, false)
+        ON CONFLICT (scope, key) DO UPDATE SET
+            refused = b.tat > EXCLUDED.tat - $3::interval + $4::interval,
+            tat = CASE WHEN b.tat > EXCLUDED.tat - $3::interval + $4::interval THEN b.tat
+                       ELSE greatest(b.tat + $3::interval, EXCLUDED.tat) END
+        RETURNING refused, (extract(epoch FROM tat - now()) * 1000000)::bigint AS "lead_us!""#,
+        scope,
+        key,
+        micros(allowance.interval_us()),
+        micros(allowance.tolerance_us()),
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(row.refused.then_some(row.lead_us))
+}
+
 /// Deletes the rows of buckets that are full again (their `tat` has passed): such a row means
 /// the same as none.
 pub async fn purge_full(db: impl PgExecutor<'_>) -> sqlx::Result<u64> {

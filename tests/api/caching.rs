@@ -55,6 +55,8 @@ fn expected(route: &Route) -> Expect {
         // A follower's link (its token in the query).
         "/api/v1/campaigns/{slug}/subscriptions/confirm"
         | "/api/v1/campaigns/{slug}/subscriptions/unsubscribe" => Expect::Private,
+        // The staff console's page.
+        "/admin" => Expect::Private,
         other => panic!(
             "GET {other} is a new public route: say here how its answers may be kept \
              (docs/DEPLOY.md, src/http/caching.rs)"

@@ -34,6 +34,7 @@ mod replicas;
 mod report;
 mod retention;
 mod scale;
+mod sessions;
 mod story;
 mod submissions;
 mod tiles;

@@ -1,0 +1,681 @@
+// The staff console at /admin: plain TypeScript and DOM, no framework. It asks the server who is
+// signed in and shows only what that role may do; the server enforces it again on every call
+// (src/http/routes.rs). Hash routes: #/campaigns, #/campaign/new, #/campaign/{slug},
+// #/moderation/{slug}, #/downloads/{slug}, #/tokens, #/audit.
+import { ApiError, Me, call, signIn, signOut, whenSignedOut, whoAmI } from './api';
+import { Key, Lang, lang, setLang, t } from './i18n';
+
+type Attrs = Record<string, string | boolean | number | EventListener | undefined>;
+type Child = Node | string | null | undefined | false;
+
+/** An element with attributes (`on…` are listeners) and children. */
+function h(tag: string, attrs: Attrs = {}, ...children: (Child | Child[])[]): HTMLElement {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === false) continue;
+    if (name.startsWith('on') && typeof value === 'function') el.addEventListener(name.slice(2), value as EventListener);
+    // Through the CSSOM: the console's CSP allows no style attribute.
+    else if (name === 'style') el.style.cssText = String(value);
+    else if (value === true) el.setAttribute(name, '');
+    else el.setAttribute(name, String(value));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c);
+  return el;
+}
+
+/** A labelled input; returns the wrapper and the control. */
+function field(label: string, control: HTMLElement, hint?: string): HTMLElement {
+  const id = control.id || `f-${Math.random().toString(36).slice(2, 9)}`;
+  control.id = id;
+  const wrap = h('div', { class: 'field' }, h('label', { for: id }, label), control);
+  if (hint) {
+    const hid = `${id}-hint`;
+    control.setAttribute('aria-describedby', hid);
+    wrap.append(h('p', { class: 'hint', id: hid }, hint));
+  }
+  return wrap;
+}
+
+function input(attrs: Attrs = {}): HTMLInputElement {
+  return h('input', { type: 'text', ...attrs }) as HTMLInputElement;
+}
+
+function select(options: [string, string][], value: string, attrs: Attrs = {}): HTMLSelectElement {
+  const s = h('select', attrs, ...options.map(([v, label]) => h('option', { value: v, selected: v === value }, label))) as HTMLSelectElement;
+  return s;
+}
+
+/** A polite status line; errors are assertive. */
+function status(): { el: HTMLElement; ok: (m: string) => void; fail: (e: unknown) => void; clear: () => void } {
+  const el = h('div', { class: 'status', role: 'status', 'aria-live': 'polite' });
+  return {
+    el,
+    ok: (m) => { el.className = 'status ok'; el.replaceChildren(m); },
+    fail: (e) => { el.className = 'status error'; el.replaceChildren(...problemText(e)); },
+    clear: () => { el.className = 'status'; el.replaceChildren(); },
+  };
+}
+
+function problemText(e: unknown): Node[] {
+  if (e instanceof ApiError) {
+    const out: Node[] = [document.createTextNode(t('error', { e: e.problem.detail }))];
+    if (e.problem.errors?.length) {
+      out.push(h('ul', { class: 'errors' }, ...e.problem.errors.map((x) => h('li', {}, h('code', {}, x.field), t('colon'), x.detail))));
+    }
+    return out;
+  }
+  return [document.createTextNode(t('error', { e: String(e instanceof Error ? e.message : e) }))];
+}
+
+const root = document.getElementById('console') as HTMLElement;
+let me: Me | null = null;
+
+function loc(l: { fr: string; en: string } | undefined): string {
+  return l ? l[lang()] || l.fr || l.en : '';
+}
+
+function fmtDate(s: string | null | undefined): string {
+  if (!s) return '—';
+  return new Date(s).toLocaleString(lang() === 'fr' ? 'fr-FR' : 'en-GB', { dateStyle: 'short', timeStyle: 'short' });
+}
+
+// ------------------------------------------------------------------ shell
+
+function allowed(view: string): boolean {
+  if (!me) return false;
+  if (me.role === 'admin') return true;
+  if (view === 'dashboard') return true;
+  if (me.role === 'moderator') return view === 'moderation';
+  return view === 'downloads';
+}
+
+function shell(main: HTMLElement): void {
+  const switchLang = h('button', { type: 'button', class: 'link', lang: lang() === 'fr' ? 'en' : 'fr', 'aria-label': t('lang_switch_label'), onclick: () => {
+    setLang(lang() === 'fr' ? 'en' : 'fr');
+    route();
+  } }, t('lang_switch'));
+  const header = h('header', { class: 'top' }, h('p', { class: 'brand' }, t('title')));
+  const nav: [string, Key][] = [];
+  if (me) {
+    if (me.role === 'admin') nav.push(['#/campaigns', 'nav_campaigns'], ['#/tokens', 'nav_tokens'], ['#/audit', 'nav_audit']);
+    if (me.role === 'moderator') nav.push(['#/moderation/', 'nav_moderation']);
+    if (me.role === 'planner') nav.push(['#/downloads/', 'nav_downloads']);
+    if (me.role !== 'admin') nav.push(['#/dashboard/', 'nav_dashboard']);
+    const here = location.hash || '#/';
+    header.append(
+      h('nav', { 'aria-label': t('nav') }, h('ul', {}, ...nav.map(([href, key]) => h('li', {}, h('a', { href, 'aria-current': here.startsWith(href) ? 'page' : undefined }, t(key)))))),
+      h('p', { class: 'who' }, t('signed_in_as', { name: me.name, role: t(`role_${me.role}` as Key) })),
+      h('button', { type: 'button', class: 'secondary', onclick: async () => { await signOut().catch(() => {}); me = null; location.hash = '#/'; route(); } }, t('signout')),
+    );
+  }
+  header.append(switchLang);
+  document.documentElement.lang = lang();
+  document.title = t('title');
+  main.id = 'main';
+  main.tabIndex = -1;
+  root.replaceChildren(h('a', { href: '#main', class: 'skip', onclick: (e: Event) => { e.preventDefault(); main.focus(); } }, t('skip')), header, main);
+}
+
+async function route(): Promise<void> {
+  if (!me) me = await whoAmI();
+  const main = h('main', {});
+  shell(main);
+  if (!me) return signInView(main);
+  // `#/view/arg?query`: the query (a queue, audit filters) is read by the view itself.
+  const [, view = '', arg = ''] = (location.hash || '#/').split('?')[0].split('/');
+  const target = view || (me.role === 'admin' ? 'campaigns' : me.role === 'moderator' ? 'moderation' : 'downloads');
+  if (!allowed(target)) {
+    main.append(h('p', { class: 'status error' }, t('forbidden_view')));
+    return;
+  }
+  const slug = decodeURIComponent(arg);
+  try {
+    if (target === 'campaigns') await campaignsView(main);
+    else if (target === 'campaign') await campaignView(main, slug === 'new' ? null : slug);
+    else if (target === 'moderation') await moderationView(main, slug);
+    else if (target === 'downloads') await downloadsView(main, slug);
+    else if (target === 'dashboard') await dashboardView(main, slug);
+    else if (target === 'tokens') await tokensView(main);
+    else if (target === 'audit') await auditView(main);
+  } catch (e) {
+    main.append(h('p', { class: 'status error', role: 'alert' }, ...problemText(e)));
+  }
+  const heading = main.querySelector('h1');
+  if (heading) heading.tabIndex = -1;
+}
+
+// ------------------------------------------------------------------ sign-in
+
+function signInView(main: HTMLElement): void {
+  const token = input({ type: 'password', name: 'token', autocomplete: 'off', spellcheck: 'false', required: true });
+  const st = status();
+  const form = h('form', { class: 'card narrow', onsubmit: async (e: Event) => {
+    e.preventDefault();
+    st.clear();
+    try {
+      me = await signIn(token.value.trim());
+      token.value = '';
+      route();
+    } catch (err) {
+      st.fail(err);
+      token.focus();
+    }
+  } },
+  h('h1', {}, t('signin_title')),
+  h('p', {}, t('signin_help')),
+  field(t('token'), token),
+  h('button', { type: 'submit' }, t('signin')),
+  st.el,
+  h('p', { class: 'hint' }, t('signin_help_first')));
+  main.append(form);
+  token.focus();
+}
+
+// ------------------------------------------------------------------ campaigns
+
+interface Field {
+  key: string;
+  type: 'choice' | 'number' | 'text' | 'boolean';
+  label: { fr: string; en: string };
+  required?: boolean;
+  options?: { value: string; label: { fr: string; en: string } }[];
+  min?: number | null;
+  max?: number | null;
+  integer?: boolean;
+  max_length?: number | null;
+}
+
+interface Campaign {
+  slug: string;
+  title: { fr: string; en: string };
+  description?: { fr: string; en: string };
+  status: 'draft' | 'open' | 'closed';
+  moderation: 'post' | 'pre';
+  form: { fields: Field[] };
+  privacy: { min_count: number; public_precision_m: number; [k: string]: unknown };
+  allowed_origins?: string[];
+  opens_at?: string | null;
+  closes_at?: string | null;
+  targets?: Record<string, number>;
+}
+
+async function campaignsView(main: HTMLElement): Promise<void> {
+  const list = await call<Campaign[]>('GET', '/api/v1/admin/campaigns');
+  const rows = await Promise.all(list.map(async (c) => {
+    let districts = '—';
+    let count = '—';
+    if (c.status !== 'draft') {
+      try {
+        const fc = await call<{ total?: { count: number | null }; features: unknown[] }>('GET', `/api/v1/campaigns/${c.slug}/districts.geojson`);
+        districts = String(fc.features.length);
+        count = fc.total?.count == null ? t('withheld') : String(fc.total.count);
+      } catch { /* shown as — */ }
+    }
+    return h('tr', {},
+      h('th', { scope: 'row' }, h('a', { href: `#/campaign/${encodeURIComponent(c.slug)}` }, loc(c.title)), h('br'), h('code', {}, c.slug)),
+      h('td', {}, h('span', { class: `badge ${c.status}` }, t(`status_${c.status}` as Key))),
+      h('td', {}, t(`moderation_${c.moderation}` as Key)),
+      h('td', { class: 'num' }, districts),
+      h('td', { class: 'num' }, count),
+      h('td', {}, h('a', { href: `#/dashboard/${encodeURIComponent(c.slug)}` }, t('nav_dashboard')), ' · ', h('a', { href: `#/moderation/${encodeURIComponent(c.slug)}` }, t('nav_moderation')), ' · ', h('a', { href: `#/downloads/${encodeURIComponent(c.slug)}` }, t('nav_downloads'))));
+  }));
+  main.append(
+    h('h1', {}, t('campaigns')),
+    h('p', {}, h('a', { class: 'button', href: '#/campaign/new' }, t('new_campaign'))),
+    h('table', {},
+      h('thead', {}, h('tr', {}, ...(['col_title', 'col_status', 'col_moderation', 'col_districts', 'col_contributions', 'col_actions'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))),
+      h('tbody', {}, ...rows)),
+  );
+}
+
+function blankField(n: number): Field {
+  return { key: `question_${n}`, type: 'choice', label: { fr: '', en: '' }, required: true, options: [{ value: 'oui', label: { fr: 'Oui', en: 'Yes' } }, { value: 'non', label: { fr: 'Non', en: 'No' } }] };
+}
+
+/** The form builder: one fieldset per question; `onChange` redraws the preview. */
+function formBuilder(fields: Field[], onChange: () => void): HTMLElement {
+  const box = h('div', { class: 'builder' });
+  const draw = () => {
+    box.replaceChildren(...fields.map((f, i) => {
+      const key = input({ value: f.key, pattern: '[a-z][a-z0-9_]*', required: true, oninput: (e: Event) => { f.key = (e.target as HTMLInputElement).value; onChange(); } });
+      const type = select((['choice', 'number', 'text', 'boolean'] as const).map((v) => [v, t(`type_${v}` as Key)]), f.type, { onchange: (e: Event) => {
+        f.type = (e.target as HTMLSelectElement).value as Field['type'];
+        if (f.type === 'choice' && !f.options?.length) f.options = blankField(i).options;
+        draw(); onChange();
+      } });
+      const required = h('input', { type: 'checkbox', checked: !!f.required, onchange: (e: Event) => { f.required = (e.target as HTMLInputElement).checked; onChange(); } });
+      const rid = `req-${i}`;
+      required.id = rid;
+      const lfr = input({ value: f.label.fr, required: true, oninput: (e: Event) => { f.label.fr = (e.target as HTMLInputElement).value; onChange(); } });
+      const len = input({ value: f.label.en, required: true, oninput: (e: Event) => { f.label.en = (e.target as HTMLInputElement).value; onChange(); } });
+      const parts: HTMLElement[] = [
+        h('legend', {}, t('field', { n: i + 1 })),
+        h('div', { class: 'row' }, field(t('key'), key), field(t('type'), type), h('div', { class: 'field check' }, required, h('label', { for: rid }, t('required')))),
+        h('div', { class: 'row' }, field(t('label_fr'), lfr), field(t('label_en'), len)),
+      ];
+      if (f.type === 'choice') {
+        const opts = h('textarea', { rows: 3, oninput: (e: Event) => {
+          f.options = (e.target as HTMLTextAreaElement).value.split('\n').map((l) => l.split('|').map((s) => s.trim())).filter((p) => p[0])
+            .map(([value, fr, en]) => ({ value, label: { fr: fr || value, en: en || fr || value } }));
+          onChange();
+        } }, (f.options ?? []).map((o) => `${o.value} | ${o.label.fr} | ${o.label.en}`).join('\n'));
+        parts.push(field(t('options'), opts));
+      }
+      if (f.type === 'number') {
+        const num = (prop: 'min' | 'max') => input({ type: 'number', value: f[prop] ?? '', oninput: (e: Event) => {
+          const v = (e.target as HTMLInputElement).value;
+          f[prop] = v === '' ? null : Number(v);
+          onChange();
+        } });
+        parts.push(h('div', { class: 'row' }, field(t('min'), num('min')), field(t('max'), num('max'))));
+      }
+      parts.push(h('div', { class: 'actions' },
+        i > 0 ? h('button', { type: 'button', class: 'secondary', onclick: () => { [fields[i - 1], fields[i]] = [fields[i], fields[i - 1]]; draw(); onChange(); } }, t('up')) : null,
+        h('button', { type: 'button', class: 'secondary', onclick: () => { fields.splice(i, 1); draw(); onChange(); } }, t('remove'))));
+      return h('fieldset', { class: 'question' }, ...parts);
+    }), h('button', { type: 'button', class: 'secondary', onclick: () => { fields.push(blankField(fields.length + 1)); draw(); onChange(); } }, t('add_field')));
+  };
+  draw();
+  return box;
+}
+
+/** The citizen's form as it will look (labels, types, required marks, options), in the console's language. */
+function formPreview(fields: Field[]): HTMLElement {
+  const l = lang();
+  return h('div', { class: 'citizen' }, ...fields.map((f, i) => {
+    const id = `pv-${i}`;
+    const label = (f.label[l] || f.label.fr || f.key) + (f.required ? ' *' : '');
+    if (f.type === 'choice') {
+      return h('fieldset', {}, h('legend', {}, label), ...(f.options ?? []).map((o, j) => h('div', {}, h('input', { type: 'radio', name: id, id: `${id}-${j}`, disabled: true }), h('label', { for: `${id}-${j}` }, o.label[l] || o.value))));
+    }
+    if (f.type === 'boolean') return h('div', {}, h('input', { type: 'checkbox', id, disabled: true }), h('label', { for: id }, label));
+    return h('div', { class: 'field' }, h('label', { for: id }, label), h('input', { id, disabled: true, type: f.type === 'number' ? 'number' : 'text', min: f.min ?? undefined, max: f.max ?? undefined }));
+  }));
+}
+
+async function campaignView(main: HTMLElement, slug: string | null): Promise<void> {
+  const c: Campaign = slug
+    ? await call<Campaign>('GET', `/api/v1/admin/campaigns/${encodeURIComponent(slug)}`)
+    : { slug: '', title: { fr: '', en: '' }, description: { fr: '', en: '' }, status: 'draft', moderation: 'post', form: { fields: [blankField(1)] }, privacy: { min_count: 5, public_precision_m: 200 }, allowed_origins: [] };
+  const fields: Field[] = JSON.parse(JSON.stringify(c.form.fields));
+  main.append(h('h1', {}, slug ? `${t('campaign')}${t('colon')}${loc(c.title)}` : t('new_campaign')));
+
+  // Settings and form.
+  const slugIn = input({ value: c.slug, required: true, pattern: '[a-z0-9][a-z0-9-]*', disabled: !!slug });
+  const tfr = input({ value: c.title.fr, required: true });
+  const ten = input({ value: c.title.en, required: true });
+  const dfr = h('textarea', { rows: 2 }, c.description?.fr ?? '') as HTMLTextAreaElement;
+  const den = h('textarea', { rows: 2 }, c.description?.en ?? '') as HTMLTextAreaElement;
+  const mod = select([['post', t('moderation_post')], ['pre', t('moderation_pre')]], c.moderation);
+  const k = input({ type: 'number', min: 1, value: c.privacy.min_count });
+  const m = input({ type: 'number', min: 1, value: c.privacy.public_precision_m });
+  const explained = h('p', { class: 'explain' });
+  const explain = () => explained.replaceChildren(t('privacy_explained', { k: k.value, m: m.value }));
+  k.addEventListener('input', explain);
+  m.addEventListener('input', explain);
+  explain();
+  const origins = h('textarea', { rows: 2 }, (c.allowed_origins ?? []).join('\n')) as HTMLTextAreaElement;
+  // Dates in the browser's time zone, sent as RFC 3339.
+  const local = (iso: string | null | undefined) => {
+    if (!iso) return '';
+    const d = new Date(iso);
+    return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  };
+  const opens = input({ type: 'datetime-local', value: local(c.opens_at) });
+  const closes = input({ type: 'datetime-local', value: local(c.closes_at) });
+  const targets = h('textarea', { rows: 3 }, Object.entries(c.targets ?? {}).map(([code, n]) => `${code} = ${n}`).join('\n')) as HTMLTextAreaElement;
+  const preview = h('div', { class: 'preview', 'aria-live': 'off' });
+  const redraw = () => preview.replaceChildren(formPreview(fields));
+  redraw();
+  const st = status();
+  const settings = h('form', { class: 'card', onsubmit: async (e: Event) => {
+    e.preventDefault();
+    st.clear();
+    const body: Record<string, unknown> = {
+      title: { fr: tfr.value, en: ten.value },
+      description: { fr: dfr.value, en: den.value },
+      moderation: mod.value,
+      form: { fields },
+      privacy: { ...c.privacy, min_count: Number(k.value), public_precision_m: Number(m.value) },
+      allowed_origins: origins.value.split('\n').map((s) => s.trim()).filter(Boolean),
+      opens_at: opens.value ? new Date(opens.value).toISOString() : null,
+      closes_at: closes.value ? new Date(closes.value).toISOString() : null,
+      targets: Object.fromEntries(targets.value.split('\n').map((l) => l.split('=').map((x) => x.trim())).filter((p) => p[0] && p[1]).map(([code, n]) => [code, Number(n)])),
+    };
+    try {
+      if (slug) {
+        await call('PATCH', `/api/v1/admin/campaigns/${encodeURIComponent(slug)}`, body);
+        st.ok(t('saved'));
+      } else {
+        body.slug = slugIn.value.trim();
+        await call('POST', '/api/v1/admin/campaigns', body);
+        location.hash = `#/campaign/${encodeURIComponent(String(body.slug))}`;
+      }
+    } catch (err) {
+      st.fail(err);
+    }
+  } },
+  h('h2', {}, t('campaign')),
+  field(t('slug'), slugIn),
+  h('div', { class: 'row' }, field(t('title_fr'), tfr), field(t('title_en'), ten)),
+  h('div', { class: 'row' }, field(t('desc_fr'), dfr), field(t('desc_en'), den)),
+  field(t('moderation_mode'), mod),
+  h('fieldset', {}, h('legend', {}, t('privacy')), h('div', { class: 'row' }, field(t('min_count'), k), field(t('precision'), m)), explained),
+  field(t('allowed_origins'), origins),
+  h('div', { class: 'row' }, field(t('opens_at'), opens), field(t('closes_at'), closes)),
+  field(t('targets'), targets),
+  h('div', { class: 'split' },
+    h('section', { 'aria-labelledby': 'fb-h' }, h('h3', { id: 'fb-h' }, t('form_builder')), formBuilder(fields, redraw)),
+    h('section', { 'aria-labelledby': 'pv-h' }, h('h3', { id: 'pv-h' }, t('preview')), preview)),
+  h('button', { type: 'submit' }, slug ? t('save') : t('create')),
+  st.el);
+  main.append(settings);
+  if (!slug) return;
+
+  main.append(await districtsCard(slug), openCloseCard(slug, c), await embedCard(slug));
+}
+
+async function districtsCard(slug: string): Promise<HTMLElement> {
+  let current = 0;
+  try {
+    current = (await call<{ features: unknown[] }>('GET', `/api/v1/campaigns/${slug}/districts.geojson`)).features.length;
+  } catch { /* a draft has no public districts layer */ }
+  const st = status();
+  const summary = h('div', { class: 'districts-preview' });
+  let pending: unknown = null;
+  const confirm = h('button', { type: 'button', hidden: true, onclick: async () => {
+    st.clear();
+    try {
+      const report = await call<{ imported?: number; districts?: number }>('PUT', `/api/v1/admin/campaigns/${slug}/districts`, pending, 'application/geo+json');
+      const n = report.imported ?? report.districts ?? (pending as { features: unknown[] }).features.length;
+      st.ok(t('districts_done', { n }));
+      confirm.hidden = true;
+    } catch (err) {
+      st.fail(err);
+    }
+  } }, t('confirm_replace')) as HTMLButtonElement;
+  const read = async (file: File) => {
+    st.clear();
+    confirm.hidden = true;
+    try {
+      const fc = JSON.parse(await file.text());
+      if (!fc || !Array.isArray(fc.features)) throw new Error('FeatureCollection?');
+      pending = fc;
+      const items = (fc.features as { properties?: Record<string, unknown> }[]).slice(0, 200)
+        .map((f) => h('li', {}, `${String(f.properties?.name ?? '?')} (${String(f.properties?.code ?? '?')})`));
+      summary.replaceChildren(h('p', {}, t('districts_preview', { n: fc.features.length })), h('ul', { class: 'compact' }, ...items));
+      confirm.hidden = false;
+    } catch (e) {
+      st.fail(new Error(t('file_error', { e: String(e instanceof Error ? e.message : e) })));
+    }
+  };
+  const fileIn = h('input', { type: 'file', accept: '.geojson,.json,application/geo+json,application/json', onchange: (e: Event) => {
+    const f = (e.target as HTMLInputElement).files?.[0];
+    if (f) read(f);
+  } });
+  const drop = h('div', { class: 'drop' }, h('p', {}, t('districts_help')), field(t('choose_file'), fileIn));
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    const f = (e as DragEvent).dataTransfer?.files?.[0];
+    if (f) read(f);
+  });
+  return h('section', { class: 'card', 'aria-labelledby': 'd-h' }, h('h2', { id: 'd-h' }, t('districts')), h('p', {}, t('current_districts', { n: current })), drop, summary, confirm, st.el);
+}
+
+function openCloseCard(slug: string, c: Campaign): HTMLElement {
+  const st = status();
+  const set = async (s: string) => {
+    try {
+      await call('PATCH', `/api/v1/admin/campaigns/${encodeURIComponent(slug)}`, { status: s });
+      route();
+    } catch (err) {
+      st.fail(err);
+    }
+  };
+  return h('section', { class: 'card', 'aria-labelledby': 'o-h' }, h('h2', { id: 'o-h' }, t('open_close')),
+    h('p', {}, t('col_status'), t('colon'), h('span', { class: `badge ${c.status}` }, t(`status_${c.status}` as Key))),
+    c.status === 'open'
+      ? h('button', { type: 'button', class: 'secondary', onclick: () => set('closed') }, t('close_now'))
+      : h('button', { type: 'button', onclick: () => set('open') }, c.status === 'closed' ? t('reopen') : t('open_now')),
+    st.el);
+}
+
+async function embedCard(slug: string): Promise<HTMLElement> {
+  const snip = await call<{ script: string; element: string; iframe_url: string }>('GET', `/api/v1/admin/campaigns/${encodeURIComponent(slug)}/embed`);
+  const block = (label: string, text: string, name: string) => {
+    const ta = h('textarea', { readonly: true, rows: 2, 'data-snippet': name }, text) as HTMLTextAreaElement;
+    const st = status();
+    return h('div', {}, field(label, ta), h('button', { type: 'button', class: 'secondary', onclick: async () => {
+      ta.select();
+      try { await navigator.clipboard.writeText(text); } catch { document.execCommand('copy'); }
+      st.ok(t('copied'));
+    } }, t('copy')), st.el);
+  };
+  const previews = (['fr', 'en'] as Lang[]).map((l) => h('figure', {},
+    h('figcaption', {}, t('live_preview', { lang: l === 'fr' ? 'français' : 'English' })),
+    h('iframe', { src: `/embed/${encodeURIComponent(slug)}?lang=${l}`, title: `${t('live_preview', { lang: l })}`, loading: 'lazy', width: '100%', height: '520' })));
+  return h('section', { class: 'card', 'aria-labelledby': 'e-h' }, h('h2', { id: 'e-h' }, t('embed')),
+    block(t('embed_iframe'), snip.script, 'iframe'), block(t('embed_element'), snip.element, 'element'), block(t('embed_url'), snip.iframe_url, 'url'),
+    h('div', { class: 'split' }, ...previews));
+}
+
+// ------------------------------------------------------------------ moderation
+
+interface QueueItem {
+  id: string;
+  status: string;
+  answers: Record<string, unknown>;
+  district?: { code: string; name: string } | null;
+  created_at: string;
+  report_count: number;
+}
+
+function slugPicker(main: HTMLElement, view: string, slug: string): void {
+  const s = input({ value: slug, required: true });
+  main.append(h('form', { class: 'inline', onsubmit: (e: Event) => { e.preventDefault(); location.hash = `#/${view}/${encodeURIComponent(s.value.trim())}`; } },
+    field(t('campaign_slug'), s), h('button', { type: 'submit' }, t('go'))));
+}
+
+async function moderationView(main: HTMLElement, slug: string): Promise<void> {
+  main.append(h('h1', {}, t('moderation')));
+  slugPicker(main, 'moderation', slug);
+  if (!slug) return;
+  const queue = new URLSearchParams(location.hash.split('?')[1] ?? '').get('status') ?? 'pending';
+  const tabs = h('div', { class: 'tabs', role: 'group', 'aria-label': t('moderation') }, ...['pending', 'reported', 'hidden', 'rejected'].map((q) =>
+    h('a', { href: `#/moderation/${encodeURIComponent(slug)}?status=${q}`, 'aria-current': q === queue ? 'page' : undefined }, t(`queue_${q}` as Key))));
+  const page = await call<{ items: QueueItem[] }>('GET', `/api/v1/moderation/campaigns/${encodeURIComponent(slug)}/queue?status=${queue}&limit=200`);
+  const reason = input({ name: 'reason' });
+  const st = status();
+  const checks: HTMLInputElement[] = [];
+  const decide = async (ids: string[], action: string) => {
+    st.clear();
+    let n = 0;
+    try {
+      for (const id of ids) {
+        await call('POST', `/api/v1/moderation/campaigns/${encodeURIComponent(slug)}/submissions/${id}/decision`, { action, reason: reason.value.trim() || undefined });
+        n++;
+      }
+      st.ok(t('decided', { n }));
+      setTimeout(route, 400);
+    } catch (err) {
+      st.fail(err);
+    }
+  };
+  const actions = queue === 'pending' ? ['approve', 'reject'] : queue === 'reported' ? ['hide', 'dismiss'] : ['restore'];
+  const label = (a: string) => (a === 'dismiss' ? '✓' : t(a as Key));
+  const items = page.items.map((item, i) => {
+    const cb = h('input', { type: 'checkbox', id: `sel-${i}`, value: item.id }) as HTMLInputElement;
+    checks.push(cb);
+    return h('li', { class: 'item', tabindex: 0, 'data-id': item.id },
+      h('div', { class: 'check' }, cb, h('label', { for: `sel-${i}` }, t('select'))),
+      h('dl', {},
+        h('dt', {}, t('received')), h('dd', {}, fmtDate(item.created_at)),
+        h('dt', {}, t('district')), h('dd', {}, item.district ? `${item.district.name} (${item.district.code})` : '—'),
+        h('dt', {}, t('answers')), h('dd', {}, Object.entries(item.answers).map(([key, v]) => `${key}: ${String(v)}`).join(' · '))),
+      h('div', { class: 'actions' }, ...actions.map((a) => h('button', { type: 'button', class: a === 'approve' ? '' : 'secondary', 'data-action': a, onclick: () => decide([item.id], a) }, label(a)))));
+  });
+  const list = h('ol', { class: 'queue' }, ...items);
+  const bulk = h('div', { class: 'actions' },
+    h('button', { type: 'button', class: 'secondary', onclick: () => checks.forEach((c) => { c.checked = true; }) }, t('select_all')),
+    ...actions.map((a) => h('button', { type: 'button', class: 'secondary', onclick: () => decide(checks.filter((c) => c.checked).map((c) => c.value), a) }, `${label(a)} — ${t('selected_apply')}`)));
+  list.addEventListener('keydown', (e) => {
+    const ev = e as KeyboardEvent;
+    if ((ev.target as HTMLElement).tagName === 'INPUT' && ev.key !== 'x') return;
+    const li = (ev.target as HTMLElement).closest('li.item') as HTMLElement | null;
+    if (!li) return;
+    const all = [...list.querySelectorAll<HTMLElement>('li.item')];
+    const at = all.indexOf(li);
+    const press = (a: string) => li.querySelector<HTMLButtonElement>(`button[data-action="${a}"]`)?.click();
+    if (ev.key === 'j') all[Math.min(at + 1, all.length - 1)]?.focus();
+    else if (ev.key === 'k') all[Math.max(at - 1, 0)]?.focus();
+    else if (ev.key === 'x') { const cb = li.querySelector<HTMLInputElement>('input[type=checkbox]'); if (cb) cb.checked = !cb.checked; }
+    else if (ev.key === 'a') press('approve');
+    else if (ev.key === 'r') press('reject');
+    else if (ev.key === 'h') press('hide');
+    else return;
+    ev.preventDefault();
+  });
+  main.append(tabs, h('p', { class: 'hint' }, t('shortcuts')), field(t('reason'), reason), bulk, st.el,
+    page.items.length ? list : h('p', {}, t('queue_empty')));
+}
+
+// ------------------------------------------------------------------ downloads
+
+async function downloadsView(main: HTMLElement, slug: string): Promise<void> {
+  main.append(h('h1', {}, t('downloads')));
+  slugPicker(main, 'downloads', slug);
+  if (!slug) return;
+  const s = encodeURIComponent(slug);
+  const links: [Key, string, boolean][] = [
+    ['dl_districts', `/api/v1/campaigns/${s}/districts.geojson`, false],
+    ['dl_agg_csv', `/api/v1/campaigns/${s}/aggregates.csv`, false],
+    ['dl_agg_excel', `/api/v1/campaigns/${s}/aggregates.csv?excel=1`, false],
+    ['dl_h3', `/api/v1/campaigns/${s}/aggregates.geojson?by=h3:8`, false],
+    ['dl_timeseries', `/api/v1/campaigns/${s}/timeseries.csv`, false],
+    ['dl_raw_geojson', `/api/v1/admin/campaigns/${s}/submissions.geojson`, true],
+    ['dl_raw_csv', `/api/v1/admin/campaigns/${s}/submissions.csv`, true],
+  ];
+  main.append(h('ul', { class: 'downloads' }, ...links.map(([key, href]) => {
+    const file = `${slug}-${href.split('/').pop()?.split('?')[0] ?? 'export'}`;
+    return h('li', {}, h('a', { class: 'button secondary', href, download: file }, t(key)));
+  })));
+}
+
+// ------------------------------------------------------------------ dashboard
+
+interface DistrictFigures { code: string; name: string; count: number | null; withheld: boolean; target: number | null; progress: number | null }
+
+async function dashboardView(main: HTMLElement, slug: string): Promise<void> {
+  main.append(h('h1', {}, t('dashboard')));
+  slugPicker(main, 'dashboard', slug);
+  if (!slug) return;
+  const s = encodeURIComponent(slug);
+  const fc = await call<{ min_count: number; total: { count: number | null; withheld: boolean }; features: { properties: DistrictFigures }[] }>('GET', `/api/v1/campaigns/${s}/districts.geojson`);
+  const fmt = (n: number | null) => (n === null ? t('withheld') : new Intl.NumberFormat(lang() === 'fr' ? 'fr-FR' : 'en-GB').format(n));
+  const rows = fc.features.map(({ properties: d }) => {
+    const pct = d.target && d.count !== null ? Math.min(100, Math.round((100 * d.count) / d.target)) : null;
+    return h('tr', {}, h('th', { scope: 'row' }, `${d.name} (${d.code})`), h('td', { class: 'num' }, fmt(d.count)), h('td', { class: 'num' }, d.target === null ? '—' : fmt(d.target)),
+      h('td', {}, pct === null ? '—' : h('span', { class: 'bar', role: 'img', 'aria-label': `${pct} %` }, h('span', { class: 'fill', style: `width:${pct}%` }), ` ${pct} %`)));
+  });
+  const csv = await fetch(`/api/v1/campaigns/${s}/timeseries.csv`, { credentials: 'same-origin', cache: 'no-store' }).then((r) => (r.ok ? r.text() : ''));
+  const series = csv.trim().split('\n').slice(1).map((l) => l.split(',')).filter((p) => p.length >= 2).map(([period, count, withheld]) => ({ period, count: withheld === 'true' ? null : Number(count) }));
+  const max = Math.max(1, ...series.map((x) => x.count ?? 0));
+  main.append(
+    h('p', { class: 'explain' }, t('dashboard_public', { k: fc.min_count })),
+    h('p', { class: 'total' }, t('total'), t('colon'), h('strong', {}, fmt(fc.total.count))),
+    h('h2', {}, t('per_district')),
+    h('table', {}, h('thead', {}, h('tr', {}, ...(['district', 'col_contributions', 'target', 'progress'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))), h('tbody', {}, ...rows)),
+    h('h2', {}, t('over_time')),
+    h('table', { class: 'series' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('period')), h('th', { scope: 'col' }, t('col_contributions')))),
+      h('tbody', {}, ...series.map((x) => h('tr', {}, h('th', { scope: 'row' }, x.period), h('td', {}, h('span', { class: 'bar wide' }, h('span', { class: 'fill', style: `width:${Math.round((100 * (x.count ?? 0)) / max)}%` })), ` ${fmt(x.count)}`))))),
+  );
+}
+
+// ------------------------------------------------------------------ tokens and audit
+
+interface TokenInfo { id: number; name: string; role: string; created_at: string; expires_at: string | null; revoked_at: string | null; last_used_at: string | null }
+
+async function tokensView(main: HTMLElement): Promise<void> {
+  const tokens = await call<TokenInfo[]>('GET', '/api/v1/admin/tokens');
+  const now = Date.now();
+  const stateOf = (x: TokenInfo) => (x.revoked_at ? 'revoked' : x.expires_at && Date.parse(x.expires_at) <= now ? 'expired' : 'active');
+  const st = status();
+  const name = input({ required: true, maxlength: 200 });
+  const role = select([['admin', t('role_admin')], ['moderator', t('role_moderator')], ['planner', t('role_planner')]], 'moderator');
+  const expires = input({ type: 'date' });
+  const shown = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { class: 'card', onsubmit: async (e: Event) => {
+    e.preventDefault();
+    st.clear();
+    try {
+      const body: Record<string, unknown> = { name: name.value, role: role.value };
+      if (expires.value) body.expires_at = new Date(`${expires.value}T23:59:59Z`).toISOString();
+      const issued = await call<{ token: string }>('POST', '/api/v1/admin/tokens', body);
+      const out = h('input', { readonly: true, value: issued.token, class: 'secret', id: 'new-token' });
+      shown.replaceChildren(h('p', { class: 'status ok' }, t('token_shown_once')), field(t('token'), out));
+      (out as HTMLInputElement).select();
+      table.replaceWith(await tokenTable());
+    } catch (err) {
+      st.fail(err);
+    }
+  } }, h('h2', {}, t('token_create')), h('div', { class: 'row' }, field(t('token_name'), name), field(t('token_role'), role), field(t('token_expires'), expires)),
+  h('button', { type: 'submit' }, t('token_create')), st.el, shown);
+  const act = async (path: string, method: string, body: unknown) => {
+    try {
+      await call(method, path, body);
+      table.replaceWith(await tokenTable());
+    } catch (err) {
+      st.fail(err);
+    }
+  };
+  const tokenTable = async (): Promise<HTMLElement> => {
+    const list = first ? tokens : await call<TokenInfo[]>('GET', '/api/v1/admin/tokens');
+    first = false;
+    const el = h('table', {}, h('thead', {}, h('tr', {}, ...(['col_id', 'col_name', 'col_role', 'col_state', 'token_expires', 'col_last_used', 'col_actions'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))),
+      h('tbody', {}, ...list.map((x) => h('tr', {},
+        h('td', { class: 'num' }, String(x.id)), h('th', { scope: 'row' }, x.name), h('td', {}, t(`role_${x.role}` as Key)),
+        h('td', {}, t(`state_${stateOf(x)}` as Key)), h('td', {}, fmtDate(x.expires_at)), h('td', {}, fmtDate(x.last_used_at)),
+        h('td', {}, stateOf(x) === 'revoked' ? '' : [
+          h('button', { type: 'button', class: 'secondary', 'aria-label': `${t('expire_now')}${t('colon')}${x.name}`, onclick: () => act(`/api/v1/admin/tokens/${x.id}`, 'PATCH', { expires_at: new Date().toISOString() }) }, t('expire_now')), ' ',
+          h('button', { type: 'button', class: 'danger', 'aria-label': `${t('revoke')}${t('colon')}${x.name}`, onclick: () => act(`/api/v1/admin/tokens/${x.id}/revoke`, 'POST', {}) }, t('revoke'))])))));
+    table = el;
+    return el;
+  };
+  let first = true;
+  let table: HTMLElement = h('div');
+  table = await tokenTable();
+  main.append(h('h1', {}, t('tokens')), form, table);
+}
+
+interface AuditEntry { id: number; at?: string; created_at?: string; actor: string; action: string; campaign?: string | null; subject?: string | null; reason?: string | null }
+
+async function auditView(main: HTMLElement): Promise<void> {
+  const q = new URLSearchParams(location.hash.split('?')[1] ?? '');
+  const action = input({ value: q.get('action') ?? '' });
+  const campaign = input({ value: q.get('campaign') ?? '' });
+  const form = h('form', { class: 'inline', onsubmit: (e: Event) => {
+    e.preventDefault();
+    const p = new URLSearchParams();
+    if (action.value.trim()) p.set('action', action.value.trim());
+    if (campaign.value.trim()) p.set('campaign', campaign.value.trim());
+    location.hash = `#/audit/?${p}`;
+  } }, field(t('filter_action'), action), field(t('filter_campaign'), campaign), h('button', { type: 'submit' }, t('filter')));
+  const params = new URLSearchParams();
+  if (q.get('action')) params.set('action', q.get('action') as string);
+  if (q.get('campaign')) params.set('campaign', q.get('campaign') as string);
+  const page = await call<{ entries: AuditEntry[] }>('GET', `/api/v1/admin/audit?${params}`);
+  main.append(h('h1', {}, t('audit')), form, h('table', {},
+    h('thead', {}, h('tr', {}, ...(['col_when', 'col_actor', 'col_action', 'col_subject', 'col_reason'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))),
+    h('tbody', {}, ...page.entries.map((e) => h('tr', {}, h('td', {}, fmtDate(e.at ?? e.created_at)), h('td', {}, e.actor), h('td', {}, h('code', {}, e.action)), h('td', {}, [e.campaign, e.subject].filter(Boolean).join(' / ')), h('td', {}, e.reason ?? ''))))));
+}
+
+// ------------------------------------------------------------------ start
+
+const saved = new URLSearchParams(location.search).get('lang');
+setLang(saved === 'en' || (!saved && navigator.language?.startsWith('en')) ? 'en' : 'fr');
+whenSignedOut(() => { me = null; route(); });
+window.addEventListener('hashchange', () => { route(); });
+route();
