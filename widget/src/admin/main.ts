@@ -555,6 +555,8 @@ async function downloadsView(main: HTMLElement, slug: string): Promise<void> {
     ['dl_agg_excel', `/api/v1/campaigns/${s}/aggregates.csv?excel=1`, false],
     ['dl_h3', `/api/v1/campaigns/${s}/aggregates.geojson?by=h3:8`, false],
     ['dl_timeseries', `/api/v1/campaigns/${s}/timeseries.csv`, false],
+    ['dl_report_pdf', `/api/v1/admin/campaigns/${s}/report.pdf?lang=${lang()}`, true],
+    ['dl_report_zip', `/api/v1/admin/campaigns/${s}/report.zip?lang=${lang()}`, true],
     ['dl_raw_geojson', `/api/v1/admin/campaigns/${s}/submissions.geojson`, true],
     ['dl_raw_csv', `/api/v1/admin/campaigns/${s}/submissions.csv`, true],
   ];

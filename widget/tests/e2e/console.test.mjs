@@ -234,6 +234,15 @@ test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !A
   await page.locator('p.total strong').waitFor();
   assert.equal(await page.locator('p.total strong').innerText(), '1');
   assert.match(await page.locator('tbody tr', { hasText: 'Croix-Rousse (CR)' }).innerText(), /1\s+10\s+10 %/);
+  // The operator's report, one click from the downloads: a PDF with the district's count.
+  await page.goto(`${BASE}/admin?lang=en#/downloads/${SLUG}`);
+  const report = page.getByRole('link', { name: /Report for the operator \(PDF/ });
+  const [pdf] = await Promise.all([page.waitForEvent('download'), report.click()]);
+  const pdfFile = join(mkdtempSync(join(tmpdir(), 'report-')), pdf.suggestedFilename());
+  await pdf.saveAs(pdfFile);
+  const text = spawnSync('pdftotext', ['-layout', pdfFile, '-'], { encoding: 'utf8' });
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /Croix-Rousse\s+CR\s+1\s+10\s+10\.0 %/);
   // The raw export (exact positions) is there for the planner, and audited.
   const raw = await page.evaluate(async (s) => (await fetch(`/api/v1/admin/campaigns/${s}/submissions.geojson`)).status, SLUG);
   assert.equal(raw, 200);
