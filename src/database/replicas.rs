@@ -241,8 +241,9 @@ async fn probe(inner: Weak<Inner>) {
         .await
         {
             Ok(Ok(lsn)) => samples.push(sampled_at, lsn as u64, keep),
-            // The primary away: the replicas keep serving what they hold, measured against
-            // the samples taken while it answered.
+            // The primary away: no new sample, so each replica's lag grows from the last one
+            // it replayed, and past the bound it is skipped too (while the primary is away,
+            // what needs it answers 503 anyway; a replica serves again once both answer).
             Ok(Err(error)) => tracing::debug!(%error, "cannot read the primary's WAL position"),
             Err(_) => tracing::debug!("the primary's WAL position took too long"),
         }
