@@ -497,7 +497,7 @@ pub fn render(report: &Report, words: &Words) -> Vec<u8> {
             .show(Str(&win_ansi(&footer)))
             .end_text();
         let raw = content.finish();
-        let compressed = miniz_deflate(&raw);
+        let compressed = zlib(&raw);
         pdf.stream(content_id, &compressed)
             .filter(Filter::FlateDecode);
     }
@@ -505,7 +505,7 @@ pub fn render(report: &Report, words: &Words) -> Vec<u8> {
 }
 
 /// zlib-compressed bytes (PDF's FlateDecode).
-fn miniz_deflate(data: &[u8]) -> Vec<u8> {
+fn zlib(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     encoder

@@ -16,16 +16,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{answers, exact, point};
-use crate::nginx::{Nginx, nginx_binary};
+use crate::nginx::{Nginx, free_port, nginx_binary};
 use crate::replicas::ReplicaPair;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The per-client allowance of both instances: 6 a minute, 3 at once.
 const PER_MINUTE: &str = "6";
