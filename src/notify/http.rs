@@ -116,12 +116,13 @@ pub async fn subscribe(
         ));
     }
     if let Some(code) = &input.district {
-        let known: Option<(i64,)> =
-            sqlx::query_as("SELECT id FROM districts WHERE campaign_id = $1 AND code = $2")
-                .bind(campaign.id)
-                .bind(code)
-                .fetch_optional(&state.db)
-                .await?;
+        let known = sqlx::query_scalar!(
+            "SELECT id FROM districts WHERE campaign_id = $1 AND code = $2",
+            campaign.id,
+            code
+        )
+        .fetch_optional(&state.db)
+        .await?;
         if known.is_none() {
             errors.push(crate::validation::FieldError::new(
                 "district",

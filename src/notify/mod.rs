@@ -110,42 +110,43 @@ pub async fn subscribe(
     let mut tx = pool.begin().await?;
     let lang = lang_code(lang);
     // Inserted, or the existing row locked and read (an upsert that changes nothing).
-    let (id, created, confirmed, may_remind): (Uuid, bool, bool, bool) = sqlx::query_as(
-        "INSERT INTO subscriptions (id, campaign_id, email, lang, district_code)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT ON CONSTRAINT subscriptions_key
-            DO UPDATE SET lang = subscriptions.lang
-         RETURNING id, xmax = 0, confirmed,
-                   confirmation_hour IS DISTINCT FROM date_trunc('hour', now())",
+    let row = sqlx::query!(
+        r#"INSERT INTO subscriptions (id, campaign_id, email, lang, district_code)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT ON CONSTRAINT subscriptions_key
+              DO UPDATE SET lang = subscriptions.lang
+           RETURNING id, xmax = 0 AS "created!", confirmed,
+                     confirmation_hour IS DISTINCT FROM date_trunc('hour', now()) AS "may_remind!""#,
+        Uuid::new_v4(),
+        campaign_id,
+        email,
+        lang,
+        district,
     )
-    .bind(Uuid::new_v4())
-    .bind(campaign_id)
-    .bind(email)
-    .bind(lang)
-    .bind(district)
     .fetch_one(&mut *tx)
     .await?;
-    let outcome = match (created, confirmed, may_remind) {
+    let id = row.id;
+    let outcome = match (row.created, row.confirmed, row.may_remind) {
         (true, _, _) => Subscribed::New,
         (false, true, _) => Subscribed::Already,
         (false, false, true) => Subscribed::Reminded,
         (false, false, false) => Subscribed::Throttled,
     };
     if matches!(outcome, Subscribed::New | Subscribed::Reminded) {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE subscriptions SET confirmation_hour = date_trunc('hour', now()) WHERE id = $1",
+            id,
         )
-        .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO outbox (campaign_id, subscription_id, kind, key)
-             VALUES ($1, $2, 'confirm',
-                     'confirm:' || $2 || ':' || extract(epoch FROM date_trunc('hour', now())))
+             VALUES ($1, $2::uuid, 'confirm',
+                     'confirm:' || $2::uuid || ':' || extract(epoch FROM date_trunc('hour', now())))
              ON CONFLICT (key) DO NOTHING",
+            campaign_id,
+            id,
         )
-        .bind(campaign_id)
-        .bind(id)
         .execute(&mut *tx)
         .await?;
     }
@@ -155,8 +156,7 @@ pub async fn subscribe(
 
 /// Confirms subscription `id`; false when there is none (unsubscribed, expired).
 pub async fn confirm(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query("UPDATE subscriptions SET confirmed = true WHERE id = $1")
-        .bind(id)
+    let done = sqlx::query!("UPDATE subscriptions SET confirmed = true WHERE id = $1", id)
         .execute(pool)
         .await?;
     Ok(done.rows_affected() == 1)
@@ -165,8 +165,7 @@ pub async fn confirm(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
 /// Deletes subscription `id` and whatever it had waiting in the outbox; false when there is
 /// none.
 pub async fn unsubscribe(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query("DELETE FROM subscriptions WHERE id = $1")
-        .bind(id)
+    let done = sqlx::query!("DELETE FROM subscriptions WHERE id = $1", id)
         .execute(pool)
         .await?;
     Ok(done.rows_affected() == 1)
@@ -174,12 +173,13 @@ pub async fn unsubscribe(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
 
 /// The language and campaign of subscription `id`, if it exists.
 pub async fn subscription(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<(i64, Lang, bool)>> {
-    let row: Option<(i64, String, bool)> =
-        sqlx::query_as("SELECT campaign_id, lang, confirmed FROM subscriptions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(campaign, lang, confirmed)| (campaign, parse_lang(&lang), confirmed)))
+    let row = sqlx::query!(
+        "SELECT campaign_id, lang, confirmed FROM subscriptions WHERE id = $1",
+        id
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.campaign_id, parse_lang(&r.lang), r.confirmed)))
 }
 
 fn lang_code(lang: Lang) -> &'static str {
@@ -217,16 +217,16 @@ pub async fn enqueue_update(
     update: &Update,
 ) -> sqlx::Result<u64> {
     let payload = serde_json::to_value(update).expect("an update serialises");
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO outbox (campaign_id, subscription_id, kind, payload, key)
-         SELECT DISTINCT ON (email) $1, id, 'update', $2, 'update:' || $1 || ':' || $3 || ':' || id
-         FROM subscriptions WHERE campaign_id = $1 AND confirmed
+         SELECT DISTINCT ON (email) $1::bigint, id, 'update', $2, 'update:' || $1::bigint || ':' || $3 || ':' || id
+         FROM subscriptions WHERE campaign_id = $1::bigint AND confirmed
          ORDER BY email, id
          ON CONFLICT (key) DO NOTHING",
+        campaign_id,
+        payload,
+        update.id,
     )
-    .bind(campaign_id)
-    .bind(payload)
-    .bind(&update.id)
     .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected())
@@ -254,8 +254,8 @@ struct Crossing {
 /// back and rises again.
 pub async fn detect(pool: &PgPool) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<(i64, String, String, i16, i64, i64)> = sqlx::query_as(
-        "WITH counts AS (
+    let rows = sqlx::query!(
+        r#"WITH counts AS (
             SELECT c.id AS campaign_id, d.code, d.name, c.min_count,
                    (c.targets ->> d.code)::bigint AS target,
                    COALESCE(sum(dc.published), 0)::bigint AS n
@@ -275,26 +275,28 @@ pub async fn detect(pool: &PgPool) -> sqlx::Result<usize> {
             ORDER BY campaign_id, code, threshold
             ON CONFLICT DO NOTHING
             RETURNING campaign_id, district_code, threshold)
-         SELECT p.campaign_id, p.code, p.name, p.threshold, p.n, p.target
+         SELECT p.campaign_id AS "campaign_id!", p.code AS "code!", p.name AS "name!",
+                p.threshold AS "threshold!", p.n AS "count!", p.target AS "target!"
          FROM passed p JOIN announced a
-           ON a.campaign_id = p.campaign_id AND a.district_code = p.code AND a.threshold = p.threshold",
+           ON a.campaign_id = p.campaign_id AND a.district_code = p.code AND a.threshold = p.threshold"#,
+        &THRESHOLDS[..],
     )
-    .bind(THRESHOLDS.to_vec())
     .fetch_all(&mut *tx)
     .await?;
     // The highest share newly passed, per district.
     let mut highest: BTreeMap<(i64, String), Crossing> = BTreeMap::new();
-    for (campaign_id, code, name, threshold, count, target) in rows {
+    for row in rows {
+        let threshold = row.threshold;
         let crossing = Crossing {
-            campaign_id,
-            code: code.clone(),
-            name,
+            campaign_id: row.campaign_id,
+            code: row.code.clone(),
+            name: row.name,
             threshold,
-            count,
-            target,
+            count: row.count,
+            target: row.target,
         };
         highest
-            .entry((campaign_id, code))
+            .entry((row.campaign_id, row.code))
             .and_modify(|c| {
                 if threshold > c.threshold {
                     *c = crossing.clone();
@@ -306,7 +308,7 @@ pub async fn detect(pool: &PgPool) -> sqlx::Result<usize> {
     for crossing in highest.values() {
         enqueue_threshold(&mut tx, crossing).await?;
     }
-    let closed: Vec<(i64,)> = sqlx::query_as(
+    let closed = sqlx::query_scalar!(
         "INSERT INTO notice_announcements (campaign_id, kind)
          SELECT id, 'closed' FROM campaigns
          WHERE status = 'closed' OR (status = 'open' AND closes_at <= now())
@@ -317,7 +319,7 @@ pub async fn detect(pool: &PgPool) -> sqlx::Result<usize> {
     .fetch_all(&mut *tx)
     .await?;
     made += closed.len();
-    for (campaign_id,) in closed {
+    for campaign_id in closed {
         enqueue_closed(&mut tx, campaign_id).await?;
     }
     tx.commit().await?;
@@ -329,16 +331,16 @@ async fn enqueue_threshold(tx: &mut PgConnection, c: &Crossing) -> sqlx::Result<
     let payload = json!({"district": district, "threshold": c.threshold,
                          "count": c.count, "target": c.target});
     let key = format!("threshold:{}:{}:{}", c.campaign_id, c.code, c.threshold);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO outbox (campaign_id, subscription_id, kind, payload, key)
          SELECT $1, id, 'threshold', $3, $4 || ':' || id
          FROM subscriptions WHERE campaign_id = $1 AND district_code = $2 AND confirmed
          ON CONFLICT (key) DO NOTHING",
+        c.campaign_id,
+        c.code,
+        payload,
+        key,
     )
-    .bind(c.campaign_id)
-    .bind(&c.code)
-    .bind(&payload)
-    .bind(&key)
     .execute(&mut *tx)
     .await?;
     webhooks::enqueue(
@@ -353,22 +355,23 @@ async fn enqueue_threshold(tx: &mut PgConnection, c: &Crossing) -> sqlx::Result<
 
 async fn enqueue_closed(tx: &mut PgConnection, campaign_id: i64) -> sqlx::Result<()> {
     let key = format!("closed:{campaign_id}");
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO outbox (campaign_id, subscription_id, kind, key)
          SELECT DISTINCT ON (email) $1, id, 'closed', $2 || ':' || id
          FROM subscriptions WHERE campaign_id = $1 AND confirmed
          ORDER BY email, id
          ON CONFLICT (key) DO NOTHING",
+        campaign_id,
+        key,
     )
-    .bind(campaign_id)
-    .bind(&key)
     .execute(&mut *tx)
     .await?;
-    let closed_at: Option<time::OffsetDateTime> =
-        sqlx::query_scalar("SELECT LEAST(closes_at, closed_at) FROM campaigns WHERE id = $1")
-            .bind(campaign_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let closed_at = sqlx::query_scalar!(
+        "SELECT LEAST(closes_at, closed_at) FROM campaigns WHERE id = $1",
+        campaign_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let payload = json!({"closed_at": closed_at.map(crate::notify::webhooks::rfc3339)});
     webhooks::enqueue(
         tx,
@@ -384,20 +387,22 @@ async fn enqueue_closed(tx: &mut PgConnection, campaign_id: i64) -> sqlx::Result
 /// closing), and those never confirmed within [`UNCONFIRMED_DAYS`]; then the outbox rows sent
 /// or given up more than a day ago. Returns how many subscriptions were deleted.
 pub async fn purge(pool: &PgPool) -> sqlx::Result<u64> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM subscriptions s USING campaigns c
          WHERE c.id = s.campaign_id
            AND ((c.retention_days IS NOT NULL
                  AND LEAST(c.closes_at, c.closed_at) + make_interval(days => c.retention_days) <= now())
                 OR (NOT s.confirmed
                     AND s.created_hour < now() - make_interval(days => $1)))",
+        UNCONFIRMED_DAYS,
     )
-    .bind(UNCONFIRMED_DAYS)
     .execute(pool)
     .await?;
-    sqlx::query("DELETE FROM outbox WHERE COALESCE(sent_at, failed_at) < now() - interval '1 day'")
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM outbox WHERE COALESCE(sent_at, failed_at) < now() - interval '1 day'"
+    )
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected())
 }
 

@@ -145,7 +145,6 @@ pub struct Sender {
     retry_base: Duration,
 }
 
-#[derive(sqlx::FromRow)]
 struct Due {
     id: i64,
     kind: String,
@@ -167,9 +166,11 @@ impl Sender {
     /// Claims the next due row, sends it and records the outcome; false when none is due.
     pub async fn send_one(&self, pool: &PgPool) -> anyhow::Result<bool> {
         let mut tx = pool.begin().await?;
-        let due: Option<Due> = sqlx::query_as(
-            "SELECT o.id, o.kind, o.key, o.payload, o.attempts, o.created_at, o.subscription_id,
-                    s.email, s.lang, w.url, w.secret, c.slug, c.title_fr, c.title_en
+        let due = sqlx::query_as!(
+            Due,
+            r#"SELECT o.id, o.kind, o.key, o.payload, o.attempts, o.created_at, o.subscription_id,
+                    s.email AS "email?", s.lang AS "lang?", w.url AS "url?", w.secret AS "secret?",
+                    c.slug, c.title_fr, c.title_en
              FROM outbox o
              JOIN campaigns c ON c.id = o.campaign_id
              LEFT JOIN subscriptions s ON s.id = o.subscription_id
@@ -178,9 +179,9 @@ impl Sender {
                AND (o.webhook_id IS NOT NULL OR $1)
              ORDER BY o.next_attempt_at, o.id
              LIMIT 1
-             FOR UPDATE OF o SKIP LOCKED",
+             FOR UPDATE OF o SKIP LOCKED"#,
+            self.mailer.is_some(),
         )
-        .bind(self.mailer.is_some())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(due) = due else {
@@ -198,17 +199,16 @@ impl Sender {
             // An e-mail's row goes once sent: its exact times would tie its subscription to
             // an instant (subscriptions keep the hour only). A webhook's row stays a day.
             Ok(()) if due.subscription_id.is_some() => {
-                sqlx::query("DELETE FROM outbox WHERE id = $1")
-                    .bind(due.id)
+                sqlx::query!("DELETE FROM outbox WHERE id = $1", due.id)
                     .execute(&mut *tx)
                     .await?;
             }
             Ok(()) => {
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL
                      WHERE id = $1",
+                    due.id,
                 )
-                .bind(due.id)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -224,17 +224,17 @@ impl Sender {
                     error = %error.message,
                     "a notice was not delivered"
                 );
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE outbox SET attempts = $2, last_error = $3,
                         next_attempt_at = now() + make_interval(secs => $4),
                         failed_at = CASE WHEN $5 THEN now() END
                      WHERE id = $1",
+                    due.id,
+                    attempts,
+                    error.message.chars().take(500).collect::<String>(),
+                    wait.as_secs_f64(),
+                    give_up,
                 )
-                .bind(due.id)
-                .bind(attempts)
-                .bind(error.message.chars().take(500).collect::<String>())
-                .bind(wait.as_secs_f64())
-                .bind(give_up)
                 .execute(&mut *tx)
                 .await?;
             }

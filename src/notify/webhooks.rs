@@ -62,16 +62,16 @@ pub async fn enqueue(
     key: &str,
     data: &Value,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO outbox (campaign_id, webhook_id, kind, payload, key)
          SELECT $1, id, $2, $3, 'webhook:' || $4 || ':' || id
          FROM webhooks WHERE campaign_id = $1 AND $2 = ANY (events)
          ON CONFLICT (key) DO NOTHING",
+        campaign_id,
+        event.name(),
+        data,
+        key,
     )
-    .bind(campaign_id)
-    .bind(event.name())
-    .bind(data)
-    .bind(key)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -230,17 +230,18 @@ pub async fn create(
     let mut events: Vec<&str> = input.events.iter().map(|e| e.name()).collect();
     events.sort_unstable();
     events.dedup();
-    let (id, created_at): (i64, OffsetDateTime) = sqlx::query_as(
+    let row = sqlx::query!(
         "INSERT INTO webhooks (campaign_id, url, secret, internal, events)
          VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at",
+        campaign_id,
+        url.as_str(),
+        secret,
+        input.internal,
+        &events as &[&str],
     )
-    .bind(campaign_id)
-    .bind(url.as_str())
-    .bind(&secret)
-    .bind(input.internal)
-    .bind(&events)
     .fetch_one(pool)
     .await?;
+    let (id, created_at) = (row.id, row.created_at);
     Ok(Webhook {
         id,
         url: url.to_string(),
@@ -253,21 +254,21 @@ pub async fn create(
 
 /// The endpoints of campaign `campaign_id`, without their secrets.
 pub async fn list(pool: &PgPool, campaign_id: i64) -> sqlx::Result<Vec<Webhook>> {
-    let rows: Vec<(i64, String, Vec<String>, bool, OffsetDateTime)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT id, url, events, internal, created_at FROM webhooks
          WHERE campaign_id = $1 ORDER BY id",
+        campaign_id,
     )
-    .bind(campaign_id)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, url, events, internal, created_at)| Webhook {
-            id,
-            url,
-            events,
-            internal,
-            created_at,
+        .map(|r| Webhook {
+            id: r.id,
+            url: r.url,
+            events: r.events,
+            internal: r.internal,
+            created_at: r.created_at,
             secret: None,
         })
         .collect())
@@ -276,11 +277,13 @@ pub async fn list(pool: &PgPool, campaign_id: i64) -> sqlx::Result<Vec<Webhook>>
 /// Deletes endpoint `id` of campaign `campaign_id` and its undelivered events; false when
 /// there is none.
 pub async fn delete(pool: &PgPool, campaign_id: i64, id: i64) -> sqlx::Result<bool> {
-    let done = sqlx::query("DELETE FROM webhooks WHERE campaign_id = $1 AND id = $2")
-        .bind(campaign_id)
-        .bind(id)
-        .execute(pool)
-        .await?;
+    let done = sqlx::query!(
+        "DELETE FROM webhooks WHERE campaign_id = $1 AND id = $2",
+        campaign_id,
+        id
+    )
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
