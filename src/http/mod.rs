@@ -329,11 +329,12 @@ pub fn app(state: AppState) -> Router {
             state,
             fail_fast_while_database_away,
         ))
-        .layer(axum::middleware::map_response(problem_for_bare_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        // Outside the timeout, so that its bare 408 gets a problem body too.
+        .layer(axum::middleware::map_response(problem_for_bare_errors))
         // How each answer may be kept by browsers, proxies and CDNs, once every other layer
         // has had its say (errors, timeouts included).
         .layer(axum::middleware::from_fn(caching::apply))
@@ -417,7 +418,11 @@ async fn problem_for_bare_errors(response: Response) -> Response {
         return response;
     }
     let error = match status {
-        StatusCode::REQUEST_TIMEOUT => ApiError::BadRequest("the request took too long".into()),
+        StatusCode::REQUEST_TIMEOUT => ApiError::BadRequest(format!(
+            "the request was not answered within {} s: its body came too slowly, or the server \
+             was too busy; send it again",
+            REQUEST_TIMEOUT.as_secs()
+        )),
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge("the body is larger than this route accepts".into())
         }

@@ -156,9 +156,12 @@ pub async fn subscribe(
 
 /// Confirms subscription `id`; false when there is none (unsubscribed, expired).
 pub async fn confirm(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query!("UPDATE subscriptions SET confirmed = true WHERE id = $1", id)
-        .execute(pool)
-        .await?;
+    let done = sqlx::query!(
+        "UPDATE subscriptions SET confirmed = true WHERE id = $1",
+        id
+    )
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

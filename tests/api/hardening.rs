@@ -200,6 +200,40 @@ async fn a_connection_that_sends_nothing_or_stays_idle_is_closed() {
     assert!(String::from_utf8_lossy(&buffer).starts_with("HTTP/1.1 200 OK"));
 }
 
+#[tokio::test]
+async fn a_request_whose_body_never_ends_gets_a_408_problem_naming_why() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("slow-body", json!({})).await;
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(
+        b"POST /api/v1/campaigns/slow-body/submissions HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"type\"",
+    )
+    .await
+    .unwrap();
+    // The server's request timeout is 30 s; the rest of the body never comes.
+    let mut buffer = vec![0; 4096];
+    let mut read = 0;
+    let answered = tokio::time::timeout(Duration::from_secs(45), async {
+        loop {
+            let n = slow.read(&mut buffer[read..]).await.unwrap();
+            read += n;
+            if n == 0 || String::from_utf8_lossy(&buffer[..read]).contains("}") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "no answer within 45 s");
+    let text = String::from_utf8_lossy(&buffer[..read]).to_lowercase();
+    assert!(text.starts_with("http/1.1 408"), "{text}");
+    assert!(
+        text.contains("content-type: application/problem+json"),
+        "{text}"
+    );
+    assert!(text.contains("its body came too slowly"), "{text}");
+}
+
 /// Reads the binary's stderr into a shared string, and the port it listens on.
 pub fn capture(child: &mut std::process::Child) -> (std::sync::Arc<std::sync::Mutex<String>>, u16) {
     let stderr = child.stderr.take().unwrap();
