@@ -113,20 +113,25 @@ pub async fn tile(
         .await?;
 
     // How long it may be kept: `Caching::Tiles`. Revalidated with the ETag, a cheap 304 while
-    // nothing changed.
+    // nothing changed. The gzipped bytes are another representation, with their own tag; a
+    // client holding either gets a 304.
+    let gzipped = crate::http::accepts_gzip(&headers) && !tile.raw.is_empty();
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if let Ok(etag) = HeaderValue::from_str(&tile.etag) {
+    let etag = if gzipped { &tile.etag_gzip } else { &tile.etag };
+    if let Ok(etag) = HeaderValue::from_str(etag) {
         response_headers.insert(header::ETAG, etag);
     }
-    if crate::http::etag_matches(&headers, &tile.etag) {
+    if crate::http::etag_matches(&headers, &tile.etag)
+        || crate::http::etag_matches(&headers, &tile.etag_gzip)
+    {
         return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
     }
     if tile.raw.is_empty() {
         return Ok((StatusCode::NO_CONTENT, response_headers).into_response());
     }
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MVT));
-    let body = if crate::http::accepts_gzip(&headers) {
+    let body = if gzipped {
         response_headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         tile.gzip.clone()
     } else {

@@ -136,8 +136,11 @@ pub struct Tile {
     pub raw: Bytes,
     /// The same, gzip-compressed once.
     pub gzip: Bytes,
-    /// Strong validator, derived from the bytes alone (no version or counter of writes).
+    /// Strong validator of `raw`, derived from the bytes alone (no version or counter of
+    /// writes).
     pub etag: String,
+    /// Strong validator of `gzip`: another representation, so another tag (`"…-gz"`).
+    pub etag_gzip: String,
 }
 
 /// Key of the tile cache: a tile of a campaign at given settings and data versions and
@@ -231,7 +234,13 @@ impl TileCache {
                     let hex = format!("{:x}", sha2::Sha256::digest(&raw));
                     format!("\"{}\"", &hex[..32])
                 };
-                Ok::<_, TileError>(Arc::new(Tile { raw, gzip, etag }))
+                let etag_gzip = format!("{}-gz\"", &etag[..etag.len() - 1]);
+                Ok::<_, TileError>(Arc::new(Tile {
+                    raw,
+                    gzip,
+                    etag,
+                    etag_gzip,
+                }))
             })
             .await
             .map_err(|e: Arc<TileError>| e.shared())

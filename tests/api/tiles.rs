@@ -436,7 +436,8 @@ async fn tile_requests_get_the_right_status_headers_and_encoding() {
         plain.headers()["cache-control"],
         "public, max-age=0, s-maxage=2, stale-while-revalidate=2"
     );
-    assert!(plain.headers()["etag"].to_str().unwrap().starts_with('"'));
+    let plain_tag = plain.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(plain_tag.starts_with('"'));
     let raw = plain.bytes().await.unwrap();
 
     let gzipped = app
@@ -449,6 +450,20 @@ async fn tile_requests_get_the_right_status_headers_and_encoding() {
         .unwrap();
     assert_eq!(gzipped.headers()["content-encoding"], "gzip");
     assert_eq!(gzipped.headers()["access-control-allow-origin"], "*");
+    // Another representation, another strong validator (RFC 9110 §8.8.3); either revalidates.
+    let gzip_tag = gzipped.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(gzip_tag, plain_tag);
+    for (held, accept) in [(&plain_tag, "gzip"), (&gzip_tag, "identity")] {
+        let again = app
+            .client
+            .get(app.url(&format!("/tiles/http/10/{x}/{y}.mvt")))
+            .header("Accept-Encoding", accept)
+            .header("If-None-Match", held.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{held} {accept}");
+    }
     let compressed = gzipped.bytes().await.unwrap();
     let mut inflated = Vec::new();
     std::io::Read::read_to_end(
