@@ -10,6 +10,7 @@ run: setup widget
 test: setup-browser
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --quiet -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 	./scripts/test.sh
 
 setup:
@@ -27,6 +28,7 @@ widget:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
 bench: setup
 	./benches/submissions-load.sh

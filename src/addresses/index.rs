@@ -12,7 +12,7 @@
 //! The matching is pg_trgm's, so that both ways answer alike: trigrams of each word padded with
 //! two spaces before and one after; a street matches when the share of the typed text's
 //! trigrams it holds (pg_trgm's `word_similarity`) is at least [`super::MIN_WORD_SIMILARITY`];
-//! the closest [`super::STREETS`] streets are ranked by that share, then by the similarity of
+//! the closest `STREETS` streets are ranked by that share, then by the similarity of
 //! the whole texts, and their numbers as [`super::search_in_database`] ranks them.
 //!
 //! An index is kept under (campaign, its `config_version`, the address file's version): a

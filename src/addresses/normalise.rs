@@ -115,7 +115,7 @@ pub struct Query {
 
 /// Reads a typed query: "12 bis r de la Paix" → number 12, `bis`, `rue de la paix`. A number
 /// is read only at the start (as the French write addresses), up to five digits; its suffix is
-/// a word of [`REPETITIONS`], or a letter written against it ("12b") or alone ("12 b rue…",
+/// a word of `REPETITIONS`, or a letter written against it ("12b") or alone ("12 b rue…",
 /// unless the letter is an abbreviation such as "r").
 pub fn parse_query(q: &str) -> Query {
     let words = words(q);

@@ -73,7 +73,7 @@ struct FontFile {
 
 /// The fonts of a folder, by name, and the glyph ranges made from them so far.
 ///
-/// A range is rendered once per font (at most [`RENDERS`] at a time, off the async threads) and
+/// A range is rendered once per font (at most `RENDERS` at a time, off the async threads) and
 /// combined per stack: however many stacks a client names, the rendering work is bounded by the
 /// fonts of the folder times 256 ranges.
 pub struct Fonts {

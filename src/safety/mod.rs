@@ -3,7 +3,7 @@
 //!
 //! - [`limits`]: rate limits per client and per campaign on submission writes, shared by every
 //!   instance over the database;
-//! - [`check_form_signals`]: the widget's honeypot field and the time taken to fill the form;
+//! - [`http::check_form_signals`]: the widget's honeypot field and the time taken to fill the form;
 //! - [`pow`]: an optional proof of work per campaign, with stateless signed challenges;
 //! - [`Duplicates`]: an optional rule against repeated submissions from one connection,
 //!   applied by [`crate::submissions::store_batch`];

@@ -7,7 +7,7 @@
 //! cached by that version ([`crate::http::cache`]), and other instances learn of it through the
 //! version notifications ([`crate::aggregates::watch`]). Every write is audited.
 //!
-//! [`save`] is the one place where an entry is stored, and where it becomes public: the place
+//! `save` is the one place where an entry is stored, and where it becomes public: the place
 //! where the notice to the campaign's followers is queued (`notify::enqueue_update`).
 
 pub mod feed;
@@ -344,7 +344,7 @@ pub async fn list(db: &PgPool, campaign_id: i64, drafts: bool) -> Result<Vec<Ent
     Ok(rows.into_iter().map(Entry::from).collect())
 }
 
-/// What [`save`] did.
+/// What `save` did.
 #[derive(Debug, Clone)]
 pub struct Saved {
     pub entry: Entry,
