@@ -39,6 +39,9 @@ if [ "${1:-}" = "--browser" ]; then
   # Debian's own python3 (the tests prefer /usr/bin/python3 to another one on the PATH).
   py=/usr/bin/python3; [ -x "$py" ] || py=python3
   "$py" -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
+  # openssl: the notice tests issue a certificate authority and a server certificate for the
+  # SMTP server's STARTTLS and TLS.
+  command -v openssl >/dev/null || need+=(openssl)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

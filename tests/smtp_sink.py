@@ -11,7 +11,12 @@ only when the server answers 250, as the client is still there to hear it; if th
 away first, aiosmtpd cancels the handler and the message is `abandoned` (not delivered), as an
 MTA that commits a message when it acknowledges it does.
 
+With --tls-cert CERT --tls-key KEY, it speaks TLS: `--tls-mode starttls` (the default) offers
+STARTTLS and refuses MAIL before it; `--tls-mode implicit` is TLS from the first byte (smtps).
+Each saved message records the TLS version it came over (`tls`, null when in clear).
+
 Usage: smtp_sink.py PORT DIR [--hold REGEX] [--hold-seconds N]
+                    [--tls-cert CERT --tls-key KEY [--tls-mode starttls|implicit]]
 """
 
 import argparse
@@ -20,6 +25,7 @@ import email
 import os
 import json
 import re
+import ssl
 from email import policy
 
 from aiosmtpd.smtp import SMTP
@@ -68,7 +74,9 @@ class Sink:
             types.append(part.get_content_type())
             if part.get_content_type() in ("text/plain", "text/html"):
                 parts[part.get_content_type()] = part.get_content()
+        tls = server.transport.get_extra_info("ssl_object")
         decoded = {
+            "tls": tls.version() if tls is not None else None,
             "to": envelope.rcpt_tos,
             "headers": {k.lower(): str(v) for k, v in parsed.items()},
             "content_types": types,
@@ -89,13 +97,28 @@ async def main():
     parser.add_argument("folder")
     parser.add_argument("--hold")
     parser.add_argument("--hold-seconds", type=float, default=5.0)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--tls-mode", choices=["starttls", "implicit"], default="starttls")
     args = parser.parse_args()
     sink = Sink(args.folder, args.hold, args.hold_seconds)
+    context = None
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    starttls = context is not None and args.tls_mode == "starttls"
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(sink, hostname="sink.test", decode_data=False),
+        lambda: SMTP(
+            sink,
+            hostname="sink.test",
+            decode_data=False,
+            tls_context=context if starttls else None,
+            require_starttls=starttls,
+        ),
         "127.0.0.1",
         args.port,
+        ssl=context if context is not None and not starttls else None,
     )
     with open(os.path.join(args.folder, "ready"), "w") as f:
         f.write(str(args.port))

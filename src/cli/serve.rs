@@ -108,11 +108,16 @@ pub(super) struct ServeArgs {
     /// behind (or not answering) is skipped until it catches up.
     #[arg(long, env = "CIVICMAP_REPLICA_MAX_LAG", default_value_t = 2.0)]
     replica_max_lag: f64,
-    /// SMTP server that e-mail notices are handed to, `smtp://[user:password@]host[:port]`
-    /// (plain SMTP, to a relay such as the city's MTA). Without it, no e-mail is sent and
-    /// citizens cannot follow a campaign; webhooks are sent either way.
+    /// SMTP server that e-mail notices are handed to: `smtp://[user:password@]host[:port]`
+    /// (plain SMTP, to a relay such as the city's MTA; port 25), `smtp://…?tls=required`
+    /// (STARTTLS, required; port 587) or `smtps://…` (TLS; port 465). Without it, no e-mail
+    /// is sent and citizens cannot follow a campaign; webhooks are sent either way.
     #[arg(long, env = "CIVICMAP_SMTP_URL", requires_all = ["mail_from", "public_url"])]
     smtp_url: Option<String>,
+    /// A certificate authority (PEM file) to trust for the SMTP server's certificate, besides
+    /// the machine's: the city's own, for a relay whose certificate it issued.
+    #[arg(long, env = "CIVICMAP_SMTP_CA_FILE", requires = "smtp_url")]
+    smtp_ca_file: Option<std::path::PathBuf>,
     /// Sender of e-mail notices, e.g. `Ville de Nanterre <carte@nanterre.fr>`.
     #[arg(long, env = "CIVICMAP_MAIL_FROM")]
     mail_from: Option<String>,
@@ -162,11 +167,21 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => None,
         };
         let mail = match &args.smtp_url {
-            Some(smtp) => Some(crate::notify::mail::MailConfig::new(
-                smtp,
-                args.mail_from.as_deref().unwrap_or_default(),
-                args.public_url.as_deref().unwrap_or_default(),
-            )?),
+            Some(smtp) => {
+                let mut mail = crate::notify::mail::MailConfig::new(
+                    smtp,
+                    args.mail_from.as_deref().unwrap_or_default(),
+                    args.public_url.as_deref().unwrap_or_default(),
+                )?;
+                if let Some(file) = &args.smtp_ca_file {
+                    let pem = std::fs::read(file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    mail = mail.trusting(pem)?;
+                }
+                // Its TLS settings checked now, so that the sender cannot fail to make it.
+                crate::notify::mail::Mailer::new(mail.clone())?;
+                Some(mail)
+            }
             None => None,
         };
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -6,6 +6,7 @@ use std::time::Duration;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -15,12 +16,29 @@ use crate::campaigns::{Lang, Localized};
 /// Longest an SMTP exchange may take before the attempt counts as failed.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// `smtp://host` (port 25): plain SMTP, for a relay on the same machine or network (the
+    /// city's MTA), which carries the message further.
+    Plain,
+    /// `smtp://host?tls=required` (port 587): STARTTLS, required; no message or password goes
+    /// out if the server does not offer it or its certificate is not trusted.
+    StartTls,
+    /// `smtps://host` (port 465): TLS from the first byte.
+    Tls,
+}
+
 /// Where and as whom e-mail is sent.
 #[derive(Debug, Clone)]
 pub struct MailConfig {
-    /// `smtp://[user:password@]host[:port]` (port 25 by default). Plain SMTP, without TLS:
-    /// a relay on the same machine or network (the city's MTA) carries it further.
+    /// `smtp://[user:password@]host[:port][?tls=required]` or `smtps://…` (see [`Security`]).
     pub smtp_url: url::Url,
+    /// How the connection is protected, from the URL.
+    pub security: Security,
+    /// A certificate authority to trust besides the system's (`--smtp-ca-file`, PEM): the
+    /// city's own, for a relay whose certificate it issued.
+    pub root_pem: Option<Vec<u8>>,
     /// The sender, e.g. `Ville de Nanterre <carte@nanterre.fr>`.
     pub from: Mailbox,
     /// This service's address as citizens reach it, for the links in messages.
@@ -32,10 +50,29 @@ impl MailConfig {
     pub fn new(smtp_url: &str, from: &str, public_url: &str) -> anyhow::Result<Self> {
         let smtp_url = url::Url::parse(smtp_url)
             .map_err(|e| anyhow::anyhow!("--smtp-url is not a URL: {e}"))?;
+        let usage = "--smtp-url must be smtp://[user:password@]host[:port] (plain SMTP to a \
+                     relay), smtp://…?tls=required (STARTTLS) or smtps://… (TLS)";
         anyhow::ensure!(
-            smtp_url.scheme() == "smtp" && smtp_url.host_str().is_some_and(|h| !h.is_empty()),
-            "--smtp-url must be smtp://[user:password@]host[:port] (plain SMTP to a relay)"
+            smtp_url.host_str().is_some_and(|h| !h.is_empty()),
+            "{usage}"
         );
+        let mut tls = None;
+        for (key, value) in smtp_url.query_pairs() {
+            anyhow::ensure!(
+                key == "tls" && tls.is_none(),
+                "--smtp-url: unknown parameter `{key}`; {usage}"
+            );
+            tls = Some(value.into_owned());
+        }
+        let security = match (smtp_url.scheme(), tls.as_deref()) {
+            ("smtp", None) => Security::Plain,
+            ("smtp", Some("required")) => Security::StartTls,
+            ("smtps", None) => Security::Tls,
+            ("smtp", Some(other)) => {
+                anyhow::bail!("--smtp-url: tls={other} is not known (only tls=required)")
+            }
+            _ => anyhow::bail!("{usage}"),
+        };
         let from: Mailbox = from
             .parse()
             .map_err(|e| anyhow::anyhow!("--mail-from is not an address: {e}"))?;
@@ -47,11 +84,56 @@ impl MailConfig {
         );
         Ok(Self {
             smtp_url,
+            security,
+            root_pem: None,
             from,
             public_url,
         })
     }
 
+    /// Trusts the certificate authority in `pem` too (`--smtp-ca-file`).
+    pub fn trusting(mut self, pem: Vec<u8>) -> anyhow::Result<Self> {
+        // lettre reads a file without any certificate as an empty list: say so instead.
+        anyhow::ensure!(
+            pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----"),
+            "--smtp-ca-file holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        );
+        Certificate::from_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("--smtp-ca-file is not a PEM certificate: {e}"))?;
+        self.root_pem = Some(pem);
+        // A certificate that does not parse fails here, not in the sender.
+        self.tls()
+            .map_err(|e| anyhow::anyhow!("--smtp-ca-file cannot be used: {e}"))?;
+        Ok(self)
+    }
+
+    /// The server's port: the URL's, else the usual one for its security.
+    pub fn port(&self) -> u16 {
+        self.smtp_url.port().unwrap_or(match self.security {
+            Security::Plain => 25,
+            Security::StartTls => 587,
+            Security::Tls => 465,
+        })
+    }
+
+    /// lettre's TLS settings: the server's certificate checked against the system's
+    /// authorities (and `root_pem`) for the URL's host name.
+    fn tls(&self) -> anyhow::Result<Tls> {
+        if self.security == Security::Plain {
+            return Ok(Tls::None);
+        }
+        let host = self.smtp_url.host_str().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let mut parameters = TlsParameters::builder(host.to_owned());
+        if let Some(pem) = &self.root_pem {
+            parameters = parameters.add_root_certificate(Certificate::from_pem(pem)?);
+        }
+        let parameters = parameters.build_rustls()?;
+        Ok(match self.security {
+            Security::StartTls => Tls::Required(parameters),
+            _ => Tls::Wrapper(parameters),
+        })
+    }
     /// `path` under the public URL.
     pub fn link(&self, path: &str) -> String {
         format!("{}{path}", self.public_url.as_str().trim_end_matches('/'))
@@ -76,12 +158,14 @@ pub struct SendError {
 }
 
 impl Mailer {
-    /// A client of `config.smtp_url`.
-    pub fn new(config: MailConfig) -> Self {
+    /// A client of `config.smtp_url`. Fails only if its TLS settings cannot be made (a
+    /// certificate that [`MailConfig::trusting`] did not check).
+    pub fn new(config: MailConfig) -> anyhow::Result<Self> {
         let url = &config.smtp_url;
         let host = url.host_str().unwrap_or("localhost").to_owned();
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(url.port().unwrap_or(25))
+            .port(config.port())
+            .tls(config.tls()?)
             .timeout(Some(SMTP_TIMEOUT));
         if !url.username().is_empty() {
             let decode = |s: &str| {
@@ -94,10 +178,10 @@ impl Mailer {
                 decode(url.password().unwrap_or_default()),
             ));
         }
-        Self {
+        Ok(Self {
             transport: builder.build(),
             config,
-        }
+        })
     }
 
     /// Hands `message` to the SMTP server; returns once the server accepted it.
@@ -342,6 +426,52 @@ mod tests {
             fr: "Fibre <pour> tous".into(),
             en: "Fibre for all".into(),
         }
+    }
+
+    #[test]
+    fn the_smtp_url_says_how_the_connection_is_protected_and_bad_ones_are_named() {
+        let config = |url: &str| MailConfig::new(url, "carte@ville.test", "https://carte.test");
+        for (url, security, port) in [
+            ("smtp://relay.ville.internal", Security::Plain, 25),
+            (
+                "smtp://u:p@relay.ville.internal?tls=required",
+                Security::StartTls,
+                587,
+            ),
+            (
+                "smtp://relay.ville.internal:2525?tls=required",
+                Security::StartTls,
+                2525,
+            ),
+            ("smtps://mail.ville.fr", Security::Tls, 465),
+        ] {
+            let config = config(url).unwrap();
+            assert_eq!((config.security, config.port()), (security, port), "{url}");
+            Mailer::new(config).unwrap();
+        }
+        for (url, says) in [
+            ("smtp://relay?tls=maybe", "tls=maybe is not known"),
+            ("smtp://relay?timeout=3", "unknown parameter `timeout`"),
+            ("smtps://relay?tls=required", "smtps://"),
+            ("http://relay", "--smtp-url must be"),
+            ("smtp://", "--smtp-url must be"),
+        ] {
+            let error = config(url).unwrap_err().to_string();
+            assert!(error.contains(says), "{url}: {error}");
+        }
+        let error = config("smtps://relay")
+            .unwrap()
+            .trusting(b"not a certificate".to_vec())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--smtp-ca-file"), "{error}");
+        let garbled = b"-----BEGIN CERTIFICATE-----\nbm90IGRlcg==\n-----END CERTIFICATE-----\n";
+        let error = config("smtps://relay")
+            .unwrap()
+            .trusting(garbled.to_vec())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--smtp-ca-file"), "{error}");
     }
 
     #[test]

@@ -116,8 +116,16 @@ async fn send_forever(pool: PgPool, config: NotifyConfig) {
         tracing::error!(error = %e, "cannot read the machine's certificate authorities: https webhooks will fail");
         client(false).expect("an HTTP client without root certificates builds")
     });
+    // `serve` made one from the same settings before starting: this cannot fail.
+    let mailer = match config.mail.clone().map(Mailer::new).transpose() {
+        Ok(mailer) => mailer,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot make the SMTP client: no e-mail is sent");
+            None
+        }
+    };
     let sender = Sender {
-        mailer: config.mail.clone().map(Mailer::new),
+        mailer,
         http,
         secrets: SecretStore::default(),
         retry_base: config.retry_base,

@@ -48,12 +48,28 @@ impl Sink {
 
     /// [`Self::start`] on `port`.
     async fn start_on(port: u16, hold: Option<(&str, u32)>) -> Self {
+        Self::spawn(port, hold, &[]).await
+    }
+
+    /// A sink speaking TLS (`mode`: `starttls` or `implicit`) with `cert`'s certificate.
+    async fn start_tls(cert: &TestCertificate, mode: &str) -> Self {
+        let (chain, key) = (cert.chain.to_str().unwrap(), cert.key.to_str().unwrap());
+        Self::spawn(
+            free_port(),
+            None,
+            &["--tls-cert", chain, "--tls-key", key, "--tls-mode", mode],
+        )
+        .await
+    }
+
+    async fn spawn(port: u16, hold: Option<(&str, u32)>, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new(python());
         command
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py"))
             .arg(port.to_string())
-            .arg(dir.path());
+            .arg(dir.path())
+            .args(extra);
         if let Some((regex, seconds)) = hold {
             command
                 .args(["--hold", regex, "--hold-seconds"])
@@ -460,16 +476,24 @@ async fn app_with_mail(sink: &Sink) -> (TestApp, Workers) {
 
 /// An in-process server that sends e-mail to `smtp_url`, with its notice workers.
 async fn app_with_smtp(smtp_url: &str) -> (TestApp, Workers) {
+    app_with_smtp_trusting(smtp_url, None).await
+}
+
+/// [`app_with_smtp`], trusting the certificate authority `ca` (PEM) for the SMTP server.
+async fn app_with_smtp_trusting(smtp_url: &str, ca: Option<&Path>) -> (TestApp, Workers) {
     let mut config = test_config();
     config.email_notices = true;
     let app = TestApp::spawn_with(config).await;
+    let mut mail =
+        civicmap::notify::mail::MailConfig::new(smtp_url, "carte@ville.test", &app.url(""))
+            .unwrap();
+    if let Some(ca) = ca {
+        mail = mail.trusting(std::fs::read(ca).unwrap()).unwrap();
+    }
     let workers = civicmap::notify::outbox::start(
         app.db.clone(),
         NotifyConfig {
-            mail: Some(
-                civicmap::notify::mail::MailConfig::new(smtp_url, "carte@ville.test", &app.url(""))
-                    .unwrap(),
-            ),
+            mail: Some(mail),
             per_second: 50,
             interval: Duration::from_millis(100),
             retry_base: Duration::from_millis(200),
@@ -1221,4 +1245,148 @@ async fn a_notice_waits_in_the_outbox_while_the_smtp_server_is_down_and_is_retri
         seen.iter().all(|(_, wait)| *wait > 0.0),
         "each retry waits: {seen:?}"
     );
+}
+
+/// A certificate authority of the test's own and a certificate it issued for `localhost` and
+/// 127.0.0.1, made with the openssl command (installed by scripts/setup.sh).
+struct TestCertificate {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    chain: PathBuf,
+    key: PathBuf,
+}
+
+impl TestCertificate {
+    fn issue() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(
+            at("leaf.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for args in [
+            [
+                &["req", "-x509"][..],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=civicmap test CA",
+                ],
+            ]
+            .concat(),
+            [
+                &["req"][..],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "leaf.key",
+                    "-out",
+                    "leaf.csr",
+                    "-subj",
+                    "/CN=localhost",
+                ],
+            ]
+            .concat(),
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "leaf.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "leaf.ext",
+            ],
+        ] {
+            let output = Command::new("openssl")
+                .args(&args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl (apt-get install openssl)");
+            assert!(output.status.success(), "openssl {args:?}: {output:?}");
+        }
+        Self {
+            ca: at("ca.pem"),
+            chain: at("leaf.pem"),
+            key: at("leaf.key"),
+            _dir: dir,
+        }
+    }
+}
+
+#[tokio::test]
+async fn notices_go_over_starttls_or_tls_and_never_to_a_server_whose_certificate_is_not_trusted() {
+    let cert = TestCertificate::issue();
+    for (mode, url) in [
+        ("starttls", "smtp://127.0.0.1:{port}?tls=required"),
+        ("implicit", "smtps://127.0.0.1:{port}"),
+    ] {
+        let sink = Sink::start_tls(&cert, mode).await;
+        let url = url.replace("{port}", &sink.port.to_string());
+        let (app, _workers) = app_with_smtp_trusting(&url, Some(&cert.ca)).await;
+        app.open_campaign("tls", exact()).await;
+        let response = follow(&app, "tls", &json!({"email": "kim@example.org"})).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        wait_for(Duration::from_secs(20), "the confirmation over TLS", || {
+            !sink.of_kind("confirm").is_empty()
+        })
+        .await;
+        let message = &sink.of_kind("confirm")[0];
+        let version = message["tls"].as_str().unwrap_or_default();
+        assert!(version.starts_with("TLSv1."), "{mode}: came over {message}");
+        assert_eq!(message["to"], json!(["kim@example.org"]));
+    }
+
+    // The same server, but its authority not trusted (the machine's only): nothing is sent,
+    // the outbox says why and keeps the message for a later attempt.
+    let sink = Sink::start_tls(&cert, "starttls").await;
+    let url = format!("smtp://127.0.0.1:{}?tls=required", sink.port);
+    let (app, _workers) = app_with_smtp_trusting(&url, None).await;
+    app.open_campaign("untrusted", exact()).await;
+    follow(&app, "untrusted", &json!({"email": "kim@example.org"})).await;
+    let mut error = None;
+    let since = Instant::now();
+    while error.is_none() {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "no attempt was made"
+        );
+        error = sqlx::query_scalar::<_, Option<String>>("SELECT last_error FROM outbox")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error = error.unwrap().to_lowercase();
+    assert!(
+        error.contains("certificate") || error.contains("tls"),
+        "{error}"
+    );
+    assert!(
+        sink.messages().is_empty(),
+        "a message went to an untrusted server"
+    );
+    assert!(!sink.log().contains("received"), "{}", sink.log());
 }
