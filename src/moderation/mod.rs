@@ -347,6 +347,12 @@ pub async fn decide(
         if delta != 0 {
             crate::aggregates::add_published(&mut tx, id, delta).await?;
         }
+        // Published for the first time (approved, or a rejection undone): the campaign's
+        // webhooks hear of it now, as they do of a submission published on arrival. A hidden
+        // one restored was announced when it first appeared.
+        if to == Status::Published && matches!(from, Status::Pending | Status::Rejected) {
+            crate::notify::webhooks::enqueue_published(&mut tx, id).await?;
+        }
     }
     let resolved = sqlx::query!(
         "UPDATE submission_reports SET resolved_at = now()

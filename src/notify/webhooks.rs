@@ -77,6 +77,32 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// Queues `submission.created` for submission `id`, published by a moderator's approval
+/// (pre-moderation), as `submissions::store_batch` does for one published on arrival: the
+/// same payload, the same key (so at most once per endpoint). Call it in the transaction that
+/// publishes it.
+pub async fn enqueue_published(tx: &mut PgConnection, id: uuid::Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO outbox (campaign_id, webhook_id, kind, payload, key)
+         SELECT s.campaign_id, w.id, 'submission.created',
+                jsonb_build_object('district', (SELECT jsonb_build_object('code', d.code, 'name', d.name)
+                                                FROM districts d WHERE d.id = s.district_id))
+                || CASE WHEN w.internal
+                        THEN jsonb_build_object('submission', jsonb_build_object(
+                                 'id', s.id, 'lon', ST_X(s.geom), 'lat', ST_Y(s.geom)))
+                        ELSE '{}'::jsonb END,
+                'webhook:submission.created:' || s.id || ':' || w.id
+         FROM submissions s
+         JOIN webhooks w ON w.campaign_id = s.campaign_id AND 'submission.created' = ANY (w.events)
+         WHERE s.id = $1 AND s.status = 'published'
+         ON CONFLICT (key) DO NOTHING",
+        id,
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// `t=<t>,v1=<hex HMAC-SHA-256 of "<t>.<body>">` under `secret`.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key size");

@@ -1390,3 +1390,93 @@ async fn notices_go_over_starttls_or_tls_and_never_to_a_server_whose_certificate
     );
     assert!(!sink.log().contains("received"), "{}", sink.log());
 }
+
+#[tokio::test]
+async fn under_pre_moderation_a_submission_is_announced_to_webhooks_when_approved_and_only_once() {
+    let app = TestApp::spawn().await;
+    let config = NotifyConfig {
+        mail: None,
+        per_second: 100,
+        interval: Duration::from_millis(100),
+        retry_base: Duration::from_millis(100),
+    };
+    let _workers = civicmap::notify::outbox::start(app.db.clone(), config);
+    let mut settings = exact();
+    settings["moderation"] = json!("pre");
+    app.open_campaign("approved", settings).await;
+    let (url, got) = receiver().await;
+    let created = app
+        .admin_post(
+            "/api/v1/admin/campaigns/approved/webhooks",
+            &json!({"url": url, "events": ["submission.created"], "internal": true}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let events = |got: &Received| -> Vec<Value> {
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.3)
+            .map(|r| serde_json::from_slice(&r.2).unwrap())
+            .collect()
+    };
+    let decide = |id: uuid::Uuid, action: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .admin_post(
+                    &format!("/api/v1/moderation/campaigns/approved/submissions/{id}/decision"),
+                    &json!({"action": action, "reason": "test"}),
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::OK, "{action}");
+        }
+    };
+    let waiting = app.contribute("approved", 2.05, 48.05, answers()).await;
+    let rejected = app.contribute("approved", 2.25, 48.05, answers()).await;
+    assert_eq!(waiting.status, "pending");
+    // Waiting for a moderator: not announced (the receiver's first POST is always refused,
+    // and nothing is even tried).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        got.lock().unwrap().is_empty(),
+        "a pending submission was announced"
+    );
+
+    // Approved: announced, with its id and position to this internal endpoint.
+    decide(waiting.id, "approve").await;
+    wait_for(
+        Duration::from_secs(20),
+        "the approved submission's event",
+        || !events(&got).is_empty(),
+    )
+    .await;
+    let first = events(&got);
+    assert_eq!(first[0]["type"], "submission.created");
+    assert_eq!(first[0]["data"]["submission"]["id"], waiting.id.to_string());
+    assert_eq!(first[0]["data"]["district"]["code"], "west");
+
+    // Hidden then restored: it was announced already, nothing more. A rejection undone is a
+    // first publication: announced.
+    decide(waiting.id, "hide").await;
+    decide(waiting.id, "restore").await;
+    decide(rejected.id, "reject").await;
+    decide(rejected.id, "restore").await;
+    wait_for(
+        Duration::from_secs(20),
+        "the restored rejection's event",
+        || events(&got).len() >= 2,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let all = events(&got);
+    let ids: Vec<&str> = all
+        .iter()
+        .map(|e| e["data"]["submission"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [waiting.id.to_string(), rejected.id.to_string()],
+        "{all:?}"
+    );
+}
