@@ -114,10 +114,10 @@ pub(super) struct ServeArgs {
     /// is sent and citizens cannot follow a campaign; webhooks are sent either way.
     #[arg(long, env = "CIVICMAP_SMTP_URL", requires_all = ["mail_from", "public_url"])]
     smtp_url: Option<String>,
-    /// A certificate authority (PEM file) to trust for the SMTP server's certificate, besides
-    /// the machine's: the city's own, for a relay whose certificate it issued.
-    #[arg(long, env = "CIVICMAP_SMTP_CA_FILE", requires = "smtp_url")]
-    smtp_ca_file: Option<std::path::PathBuf>,
+    /// A certificate authority (PEM file) trusted besides the machine's for the SMTP server
+    /// and https webhook endpoints: the city's own, for servers whose certificates it issued.
+    #[arg(long, env = "CIVICMAP_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
     /// Sender of e-mail notices, e.g. `Ville de Nanterre <carte@nanterre.fr>`.
     #[arg(long, env = "CIVICMAP_MAIL_FROM")]
     mail_from: Option<String>,
@@ -166,6 +166,21 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let extra_root = match &args.ca_file {
+            Some(file) => {
+                let pem = std::fs::read(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                    .with_context(|| format!("--ca-file {} is not PEM", file.display()))?;
+                anyhow::ensure!(
+                    !certificates.is_empty(),
+                    "--ca-file {} holds no certificate",
+                    file.display()
+                );
+                Some(pem)
+            }
+            None => None,
+        };
         let mail = match &args.smtp_url {
             Some(smtp) => {
                 let mut mail = crate::notify::mail::MailConfig::new(
@@ -173,10 +188,8 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     args.mail_from.as_deref().unwrap_or_default(),
                     args.public_url.as_deref().unwrap_or_default(),
                 )?;
-                if let Some(file) = &args.smtp_ca_file {
-                    let pem = std::fs::read(file)
-                        .with_context(|| format!("cannot read {}", file.display()))?;
-                    mail = mail.trusting(pem)?;
+                if let Some(pem) = &extra_root {
+                    mail = mail.trusting(pem.clone())?;
                 }
                 // Its TLS settings checked now, so that the sender cannot fail to make it.
                 crate::notify::mail::Mailer::new(mail.clone())?;
@@ -267,6 +280,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 per_second: args.notices_per_second,
                 interval: Duration::from_millis(args.notice_interval_ms.max(100)),
                 retry_base: Duration::from_secs(args.notice_retry_seconds.max(1)),
+                extra_root,
             },
         );
         let served = crate::http::serve_with(

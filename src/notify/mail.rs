@@ -36,7 +36,7 @@ pub struct MailConfig {
     pub smtp_url: url::Url,
     /// How the connection is protected, from the URL.
     pub security: Security,
-    /// A certificate authority to trust besides the system's (`--smtp-ca-file`, PEM): the
+    /// A certificate authority to trust besides the system's (`--ca-file`, PEM): the
     /// city's own, for a relay whose certificate it issued.
     pub root_pem: Option<Vec<u8>>,
     /// The sender, e.g. `Ville de Nanterre <carte@nanterre.fr>`.
@@ -91,19 +91,19 @@ impl MailConfig {
         })
     }
 
-    /// Trusts the certificate authority in `pem` too (`--smtp-ca-file`).
+    /// Trusts the certificate authority in `pem` too (`--ca-file`).
     pub fn trusting(mut self, pem: Vec<u8>) -> anyhow::Result<Self> {
         // lettre reads a file without any certificate as an empty list: say so instead.
         anyhow::ensure!(
             pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----"),
-            "--smtp-ca-file holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+            "--ca-file holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
         );
         Certificate::from_pem(&pem)
-            .map_err(|e| anyhow::anyhow!("--smtp-ca-file is not a PEM certificate: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--ca-file is not a PEM certificate: {e}"))?;
         self.root_pem = Some(pem);
         // A certificate that does not parse fails here, not in the sender.
         self.tls()
-            .map_err(|e| anyhow::anyhow!("--smtp-ca-file cannot be used: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--ca-file cannot be used: {e}"))?;
         Ok(self)
     }
 
@@ -464,14 +464,14 @@ mod tests {
             .trusting(b"not a certificate".to_vec())
             .unwrap_err()
             .to_string();
-        assert!(error.contains("--smtp-ca-file"), "{error}");
+        assert!(error.contains("--ca-file"), "{error}");
         let garbled = b"-----BEGIN CERTIFICATE-----\nbm90IGRlcg==\n-----END CERTIFICATE-----\n";
         let error = config("smtps://relay")
             .unwrap()
             .trusting(garbled.to_vec())
             .unwrap_err()
             .to_string();
-        assert!(error.contains("--smtp-ca-file"), "{error}");
+        assert!(error.contains("--ca-file"), "{error}");
     }
 
     #[test]

@@ -185,6 +185,22 @@ pub async fn subscription(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<(i64, 
     Ok(row.map(|r| (r.campaign_id, parse_lang(&r.lang), r.confirmed)))
 }
 
+/// `error` and its causes, `: `-separated, each once (a cause repeated in its parent's text
+/// is left out).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn lang_code(lang: Lang) -> &'static str {
     match lang {
         Lang::Fr => "fr",

@@ -45,6 +45,9 @@ pub struct NotifyConfig {
     /// Wait before the first retry; each further retry waits twice as long, up to
     /// [`MAX_BACKOFF`].
     pub retry_base: Duration,
+    /// A certificate authority (PEM) trusted for https endpoints besides the machine's
+    /// (`--ca-file`).
+    pub extra_root: Option<Vec<u8>>,
 }
 
 impl Default for NotifyConfig {
@@ -54,6 +57,7 @@ impl Default for NotifyConfig {
             per_second: 5,
             interval: Duration::from_secs(10),
             retry_base: Duration::from_secs(30),
+            extra_root: None,
         }
     }
 }
@@ -102,15 +106,28 @@ pub fn start(pool: PgPool, config: NotifyConfig) -> Workers {
 
 async fn send_forever(pool: PgPool, config: NotifyConfig) {
     // HTTPS endpoints are checked against the machine's certificate authorities (Debian's
-    // ca-certificates, where a city adds its own internal CA).
+    // ca-certificates, where a city adds its own internal CA) and `--ca-file`'s.
+    let extra = config
+        .extra_root
+        .as_deref()
+        .map(reqwest::Certificate::from_pem_bundle)
+        .transpose()
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "--ca-file cannot be read: https webhooks trust the machine's authorities only");
+            None
+        })
+        .unwrap_or_default();
     let client = |native_roots: bool| {
-        reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             // A redirect could lead the POST anywhere: an endpoint answers itself.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("civicmap/", env!("CARGO_PKG_VERSION")))
-            .tls_built_in_native_certs(native_roots)
-            .build()
+            .tls_built_in_native_certs(native_roots);
+        for certificate in &extra {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+        builder.build()
     };
     let http = client(true).unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot read the machine's certificate authorities: https webhooks will fail");
@@ -328,7 +345,9 @@ impl Sender {
             .send()
             .await
             .map_err(|e| SendError {
-                message: format!("POST failed: {e}"),
+                // With its causes: "error sending request" alone does not say that the
+                // endpoint's certificate is not trusted, or that nothing listens.
+                message: format!("POST failed: {}", crate::notify::error_chain(&e)),
                 permanent: false,
             })?;
         let status = response.status();

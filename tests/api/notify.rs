@@ -497,6 +497,7 @@ async fn app_with_smtp_trusting(smtp_url: &str, ca: Option<&Path>) -> (TestApp, 
             per_second: 50,
             interval: Duration::from_millis(100),
             retry_base: Duration::from_millis(200),
+            extra_root: None,
         },
     );
     (app, workers)
@@ -788,6 +789,7 @@ async fn webhooks_receive_each_event_once_signed_from_two_instances_and_the_exac
         per_second: 100,
         interval: Duration::from_millis(100),
         retry_base: Duration::from_millis(100),
+        extra_root: None,
     };
     let _workers = civicmap::notify::outbox::start(app.db.clone(), config.clone());
     let _other_instance = civicmap::notify::outbox::start(app.db.clone(), config);
@@ -1399,6 +1401,7 @@ async fn under_pre_moderation_a_submission_is_announced_to_webhooks_when_approve
         per_second: 100,
         interval: Duration::from_millis(100),
         retry_base: Duration::from_millis(100),
+        extra_root: None,
     };
     let _workers = civicmap::notify::outbox::start(app.db.clone(), config);
     let mut settings = exact();
@@ -1479,4 +1482,139 @@ async fn under_pre_moderation_a_submission_is_announced_to_webhooks_when_approve
         [waiting.id.to_string(), rejected.id.to_string()],
         "{all:?}"
     );
+}
+
+/// tests/https_receiver.py on a loopback port with `cert`, saving each POST to a folder.
+struct HttpsReceiver {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl HttpsReceiver {
+    async fn start(cert: &TestCertificate) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new(python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/https_receiver.py"
+            ))
+            .arg(port.to_string())
+            .arg(dir.path())
+            .arg(&cert.chain)
+            .arg(&cert.key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs tests/https_receiver.py");
+        let receiver = Self { port, dir, child };
+        wait_for(
+            Duration::from_secs(20),
+            "the https receiver to listen",
+            || receiver.dir.path().join("ready").exists(),
+        )
+        .await;
+        receiver
+    }
+
+    /// The POSTs received so far.
+    fn received(&self) -> Vec<Value> {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for HttpsReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn https_webhooks_are_sent_over_tls_to_a_trusted_endpoint_and_never_to_an_untrusted_one() {
+    let cert = TestCertificate::issue();
+    let receiver = HttpsReceiver::start(&cert).await;
+    for trusted in [true, false] {
+        let app = TestApp::spawn().await;
+        let _workers = civicmap::notify::outbox::start(
+            app.db.clone(),
+            NotifyConfig {
+                mail: None,
+                per_second: 100,
+                interval: Duration::from_millis(100),
+                retry_base: Duration::from_millis(200),
+                extra_root: trusted.then(|| std::fs::read(&cert.ca).unwrap()),
+            },
+        );
+        let slug = if trusted {
+            "https-trusted"
+        } else {
+            "https-untrusted"
+        };
+        app.open_campaign(slug, exact()).await;
+        let url = format!("https://localhost:{}/{slug}", receiver.port);
+        let created = app
+            .admin_post(
+                &format!("/api/v1/admin/campaigns/{slug}/webhooks"),
+                &json!({"url": url, "events": ["submission.created"],
+                        "secret": "https-secret-0123456789"}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        app.contribute(slug, 2.05, 48.05, answers()).await;
+        let mine = |receiver: &HttpsReceiver| -> Vec<Value> {
+            receiver
+                .received()
+                .into_iter()
+                .filter(|r| r["path"] == format!("/{slug}"))
+                .collect()
+        };
+        if trusted {
+            wait_for(Duration::from_secs(20), "the event over https", || {
+                !mine(&receiver).is_empty()
+            })
+            .await;
+            let got = &mine(&receiver)[0];
+            assert!(got["tls"].as_str().unwrap().starts_with("TLSv1."), "{got}");
+            let body = got["body"].as_str().unwrap();
+            let signature = got["headers"][webhooks::SIGNATURE_HEADER].as_str().unwrap();
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            assert!(webhooks::verify(
+                "https-secret-0123456789",
+                signature,
+                body.as_bytes(),
+                now,
+                300
+            ));
+        } else {
+            // Not trusted: the POST is never made; the outbox says why and keeps the event.
+            let mut error = None;
+            let since = Instant::now();
+            while error.is_none() {
+                assert!(
+                    since.elapsed() < Duration::from_secs(20),
+                    "no attempt was made"
+                );
+                error = sqlx::query_scalar::<_, Option<String>>(
+                    "SELECT last_error FROM outbox WHERE kind = 'submission.created'",
+                )
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let error = error.unwrap().to_lowercase();
+            assert!(error.contains("certificate"), "{error}");
+            assert!(
+                mine(&receiver).is_empty(),
+                "an event went to an untrusted endpoint"
+            );
+        }
+    }
 }
