@@ -5,23 +5,27 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::routes;
 
+use super::staff::{ExactFigures, ListedCampaign};
 use super::wire::{PublicCampaign, StaffCampaign};
 use super::{CampaignError, CampaignInput};
-use crate::auth::{Admin, Authorized};
+use crate::auth::{Admin, Authorized, Planner, Staff};
 use crate::http::AppState;
 use crate::http::caching::Caching::{Private, Settings};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
-use crate::http::routes::{ADMIN, Access::Public, Routes};
+use crate::http::routes::{ADMIN, ANY_STAFF, Access::Public, PLANNER, Routes};
 
-/// `/api/v1/campaigns/{slug}` (public: what a campaign shows, never a submission) and
-/// `/api/v1/admin/campaigns[/{slug}]` (admins).
+/// `/api/v1/campaigns/{slug}` (public: what a campaign shows, never a submission),
+/// `/api/v1/admin/campaigns[/{slug}]` (admins), `/api/v1/staff/campaigns` (any staff role) and
+/// `/api/v1/admin/campaigns/{slug}/figures` (planners).
 pub fn routes() -> Routes {
     Routes::new()
         .add(Public, Settings, routes!(get_campaign))
         .add(ADMIN, Private, routes!(create_campaign, list_campaigns))
         .add(ADMIN, Private, routes!(get_campaign_admin, update_campaign))
         .add(ADMIN, Private, routes!(embed_snippet))
+        .add(ANY_STAFF, Private, routes!(staff_campaigns))
+        .add(PLANNER, Private, routes!(exact_figures))
 }
 
 impl From<CampaignError> for ApiError {
@@ -108,6 +112,40 @@ pub async fn list_campaigns(
 ) -> ApiResult<Json<Vec<StaffCampaign>>> {
     let campaigns = super::list(&state.db).await?;
     Ok(Json(campaigns.iter().map(StaffCampaign::from).collect()))
+}
+
+/// Every campaign, drafts included, with how many submissions wait for a moderator: what a
+/// moderator or a planner picks a campaign from.
+#[utoipa::path(get, path = "/api/v1/staff/campaigns", tag = "staff", security(("bearer" = [])),
+    responses((status = 200, description = "All campaigns, newest first", body = [ListedCampaign]),
+              (status = 401, description = "No valid token", body = Problem)))]
+pub async fn staff_campaigns(
+    _: Staff,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<ListedCampaign>>> {
+    Ok(Json(super::staff::list(&state.db).await?))
+}
+
+/// A campaign's exact counts, live and without the k threshold: by status, by district and by
+/// answer (choice and boolean fields). Planners and admins only; each read is in the audit log.
+#[utoipa::path(get, path = "/api/v1/admin/campaigns/{slug}/figures", tag = "planner", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, description = "Exact figures", body = ExactFigures),
+        (status = 401, description = "No valid token", body = Problem),
+        (status = 403, description = "Not a planner or admin token", body = Problem),
+        (status = 404, description = "No such campaign", body = Problem),
+    ))]
+pub async fn exact_figures(
+    staff: Authorized<Planner>,
+    State(state): State<AppState>,
+    PathParams(slug): PathParams<String>,
+) -> ApiResult<Json<ExactFigures>> {
+    let campaign = super::get(&state.db, &slug).await?;
+    let figures =
+        super::staff::exact_figures(&state.db, crate::audit::Actor::Staff(&staff.0), &campaign)
+            .await?;
+    Ok(Json(figures))
 }
 
 /// A campaign, drafts included.

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod form;
 pub mod http;
+pub mod staff;
 pub mod wire;
 
 use serde::{Deserialize, Deserializer, Serialize};

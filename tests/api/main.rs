@@ -35,6 +35,7 @@ mod report;
 mod retention;
 mod scale;
 mod sessions;
+mod staff_views;
 mod story;
 mod submissions;
 mod tiles;
