@@ -216,6 +216,7 @@ const fr = {
   exact_hidden: 'Masquées',
   exact_rejected: 'Rejetées',
   exact_districts: 'Par secteur (exact)',
+  quoted: '« {s} »',
 };
 
 type Key = keyof typeof fr;
@@ -435,6 +436,7 @@ const en: Record<Key, string> = {
   exact_hidden: 'Hidden',
   exact_rejected: 'Rejected',
   exact_districts: 'Per district (exact)',
+  quoted: '“{s}”',
 };
 
 const tables: Record<Lang, Record<Key, string>> = { fr, en };

@@ -433,7 +433,9 @@ type Polygons = { type: 'FeatureCollection'; features: { type: 'Feature'; proper
 
 /** District polygons on a map with their names and codes as HTML markers (no glyphs needed). */
 async function districtsMap(box: HTMLElement, fc: Polygons, bm: Basemap, label: string): Promise<void> {
-  const polys = { ...fc, features: fc.features.filter((f) => f.geometry && (f.geometry.type === 'Polygon' || f.geometry.type === 'MultiPolygon')) };
+  // Names and codes only: outlines, not counts (the dashboard's map shows those).
+  const polys = { ...fc, features: fc.features.filter((f) => f.geometry && (f.geometry.type === 'Polygon' || f.geometry.type === 'MultiPolygon'))
+    .map((f) => ({ ...f, properties: { name: f.properties?.name, code: f.properties?.code } })) };
   const { map, ml } = await consoleMap(box, bm, boundsOf(polys), label);
   addPolygons(map, 'cm-districts', polys);
   for (const f of polys.features) {
@@ -667,7 +669,7 @@ async function moderationView(main: HTMLElement, slug: string): Promise<void> {
         h('dt', {}, t('received')), h('dd', {}, fmtDate(item.created_at)),
         h('dt', {}, t('district')), h('dd', {}, item.district ? `${item.district.name} (${item.district.code})` : '—'),
         h('dt', {}, t('answers')), h('dd', {}, h('ul', { class: 'answers' }, ...answers.map(([q, a]) => h('li', {}, h('span', { class: 'q' }, q), t('colon'), a)))),
-        reports.length ? [h('dt', {}, t('reports')), h('dd', {}, h('ul', { class: 'reports' }, ...reports.map((r) => h('li', {}, `« ${r.reason} » — ${r.reporter}, ${fmtDate(r.created_at)}`))))] : null),
+        reports.length ? [h('dt', {}, t('reports')), h('dd', {}, h('ul', { class: 'reports' }, ...reports.map((r) => h('li', {}, `${t('quoted', { s: r.reason })} — ${r.reporter}, ${fmtDate(r.created_at)}`))))] : null),
       h('div', { class: 'actions' }, ...actions.map((a) => h('button', { type: 'button', class: a === 'approve' ? '' : 'secondary', 'data-action': a, onclick: () => decide([item.id], a) }, label(a)))));
   });
   const list = h('ol', { class: 'queue' }, ...items);

@@ -292,6 +292,10 @@ test('the moderator signs in and approves the contribution', { skip: !ADMIN && '
   await reported.waitFor({ timeout: 10000 });
   assert.match(await reported.innerText(), /Signalements[\s\S]*« Adresse inventée »/);
   await page.locator('[data-map="moderation"][data-ready] .map-pin').first().waitFor({ timeout: 30000 });
+  // Focusing an item (as j and k do) highlights its marker.
+  assert.equal(await page.locator('.map-pin.current').count(), 0);
+  await reported.focus();
+  assert.equal(await page.locator('.map-pin.current').innerText(), '1');
   assert.equal(await page.getByLabel('Campagne', { exact: true }).inputValue(), SLUG);
   // The moderator's dashboard: public figures, no exact figures, no breakdown by a field that is
   // not public (`connexion` is not).
@@ -445,5 +449,26 @@ test('on a tablet, every console page fits the screen and its main controls are 
       assert.deepEqual(page.errors, []);
       await page.context().close();
     }
+  }
+});
+
+test('without WebGL, the console\'s pages keep their lists and tables and say why there is no map', { skip: !ADMIN && 'no admin token' }, async () => {
+  const noGL = await launch(['--disable-webgl', '--disable-webgl2', '--disable-3d-apis']);
+  try {
+    const page = await newPage(noGL);
+    await signIn(page, ADMIN, 'en');
+    assert.equal(await page.evaluate(() => !!document.createElement('canvas').getContext('webgl')), false, 'this browser really has no WebGL');
+    for (const [hash, name, rest] of [[`#/dashboard/${SLUG}`, 'dashboard', 'table.districts tbody tr'], [`#/moderation/${SLUG}?status=reported`, 'moderation', 'li.item'], [`#/campaign/${SLUG}`, 'districts-current', '#d-h']]) {
+      await page.goto(`${BASE}/admin?lang=en${hash}`);
+      const note = page.locator(`[data-map-note="${name}"]`);
+      await note.waitFor({ timeout: 15000 });
+      assert.match(await note.innerText(), /needs WebGL/);
+      assert.ok(await page.locator(rest).first().isVisible(), `${name}: ${rest} is there`);
+      assert.equal(await page.locator('[data-map]').count(), 0);
+    }
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  } finally {
+    await noGL.close();
   }
 });
