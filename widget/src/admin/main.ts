@@ -1,12 +1,13 @@
 // The staff console at /admin: plain TypeScript and DOM, no framework. It asks the server who is
 // signed in and shows only what that role may do; the server enforces it again on every call
 // (src/http/routes.rs). Hash routes: #/campaigns, #/campaign/new, #/campaign/{slug},
-// #/moderation/{slug}, #/downloads/{slug}, #/tokens, #/audit.
+// #/moderation/{slug}, #/downloads/{slug}, #/dashboard/{slug}, #/tokens, #/audit. Maps: maps.ts.
 import { ApiError, Me, call, signIn, signOut, whenSignedOut, whoAmI } from './api';
 import { Key, Lang, lang, setLang, t } from './i18n';
 import { type Basemap, NoWebGL, addPolygons, boundsOf, consoleMap } from './maps';
 import { interiorPoint } from '../lib/geo';
 import { computeBreaks, colorFor, WITHHELD_COLOR } from '../lib/choropleth';
+import { PROGRESS_CLASSES as PROGRESS, progressClass } from '../lib/staffmap';
 import type { DistrictFeature } from '../lib/types';
 
 type Attrs = Record<string, string | boolean | number | EventListener | undefined>;
@@ -754,10 +755,6 @@ async function downloadsView(main: HTMLElement, slug: string): Promise<void> {
 
 interface DistrictFigures { code: string; name: string; count: number | null; withheld: boolean; target: number | null; progress: number | null }
 
-/** Classes of progress toward the target, light to dark (ColorBrewer YlGnBu, colour-blind safe). */
-const PROGRESS: { from: number; color: string }[] = [
-  { from: 0, color: '#ffffcc' }, { from: 25, color: '#a1dab4' }, { from: 50, color: '#41b6c4' }, { from: 75, color: '#2c7fb8' }, { from: 100, color: '#253494' },
-];
 const NO_TARGET = '#ffffff';
 
 /** A table that may be wider than the screen scrolls inside a labelled, focusable region. */
@@ -791,9 +788,8 @@ async function dashboardView(main: HTMLElement, slug: string): Promise<void> {
   const colorOf = (d: DistrictFigures) => {
     if (d.withheld || d.count === null) return WITHHELD_COLOR;
     if (!byTarget) return colorFor(d.count, false, breaks);
-    if (!d.target) return NO_TARGET;
-    const pct = (100 * d.count) / d.target;
-    return PROGRESS.filter((c) => pct >= c.from).pop()?.color ?? PROGRESS[0].color;
+    const cls = progressClass(d.count, d.target);
+    return cls === null ? NO_TARGET : PROGRESS[cls].color;
   };
   const swatch = (color: string, hatched = false) => h('span', { class: `swatch${hatched ? ' hatched' : ''}`, style: hatched ? '' : `background:${color}`, 'aria-hidden': 'true' });
   const legend = h('ul', { class: 'legend', 'aria-label': t('legend') },

@@ -8,60 +8,27 @@
 import type * as ML from 'maplibre-gl';
 import { hasWebGL, linkMapStyles, loadMap, type MapLibre } from '../app/maplibre';
 import type { BBox } from '../lib/geo';
+import { boundsOf, consoleStyle as styleFor } from '../lib/staffmap';
+import type { Basemap as LibBasemap } from '../lib/types';
 
-export type Basemap =
-  | { type: 'raster'; tiles: string[]; attribution?: string; tileSize?: number; maxzoom?: number }
-  | { type: 'style'; url: string }
-  | null
-  | undefined;
+const consoleStyle = (bm: Basemap) => styleFor(bm, location.origin) as ML.StyleSpecification | string;
+
+export type Basemap = LibBasemap | null | undefined;
 
 export const ASSETS = () => new URL('/widget/', location.origin).href;
 
-const sameOrigin = (u: string) => {
-  try {
-    return new URL(u, location.href).origin === location.origin;
-  } catch {
-    return false;
-  }
-};
-
-/** The style for the console's maps: the campaign's basemap when it is this server's, else a plain background. */
-export function consoleStyle(bm: Basemap): ML.StyleSpecification | string {
-  if (bm && bm.type === 'style' && sameOrigin(bm.url)) return bm.url;
-  const raster = bm && bm.type === 'raster' && bm.tiles.length && bm.tiles.every(sameOrigin) ? bm : null;
-  return {
-    version: 8,
-    sources: raster ? { basemap: { type: 'raster', tiles: raster.tiles, tileSize: raster.tileSize ?? 256, maxzoom: raster.maxzoom ?? 19, attribution: raster.attribution ?? '' } } : {},
-    layers: [
-      { id: 'cm-background', type: 'background', paint: { 'background-color': '#eef1f4' } },
-      ...(raster ? [{ id: 'cm-basemap', type: 'raster' as const, source: 'basemap', paint: { 'raster-saturation': -0.4 } }] : []),
-    ],
-  };
-}
-
-/** The bounds of a FeatureCollection of polygons and points. */
-export function boundsOf(fc: { features: { geometry?: { type: string; coordinates: unknown } | null }[] }): BBox | null {
-  const pts: number[][] = [];
-  const walk = (c: unknown) => {
-    if (Array.isArray(c) && typeof c[0] === 'number') pts.push(c as number[]);
-    else if (Array.isArray(c)) c.forEach(walk);
-  };
-  for (const f of fc.features) if (f.geometry) walk(f.geometry.coordinates);
-  if (!pts.length) return null;
-  const xs = pts.map((p) => p[0]);
-  const ys = pts.map((p) => p[1]);
-  return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
-}
+export { boundsOf };
 
 export interface ConsoleMap { map: ML.Map; ml: MapLibre }
+
+/** This browser has no WebGL: no map, the list or table (always there) says it all. */
+export class NoWebGL extends Error {}
 
 /**
  * A map in `container` (already on the page or about to be), fitted to `bounds`; resolves once
  * its style is loaded, so that layers can be added. Without WebGL it rejects with NoWebGL: the
  * caller leaves the list or table (which is always there) and says why there is no map.
  */
-export class NoWebGL extends Error {}
-
 export async function consoleMap(container: HTMLElement, bm: Basemap, bounds: BBox | null, label: string): Promise<ConsoleMap> {
   if (!hasWebGL()) throw new NoWebGL('WebGL');
   const assets = ASSETS();
