@@ -209,7 +209,8 @@ interface Campaign {
 }
 
 async function campaignsView(main: HTMLElement): Promise<void> {
-  const list = await call<Campaign[]>('GET', '/api/v1/admin/campaigns');
+  const [list, queues] = await Promise.all([call<Campaign[]>('GET', '/api/v1/admin/campaigns'), staffCampaigns()]);
+  const queueOf = new Map((queues ?? []).map((q) => [q.slug, q]));
   const rows = await Promise.all(list.map(async (c) => {
     let districts = '—';
     let count = '—';
@@ -226,14 +227,15 @@ async function campaignsView(main: HTMLElement): Promise<void> {
       h('td', {}, t(`moderation_${c.moderation}` as Key)),
       h('td', { class: 'num' }, districts),
       h('td', { class: 'num' }, count),
+      h('td', { class: 'num' }, queueOf.has(c.slug) ? t('pending_reported', { p: queueOf.get(c.slug)?.pending ?? 0, r: queueOf.get(c.slug)?.reported ?? 0 }) : '—'),
       h('td', {}, h('a', { href: `#/dashboard/${encodeURIComponent(c.slug)}` }, t('nav_dashboard')), ' · ', h('a', { href: `#/moderation/${encodeURIComponent(c.slug)}` }, t('nav_moderation')), ' · ', h('a', { href: `#/downloads/${encodeURIComponent(c.slug)}` }, t('nav_downloads'))));
   }));
   main.append(
-    h('h1', {}, t('campaigns')),
+    h('h1', { id: 'campaigns-h' }, t('campaigns')),
     h('p', {}, h('a', { class: 'button', href: '#/campaign/new' }, t('new_campaign'))),
-    h('table', {},
-      h('thead', {}, h('tr', {}, ...(['col_title', 'col_status', 'col_moderation', 'col_districts', 'col_contributions', 'col_actions'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))),
-      h('tbody', {}, ...rows)),
+    scroller('campaigns-h', h('table', {},
+      h('thead', {}, h('tr', {}, ...(['col_title', 'col_status', 'col_moderation', 'col_districts', 'col_contributions', 'col_queues', 'col_actions'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))),
+      h('tbody', {}, ...rows))),
   );
 }
 
