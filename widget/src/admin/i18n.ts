@@ -218,6 +218,7 @@ const fr = {
   exact_rejected: 'Rejetées',
   exact_districts: 'Par secteur (exact)',
   quoted: '« {s} »',
+  series_empty: 'Pas encore de série publiée : elle suit le calendrier de publication de la campagne.',
 };
 
 type Key = keyof typeof fr;
@@ -439,6 +440,7 @@ const en: Record<Key, string> = {
   exact_rejected: 'Rejected',
   exact_districts: 'Per district (exact)',
   quoted: '“{s}”',
+  series_empty: 'No series published yet: it follows the campaign’s publication schedule.',
 };
 
 const tables: Record<Lang, Record<Key, string>> = { fr, en };

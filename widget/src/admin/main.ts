@@ -810,6 +810,7 @@ async function dashboardView(main: HTMLElement, slug: string): Promise<void> {
     h('div', { class: 'split' }, m.fig,
       scroller('dist-h', h('table', { class: 'districts' }, h('thead', {}, h('tr', {}, ...(['district', 'col_contributions', 'target', 'progress'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))), h('tbody', {}, ...rows)))),
     h('h2', { id: 'time-h' }, t('over_time')),
+    series.length ? '' : h('p', {}, t('series_empty')),
     scroller('time-h', h('table', { class: 'series' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('period')), h('th', { scope: 'col' }, t('col_contributions')))),
       h('tbody', {}, ...series.map((x) => h('tr', {}, h('th', { scope: 'row' }, x.period), h('td', {}, h('span', { class: 'bar wide' }, h('span', { class: 'fill', style: `width:${Math.round((100 * (x.count ?? 0)) / max)}%` })), ` ${fmt(x.count)}`)))))),
   );

@@ -317,6 +317,8 @@ test('the moderator signs in and approves the contribution', { skip: !ADMIN && '
 
 test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !ADMIN && 'no admin token' }, async () => {
   const page = await newPage(browser, { acceptDownloads: true });
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
   await signIn(page, state.planner, 'en');
   assert.deepEqual(await page.locator('header nav a').allInnerTexts(), ['Downloads', 'Dashboard']);
   await page.getByLabel('Campaign', { exact: true }).selectOption(SLUG);
@@ -370,6 +372,7 @@ test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !A
   // The raw export (exact positions) is there for the planner, and audited.
   const raw = await page.evaluate(async (s) => (await fetch(`/api/v1/admin/campaigns/${s}/submissions.geojson`)).status, SLUG);
   assert.equal(raw, 200);
+  assert.deepEqual(thirdParty(requests), [], 'no third-party request');
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
