@@ -107,6 +107,16 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   await q2.getByLabel('Libellé (anglais)').fill('Households in the building');
   await q2.getByLabel('Minimum').fill('1');
   await q2.getByLabel('Maximum').fill('80');
+  // A third, optional yes/no question whose answers may be published (aggregated).
+  await page.getByRole('button', { name: 'Ajouter une question' }).click();
+  const q3 = page.locator('fieldset.question').nth(2);
+  await q3.getByLabel('Clé (technique)').fill('teletravail');
+  await q3.getByLabel('Type').selectOption('boolean');
+  await q3.getByLabel('Libellé (français)').fill('Télétravail dans le foyer');
+  await q3.getByLabel('Libellé (anglais)').fill('Remote work at home');
+  await q3.getByLabel('Obligatoire').uncheck();
+  await q3.getByLabel('Réponses publiables').check();
+  assert.equal(await q2.getByLabel('Réponses publiables').count(), 0, 'a number field cannot be public');
   const preview = page.locator('.preview');
   assert.match(await preview.innerText(), /Votre connexion \*[\s\S]*Aucune[\s\S]*Foyers dans l’immeuble/);
   assert.equal(await preview.locator('input[type=number]').getAttribute('max'), '80');
@@ -187,7 +197,7 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   assert.equal(campaign.status, 200);
   assert.equal(campaign.body.status, 'open');
   assert.equal(campaign.body.moderation, 'pre');
-  assert.deepEqual(campaign.body.form.fields.map((f) => [f.key, f.type, !!f.required]), [['connexion', 'choice', true], ['foyers', 'number', true]]);
+  assert.deepEqual(campaign.body.form.fields.map((f) => [f.key, f.type, !!f.required, !!f.public]), [['connexion', 'choice', true, false], ['foyers', 'number', true, false], ['teletravail', 'boolean', false, true]]);
 
   // The snippet, copied; the live preview shows the widget in both languages.
   const element = page.locator('textarea[data-snippet="element"]');
@@ -241,7 +251,7 @@ test('a citizen contributes through the snippet on a host page', { skip: !ADMIN 
   const campaign = (await api(`/api/v1/campaigns/${SLUG}`)).body;
   const { x, y } = await mapPoint(page, [4.835, 45.755]);
   await page.mouse.click(x, y);
-  await fillForm(page, campaign, { connexion: 'aucune', foyers: 12 });
+  await fillForm(page, campaign, { connexion: 'aucune', foyers: 12, teletravail: true });
   await page.waitForTimeout(3200); // the campaign's minimum fill time
   await page.locator('civicmap-map button.cm-submit').click();
   const success = page.locator('civicmap-map .cm-success');
@@ -268,6 +278,7 @@ test('the moderator signs in and approves the contribution', { skip: !ADMIN && '
   // The answers with the questions' and options' labels.
   assert.match(await item.innerText(), /Votre connexion\s*:\s*Aucune/);
   assert.match(await item.innerText(), /Foyers dans l’immeuble\s*:\s*12/);
+  assert.match(await item.innerText(), /Télétravail dans le foyer\s*:\s*Oui/);
   assert.match(await item.innerText(), /Croix-Rousse \(CR\)/);
   // On the map: one numbered marker per item; a click on it brings its item forward, focused.
   const modMap = page.locator('[data-map="moderation"][data-ready]');
@@ -303,7 +314,9 @@ test('the moderator signs in and approves the contribution', { skip: !ADMIN && '
   await page.locator('p.total strong').waitFor();
   await mapsSettled(page);
   assert.equal(await page.locator('[data-exact]').count(), 0, 'no exact figures for a moderator');
-  assert.equal(await page.locator('section.breakdown').count(), 0, 'no breakdown by a non-public field for a moderator');
+  // Only the public field's breakdown, `teletravail`; not `connexion`.
+  assert.deepEqual(await page.locator('section.breakdown').evaluateAll((els) => els.map((e) => e.dataset.field)), ['teletravail'], 'no breakdown by a non-public field for a moderator');
+  assert.equal(await page.locator('section.breakdown .status.error').count(), 0);
   assert.deepEqual(thirdParty(requests), [], 'no third-party request');
   // An admin page is refused by the server, whatever the UI shows.
   assert.equal(await page.evaluate(async () => (await fetch('/api/v1/admin/tokens')).status), 403);
@@ -343,6 +356,7 @@ test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !A
   assert.match(await page.locator('.legend').innerText(), /target reached[\s\S]*no target[\s\S]*withheld/);
   // The breakdown by answer: the planner may use `connexion` (not public); the figures are the API's.
   const bd = (await api(`/api/v1/campaigns/${SLUG}/aggregates.geojson?breakdown=connexion`, { headers: { Authorization: `Bearer ${state.planner}` } })).body;
+  assert.deepEqual(await page.locator('section.breakdown').evaluateAll((els) => els.map((e) => e.dataset.field)), ['connexion', 'teletravail']);
   const section = page.locator('section.breakdown[data-field="connexion"]');
   await section.waitFor();
   const fmt = (n) => (n === null || n === undefined ? 'withheld' : String(n));
@@ -360,6 +374,9 @@ test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !A
   assert.match(await exact.innerText(), /Exact figures \(not public\)/);
   assert.equal(await exact.locator('dd[data-total="published"]').innerText(), '1');
   assert.equal(await exact.locator('dd[data-total="pending"]').innerText(), '0');
+  // Per answer, with the options' labels: the one contribution said "None" and "yes".
+  assert.match(await exact.locator('tbody tr', { hasText: 'None' }).innerText(), /None\s+1\s+1\s+0/);
+  assert.match(await exact.locator('tbody tr', { hasText: 'Yes' }).innerText(), /Yes\s+1\s+1\s+0/);
   // The operator's report, one click from the downloads: a PDF with the district's count.
   await page.goto(`${BASE}/admin?lang=en#/downloads/${SLUG}`);
   const report = page.getByRole('link', { name: /Report for the operator \(PDF/ });
