@@ -63,6 +63,8 @@ export async function consoleMap(container: HTMLElement, bm: Basemap, bounds: BB
       }
     });
   });
+  // The container may have settled (a stylesheet, the layout) since the map measured it.
+  map.resize();
   return { map, ml };
 }
 

@@ -52,7 +52,7 @@ async function signIn(page, token, lang = 'fr') {
 
 /** Waits for every map of the page to be drawn (or replaced by its note). */
 async function mapsSettled(page) {
-  await page.waitForFunction(() => [...document.querySelectorAll('[data-map]')].every((m) => m.dataset.ready === 'true'), null, { timeout: 30000 });
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-map]')].every((m) => m.dataset.ready === 'true' && m.map?.loaded()), null, { timeout: 30000 });
 }
 
 /** Requests to any origin but the server's. */
@@ -468,6 +468,10 @@ test('on a tablet, every console page fits the screen and its main controls are 
         for (const el of await page.locator('header nav a, header button').all()) {
           const r = await el.boundingBox();
           assert.ok(r && r.x >= 0 && r.x + r.width <= width, `${name}: header control at ${JSON.stringify(r)}`);
+        }
+        if (width === 768 && shots.includes(name)) {
+          await page.waitForTimeout(300);
+          await mapsSettled(page);
         }
         if (width === 768 && shots.includes(name)) await page.screenshot({ path: join(dir, `console-tablet-${name}-${lang}.png`), fullPage: true });
       }
