@@ -4,7 +4,7 @@
 // #/moderation/{slug}, #/downloads/{slug}, #/dashboard/{slug}, #/tokens, #/audit. Maps: maps.ts.
 import { ApiError, Me, call, signIn, signOut, whenSignedOut, whoAmI } from './api';
 import { Key, Lang, lang, setLang, t } from './i18n';
-import { type Basemap, NoWebGL, addPolygons, boundsOf, consoleMap } from './maps';
+import { type Basemap, NoWebGL, addPolygons, boundsOf, consoleMap, removeMaps } from './maps';
 import { interiorPoint } from '../lib/geo';
 import { computeBreaks, colorFor, WITHHELD_COLOR } from '../lib/choropleth';
 import { PROGRESS_CLASSES as PROGRESS, progressClass } from '../lib/staffmap';
@@ -118,6 +118,7 @@ function shell(main: HTMLElement): void {
   document.title = t('title');
   main.id = 'main';
   main.tabIndex = -1;
+  removeMaps(root);
   root.replaceChildren(h('a', { href: '#main', class: 'skip', onclick: (e: Event) => { e.preventDefault(); main.focus(); } }, t('skip')), header, main);
 }
 
@@ -477,6 +478,7 @@ async function districtsCard(slug: string, c: Campaign): Promise<HTMLElement> {
       const items = (fc.features as { properties?: Record<string, unknown> }[]).slice(0, 200)
         .map((f) => h('li', {}, `${String(f.properties?.name ?? '?')} (${String(f.properties?.code ?? '?')})`));
       const m = mapFigure('districts-preview', t('districts_preview_map'));
+      removeMaps(summary);
       summary.replaceChildren(h('p', {}, t('districts_preview', { n: fc.features.length })), m.fig, h('ul', { class: 'compact' }, ...items));
       confirm.hidden = false;
       districtsMap(m.box, fc as Polygons, c.basemap, t('districts_preview_map')).catch(m.fail);

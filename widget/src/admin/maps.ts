@@ -34,6 +34,8 @@ export async function consoleMap(container: HTMLElement, bm: Basemap, bounds: BB
   const assets = ASSETS();
   const [chunk] = await Promise.all([loadMap(assets), linkMapStyles(container, assets)]);
   for (let i = 0; i < 100 && !container.isConnected; i++) await new Promise((r) => setTimeout(r, 20));
+  // The page moved on meanwhile: no map for a page nobody sees.
+  if (!container.isConnected) throw new Error('the page changed');
   const ml = chunk.maplibregl;
   const b = bounds ?? [-5, 41, 10, 51.5];
   const map = new ml.Map({
@@ -66,6 +68,14 @@ export async function consoleMap(container: HTMLElement, bm: Basemap, bounds: BB
   // The container may have settled (a stylesheet, the layout) since the map measured it.
   map.resize();
   return { map, ml };
+}
+
+/** Ends the maps under `root` (their WebGL contexts and workers) before it is redrawn. */
+export function removeMaps(root: ParentNode): void {
+  root.querySelectorAll<HTMLElement & { map?: ML.Map }>('[data-map]').forEach((el) => {
+    try { el.map?.remove(); } catch { /* already gone */ }
+    el.map = undefined;
+  });
 }
 
 /** An 8×8 hatch (grey on light grey): the pattern of withheld districts, as in the widget. */
