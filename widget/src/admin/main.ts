@@ -228,7 +228,7 @@ async function campaignsView(main: HTMLElement): Promise<void> {
       h('td', {}, t(`moderation_${c.moderation}` as Key)),
       h('td', { class: 'num' }, districts),
       h('td', { class: 'num' }, count),
-      h('td', { class: 'num' }, queueOf.has(c.slug) ? t('pending_reported', { p: queueOf.get(c.slug)?.pending ?? 0, r: queueOf.get(c.slug)?.reported ?? 0 }) : '—'),
+      h('td', {}, queueOf.has(c.slug) ? t('pending_reported', { p: queueOf.get(c.slug)?.pending ?? 0, r: queueOf.get(c.slug)?.reported ?? 0 }) : '—'),
       h('td', {}, h('a', { href: `#/dashboard/${encodeURIComponent(c.slug)}` }, t('nav_dashboard')), ' · ', h('a', { href: `#/moderation/${encodeURIComponent(c.slug)}` }, t('nav_moderation')), ' · ', h('a', { href: `#/downloads/${encodeURIComponent(c.slug)}` }, t('nav_downloads'))));
   }));
   main.append(
