@@ -7,7 +7,8 @@
 //   dist/maplibre-gl-worker.js  MapLibre's worker (ES module worker), loaded by civicmap-map.js
 //   dist/maplibre-gl.css        MapLibre's stylesheet, linked into the shadow root with the map
 //   dist/demo.css               stylesheet of demo.html (kept out of the HTML so a strict CSP works)
-//   dist/admin.js, admin.css    the staff console (admin.html, served at /admin): src/admin/, no map code
+//   dist/admin.js, admin.css    the staff console (admin.html, served at /admin): src/admin/; its maps
+//                               import civicmap-map.js like the widget does (no second MapLibre)
 //   dist/*.gz                   gzipped copies of the files above, served to clients that accept gzip
 // and .build/lib.mjs (ESM bundle of the pure logic, for the unit tests; not shipped).
 import * as esbuild from 'esbuild';

@@ -37,9 +37,14 @@ export function whenSignedOut(f: () => void): void {
   onSignedOut = f;
 }
 
-export async function call<T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+/**
+ * `asStaff`: on a read of a public route that answers staff more (the aggregates' breakdown by a
+ * non-public field), send the CSRF token too, which is how the server tells the console's session
+ * from a citizen's browser (the cookie alone is not enough there: see auth::optional_staff).
+ */
+export async function call<T>(method: string, path: string, body?: unknown, contentType = 'application/json', asStaff = false): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
-  if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
+  if ((method !== 'GET' || asStaff) && csrf) headers['X-CSRF-Token'] = csrf;
   let payload: BodyInit | undefined;
   if (body !== undefined) {
     headers['Content-Type'] = contentType;

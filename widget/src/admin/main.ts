@@ -1,9 +1,14 @@
 // The staff console at /admin: plain TypeScript and DOM, no framework. It asks the server who is
 // signed in and shows only what that role may do; the server enforces it again on every call
 // (src/http/routes.rs). Hash routes: #/campaigns, #/campaign/new, #/campaign/{slug},
-// #/moderation/{slug}, #/downloads/{slug}, #/tokens, #/audit.
+// #/moderation/{slug}, #/downloads/{slug}, #/dashboard/{slug}, #/tokens, #/audit. Maps: maps.ts.
 import { ApiError, Me, call, signIn, signOut, whenSignedOut, whoAmI } from './api';
 import { Key, Lang, lang, setLang, t } from './i18n';
+import { type Basemap, NoWebGL, addPolygons, boundsOf, consoleMap, removeMaps } from './maps';
+import { interiorPoint } from '../lib/geo';
+import { computeBreaks, colorFor, WITHHELD_COLOR } from '../lib/choropleth';
+import { PROGRESS_CLASSES as PROGRESS, progressClass } from '../lib/staffmap';
+import type { DistrictFeature } from '../lib/types';
 
 type Attrs = Record<string, string | boolean | number | EventListener | undefined>;
 type Child = Node | string | null | undefined | false;
@@ -113,6 +118,7 @@ function shell(main: HTMLElement): void {
   document.title = t('title');
   main.id = 'main';
   main.tabIndex = -1;
+  removeMaps(root);
   root.replaceChildren(h('a', { href: '#main', class: 'skip', onclick: (e: Event) => { e.preventDefault(); main.focus(); } }, t('skip')), header, main);
 }
 
@@ -183,6 +189,7 @@ interface Field {
   max?: number | null;
   integer?: boolean;
   max_length?: number | null;
+  public?: boolean;
 }
 
 interface Campaign {
@@ -197,10 +204,14 @@ interface Campaign {
   opens_at?: string | null;
   closes_at?: string | null;
   targets?: Record<string, number>;
+  basemap?: Basemap;
+  geocoder?: { url: string } | null;
+  retention_days?: number | null;
 }
 
 async function campaignsView(main: HTMLElement): Promise<void> {
-  const list = await call<Campaign[]>('GET', '/api/v1/admin/campaigns');
+  const [list, queues] = await Promise.all([call<Campaign[]>('GET', '/api/v1/admin/campaigns'), staffCampaigns()]);
+  const queueOf = new Map((queues ?? []).map((q) => [q.slug, q]));
   const rows = await Promise.all(list.map(async (c) => {
     let districts = '—';
     let count = '—';
@@ -217,14 +228,15 @@ async function campaignsView(main: HTMLElement): Promise<void> {
       h('td', {}, t(`moderation_${c.moderation}` as Key)),
       h('td', { class: 'num' }, districts),
       h('td', { class: 'num' }, count),
+      h('td', {}, queueOf.has(c.slug) ? t('pending_reported', { p: queueOf.get(c.slug)?.pending ?? 0, r: queueOf.get(c.slug)?.reported ?? 0 }) : '—'),
       h('td', {}, h('a', { href: `#/dashboard/${encodeURIComponent(c.slug)}` }, t('nav_dashboard')), ' · ', h('a', { href: `#/moderation/${encodeURIComponent(c.slug)}` }, t('nav_moderation')), ' · ', h('a', { href: `#/downloads/${encodeURIComponent(c.slug)}` }, t('nav_downloads'))));
   }));
   main.append(
-    h('h1', {}, t('campaigns')),
+    h('h1', { id: 'campaigns-h' }, t('campaigns')),
     h('p', {}, h('a', { class: 'button', href: '#/campaign/new' }, t('new_campaign'))),
-    h('table', {},
-      h('thead', {}, h('tr', {}, ...(['col_title', 'col_status', 'col_moderation', 'col_districts', 'col_contributions', 'col_actions'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))),
-      h('tbody', {}, ...rows)),
+    scroller('campaigns-h', h('table', {},
+      h('thead', {}, h('tr', {}, ...(['col_title', 'col_status', 'col_moderation', 'col_districts', 'col_contributions', 'col_queues', 'col_actions'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))),
+      h('tbody', {}, ...rows))),
   );
 }
 
@@ -246,6 +258,7 @@ function formBuilder(fields: Field[], onChange: () => void): HTMLElement {
       const required = h('input', { type: 'checkbox', checked: !!f.required, onchange: (e: Event) => { f.required = (e.target as HTMLInputElement).checked; onChange(); } });
       const rid = `req-${i}`;
       required.id = rid;
+      const pub = h('input', { type: 'checkbox', id: `pub-${i}`, checked: !!f.public, 'aria-describedby': `pub-${i}-hint`, onchange: (e: Event) => { f.public = (e.target as HTMLInputElement).checked; onChange(); } });
       const lfr = input({ value: f.label.fr, required: true, oninput: (e: Event) => { f.label.fr = (e.target as HTMLInputElement).value; onChange(); } });
       const len = input({ value: f.label.en, required: true, oninput: (e: Event) => { f.label.en = (e.target as HTMLInputElement).value; onChange(); } });
       const parts: HTMLElement[] = [
@@ -253,6 +266,9 @@ function formBuilder(fields: Field[], onChange: () => void): HTMLElement {
         h('div', { class: 'row' }, field(t('key'), key), field(t('type'), type), h('div', { class: 'field check' }, required, h('label', { for: rid }, t('required')))),
         h('div', { class: 'row' }, field(t('label_fr'), lfr), field(t('label_en'), len)),
       ];
+      if (f.type === 'choice' || f.type === 'boolean') {
+        parts.push(h('div', { class: 'field check' }, pub, h('label', { for: `pub-${i}` }, t('public_answers'))), h('p', { class: 'hint', id: `pub-${i}-hint` }, t('public_answers_hint')));
+      } else if (f.public) f.public = false;
       if (f.type === 'choice') {
         const opts = h('textarea', { rows: 3, oninput: (e: Event) => {
           f.options = (e.target as HTMLTextAreaElement).value.split('\n').map((l) => l.split('|').map((s) => s.trim())).filter((p) => p[0])
@@ -324,6 +340,29 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
   const opens = input({ type: 'datetime-local', value: local(c.opens_at) });
   const closes = input({ type: 'datetime-local', value: local(c.closes_at) });
   const targets = h('textarea', { rows: 3 }, Object.entries(c.targets ?? {}).map(([code, n]) => `${code} = ${n}`).join('\n')) as HTMLTextAreaElement;
+  // The map behind the citizen's form, the address search, how long exact data is kept.
+  const bm = c.basemap ?? null;
+  const bmKind = select([['none', t('basemap_none')], ['raster', t('basemap_raster')], ['style', t('basemap_style')]], bm ? bm.type : 'none', { name: 'basemap' });
+  const bmTiles = h('textarea', { rows: 2, name: 'basemap_tiles' }, bm && bm.type === 'raster' ? bm.tiles.join('\n') : '') as HTMLTextAreaElement;
+  const bmAttr = input({ name: 'basemap_attribution', value: bm && bm.type === 'raster' ? bm.attribution ?? '' : '' });
+  const bmZoom = input({ type: 'number', name: 'basemap_maxzoom', min: 0, max: 24, value: bm && bm.type === 'raster' ? bm.maxzoom ?? '' : '' });
+  const bmUrl = input({ type: 'url', name: 'basemap_url', value: bm && bm.type === 'style' ? bm.url : '' });
+  const rasterBox = h('div', {}, field(t('basemap_tiles'), bmTiles, t('basemap_tiles_hint')), h('div', { class: 'row' }, field(t('basemap_attribution'), bmAttr), field(t('basemap_maxzoom'), bmZoom)));
+  const styleBox = h('div', {}, field(t('basemap_url'), bmUrl, t('basemap_url_hint')));
+  const showBasemap = () => { rasterBox.hidden = bmKind.value !== 'raster'; styleBox.hidden = bmKind.value !== 'style'; };
+  bmKind.addEventListener('change', showBasemap);
+  showBasemap();
+  const geocoder = input({ type: 'url', name: 'geocoder', value: c.geocoder?.url ?? '' });
+  const retention = input({ type: 'number', name: 'retention_days', min: 0, max: 36500, value: c.retention_days ?? '' });
+  const basemapBody = (): Basemap => {
+    if (bmKind.value === 'raster') {
+      const out: Record<string, unknown> = { type: 'raster', tiles: bmTiles.value.split('\n').map((x) => x.trim()).filter(Boolean), attribution: bmAttr.value.trim() };
+      if (bmZoom.value !== '') out.maxzoom = Number(bmZoom.value);
+      return out as Basemap;
+    }
+    if (bmKind.value === 'style') return { type: 'style', url: bmUrl.value.trim() };
+    return null;
+  };
   const preview = h('div', { class: 'preview', 'aria-live': 'off' });
   const redraw = () => preview.replaceChildren(formPreview(fields));
   redraw();
@@ -340,6 +379,9 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
       allowed_origins: origins.value.split('\n').map((s) => s.trim()).filter(Boolean),
       opens_at: opens.value ? new Date(opens.value).toISOString() : null,
       closes_at: closes.value ? new Date(closes.value).toISOString() : null,
+      basemap: basemapBody(),
+      geocoder: geocoder.value.trim() ? { url: geocoder.value.trim() } : null,
+      retention_days: retention.value === '' ? null : Number(retention.value),
       targets: Object.fromEntries(targets.value.split('\n').map((l) => l.split('=').map((x) => x.trim())).filter((p) => p[0] && p[1]).map(([code, n]) => [code, Number(n)])),
     };
     try {
@@ -364,6 +406,9 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
   field(t('allowed_origins'), origins),
   h('div', { class: 'row' }, field(t('opens_at'), opens), field(t('closes_at'), closes)),
   field(t('targets'), targets),
+  h('fieldset', {}, h('legend', {}, t('basemap')), field(t('basemap_kind'), bmKind, t('basemap_hint')), rasterBox, styleBox),
+  field(t('geocoder'), geocoder, t('geocoder_hint')),
+  field(t('retention'), retention, t('retention_hint')),
   h('div', { class: 'split' },
     h('section', { 'aria-labelledby': 'fb-h' }, h('h3', { id: 'fb-h' }, t('form_builder')), formBuilder(fields, redraw)),
     h('section', { 'aria-labelledby': 'pv-h' }, h('h3', { id: 'pv-h' }, t('preview')), preview)),
@@ -372,13 +417,42 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
   main.append(settings);
   if (!slug) return;
 
-  main.append(await districtsCard(slug), openCloseCard(slug, c), await embedCard(slug));
+  main.append(await districtsCard(slug, c), openCloseCard(slug, c), await embedCard(slug));
 }
 
-async function districtsCard(slug: string): Promise<HTMLElement> {
-  let current = 0;
+/** A map box with its caption; `fail` puts a short note in place of the map (no WebGL, or it failed). */
+function mapFigure(name: string, caption: string): { fig: HTMLElement; box: HTMLElement; fail: (e: unknown) => void } {
+  const box = h('div', { class: 'map', 'data-map': name });
+  const fig = h('figure', { class: 'map-figure' }, box, h('figcaption', {}, caption));
+  return {
+    fig,
+    box,
+    fail: (e) => {
+      box.replaceWith(h('p', { class: 'note', 'data-map-note': name }, e instanceof NoWebGL ? t('map_needs_webgl') : t('map_failed', { e: String(e instanceof Error ? e.message : e) })));
+    },
+  };
+}
+
+type Polygons = { type: 'FeatureCollection'; features: { type: 'Feature'; properties: Record<string, unknown>; geometry: { type: string; coordinates: unknown } | null }[] };
+
+/** District polygons on a map with their names and codes as HTML markers (no glyphs needed). */
+async function districtsMap(box: HTMLElement, fc: Polygons, bm: Basemap, label: string): Promise<void> {
+  // Names and codes only: outlines, not counts (the dashboard's map shows those).
+  const polys = { ...fc, features: fc.features.filter((f) => f.geometry && (f.geometry.type === 'Polygon' || f.geometry.type === 'MultiPolygon'))
+    .map((f) => ({ ...f, properties: { name: f.properties?.name, code: f.properties?.code } })) };
+  const { map, ml } = await consoleMap(box, bm, boundsOf(polys), label);
+  addPolygons(map, 'cm-districts', polys);
+  for (const f of polys.features) {
+    const el = h('div', { class: 'map-label' }, String(f.properties?.name ?? '?'), ' ', h('span', { class: 'code' }, `(${String(f.properties?.code ?? '?')})`));
+    new ml.Marker({ element: el }).setLngLat(interiorPoint(f as unknown as DistrictFeature)).addTo(map);
+  }
+  box.dataset.ready = 'true';
+}
+
+async function districtsCard(slug: string, c: Campaign): Promise<HTMLElement> {
+  let current: Polygons | null = null;
   try {
-    current = (await call<{ features: unknown[] }>('GET', `/api/v1/campaigns/${slug}/districts.geojson`)).features.length;
+    current = await call<Polygons>('GET', `/api/v1/campaigns/${slug}/districts.geojson`);
   } catch { /* a draft has no public districts layer */ }
   const st = status();
   const summary = h('div', { class: 'districts-preview' });
@@ -403,8 +477,11 @@ async function districtsCard(slug: string): Promise<HTMLElement> {
       pending = fc;
       const items = (fc.features as { properties?: Record<string, unknown> }[]).slice(0, 200)
         .map((f) => h('li', {}, `${String(f.properties?.name ?? '?')} (${String(f.properties?.code ?? '?')})`));
-      summary.replaceChildren(h('p', {}, t('districts_preview', { n: fc.features.length })), h('ul', { class: 'compact' }, ...items));
+      const m = mapFigure('districts-preview', t('districts_preview_map'));
+      removeMaps(summary);
+      summary.replaceChildren(h('p', {}, t('districts_preview', { n: fc.features.length })), m.fig, h('ul', { class: 'compact' }, ...items));
       confirm.hidden = false;
+      districtsMap(m.box, fc as Polygons, c.basemap, t('districts_preview_map')).catch(m.fail);
     } catch (e) {
       st.fail(new Error(t('file_error', { e: String(e instanceof Error ? e.message : e) })));
     }
@@ -422,7 +499,18 @@ async function districtsCard(slug: string): Promise<HTMLElement> {
     const f = (e as DragEvent).dataTransfer?.files?.[0];
     if (f) read(f);
   });
-  return h('section', { class: 'card', 'aria-labelledby': 'd-h' }, h('h2', { id: 'd-h' }, t('districts')), h('p', {}, t('current_districts', { n: current })), drop, summary, confirm, st.el);
+  const n = current?.features.length ?? 0;
+  const card = h('section', { class: 'card', 'aria-labelledby': 'd-h' }, h('h2', { id: 'd-h' }, t('districts')), h('p', {}, t('current_districts', { n })));
+  if (current && n) {
+    const m = mapFigure('districts-current', t('districts_current_map'));
+    card.append(m.fig);
+    // The public endpoint's basemap (the campaign's, or the server's own).
+    call<{ basemap?: Basemap }>('GET', `/api/v1/campaigns/${encodeURIComponent(slug)}`)
+      .then((pc) => districtsMap(m.box, current as Polygons, pc.basemap, t('districts_current_map')))
+      .catch(m.fail);
+  }
+  card.append(drop, summary, confirm, st.el);
+  return card;
 }
 
 function openCloseCard(slug: string, c: Campaign): HTMLElement {
@@ -467,26 +555,86 @@ async function embedCard(slug: string): Promise<HTMLElement> {
 interface QueueItem {
   id: string;
   status: string;
+  location: { type: 'Point'; coordinates: [number, number] } | null;
   answers: Record<string, unknown>;
   district?: { code: string; name: string } | null;
   created_at: string;
   report_count: number;
+  reports?: { reason: string; reporter: string; created_at: string }[];
 }
 
-function slugPicker(main: HTMLElement, view: string, slug: string): void {
-  const s = input({ value: slug, required: true });
-  main.append(h('form', { class: 'inline', onsubmit: (e: Event) => { e.preventDefault(); location.hash = `#/${view}/${encodeURIComponent(s.value.trim())}`; } },
-    field(t('campaign_slug'), s), h('button', { type: 'submit' }, t('go'))));
+interface StaffCampaignRow { slug: string; title: { fr: string; en: string }; status: Campaign['status']; moderation: Campaign['moderation']; pending: number; reported: number }
+
+/** The campaigns this staff member may pick from (any staff role); `null` when the list cannot be read. */
+async function staffCampaigns(): Promise<StaffCampaignRow[] | null> {
+  try {
+    return await call<StaffCampaignRow[]>('GET', '/api/v1/staff/campaigns');
+  } catch {
+    return null;
+  }
+}
+
+/** Which campaign a moderator's or planner's page is about: a list to pick from, kept in the hash route. */
+async function slugPicker(main: HTMLElement, view: string, slug: string): Promise<void> {
+  const go = (v: string) => { location.hash = `#/${view}/${encodeURIComponent(v.trim())}`; };
+  const list = await staffCampaigns();
+  if (!list) {
+    // The list could not be read: the identifier, typed.
+    const s = input({ value: slug, required: true });
+    main.append(h('form', { class: 'inline', onsubmit: (e: Event) => { e.preventDefault(); go(s.value); } },
+      field(t('campaign_slug'), s), h('button', { type: 'submit' }, t('go'))));
+    return;
+  }
+  if (!list.length) {
+    main.append(h('p', {}, t('no_campaigns')));
+    return;
+  }
+  const counts = (c: StaffCampaignRow) => (view === 'moderation' ? ` — ${t('pending_reported', { p: c.pending, r: c.reported })}` : '');
+  const options: [string, string][] = list.map((c) => [c.slug, `${loc(c.title)} (${c.slug}, ${t(`status_${c.status}` as Key)})${counts(c)}`]);
+  if (!slug) options.unshift(['', t('choose_campaign')]);
+  const s = select(options, slug, { name: 'campaign', required: true });
+  main.append(h('form', { class: 'inline picker', onsubmit: (e: Event) => { e.preventDefault(); if (s.value) go(s.value); } },
+    field(t('campaign_pick'), s), h('button', { type: 'submit' }, t('go'))));
+}
+
+/** The campaign's form (public endpoint, or the admin one for a draft), for labels of answers. */
+async function campaignForm(slug: string): Promise<{ fields: Field[]; basemap: Basemap; status?: string } | null> {
+  const s = encodeURIComponent(slug);
+  try {
+    const c = await call<Campaign>('GET', `/api/v1/campaigns/${s}`);
+    return { fields: c.form.fields, basemap: c.basemap, status: c.status };
+  } catch { /* a draft: admins only */ }
+  if (me?.role !== 'admin') return null;
+  try {
+    const c = await call<Campaign>('GET', `/api/v1/admin/campaigns/${s}`);
+    return { fields: c.form.fields, basemap: c.basemap, status: c.status };
+  } catch {
+    return null;
+  }
+}
+
+/** An answer with its question's label and the option's label, in the console's language. */
+function answerText(fields: Field[], key: string, v: unknown): [string, string] {
+  const f = fields.find((x) => x.key === key);
+  const label = f ? loc(f.label) || key : key;
+  if (v === null || v === undefined || v === '') return [label, '—'];
+  if (f?.type === 'choice') return [label, loc(f.options?.find((o) => o.value === v)?.label) || String(v)];
+  if (f?.type === 'boolean' || typeof v === 'boolean') return [label, v === true || v === 'true' ? t('yes') : t('no')];
+  return [label, String(v)];
 }
 
 async function moderationView(main: HTMLElement, slug: string): Promise<void> {
   main.append(h('h1', {}, t('moderation')));
-  slugPicker(main, 'moderation', slug);
+  await slugPicker(main, 'moderation', slug);
   if (!slug) return;
   const queue = new URLSearchParams(location.hash.split('?')[1] ?? '').get('status') ?? 'pending';
   const tabs = h('div', { class: 'tabs', role: 'group', 'aria-label': t('moderation') }, ...['pending', 'reported', 'hidden', 'rejected'].map((q) =>
     h('a', { href: `#/moderation/${encodeURIComponent(slug)}?status=${q}`, 'aria-current': q === queue ? 'page' : undefined }, t(`queue_${q}` as Key))));
-  const page = await call<{ items: QueueItem[] }>('GET', `/api/v1/moderation/campaigns/${encodeURIComponent(slug)}/queue?status=${queue}&limit=200`);
+  const [page, form] = await Promise.all([
+    call<{ items: QueueItem[] }>('GET', `/api/v1/moderation/campaigns/${encodeURIComponent(slug)}/queue?status=${queue}&limit=200`),
+    campaignForm(slug),
+  ]);
+  const fields = form?.fields ?? [];
   const reason = input({ name: 'reason' });
   const st = status();
   const checks: HTMLInputElement[] = [];
@@ -506,15 +654,27 @@ async function moderationView(main: HTMLElement, slug: string): Promise<void> {
   };
   const actions = queue === 'pending' ? ['approve', 'reject'] : queue === 'reported' ? ['hide', 'dismiss'] : ['restore'];
   const label = (a: string) => (a === 'dismiss' ? '✓' : t(a as Key));
+  const pins: (HTMLElement | null)[] = [];
+  /** One item is "current": its list entry and its marker are highlighted together. */
+  const highlight = (i: number) => {
+    list.querySelectorAll('li.item.current').forEach((el) => el.classList.remove('current'));
+    pins.forEach((p) => p?.classList.remove('current'));
+    list.querySelectorAll<HTMLElement>('li.item')[i]?.classList.add('current');
+    pins[i]?.classList.add('current');
+  };
   const items = page.items.map((item, i) => {
     const cb = h('input', { type: 'checkbox', id: `sel-${i}`, value: item.id }) as HTMLInputElement;
     checks.push(cb);
-    return h('li', { class: 'item', tabindex: 0, 'data-id': item.id },
-      h('div', { class: 'check' }, cb, h('label', { for: `sel-${i}` }, t('select'))),
+    const answers = Object.entries(item.answers).map(([key, v]) => answerText(fields, key, v));
+    const reports = item.reports ?? [];
+    return h('li', { class: 'item', tabindex: 0, 'data-id': item.id, 'data-n': i + 1, onfocus: () => highlight(i) },
+      h('div', { class: 'item-head' }, h('span', { class: 'num-badge', 'aria-hidden': 'true' }, String(i + 1)),
+        h('div', { class: 'check' }, cb, h('label', { for: `sel-${i}` }, t('select_n', { n: i + 1 })))),
       h('dl', {},
         h('dt', {}, t('received')), h('dd', {}, fmtDate(item.created_at)),
         h('dt', {}, t('district')), h('dd', {}, item.district ? `${item.district.name} (${item.district.code})` : '—'),
-        h('dt', {}, t('answers')), h('dd', {}, Object.entries(item.answers).map(([key, v]) => `${key}: ${String(v)}`).join(' · '))),
+        h('dt', {}, t('answers')), h('dd', {}, h('ul', { class: 'answers' }, ...answers.map(([q, a]) => h('li', {}, h('span', { class: 'q' }, q), t('colon'), a)))),
+        reports.length ? [h('dt', {}, t('reports')), h('dd', {}, h('ul', { class: 'reports' }, ...reports.map((r) => h('li', {}, `${t('quoted', { s: r.reason })} — ${r.reporter}, ${fmtDate(r.created_at)}`))))] : null),
       h('div', { class: 'actions' }, ...actions.map((a) => h('button', { type: 'button', class: a === 'approve' ? '' : 'secondary', 'data-action': a, onclick: () => decide([item.id], a) }, label(a)))));
   });
   const list = h('ol', { class: 'queue' }, ...items);
@@ -538,15 +698,44 @@ async function moderationView(main: HTMLElement, slug: string): Promise<void> {
     else return;
     ev.preventDefault();
   });
-  main.append(tabs, h('p', { class: 'hint' }, t('shortcuts')), field(t('reason'), reason), bulk, st.el,
-    page.items.length ? list : h('p', {}, t('queue_empty')));
+  main.append(tabs, h('p', { class: 'hint' }, t('shortcuts')), field(t('reason'), reason), bulk, st.el);
+  if (!page.items.length) {
+    main.append(h('p', {}, t('queue_empty')));
+    return;
+  }
+  // The queue on a map (exact positions: staff only), numbered as in the list.
+  const m = mapFigure('moderation', t('queue_map'));
+  main.append(h('div', { class: 'queue-layout' }, m.fig, list));
+  const points = page.items.map((x) => x.location).filter((p): p is NonNullable<QueueItem['location']> => !!p && Array.isArray(p.coordinates));
+  (async () => {
+    const bounds = boundsOf({ features: points.map((g) => ({ geometry: g })) });
+    const { map, ml } = await consoleMap(m.box, form?.basemap, bounds, t('queue_map'));
+    try {
+      const districts = await call<Polygons>('GET', `/api/v1/campaigns/${encodeURIComponent(slug)}/districts.geojson`);
+      addPolygons(map, 'cm-districts', { ...districts, features: districts.features.map((f) => ({ ...f, properties: { ...f.properties, withheld: false, color: '#ffffff' } })) });
+    } catch { /* a draft: no outlines */ }
+    page.items.forEach((item, i) => {
+      if (!item.location) { pins.push(null); return; }
+      const pin = h('button', { type: 'button', class: 'map-pin', 'data-n': i + 1, 'aria-label': t('show_item', { n: i + 1 }), onclick: () => {
+        const li = list.querySelectorAll<HTMLElement>('li.item')[i];
+        li?.focus();
+        li?.scrollIntoView({ block: 'nearest' });
+        highlight(i);
+      } }, String(i + 1));
+      pins.push(pin);
+      new ml.Marker({ element: pin }).setLngLat(item.location.coordinates).addTo(map);
+    });
+    const focused = list.querySelector<HTMLElement>('li.item:focus');
+    if (focused) highlight(Number(focused.dataset.n) - 1);
+    m.box.dataset.ready = 'true';
+  })().catch(m.fail);
 }
 
 // ------------------------------------------------------------------ downloads
 
 async function downloadsView(main: HTMLElement, slug: string): Promise<void> {
   main.append(h('h1', {}, t('downloads')));
-  slugPicker(main, 'downloads', slug);
+  await slugPicker(main, 'downloads', slug);
   if (!slug) return;
   const s = encodeURIComponent(slug);
   const links: [Key, string, boolean][] = [
@@ -570,13 +759,24 @@ async function downloadsView(main: HTMLElement, slug: string): Promise<void> {
 
 interface DistrictFigures { code: string; name: string; count: number | null; withheld: boolean; target: number | null; progress: number | null }
 
+const NO_TARGET = '#ffffff';
+
+/** A table that may be wider than the screen scrolls inside a labelled, focusable region. */
+function scroller(labelId: string, table: HTMLElement): HTMLElement {
+  return h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-labelledby': labelId }, table);
+}
+
 async function dashboardView(main: HTMLElement, slug: string): Promise<void> {
   main.append(h('h1', {}, t('dashboard')));
-  slugPicker(main, 'dashboard', slug);
+  await slugPicker(main, 'dashboard', slug);
   if (!slug) return;
   const s = encodeURIComponent(slug);
-  const fc = await call<{ min_count: number; total: { count: number | null; withheld: boolean }; features: { properties: DistrictFigures }[] }>('GET', `/api/v1/campaigns/${s}/districts.geojson`);
-  const fmt = (n: number | null) => (n === null ? t('withheld') : new Intl.NumberFormat(lang() === 'fr' ? 'fr-FR' : 'en-GB').format(n));
+  const [fc, form] = await Promise.all([
+    call<{ min_count: number; total: { count: number | null; withheld: boolean }; features: { type: 'Feature'; geometry: { type: string; coordinates: unknown } | null; properties: DistrictFigures }[] }>('GET', `/api/v1/campaigns/${s}/districts.geojson`),
+    campaignForm(slug),
+  ]);
+  const nf = new Intl.NumberFormat(lang() === 'fr' ? 'fr-FR' : 'en-GB');
+  const fmt = (n: number | null) => (n === null ? t('withheld') : nf.format(n));
   const rows = fc.features.map(({ properties: d }) => {
     const pct = d.target && d.count !== null ? Math.min(100, Math.round((100 * d.count) / d.target)) : null;
     return h('tr', {}, h('th', { scope: 'row' }, `${d.name} (${d.code})`), h('td', { class: 'num' }, fmt(d.count)), h('td', { class: 'num' }, d.target === null ? '—' : fmt(d.target)),
@@ -585,15 +785,120 @@ async function dashboardView(main: HTMLElement, slug: string): Promise<void> {
   const csv = await fetch(`/api/v1/campaigns/${s}/timeseries.csv`, { credentials: 'same-origin', cache: 'no-store' }).then((r) => (r.ok ? r.text() : ''));
   const series = csv.trim().split('\n').slice(1).map((l) => l.split(',')).filter((p) => p.length >= 2).map(([period, count, withheld]) => ({ period, count: withheld === 'true' ? null : Number(count) }));
   const max = Math.max(1, ...series.map((x) => x.count ?? 0));
+
+  // The choropleth: progress toward the target when the campaign has targets, else the count.
+  const byTarget = fc.features.some((f) => f.properties.target);
+  const breaks = computeBreaks(fc.features.map((f) => (f.properties.withheld ? null : f.properties.count)), fc.min_count);
+  const colorOf = (d: DistrictFigures) => {
+    if (d.withheld || d.count === null) return WITHHELD_COLOR;
+    if (!byTarget) return colorFor(d.count, false, breaks);
+    const cls = progressClass(d.count, d.target);
+    return cls === null ? NO_TARGET : PROGRESS[cls].color;
+  };
+  const swatch = (color: string, hatched = false) => h('span', { class: `swatch${hatched ? ' hatched' : ''}`, style: hatched ? '' : `background:${color}`, 'aria-hidden': 'true' });
+  const legend = h('ul', { class: 'legend', 'aria-label': t('legend') },
+    ...(byTarget
+      ? PROGRESS.map((c, i) => h('li', {}, swatch(c.color), i === PROGRESS.length - 1 ? t('legend_reached') : `${c.from}–${PROGRESS[i + 1].from - 1} %`))
+        .concat(fc.features.some((f) => !f.properties.target) ? [h('li', {}, swatch(NO_TARGET), t('legend_no_target'))] : [])
+      : breaks.map((b) => h('li', {}, swatch(b.color), b.to === null ? `≥ ${nf.format(b.from)}` : `${nf.format(b.from)}–${nf.format(b.to)}`))),
+    h('li', {}, swatch(WITHHELD_COLOR, true), t('legend_withheld', { k: fc.min_count })));
+  const m = mapFigure('dashboard', byTarget ? t('map_progress') : t('map_counts'));
+  m.fig.append(legend);
+
   main.append(
     h('p', { class: 'explain' }, t('dashboard_public', { k: fc.min_count })),
     h('p', { class: 'total' }, t('total'), t('colon'), h('strong', {}, fmt(fc.total.count))),
-    h('h2', {}, t('per_district')),
-    h('table', {}, h('thead', {}, h('tr', {}, ...(['district', 'col_contributions', 'target', 'progress'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))), h('tbody', {}, ...rows)),
-    h('h2', {}, t('over_time')),
-    h('table', { class: 'series' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('period')), h('th', { scope: 'col' }, t('col_contributions')))),
-      h('tbody', {}, ...series.map((x) => h('tr', {}, h('th', { scope: 'row' }, x.period), h('td', {}, h('span', { class: 'bar wide' }, h('span', { class: 'fill', style: `width:${Math.round((100 * (x.count ?? 0)) / max)}%` })), ` ${fmt(x.count)}`))))),
+    h('h2', { id: 'dist-h' }, t('per_district')),
+    h('div', { class: 'split' }, m.fig,
+      scroller('dist-h', h('table', { class: 'districts' }, h('thead', {}, h('tr', {}, ...(['district', 'col_contributions', 'target', 'progress'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))), h('tbody', {}, ...rows)))),
+    h('h2', { id: 'time-h' }, t('over_time')),
+    series.length ? '' : h('p', {}, t('series_empty')),
+    scroller('time-h', h('table', { class: 'series' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('period')), h('th', { scope: 'col' }, t('col_contributions')))),
+      h('tbody', {}, ...series.map((x) => h('tr', {}, h('th', { scope: 'row' }, x.period), h('td', {}, h('span', { class: 'bar wide' }, h('span', { class: 'fill', style: `width:${Math.round((100 * (x.count ?? 0)) / max)}%` })), ` ${fmt(x.count)}`)))))),
   );
+  const withColor = { type: 'FeatureCollection' as const, features: fc.features.map((f) => ({ ...f, properties: { ...f.properties, color: colorOf(f.properties) } })) };
+  consoleMap(m.box, form?.basemap, boundsOf(fc), byTarget ? t('map_progress') : t('map_counts')).then(({ map }) => {
+    addPolygons(map, 'cm-districts', withColor);
+    m.box.dataset.ready = 'true';
+  }).catch(m.fail);
+
+  // Breakdowns by answer: the same k-protected figures as the public's; staff (planners and
+  // admins) may break down by a field that is not public, moderators only by public ones.
+  const staff = me?.role === 'planner' || me?.role === 'admin';
+  const fields = (form?.fields ?? []).filter((f) => (f.type === 'choice' || f.type === 'boolean') && (staff || f.public));
+  if (fields.length) {
+    main.append(h('h2', {}, t('breakdowns')), h('p', { class: 'explain' }, t('breakdowns_explained', { k: fc.min_count })));
+    for (const f of fields) main.append(await breakdownTable(slug, f, fmt));
+  }
+  if (staff) main.append(await exactFigures(slug, form?.fields ?? [], nf));
+}
+
+type Breakdown = { features: { properties: Record<string, unknown> & { code: string; name: string } }[]; breakdown_totals?: Record<string, number | null>; total: { count: number | null } };
+
+async function breakdownTable(slug: string, f: Field, fmt: (n: number | null) => string): Promise<HTMLElement> {
+  const id = `bd-${f.key}`;
+  const section = h('section', { class: 'breakdown', 'aria-labelledby': id, 'data-field': f.key }, h('h3', { id }, loc(f.label) || f.key));
+  let data: Breakdown;
+  try {
+    data = await call<Breakdown>('GET', `/api/v1/campaigns/${encodeURIComponent(slug)}/aggregates.geojson?breakdown=${encodeURIComponent(f.key)}`, undefined, undefined, me?.role !== 'moderator');
+  } catch (e) {
+    section.append(h('p', { class: 'status error' }, ...problemText(e)));
+    return section;
+  }
+  const values: [string, string][] = f.type === 'choice'
+    ? (f.options ?? []).map((o) => [o.value, loc(o.label) || o.value])
+    : [['true', t('yes')], ['false', t('no')]];
+  values.push(['(no answer)', t('no_answer')]);
+  const cell = (n: unknown) => h('td', { class: 'num' }, n === null || n === undefined ? t('withheld') : fmt(Number(n)));
+  const rows = data.features.map(({ properties: p }) => h('tr', {},
+    h('th', { scope: 'row' }, p.code ? `${p.name} (${p.code})` : t('outside')),
+    ...values.map(([v]) => cell(p[`${f.key}=${v}`])),
+    cell(p.count)));
+  const totals = data.breakdown_totals ?? {};
+  section.append(scroller(id, h('table', { class: 'breakdown-table' },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('district')), ...values.map(([, label]) => h('th', { scope: 'col', class: 'num' }, label)), h('th', { scope: 'col', class: 'num' }, t('total_short')))),
+    h('tbody', {}, ...rows),
+    h('tfoot', {}, h('tr', {}, h('th', { scope: 'row' }, t('total_short')), ...values.map(([v]) => cell(totals[`${f.key}=${v}`])), cell(data.total.count))))));
+  return section;
+}
+
+interface Figures {
+  generated_at: string;
+  total: { published: number; pending: number; hidden: number; rejected: number };
+  outside_districts: number;
+  districts: { code: string; name: string; published: number; pending: number }[];
+  answers: { field: string; values: { value: string; count: number; districts: Record<string, number> }[] }[];
+}
+
+/** Exact figures (planners and admins): not k-protected, not public, labelled as such. */
+async function exactFigures(slug: string, fields: Field[], nf: Intl.NumberFormat): Promise<HTMLElement> {
+  const section = h('section', { class: 'card exact', 'aria-labelledby': 'x-h', 'data-exact': 'true' }, h('h2', { id: 'x-h' }, t('exact_title')), h('p', { class: 'warning' }, t('exact_warning')));
+  let x: Figures;
+  try {
+    x = await call<Figures>('GET', `/api/v1/admin/campaigns/${encodeURIComponent(slug)}/figures`);
+  } catch (e) {
+    section.append(h('p', { class: 'status error' }, ...problemText(e)));
+    return section;
+  }
+  const n = (v: number) => nf.format(v);
+  section.append(
+    h('p', { class: 'hint' }, t('exact_generated', { at: fmtDate(x.generated_at) })),
+    h('dl', { class: 'exact-totals' },
+      ...(['published', 'pending', 'hidden', 'rejected'] as const).flatMap((k) => [h('dt', {}, t(`exact_${k}` as Key)), h('dd', { 'data-total': k }, n(x.total[k]))]),
+      h('dt', {}, t('outside')), h('dd', { 'data-total': 'outside' }, n(x.outside_districts))),
+    h('h3', { id: 'xd-h' }, t('exact_districts')),
+    scroller('xd-h', h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('district')), h('th', { scope: 'col', class: 'num' }, t('exact_published')), h('th', { scope: 'col', class: 'num' }, t('exact_pending')))),
+      h('tbody', {}, ...x.districts.map((d) => h('tr', {}, h('th', { scope: 'row' }, `${d.name} (${d.code})`), h('td', { class: 'num' }, n(d.published)), h('td', { class: 'num' }, n(d.pending))))))),
+  );
+  for (const a of x.answers) {
+    const f = fields.find((y) => y.key === a.field);
+    const id = `xa-${a.field}`;
+    const valueLabel = (v: string) => (f?.type === 'choice' ? loc(f.options?.find((o) => o.value === v)?.label) || v : v === 'true' ? t('yes') : v === 'false' ? t('no') : v || t('no_answer'));
+    section.append(h('h3', { id }, f ? loc(f.label) || a.field : a.field),
+      scroller(id, h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('answer')), h('th', { scope: 'col', class: 'num' }, t('total_short')), ...x.districts.map((d) => h('th', { scope: 'col', class: 'num' }, d.code)))),
+        h('tbody', {}, ...a.values.map((v) => h('tr', {}, h('th', { scope: 'row' }, valueLabel(v.value)), h('td', { class: 'num' }, n(v.count)), ...x.districts.map((d) => h('td', { class: 'num' }, n(v.districts[d.code] ?? 0)))))))));
+  }
+  return section;
 }
 
 // ------------------------------------------------------------------ tokens and audit

@@ -10,3 +10,4 @@ export * from './protect';
 export * from './own';
 export * from './location';
 export * from './story';
+export * from './staffmap';

@@ -6,8 +6,12 @@
 //   2. a citizen contributes through the snippet pasted on a host page of another origin;
 //   3. the moderator signs in and approves it (it then counts);
 //   4. the planner signs in and downloads the districts GeoJSON, which GDAL's ogrinfo reads;
-// then every console page, in French and English, is checked by axe-core and screenshotted into
-// docs/screenshots/ (console-*.png).
+// with the maps along the way (districts preview with names and codes, the moderation queue's
+// numbered markers, the dashboard's choropleth), the breakdowns by answer, the exact figures for
+// the planner (and not the moderator), the basemap, geocoder and retention settings; then every
+// console page, in French and English, is checked by axe-core and screenshotted into
+// docs/screenshots/ (console-*.png), and on a tablet (768×1024, 1024×768) nothing is wider than
+// the screen and the main controls are on it (console-tablet-*.png).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -39,11 +43,29 @@ function districtsFile() {
   return file;
 }
 
+/** Signs in; sign-ins are rate-limited per address (10 a minute), so a 429 waits as told and retries. */
 async function signIn(page, token, lang = 'fr') {
-  await page.goto(`${BASE}/admin?lang=${lang}`);
-  await page.locator('input[name="token"]').fill(token);
-  await page.locator('form button[type="submit"]').click();
-  await page.locator('header nav').waitFor({ timeout: 10000 });
+  for (let attempt = 0; ; attempt++) {
+    await page.goto(`${BASE}/admin?lang=${lang}`);
+    await page.locator('input[name="token"]').fill(token);
+    await page.locator('form button[type="submit"]').click();
+    await page.locator('header nav, .status.error').first().waitFor({ timeout: 10000 });
+    if (await page.locator('header nav').count()) return;
+    const m = /retry in (\d+) s/.exec(await page.locator('.status.error').innerText());
+    if (!m || attempt > 3) throw new Error(`sign-in failed: ${await page.locator('.status.error').innerText()}`);
+    await page.waitForTimeout((Number(m[1]) + 1) * 1000);
+  }
+}
+
+/** Waits for every map of the page to be drawn (or replaced by its note). */
+async function mapsSettled(page) {
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-map]')].every((m) => m.dataset.ready === 'true' && m.map?.loaded()), null, { timeout: 30000 });
+}
+
+/** Requests to any origin but the server's. */
+function thirdParty(requests) {
+  const origin = new URL(BASE).origin;
+  return requests.filter((u) => !u.startsWith(origin) && !u.startsWith('data:') && !u.startsWith('blob:'));
 }
 
 async function axe(page) {
@@ -92,6 +114,16 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   await q2.getByLabel('Libellé (anglais)').fill('Households in the building');
   await q2.getByLabel('Minimum').fill('1');
   await q2.getByLabel('Maximum').fill('80');
+  // A third, optional yes/no question whose answers may be published (aggregated).
+  await page.getByRole('button', { name: 'Ajouter une question' }).click();
+  const q3 = page.locator('fieldset.question').nth(2);
+  await q3.getByLabel('Clé (technique)').fill('teletravail');
+  await q3.getByLabel('Type').selectOption('boolean');
+  await q3.getByLabel('Libellé (français)').fill('Télétravail dans le foyer');
+  await q3.getByLabel('Libellé (anglais)').fill('Remote work at home');
+  await q3.getByLabel('Obligatoire').uncheck();
+  await q3.getByLabel('Réponses publiables').check();
+  assert.equal(await q2.getByLabel('Réponses publiables').count(), 0, 'a number field cannot be public');
   const preview = page.locator('.preview');
   assert.match(await preview.innerText(), /Votre connexion \*[\s\S]*Aucune[\s\S]*Foyers dans l’immeuble/);
   assert.equal(await preview.locator('input[type=number]').getAttribute('max'), '80');
@@ -99,10 +131,61 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   await page.waitForURL(new RegExp(`#/campaign/${SLUG}$`));
   await page.locator('#d-h').waitFor();
 
+  // Settings: the API's per-field error for an address search that is not https; then a
+  // basemap (image tiles from this server), an address search and a retention, saved and read
+  // back after a reload; then the basemap switched to a style and the address search cleared.
+  const settings = page.locator('form.card').first();
+  await page.getByLabel('Recherche d’adresse').fill('http://geocode.example.org/search?q={q}');
+  await page.getByRole('button', { name: 'Enregistrer' }).click();
+  await settings.locator('.status.error').waitFor();
+  assert.match(await settings.locator('.status.error').innerText(), /geocoder\.url\s*:\s*must be an https URL/);
+  const tiles = `${BASE}/widget/e2e-tiles/{z}/{x}/{y}.png`;
+  await page.getByLabel('Recherche d’adresse').fill('https://api-adresse.data.gouv.fr/search/?q={q}');
+  await page.getByLabel('Fond de carte du widget').selectOption('raster');
+  await page.getByLabel('Adresses des tuiles').fill(tiles);
+  await page.getByLabel('Crédits affichés sur la carte').fill('© Ville de Lyon');
+  await page.getByLabel('Zoom maximal du fournisseur').fill('18');
+  await page.getByLabel('Conservation des données exactes').fill('30');
+  await page.getByRole('button', { name: 'Enregistrer' }).click();
+  await page.getByText('Enregistré.').waitFor();
+  await page.reload();
+  await page.locator('#d-h').waitFor();
+  assert.equal(await page.getByLabel('Fond de carte du widget').inputValue(), 'raster');
+  assert.equal(await page.getByLabel('Adresses des tuiles').inputValue(), tiles);
+  assert.equal(await page.getByLabel('Crédits affichés sur la carte').inputValue(), '© Ville de Lyon');
+  assert.equal(await page.getByLabel('Zoom maximal du fournisseur').inputValue(), '18');
+  assert.equal(await page.getByLabel('Recherche d’adresse').inputValue(), 'https://api-adresse.data.gouv.fr/search/?q={q}');
+  assert.equal(await page.getByLabel('Conservation des données exactes').inputValue(), '30');
+  const adminGet = async () => (await api(`/api/v1/admin/campaigns/${SLUG}`, { headers: { Authorization: `Bearer ${ADMIN}` } })).body;
+  let saved = await adminGet();
+  assert.deepEqual(saved.basemap, { type: 'raster', tiles: [tiles], attribution: '© Ville de Lyon', maxzoom: 18 });
+  assert.deepEqual(saved.geocoder, { url: 'https://api-adresse.data.gouv.fr/search/?q={q}' });
+  assert.equal(saved.retention_days, 30);
+  await page.getByLabel('Fond de carte du widget').selectOption('style');
+  assert.ok(await page.getByLabel('Adresses des tuiles').isHidden(), 'the tiles field goes with the raster choice');
+  await page.getByLabel('Adresse du style').fill(`${BASE}/basemap/style.json`);
+  await page.getByLabel('Recherche d’adresse').fill('');
+  await page.getByRole('button', { name: 'Enregistrer' }).click();
+  await page.getByText('Enregistré.').waitFor();
+  saved = await adminGet();
+  assert.deepEqual(saved.basemap, { type: 'style', url: `${BASE}/basemap/style.json` });
+  assert.equal(saved.geocoder, null, 'an empty address search clears it (null)');
+  assert.equal(saved.retention_days, 30);
+
   // Districts from a file: listed, then imported on confirmation.
   await page.locator('input[type=file]').setInputFiles(districtsFile());
   await page.getByText('2 secteurs lus dans le fichier').waitFor();
   assert.match(await page.locator('.districts-preview').innerText(), /Croix-Rousse \(CR\)[\s\S]*Presqu’île \(PI\)/);
+  // ... and drawn on a map, each with its name and code at a point inside it, on the map.
+  const previewMap = page.locator('[data-map="districts-preview"][data-ready]');
+  await previewMap.waitFor({ timeout: 30000 });
+  assert.deepEqual((await previewMap.locator('.map-label').allInnerTexts()).sort(), ['Croix-Rousse (CR)', 'Presqu’île (PI)']);
+  const box = await previewMap.boundingBox();
+  const labels = await previewMap.locator('.map-label').evaluateAll((els) => els.map((e) => { const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }));
+  assert.ok(box.width > 200 && box.height > 200, JSON.stringify(box));
+  // (both in the viewport's coordinates)
+  for (const [x, y] of labels) assert.ok(x > box.x && x < box.x + box.width && y > box.y && y < box.y + box.height, `label at ${x},${y} outside the map ${JSON.stringify(box)}`);
+  assert.ok(labels[0][0] !== labels[1][0], 'the two districts are side by side');
   await page.getByRole('button', { name: 'Remplacer les secteurs' }).click();
   await page.getByText('2 secteurs importés.').waitFor();
   // A target for one district, saved with the settings.
@@ -113,11 +196,15 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   // Open it.
   await page.getByRole('button', { name: 'Ouvrir la campagne' }).click();
   await page.locator('#o-h + p .badge.open').waitFor();
+  // Once open, the campaign's current districts are on a map too.
+  const currentMap = page.locator('[data-map="districts-current"][data-ready]');
+  await currentMap.waitFor({ timeout: 30000 });
+  assert.equal(await currentMap.locator('.map-label').count(), 2);
   const campaign = await api(`/api/v1/campaigns/${SLUG}`);
   assert.equal(campaign.status, 200);
   assert.equal(campaign.body.status, 'open');
   assert.equal(campaign.body.moderation, 'pre');
-  assert.deepEqual(campaign.body.form.fields.map((f) => [f.key, f.type, !!f.required]), [['connexion', 'choice', true], ['foyers', 'number', true]]);
+  assert.deepEqual(campaign.body.form.fields.map((f) => [f.key, f.type, !!f.required, !!f.public]), [['connexion', 'choice', true, false], ['foyers', 'number', true, false], ['teletravail', 'boolean', false, true]]);
 
   // The snippet, copied; the live preview shows the widget in both languages.
   const element = page.locator('textarea[data-snippet="element"]');
@@ -146,8 +233,7 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   const after = await page.evaluate(async () => (await fetch('/api/v1/admin/campaigns')).status);
   assert.equal(after, 401);
 
-  const origin = new URL(BASE).origin;
-  assert.deepEqual(requests.filter((u) => !u.startsWith(origin) && !u.startsWith('data:') && !u.startsWith('blob:')), [], 'no third-party request');
+  assert.deepEqual(thirdParty(requests), [], 'no third-party request');
   assert.deepEqual(violations, [], 'the console runs under its CSP');
   assert.deepEqual(page.errors, []);
   await page.context().close();
@@ -172,7 +258,7 @@ test('a citizen contributes through the snippet on a host page', { skip: !ADMIN 
   const campaign = (await api(`/api/v1/campaigns/${SLUG}`)).body;
   const { x, y } = await mapPoint(page, [4.835, 45.755]);
   await page.mouse.click(x, y);
-  await fillForm(page, campaign, { connexion: 'aucune', foyers: 12 });
+  await fillForm(page, campaign, { connexion: 'aucune', foyers: 12, teletravail: true });
   await page.waitForTimeout(3200); // the campaign's minimum fill time
   await page.locator('civicmap-map button.cm-submit').click();
   const success = page.locator('civicmap-map .cm-success');
@@ -184,25 +270,61 @@ test('a citizen contributes through the snippet on a host page', { skip: !ADMIN 
 
 test('the moderator signs in and approves the contribution', { skip: !ADMIN && 'no admin token' }, async () => {
   const page = await newPage(browser);
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
   await signIn(page, state.moderator);
   // A moderator sees moderation only.
   assert.deepEqual(await page.locator('header nav a').allInnerTexts(), ['Modération', 'Tableau de bord']);
-  await page.getByLabel('Identifiant de la campagne').fill(SLUG);
+  // The campaign is picked from a list, with what waits in its queues.
+  const picker = page.getByLabel('Campagne', { exact: true });
+  assert.match(await picker.locator(`option[value="${SLUG}"]`).innerText(), /Fibre à la Croix-Rousse \(.*\) — 1 en attente, 0 signalée/);
+  await picker.selectOption(SLUG);
   await page.getByRole('button', { name: 'Afficher' }).click();
   const item = page.locator('li.item').first();
   await item.waitFor({ timeout: 10000 });
-  assert.match(await item.innerText(), /connexion: aucune · foyers: 12/);
+  // The answers with the questions' and options' labels.
+  assert.match(await item.innerText(), /Votre connexion\s*:\s*Aucune/);
+  assert.match(await item.innerText(), /Foyers dans l’immeuble\s*:\s*12/);
+  assert.match(await item.innerText(), /Télétravail dans le foyer\s*:\s*Oui/);
   assert.match(await item.innerText(), /Croix-Rousse \(CR\)/);
+  // On the map: one numbered marker per item; a click on it brings its item forward, focused.
+  const modMap = page.locator('[data-map="moderation"][data-ready]');
+  await modMap.waitFor({ timeout: 30000 });
+  assert.equal(await modMap.locator('.map-pin').count(), await page.locator('li.item').count());
+  assert.equal(await modMap.locator('.map-pin').first().innerText(), '1');
+  await modMap.locator('.map-pin').first().click();
+  assert.ok(await page.evaluate(() => document.activeElement?.matches('li.item.current')), 'the marker focuses its item');
+  assert.equal(await modMap.locator('.map-pin.current').count(), 1);
+  const id = await item.getAttribute('data-id');
   // Keyboard: focus the item, `a` approves.
   await item.focus();
   await page.keyboard.press('a');
   await page.getByText('1 décision(s) enregistrée(s).').waitFor();
   await page.getByText('Rien à modérer.').waitFor({ timeout: 10000 });
-  // The other queues are a tab away; the approved contribution is in none of them.
+  // Someone on the staff reports it: it is in the reported queue, with the reason, on the map.
+  const filed = await api(`/api/v1/moderation/campaigns/${SLUG}/submissions/${id}/report`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ reason: 'Adresse inventée' }) });
+  assert.ok(filed.status < 300, JSON.stringify(filed.body));
   await page.getByRole('link', { name: 'Signalées' }).click();
   await page.waitForURL(/status=reported$/);
-  await page.getByText('Rien à modérer.').waitFor();
-  assert.equal(await page.getByLabel('Identifiant de la campagne').inputValue(), SLUG);
+  const reported = page.locator('li.item').first();
+  await reported.waitFor({ timeout: 10000 });
+  assert.match(await reported.innerText(), /Signalements[\s\S]*« Adresse inventée »/);
+  await page.locator('[data-map="moderation"][data-ready] .map-pin').first().waitFor({ timeout: 30000 });
+  // Focusing an item (as j and k do) highlights its marker.
+  assert.equal(await page.locator('.map-pin.current').count(), 0);
+  await reported.focus();
+  assert.equal(await page.locator('.map-pin.current').innerText(), '1');
+  assert.equal(await page.getByLabel('Campagne', { exact: true }).inputValue(), SLUG);
+  // The moderator's dashboard: public figures, no exact figures, no breakdown by a field that is
+  // not public (`connexion` is not).
+  await page.goto(`${BASE}/admin?lang=fr#/dashboard/${SLUG}`);
+  await page.locator('p.total strong').waitFor();
+  await mapsSettled(page);
+  assert.equal(await page.locator('[data-exact]').count(), 0, 'no exact figures for a moderator');
+  // Only the public field's breakdown, `teletravail`; not `connexion`.
+  assert.deepEqual(await page.locator('section.breakdown').evaluateAll((els) => els.map((e) => e.dataset.field)), ['teletravail'], 'no breakdown by a non-public field for a moderator');
+  assert.equal(await page.locator('section.breakdown .status.error').count(), 0);
+  assert.deepEqual(thirdParty(requests), [], 'no third-party request');
   // An admin page is refused by the server, whatever the UI shows.
   assert.equal(await page.evaluate(async () => (await fetch('/api/v1/admin/tokens')).status), 403);
   const fc = (await api(`/api/v1/campaigns/${SLUG}/districts.geojson?t=${Date.now()}`)).body;
@@ -215,9 +337,11 @@ test('the moderator signs in and approves the contribution', { skip: !ADMIN && '
 
 test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !ADMIN && 'no admin token' }, async () => {
   const page = await newPage(browser, { acceptDownloads: true });
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
   await signIn(page, state.planner, 'en');
   assert.deepEqual(await page.locator('header nav a').allInnerTexts(), ['Downloads', 'Dashboard']);
-  await page.getByLabel('Campaign identifier').fill(SLUG);
+  await page.getByLabel('Campaign', { exact: true }).selectOption(SLUG);
   await page.getByRole('button', { name: 'Show' }).click();
   const link = page.getByRole('link', { name: /Districts with their counts \(GeoJSON\)/ });
   const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
@@ -233,7 +357,33 @@ test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !A
   await page.goto(`${BASE}/admin?lang=en#/dashboard/${SLUG}`);
   await page.locator('p.total strong').waitFor();
   assert.equal(await page.locator('p.total strong').innerText(), '1');
-  assert.match(await page.locator('tbody tr', { hasText: 'Croix-Rousse (CR)' }).innerText(), /1\s+10\s+10 %/);
+  assert.match(await page.locator('table.districts tbody tr', { hasText: 'Croix-Rousse (CR)' }).innerText(), /1\s+10\s+10 %/);
+  // The map: districts coloured by progress toward their target, with a legend.
+  await page.locator('[data-map="dashboard"][data-ready]').waitFor({ timeout: 30000 });
+  assert.match(await page.locator('.legend').innerText(), /target reached[\s\S]*no target[\s\S]*withheld/);
+  // The breakdown by answer: the planner may use `connexion` (not public); the figures are the API's.
+  const bd = (await api(`/api/v1/campaigns/${SLUG}/aggregates.geojson?breakdown=connexion`, { headers: { Authorization: `Bearer ${state.planner}` } })).body;
+  assert.deepEqual(await page.locator('section.breakdown').evaluateAll((els) => els.map((e) => e.dataset.field)), ['connexion', 'teletravail']);
+  const section = page.locator('section.breakdown[data-field="connexion"]');
+  await section.waitFor();
+  const fmt = (n) => (n === null || n === undefined ? 'withheld' : String(n));
+  for (const f of bd.features.filter((x) => x.properties.code)) {
+    const p = f.properties;
+    const cells = await section.locator('tbody tr', { hasText: `(${p.code})` }).locator('td').allInnerTexts();
+    assert.deepEqual(cells, [p['connexion=adsl'], p['connexion=aucune'], p['connexion=(no answer)'], p.count].map(fmt), p.code);
+  }
+  const t = bd.breakdown_totals;
+  assert.deepEqual(await section.locator('tfoot td').allInnerTexts(), [t['connexion=adsl'], t['connexion=aucune'], t['connexion=(no answer)'], bd.total.count].map(fmt));
+  assert.equal(bd.features.find((x) => x.properties.code === 'CR').properties['connexion=aucune'], 1);
+  // Exact figures, labelled as such: the one contribution of this test, published.
+  const exact = page.locator('[data-exact]');
+  await exact.waitFor();
+  assert.match(await exact.innerText(), /Exact figures \(not public\)/);
+  assert.equal(await exact.locator('dd[data-total="published"]').innerText(), '1');
+  assert.equal(await exact.locator('dd[data-total="pending"]').innerText(), '0');
+  // Per answer, with the options' labels: the one contribution said "None" and "yes".
+  assert.match(await exact.locator('tbody tr', { hasText: 'None' }).innerText(), /None\s+1\s+1\s+0/);
+  assert.match(await exact.locator('tbody tr', { hasText: 'Yes' }).innerText(), /Yes\s+1\s+1\s+0/);
   // The operator's report, one click from the downloads: a PDF with the district's count.
   await page.goto(`${BASE}/admin?lang=en#/downloads/${SLUG}`);
   const report = page.getByRole('link', { name: /Report for the operator \(PDF/ });
@@ -246,6 +396,7 @@ test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !A
   // The raw export (exact positions) is there for the planner, and audited.
   const raw = await page.evaluate(async (s) => (await fetch(`/api/v1/admin/campaigns/${s}/submissions.geojson`)).status, SLUG);
   assert.equal(raw, 200);
+  assert.deepEqual(thirdParty(requests), [], 'no third-party request');
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
@@ -256,7 +407,7 @@ test('every console page passes axe-core and is screenshotted in French and Engl
     ['campaigns', '#/campaigns'],
     ['campaign', `#/campaign/${SLUG}`],
     ['new-campaign', '#/campaign/new'],
-    ['moderation', `#/moderation/${SLUG}?status=pending`],
+    ['moderation', `#/moderation/${SLUG}?status=reported`],
     ['downloads', `#/downloads/${SLUG}`],
     ['dashboard', `#/dashboard/${SLUG}`],
     ['tokens', '#/tokens'],
@@ -274,11 +425,87 @@ test('every console page passes axe-core and is screenshotted in French and Engl
       await page.goto(`${BASE}/admin?lang=${lang}${hash}`);
       await page.locator('main h1').waitFor();
       await page.waitForTimeout(name === 'campaign' ? 2500 : 300);
+      await mapsSettled(page);
+      if (name === 'campaigns') {
+        // The list gives each campaign's queues: the contribution reported in the moderator's story.
+        const row = page.locator('tbody tr', { hasText: SLUG });
+        assert.match(await row.innerText(), lang === 'fr' ? /0 en attente, 1 signalée/ : /0 pending, 1 reported/);
+      }
       vs = await axe(page);
       assert.deepEqual(vs, [], `${name} (${lang})`);
       await page.screenshot({ path: join(dir, `console-${name}-${lang}.png`), fullPage: true });
     }
     assert.deepEqual(page.errors, []);
     await page.context().close();
+  }
+});
+
+test('on a tablet, every console page fits the screen and its main controls are on it', { skip: !ADMIN && 'no admin token' }, async () => {
+  const dir = screenshotDir();
+  const pages = [
+    ['campaigns', '#/campaigns', 'a.button'],
+    ['campaign', `#/campaign/${SLUG}`, 'form.card button[type=submit]'],
+    ['new-campaign', '#/campaign/new', 'form.card button[type=submit]'],
+    ['moderation', `#/moderation/${SLUG}?status=reported`, 'li.item button[data-action]'],
+    ['downloads', `#/downloads/${SLUG}`, 'ul.downloads a'],
+    ['dashboard', `#/dashboard/${SLUG}`, 'form.picker button'],
+    ['tokens', '#/tokens', 'form.card button[type=submit]'],
+    ['audit', '#/audit', 'form.inline button'],
+  ];
+  const shots = ['campaign', 'moderation', 'dashboard'];
+  for (const lang of ['fr', 'en']) {
+    const page = await newPage(browser, { viewport: { width: 768, height: 1024 }, hasTouch: true });
+    await signIn(page, ADMIN, lang);
+    for (const [width, height] of [[768, 1024], [1024, 768]]) {
+      await page.setViewportSize({ width, height });
+      for (const [name, hash, control] of pages) {
+        await page.goto(`${BASE}/admin?lang=${lang}${hash}`);
+        await page.locator('main h1').waitFor();
+        await mapsSettled(page);
+        const [scrollWidth, innerWidth] = await page.evaluate(() => [document.scrollingElement.scrollWidth, innerWidth]);
+        assert.ok(scrollWidth <= innerWidth, `${name} (${lang}, ${width}×${height}) is ${scrollWidth}px wide on a ${innerWidth}px screen`);
+        // The main control: visible, inside the screen's width once scrolled to, and it takes a tap.
+        const c = page.locator(control).first();
+        await c.scrollIntoViewIfNeeded();
+        assert.ok(await c.isVisible(), `${name}: ${control} is visible`);
+        const b = await c.boundingBox();
+        assert.ok(b.x >= 0 && b.x + b.width <= width && b.height >= 24, `${name}: ${control} at ${JSON.stringify(b)}`);
+        await c.click({ trial: true });
+        // The navigation and sign-out are on screen too.
+        await page.evaluate(() => scrollTo(0, 0));
+        for (const el of await page.locator('header nav a, header button').all()) {
+          const r = await el.boundingBox();
+          assert.ok(r && r.x >= 0 && r.x + r.width <= width, `${name}: header control at ${JSON.stringify(r)}`);
+        }
+        if (width === 768 && shots.includes(name)) {
+          await page.waitForTimeout(300);
+          await mapsSettled(page);
+        }
+        if (width === 768 && shots.includes(name)) await page.screenshot({ path: join(dir, `console-tablet-${name}-${lang}.png`), fullPage: true });
+      }
+    }
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  }
+});
+
+test('without WebGL, the console\'s pages keep their lists and tables and say why there is no map', { skip: !ADMIN && 'no admin token' }, async () => {
+  const noGL = await launch(['--disable-webgl', '--disable-webgl2', '--disable-3d-apis']);
+  try {
+    const page = await newPage(noGL);
+    await signIn(page, ADMIN, 'en');
+    assert.equal(await page.evaluate(() => !!document.createElement('canvas').getContext('webgl')), false, 'this browser really has no WebGL');
+    for (const [hash, name, rest] of [[`#/dashboard/${SLUG}`, 'dashboard', 'table.districts tbody tr'], [`#/moderation/${SLUG}?status=reported`, 'moderation', 'li.item'], [`#/campaign/${SLUG}`, 'districts-current', '#d-h']]) {
+      await page.goto(`${BASE}/admin?lang=en${hash}`);
+      const note = page.locator(`[data-map-note="${name}"]`);
+      await note.waitFor({ timeout: 15000 });
+      assert.match(await note.innerText(), /needs WebGL/);
+      assert.ok(await page.locator(rest).first().isVisible(), `${name}: ${rest} is there`);
+      assert.equal(await page.locator('[data-map]').count(), 0);
+    }
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  } finally {
+    await noGL.close();
   }
 });
