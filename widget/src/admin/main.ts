@@ -190,6 +190,7 @@ interface Field {
   integer?: boolean;
   max_length?: number | null;
   public?: boolean;
+  help?: { fr: string; en: string } | null;
 }
 
 interface Campaign {
@@ -253,6 +254,7 @@ function formBuilder(fields: Field[], onChange: () => void): HTMLElement {
       const type = select((['choice', 'number', 'text', 'boolean'] as const).map((v) => [v, t(`type_${v}` as Key)]), f.type, { onchange: (e: Event) => {
         f.type = (e.target as HTMLSelectElement).value as Field['type'];
         if (f.type === 'choice' && !f.options?.length) f.options = blankField(i).options;
+        if (f.type === 'text' && !f.max_length) f.max_length = 500;
         draw(); onChange();
       } });
       const required = h('input', { type: 'checkbox', checked: !!f.required, onchange: (e: Event) => { f.required = (e.target as HTMLInputElement).checked; onChange(); } });
@@ -261,10 +263,20 @@ function formBuilder(fields: Field[], onChange: () => void): HTMLElement {
       const pub = h('input', { type: 'checkbox', id: `pub-${i}`, checked: !!f.public, 'aria-describedby': `pub-${i}-hint`, onchange: (e: Event) => { f.public = (e.target as HTMLInputElement).checked; onChange(); } });
       const lfr = input({ value: f.label.fr, required: true, oninput: (e: Event) => { f.label.fr = (e.target as HTMLInputElement).value; onChange(); } });
       const len = input({ value: f.label.en, required: true, oninput: (e: Event) => { f.label.en = (e.target as HTMLInputElement).value; onChange(); } });
+      // Help under the question: sent when either language has some, the other then repeating
+      // it (a citizen never sees an empty help in their language).
+      const typed = { fr: f.help?.fr ?? '', en: f.help?.en ?? '' };
+      const help = (l: 'fr' | 'en') => h('textarea', { rows: 2, oninput: (e: Event) => {
+        typed[l] = (e.target as HTMLTextAreaElement).value;
+        const [fr, en] = [typed.fr.trim(), typed.en.trim()];
+        f.help = fr || en ? { fr: fr || en, en: en || fr } : null;
+        onChange();
+      } }, typed[l]);
       const parts: HTMLElement[] = [
         h('legend', {}, t('field', { n: i + 1 })),
         h('div', { class: 'row' }, field(t('key'), key), field(t('type'), type), h('div', { class: 'field check' }, required, h('label', { for: rid }, t('required')))),
         h('div', { class: 'row' }, field(t('label_fr'), lfr), field(t('label_en'), len)),
+        h('div', { class: 'row' }, field(t('help_fr'), help('fr')), field(t('help_en'), help('en'))),
       ];
       if (f.type === 'choice' || f.type === 'boolean') {
         parts.push(h('div', { class: 'field check' }, pub, h('label', { for: `pub-${i}` }, t('public_answers'))), h('p', { class: 'hint', id: `pub-${i}-hint` }, t('public_answers_hint')));
@@ -283,7 +295,16 @@ function formBuilder(fields: Field[], onChange: () => void): HTMLElement {
           f[prop] = v === '' ? null : Number(v);
           onChange();
         } });
-        parts.push(h('div', { class: 'row' }, field(t('min'), num('min')), field(t('max'), num('max'))));
+        const whole = h('input', { type: 'checkbox', id: `int-${i}`, checked: !!f.integer, onchange: (e: Event) => { f.integer = (e.target as HTMLInputElement).checked; onChange(); } });
+        parts.push(h('div', { class: 'row' }, field(t('min'), num('min')), field(t('max'), num('max')),
+          h('div', { class: 'field check' }, whole, h('label', { for: `int-${i}` }, t('integer')))));
+      }
+      if (f.type === 'text') {
+        parts.push(field(t('max_length'), input({ type: 'number', min: 1, max: 10000, required: true, value: f.max_length ?? 500, oninput: (e: Event) => {
+          const v = (e.target as HTMLInputElement).value;
+          f.max_length = v === '' ? null : Number(v);
+          onChange();
+        } })));
       }
       parts.push(h('div', { class: 'actions' },
         i > 0 ? h('button', { type: 'button', class: 'secondary', onclick: () => { [fields[i - 1], fields[i]] = [fields[i], fields[i - 1]]; draw(); onChange(); } }, t('up')) : null,
@@ -301,11 +322,13 @@ function formPreview(fields: Field[]): HTMLElement {
   return h('div', { class: 'citizen' }, ...fields.map((f, i) => {
     const id = `pv-${i}`;
     const label = (f.label[l] || f.label.fr || f.key) + (f.required ? ' *' : '');
+    const helpText = f.help ? f.help[l] || f.help.fr || f.help.en : '';
+    const help = helpText ? h('p', { class: 'hint' }, helpText) : null;
     if (f.type === 'choice') {
-      return h('fieldset', {}, h('legend', {}, label), ...(f.options ?? []).map((o, j) => h('div', {}, h('input', { type: 'radio', name: id, id: `${id}-${j}`, disabled: true }), h('label', { for: `${id}-${j}` }, o.label[l] || o.value))));
+      return h('fieldset', {}, h('legend', {}, label), help, ...(f.options ?? []).map((o, j) => h('div', {}, h('input', { type: 'radio', name: id, id: `${id}-${j}`, disabled: true }), h('label', { for: `${id}-${j}` }, o.label[l] || o.value))));
     }
-    if (f.type === 'boolean') return h('div', {}, h('input', { type: 'checkbox', id, disabled: true }), h('label', { for: id }, label));
-    return h('div', { class: 'field' }, h('label', { for: id }, label), h('input', { id, disabled: true, type: f.type === 'number' ? 'number' : 'text', min: f.min ?? undefined, max: f.max ?? undefined }));
+    if (f.type === 'boolean') return h('div', {}, h('input', { type: 'checkbox', id, disabled: true }), h('label', { for: id }, label), help);
+    return h('div', { class: 'field' }, h('label', { for: id }, label), help, h('input', { id, disabled: true, type: f.type === 'number' ? 'number' : 'text', min: f.min ?? undefined, max: f.max ?? undefined, step: f.type === 'number' && f.integer ? 1 : undefined, maxlength: f.type === 'text' ? f.max_length ?? undefined : undefined }));
   }));
 }
 

@@ -106,6 +106,8 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   await q1.getByLabel('Libellé (français)').fill('Votre connexion');
   await q1.getByLabel('Libellé (anglais)').fill('Your connection');
   await q1.getByLabel('Options').fill('adsl | ADSL | ADSL\naucune | Aucune | None');
+  // Help in French only: English repeats it rather than showing nothing.
+  await q1.getByLabel('Aide sous la question (français').fill('Celle du logement aujourd’hui');
   await page.getByRole('button', { name: 'Ajouter une question' }).click();
   const q2 = page.locator('fieldset.question').nth(1);
   await q2.getByLabel('Clé (technique)').fill('foyers');
@@ -114,6 +116,7 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   await q2.getByLabel('Libellé (anglais)').fill('Households in the building');
   await q2.getByLabel('Minimum').fill('1');
   await q2.getByLabel('Maximum').fill('80');
+  await q2.getByLabel('Nombres entiers seulement').check();
   // A third, optional yes/no question whose answers may be published (aggregated).
   await page.getByRole('button', { name: 'Ajouter une question' }).click();
   const q3 = page.locator('fieldset.question').nth(2);
@@ -123,10 +126,23 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   await q3.getByLabel('Libellé (anglais)').fill('Remote work at home');
   await q3.getByLabel('Obligatoire').uncheck();
   await q3.getByLabel('Réponses publiables').check();
+  // A fourth, free text: its longest answer is set (the API requires one).
+  await page.getByRole('button', { name: 'Ajouter une question' }).click();
+  const q4 = page.locator('fieldset.question').nth(3);
+  await q4.getByLabel('Clé (technique)').fill('remarque');
+  await q4.getByLabel('Type').selectOption('text');
+  await q4.getByLabel('Libellé (français)').fill('Une remarque');
+  await q4.getByLabel('Libellé (anglais)').fill('A remark');
+  await q4.getByLabel('Obligatoire').uncheck();
+  await q4.getByLabel('Longueur maximale').fill('200');
+  assert.equal(await q4.getByLabel('Réponses publiables').count(), 0, 'free text is never public');
   assert.equal(await q2.getByLabel('Réponses publiables').count(), 0, 'a number field cannot be public');
   const preview = page.locator('.preview');
   assert.match(await preview.innerText(), /Votre connexion \*[\s\S]*Aucune[\s\S]*Foyers dans l’immeuble/);
   assert.equal(await preview.locator('input[type=number]').getAttribute('max'), '80');
+  assert.equal(await preview.locator('input[type=number]').getAttribute('step'), '1');
+  assert.equal(await preview.locator('input[type=text]').getAttribute('maxlength'), '200');
+  assert.match(await preview.innerText(), /Votre connexion \*\s*Celle du logement aujourd’hui/);
   await page.getByRole('button', { name: 'Créer la campagne' }).click();
   await page.waitForURL(new RegExp(`#/campaign/${SLUG}$`));
   await page.locator('#d-h').waitFor();
@@ -204,7 +220,11 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   assert.equal(campaign.status, 200);
   assert.equal(campaign.body.status, 'open');
   assert.equal(campaign.body.moderation, 'pre');
-  assert.deepEqual(campaign.body.form.fields.map((f) => [f.key, f.type, !!f.required, !!f.public]), [['connexion', 'choice', true, false], ['foyers', 'number', true, false], ['teletravail', 'boolean', false, true]]);
+  assert.deepEqual(campaign.body.form.fields.map((f) => [f.key, f.type, !!f.required, !!f.public]), [['connexion', 'choice', true, false], ['foyers', 'number', true, false], ['teletravail', 'boolean', false, true], ['remarque', 'text', false, false]]);
+  const [connexion, foyers, , remarque] = campaign.body.form.fields;
+  assert.deepEqual(connexion.help, { fr: 'Celle du logement aujourd’hui', en: 'Celle du logement aujourd’hui' });
+  assert.equal(foyers.integer, true);
+  assert.equal(remarque.max_length, 200);
 
   // The snippet, copied; the live preview shows the widget in both languages.
   const element = page.locator('textarea[data-snippet="element"]');
