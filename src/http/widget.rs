@@ -82,8 +82,9 @@ fn embed_csp(services: &[String], allowed_origins: &[String]) -> String {
 /// third-party request), framing only civicmap's own widget (the embed preview), framed by
 /// nobody. The console's maps are the widget's own MapLibre chunk under /widget/ (`'self'`);
 /// MapLibre may make blob: URLs for its workers and the images it decodes (`worker-src blob:`,
-/// `img-src blob:`, as in the iframe page's policy), nothing more. A campaign's basemap on another site is left out of the console's
-/// maps (widget/src/admin/maps.ts) rather than allowed here.
+/// `img-src blob:`, as in the iframe page's policy), nothing more. A campaign's basemap on
+/// another site is left out of the console's maps (widget/src/admin/maps.ts) rather than
+/// allowed here.
 const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      worker-src 'self' blob:; img-src 'self' data: blob:; connect-src 'self'; frame-src 'self'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
