@@ -77,27 +77,48 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// The `submission.created` events of the submissions in relation `$rows` (an SQL name whose
+/// rows have `id`, `campaign_id`, `district_id` and `geom`), one `outbox` row per webhook of
+/// their campaign that asked for it: `INSERT INTO outbox … FROM $rows s JOIN webhooks w …`, to be
+/// followed by a `WHERE` on `s`. The payload is the district; the exact position and the id too
+/// for an endpoint marked internal. The key (`webhook:submission.created:{id}:{webhook}`) makes
+/// it once per endpoint. The two places that publish a submission (on arrival,
+/// `submissions::store_batch`; on approval, [`enqueue_published`]) say it with this one text.
+macro_rules! insert_submission_created {
+    ($rows:literal) => {
+        concat!(
+            "INSERT INTO outbox (campaign_id, webhook_id, kind, payload, key)
+             SELECT s.campaign_id, w.id, 'submission.created',
+                    jsonb_build_object('district', (SELECT jsonb_build_object('code', d.code, 'name', d.name)
+                                                    FROM districts d WHERE d.id = s.district_id))
+                    || CASE WHEN w.internal
+                            THEN jsonb_build_object('submission', jsonb_build_object(
+                                     'id', s.id, 'lon', ST_X(s.geom), 'lat', ST_Y(s.geom)))
+                            ELSE '{}'::jsonb END,
+                    'webhook:submission.created:' || s.id || ':' || w.id
+             FROM ",
+            $rows,
+            " s
+             JOIN webhooks w ON w.campaign_id = s.campaign_id AND 'submission.created' = ANY (w.events)"
+        )
+    };
+}
+pub(crate) use insert_submission_created;
+
 /// Queues `submission.created` for submission `id`, published by a moderator's approval
 /// (pre-moderation), as `submissions::store_batch` does for one published on arrival: the
 /// same payload, the same key (so at most once per endpoint). Call it in the transaction that
 /// publishes it.
 pub async fn enqueue_published(tx: &mut PgConnection, id: uuid::Uuid) -> sqlx::Result<()> {
-    sqlx::query!(
-        "INSERT INTO outbox (campaign_id, webhook_id, kind, payload, key)
-         SELECT s.campaign_id, w.id, 'submission.created',
-                jsonb_build_object('district', (SELECT jsonb_build_object('code', d.code, 'name', d.name)
-                                                FROM districts d WHERE d.id = s.district_id))
-                || CASE WHEN w.internal
-                        THEN jsonb_build_object('submission', jsonb_build_object(
-                                 'id', s.id, 'lon', ST_X(s.geom), 'lat', ST_Y(s.geom)))
-                        ELSE '{}'::jsonb END,
-                'webhook:submission.created:' || s.id || ':' || w.id
-         FROM submissions s
-         JOIN webhooks w ON w.campaign_id = s.campaign_id AND 'submission.created' = ANY (w.events)
-         WHERE s.id = $1 AND s.status = 'published'
-         ON CONFLICT (key) DO NOTHING",
-        id,
-    )
+    // Runtime SQL: composes the shared fragment `insert_submission_created!`, and sqlx's
+    // macros take only literals.
+    sqlx::query(concat!(
+        insert_submission_created!("submissions"),
+        " WHERE s.id = $1 AND s.status = ",
+        crate::status!(Published),
+        " ON CONFLICT (key) DO NOTHING"
+    ))
+    .bind(id)
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -448,19 +448,9 @@ pub async fn store_batch_on(
          -- `submission.created` for the campaign's webhooks (src/notify), in this same
          -- transaction: the event exists if and only if the submission does. Its exact
          -- position and id only for endpoints marked internal.
-         hooked AS (
-            INSERT INTO outbox (campaign_id, webhook_id, kind, payload, key)
-            SELECT c.campaign_id, w.id, 'submission.created',
-                   jsonb_build_object('district', (SELECT jsonb_build_object('code', d.code, 'name', d.name)
-                                                   FROM districts d WHERE d.id = c.district_id))
-                   || CASE WHEN w.internal
-                           THEN jsonb_build_object('submission', jsonb_build_object(
-                                    'id', c.id, 'lon', ST_X(c.geom), 'lat', ST_Y(c.geom)))
-                           ELSE '{}'::jsonb END,
-                   'webhook:submission.created:' || c.id || ':' || w.id
-            FROM created c
-            JOIN webhooks w ON w.campaign_id = c.campaign_id AND 'submission.created' = ANY (w.events)
-            WHERE c.status = ",
+         hooked AS (",
+        crate::notify::webhooks::insert_submission_created!("created"),
+        " WHERE s.status = ",
         crate::status!(Published),
         "),
          to_count AS (
