@@ -8,6 +8,7 @@
 import type * as ML from 'maplibre-gl';
 import { hasWebGL, linkMapStyles, loadMap, type MapLibre } from '../app/maplibre';
 import type { BBox } from '../lib/geo';
+import { hatchImage } from '../lib/choropleth';
 import { boundsOf, consoleStyle as styleFor } from '../lib/staffmap';
 import type { Basemap as LibBasemap } from '../lib/types';
 
@@ -76,19 +77,6 @@ export function removeMaps(root: ParentNode): void {
     try { el.map?.remove(); } catch { /* already gone */ }
     el.map = undefined;
   });
-}
-
-/** An 8×8 hatch (grey on light grey): the pattern of withheld districts, as in the widget. */
-export function hatchImage(): { width: number; height: number; data: Uint8Array } {
-  const n = 8;
-  const data = new Uint8Array(n * n * 4);
-  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
-    const dark = (x + y) % n < 2;
-    const i = (y * n + x) * 4;
-    data[i] = data[i + 1] = data[i + 2] = dark ? 0x8a : 0xe6;
-    data[i + 3] = 255;
-  }
-  return { width: n, height: n, data };
 }
 
 /** Polygons as a fill (the `color` property, else a light blue; withheld ones hatched) and an outline. */

@@ -1,7 +1,7 @@
 // The MapLibre map: district choropleth (vector tiles when the server has them, else districts.geojson),
 // optional basemap, hover/tap info, the citizen's pin, and keyboard navigation of a pin/cursor.
 import type * as ML from 'maplibre-gl';
-import { fillColorExpression, OUTLINE_COLOR, type ClassBreak } from '../lib/choropleth';
+import { fillColorExpression, hatchImage, OUTLINE_COLOR, type ClassBreak } from '../lib/choropleth';
 import { bboxOf, districtAt } from '../lib/geo';
 import { msg } from '../lib/i18n';
 import type { View } from '../lib/options';
@@ -31,18 +31,6 @@ const SRC = 'cm-districts';
 const reducedMotion = () => typeof matchMedia === 'function' && matchMedia('(prefers-reduced-motion: reduce)').matches;
 const ms = (d: number) => (reducedMotion() ? 0 : d);
 const KEY_STEP_PX = 24;
-
-function hatchImage(): { width: number; height: number; data: Uint8Array } {
-  const n = 8;
-  const data = new Uint8Array(n * n * 4);
-  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
-    const dark = (x + y) % n < 2;
-    const i = (y * n + x) * 4;
-    data[i] = data[i + 1] = data[i + 2] = dark ? 0x8a : 0xe6;
-    data[i + 3] = 255;
-  }
-  return { width: n, height: n, data };
-}
 
 function withParam(url: string, k: string, v: string): string {
   // Tile templates contain {z}/{x}/{y}: append the parameter without URL-encoding them.

@@ -66,3 +66,17 @@ export function totalOf(fc: DistrictCollection): { count: number | null; withhel
   for (const f of fc.features) if (!f.properties.withheld && typeof f.properties.count === 'number') s += f.properties.count;
   return { count: s, withheld: false };
 }
+
+/** An 8×8 hatch (grey on light grey), the pattern of withheld districts on every map (the
+ * widget's and the console's): it says "not shown" without a colour of the scale. */
+export function hatchImage(): { width: number; height: number; data: Uint8Array } {
+  const n = 8;
+  const data = new Uint8Array(n * n * 4);
+  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
+    const dark = (x + y) % n < 2;
+    const i = (y * n + x) * 4;
+    data[i] = data[i + 1] = data[i + 2] = dark ? 0x8a : 0xe6;
+    data[i + 3] = 255;
+  }
+  return { width: n, height: n, data };
+}
