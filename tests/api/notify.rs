@@ -469,6 +469,18 @@ async fn a_district_passing_half_its_target_sends_one_notice_even_when_civicmap_
     assert_eq!(sink.of_kind("threshold").len(), 1);
 }
 
+/// Notice workers without e-mail that look every 100 ms and retry after 100 ms: a test's
+/// events go out within a second.
+fn quick_workers() -> NotifyConfig {
+    NotifyConfig {
+        mail: None,
+        per_second: 100,
+        interval: Duration::from_millis(100),
+        retry_base: Duration::from_millis(100),
+        extra_root: None,
+    }
+}
+
 /// An in-process server that sends e-mail to `sink`, with its notice workers.
 async fn app_with_mail(sink: &Sink) -> (TestApp, Workers) {
     app_with_smtp(&sink.url()).await
@@ -495,9 +507,8 @@ async fn app_with_smtp_trusting(smtp_url: &str, ca: Option<&Path>) -> (TestApp, 
         NotifyConfig {
             mail: Some(mail),
             per_second: 50,
-            interval: Duration::from_millis(100),
             retry_base: Duration::from_millis(200),
-            extra_root: None,
+            ..quick_workers()
         },
     );
     (app, workers)
@@ -784,13 +795,7 @@ async fn webhooks_receive_each_event_once_signed_from_two_instances_and_the_exac
  {
     let app = TestApp::spawn().await;
     // Two instances' workers over the same database, as two servers would run them.
-    let config = NotifyConfig {
-        mail: None,
-        per_second: 100,
-        interval: Duration::from_millis(100),
-        retry_base: Duration::from_millis(100),
-        extra_root: None,
-    };
+    let config = quick_workers();
     let _workers = civicmap::notify::outbox::start(app.db.clone(), config.clone());
     let _other_instance = civicmap::notify::outbox::start(app.db.clone(), config);
     let mut settings = exact();
@@ -1396,14 +1401,7 @@ async fn notices_go_over_starttls_or_tls_and_never_to_a_server_whose_certificate
 #[tokio::test]
 async fn under_pre_moderation_a_submission_is_announced_to_webhooks_when_approved_and_only_once() {
     let app = TestApp::spawn().await;
-    let config = NotifyConfig {
-        mail: None,
-        per_second: 100,
-        interval: Duration::from_millis(100),
-        retry_base: Duration::from_millis(100),
-        extra_root: None,
-    };
-    let _workers = civicmap::notify::outbox::start(app.db.clone(), config);
+    let _workers = civicmap::notify::outbox::start(app.db.clone(), quick_workers());
     let mut settings = exact();
     settings["moderation"] = json!("pre");
     app.open_campaign("approved", settings).await;
@@ -1545,11 +1543,9 @@ async fn https_webhooks_are_sent_over_tls_to_a_trusted_endpoint_and_never_to_an_
         let _workers = civicmap::notify::outbox::start(
             app.db.clone(),
             NotifyConfig {
-                mail: None,
-                per_second: 100,
-                interval: Duration::from_millis(100),
                 retry_base: Duration::from_millis(200),
                 extra_root: trusted.then(|| std::fs::read(&cert.ca).unwrap()),
+                ..quick_workers()
             },
         );
         let slug = if trusted {
