@@ -528,8 +528,8 @@ async function districtsCard(slug: string, c: Campaign): Promise<HTMLElement> {
     const m = mapFigure('districts-current', t('districts_current_map'));
     card.append(m.fig);
     // The public endpoint's basemap (the campaign's, or the server's own).
-    call<{ basemap?: Basemap }>('GET', `/api/v1/campaigns/${encodeURIComponent(slug)}`)
-      .then((pc) => districtsMap(m.box, current as Polygons, pc.basemap, t('districts_current_map')))
+    campaignForm(slug)
+      .then((pc) => districtsMap(m.box, current as Polygons, pc?.basemap, t('districts_current_map')))
       .catch(m.fail);
   }
   card.append(drop, summary, confirm, st.el);
