@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use civicmap::aggregates::Tally;
+use civicmap::figures::Tally;
 use civicmap::tiles::TileCoord;
 use civicmap::tiles::demand::resolution_for;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -34,11 +34,11 @@ fn pure(c: &mut Criterion) {
     });
     let districts: Vec<Tally> = (0..12).map(|i| Tally::distinct((i * 7) % 23)).collect();
     c.bench_function("k-suppression, 12 cells", |b| {
-        b.iter(|| civicmap::aggregates::suppress(black_box(&districts), 5))
+        b.iter(|| civicmap::figures::suppress(black_box(&districts), 5))
     });
     let many: Vec<Tally> = (0..500).map(|i| Tally::distinct((i * 37) % 41)).collect();
     c.bench_function("k-suppression, 500 cells", |b| {
-        b.iter(|| civicmap::aggregates::suppress(black_box(&many), 5))
+        b.iter(|| civicmap::figures::suppress(black_box(&many), 5))
     });
     // A 20 KB tile of mostly distinct varints compresses like a real street tile.
     let tile: Vec<u8> = (0..20_000u32)

@@ -107,7 +107,7 @@ pub async fn add_points(pool: &PgPool, n: usize, seed: u64) -> anyhow::Result<()
             })
             .collect();
         let mut ids = Vec::with_capacity(batch.len());
-        for result in submissions::store_batch(pool, &batch, crate::aggregates::random_shard())
+        for result in submissions::store_batch(pool, &batch, crate::figures::random_shard())
             .await
             .map_err(|e| e.error)?
         {
@@ -116,9 +116,8 @@ pub async fn add_points(pool: &PgPool, n: usize, seed: u64) -> anyhow::Result<()
                 _ => anyhow::bail!("the demo campaign changed while points were added"),
             }
         }
-        // A history: the synthetic households arrived over the last 30 days, so the demo's
-        // time series has days and weeks, and its finer figures are published already (see
-        // `aggregates::publication`).
+        // A history: the synthetic households arrived over the last 30 days, so that the
+        // demo's releases of finer figures (`figures::release`) have weeks to count them in.
         let ages: Vec<f64> = ids
             .iter()
             .map(|_| rng.random_range(0.0..30.0 * 86_400.0))
@@ -134,6 +133,21 @@ pub async fn add_points(pool: &PgPool, n: usize, seed: u64) -> anyhow::Result<()
         .execute(pool)
         .await?;
     }
+    Ok(())
+}
+
+/// Makes the demo campaign as old as its synthetic history (31 days) and makes the releases
+/// of those weeks, as `serve` would have made them: the map's hexagons, the splits by answer
+/// and the time series then have estimates from the start.
+pub async fn release_history(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::query!(
+        "UPDATE campaigns SET created_at = now() - interval '31 days' WHERE slug = $1",
+        SLUG
+    )
+    .execute(pool)
+    .await?;
+    let made = crate::figures::release::run_due(pool, time::OffsetDateTime::now_utc()).await?;
+    tracing::info!(releases = made.len(), "demo history released");
     Ok(())
 }
 
@@ -253,6 +267,7 @@ pub async fn load(pool: &PgPool) -> anyhow::Result<(Campaign, bool)> {
     };
     campaigns::update(pool, SLUG, open).await?;
     add_points(pool, POINTS, 2026).await?;
+    release_history(pool).await?;
     add_households(pool).await?;
     add_story(pool).await?;
     add_addresses(pool).await?;

@@ -669,7 +669,7 @@ pub async fn import(
         "WITH to_count AS (
             SELECT $1::bigint AS campaign_id, district_id, h3, true AS first_contribution, 1 AS n
             FROM import_placed), ",
-        crate::aggregates::counting::count!("to_count", "0"),
+        crate::figures::counting::count!("to_count", "0"),
         " SELECT 1"
     ))
     .bind(campaign.id)

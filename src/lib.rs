@@ -5,7 +5,6 @@
 //! See `docs/ARCHITECTURE.md` for a map of the modules.
 
 pub mod addresses;
-pub mod aggregates;
 pub mod audit;
 pub mod auth;
 pub mod basemap;
@@ -15,6 +14,7 @@ pub mod database;
 pub mod demo;
 pub mod districts;
 pub mod exports;
+pub mod figures;
 pub mod http;
 pub mod import;
 pub mod location;

@@ -183,6 +183,14 @@ async fn apply(
     sqlx::query!("DELETE FROM contributors WHERE campaign_id = $1", id,)
         .execute(&mut *tx)
         .await?;
+    // Exact positions queued for (or lately sent to) internal webhook endpoints go too.
+    sqlx::query!(
+        "UPDATE outbox SET payload = payload - 'submission'
+         WHERE campaign_id = $1 AND payload ? 'submission'",
+        id,
+    )
+    .execute(&mut *tx)
+    .await?;
     sqlx::query!(
         "UPDATE campaigns SET retention_applied_at = now() WHERE id = $1",
         id,

@@ -2,12 +2,10 @@
 //! parsers look for, a campaign with one field of each kind, valid answers to it, and the check
 //! that an error is clear (it names a field and says what is wrong).
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use crate::campaigns::{Campaign, Form, Lang, Localized, Moderation, Privacy, Status};
+use crate::campaigns::{Campaign, Form};
 use crate::http::error::ApiError;
 use crate::validation::FieldError;
 
@@ -102,34 +100,7 @@ pub fn form() -> Form {
 
 /// An open campaign asking [`form`], as read from the database.
 pub fn campaign() -> Campaign {
-    Campaign {
-        id: 1,
-        slug: "test".to_owned(),
-        title: Localized::default(),
-        description: Localized::default(),
-        default_lang: Lang::Fr,
-        status: Status::Open,
-        opens_at: None,
-        closes_at: None,
-        bounds: Some([2.0, 48.0, 3.0, 49.0]),
-        form: form(),
-        privacy: Privacy::default(),
-        moderation: Moderation::Post,
-        basemap: None,
-        geocoder: None,
-        retention_days: None,
-        retention_applied_at: None,
-        attribution: String::new(),
-        targets: BTreeMap::new(),
-        min_fill_seconds: 0,
-        proof_of_work: None,
-        duplicates: None,
-        allowed_origins: Vec::new(),
-        by_districts: true,
-        config_version: 1,
-        grid_size: None,
-        address_search: false,
-    }
+    Campaign::unsaved("test", form())
 }
 
 /// Answers to [`form`] that it accepts as they are (already normalised).

@@ -17,7 +17,7 @@
 //!
 //! An index is kept under (campaign, its `config_version`, the address file's version): a
 //! campaign whose districts or area change, or an import anywhere, makes a new key, and the
-//! version of the address file is learned by notification ([`crate::aggregates::watch`]). An
+//! version of the address file is learned by notification ([`crate::figures::watch`]). An
 //! area holding more than `--address-index-max` addresses is searched in the database instead,
 //! so memory stays bounded (about 100 bytes an address).
 
@@ -328,7 +328,7 @@ impl AddressIndexes {
     pub async fn suggest(
         &self,
         db: &PgPool,
-        versions: &crate::aggregates::watch::VersionWatch,
+        versions: &crate::figures::watch::VersionWatch,
         campaign: &Campaign,
         search: &Search,
     ) -> Result<Vec<Suggestion>, AddressError> {

@@ -279,8 +279,8 @@ pub async fn import(
         .await?;
     sqlx::query!(
         "SELECT pg_notify($1, $2)::text AS sent",
-        crate::aggregates::watch::CHANNEL,
-        crate::aggregates::watch::ADDRESSES,
+        crate::figures::watch::CHANNEL,
+        crate::figures::watch::ADDRESSES,
     )
     .fetch_one(&mut *tx)
     .await?;

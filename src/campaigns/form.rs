@@ -40,7 +40,9 @@ pub struct Field {
     /// such as consent).
     #[serde(default)]
     pub required: bool,
-    /// Whether the answer may appear in public aggregates (choice and boolean fields only).
+    /// Whether the answer may appear in public figures: splits by a choice or yes/no answer,
+    /// sums of a whole number between a `min` and a `max`; always as estimates
+    /// (`crate::figures`). Free text never.
     #[serde(default)]
     pub public: bool,
     /// The type of answer and its constraints.
@@ -104,7 +106,32 @@ impl FieldKind {
             FieldKind::Text { .. } | FieldKind::Choice { .. } | FieldKind::Boolean => false,
         }
     }
+
+    /// For a number field that may be public, the range of its answers: whole numbers between
+    /// a `min` and a `max` (at most [`MAX_PUBLIC_NUMBER`] away from 0). Its public sums carry
+    /// noise in proportion to that range (`crate::figures::budget`), so without both bounds
+    /// nothing public can be made of it.
+    pub fn public_range(&self) -> Option<(i64, i64)> {
+        match self {
+            FieldKind::Number {
+                min: Some(lo),
+                max: Some(hi),
+                integer: true,
+            } if lo.is_finite()
+                && hi.is_finite()
+                && lo <= hi
+                && lo.abs() <= MAX_PUBLIC_NUMBER
+                && hi.abs() <= MAX_PUBLIC_NUMBER =>
+            {
+                Some((lo.ceil() as i64, hi.floor() as i64))
+            }
+            _ => None,
+        }
+    }
 }
+
+/// The largest bound a public number field may have (its sums' noise grows with it).
+pub const MAX_PUBLIC_NUMBER: f64 = 1_000_000.0;
 
 /// One allowed value of a choice field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -147,11 +174,13 @@ impl Form {
                     format!("duplicate key `{}`", field.key),
                 ));
             }
-            if field.public && !field.kind.can_break_down() {
+            if field.public && !field.kind.can_break_down() && field.kind.public_range().is_none() {
                 let why = if field.kind.is_free_text() {
                     "free-text answers can never be public"
+                } else if field.kind.can_sum() {
+                    "a public number field needs whole numbers (`integer`) between a `min` and a `max` (within a million of 0): its public sums carry noise in proportion to that range"
                 } else {
-                    "only choice and boolean answers can be public"
+                    "only choice, yes/no and bounded whole-number answers can be public"
                 };
                 errors.push(FieldError::new(at(".public"), why));
             }

@@ -78,21 +78,46 @@ pub enum Lang {
 }
 
 /// How much of the campaign's data is published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Privacy {
-    /// Public positions are snapped to a grid of this many metres.
+    /// The finest detail anything public may show, in metres: no public hexagon is smaller
+    /// than a square of this side, and retention snaps exact positions to a grid of it.
     pub public_precision_m: i32,
-    /// A published count below this is withheld.
+    /// A district total below this many distinct contributors is withheld (with another, so
+    /// that it cannot be recovered by subtraction), and an estimate below it is not shown.
     pub min_count: i32,
-    /// Figures finer than a district (the map's demand cells, H3 cells, breakdowns, sums, time
-    /// series) are published every this many minutes, all arrivals of an interval at once; see
-    /// [`crate::aggregates::publication`]. District totals are live.
-    #[serde(default = "default_publish_interval")]
-    pub publish_interval_minutes: i32,
+    /// The privacy-loss budget ε of each contribution, for everything published finer than a
+    /// district over the campaign's whole life (0.1 to 10; see [`crate::figures::budget`]).
+    #[serde(default = "default_budget")]
+    pub budget: f64,
+    /// How often the figures finer than a district are released (`day` or `week`, UTC).
+    #[serde(default)]
+    pub release_every: ReleaseEvery,
+    /// The H3 resolution of the map's hexagons (6 to 10; 8 is about 0.74 km²): coarser ones
+    /// are their sums, finer ones are not published.
+    #[serde(default = "default_map_resolution")]
+    pub map_resolution: u8,
 }
 
-fn default_publish_interval() -> i32 {
-    5
+/// How often a campaign's figures finer than a district are released.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseEvery {
+    /// Each day at midnight UTC (released a few hours later, see
+    /// [`crate::figures::release::GRACE`]).
+    Day,
+    /// Each Monday at midnight UTC.
+    #[default]
+    Week,
+}
+
+fn default_budget() -> f64 {
+    crate::figures::budget::DEFAULT_BUDGET
+}
+
+fn default_map_resolution() -> u8 {
+    8
 }
 
 impl Default for Privacy {
@@ -100,13 +125,16 @@ impl Default for Privacy {
         Self {
             public_precision_m: 50,
             min_count: 5,
-            publish_interval_minutes: default_publish_interval(),
+            budget: default_budget(),
+            release_every: ReleaseEvery::default(),
+            map_resolution: default_map_resolution(),
         }
     }
 }
 
 impl Privacy {
     fn check(&self) -> Vec<FieldError> {
+        use crate::figures::budget::{MAX_BUDGET, MIN_BUDGET};
         let mut errors = Vec::new();
         if !(1..=10_000).contains(&self.public_precision_m) {
             errors.push(FieldError::new(
@@ -120,11 +148,30 @@ impl Privacy {
                 "must be between 1 and 1000",
             ));
         }
-        if !(1..=1_440).contains(&self.publish_interval_minutes) {
+        if !(MIN_BUDGET..=MAX_BUDGET).contains(&self.budget) {
             errors.push(FieldError::new(
-                "privacy.publish_interval_minutes",
-                "must be between 1 and 1440 minutes (a day)",
+                "privacy.budget",
+                format!("must be between {MIN_BUDGET} and {MAX_BUDGET} (ε, the privacy loss each contribution may cost)"),
             ));
+        }
+        match h3o::Resolution::try_from(self.map_resolution) {
+            Ok(r) if (6..=10).contains(&self.map_resolution) => {
+                let precision = f64::from(self.public_precision_m);
+                if r.area_m2() < precision * precision {
+                    errors.push(FieldError::new(
+                        "privacy.map_resolution",
+                        format!(
+                            "hexagons of resolution {} (about {:.0} m²) are finer than the public precision ({precision} m)",
+                            self.map_resolution,
+                            r.area_m2()
+                        ),
+                    ));
+                }
+            }
+            _ => errors.push(FieldError::new(
+                "privacy.map_resolution",
+                "must be an H3 resolution from 6 to 10",
+            )),
         }
         errors
     }
@@ -186,6 +233,39 @@ pub struct Campaign {
 pub const ATTRIBUTION: &str = "© OpenStreetMap contributors";
 
 impl Campaign {
+    /// An open campaign that is not stored (id 1, no area, default settings) asking `form`: for
+    /// simulations and tests of what works without a database.
+    pub fn unsaved(slug: &str, form: Form) -> Self {
+        Self {
+            id: 1,
+            slug: slug.to_owned(),
+            title: Localized::default(),
+            description: Localized::default(),
+            default_lang: Lang::Fr,
+            status: Status::Open,
+            opens_at: None,
+            closes_at: None,
+            bounds: Some([2.0, 48.0, 3.0, 49.0]),
+            form,
+            privacy: Privacy::default(),
+            moderation: Moderation::Post,
+            basemap: None,
+            geocoder: None,
+            retention_days: None,
+            retention_applied_at: None,
+            attribution: String::new(),
+            targets: std::collections::BTreeMap::new(),
+            min_fill_seconds: 0,
+            proof_of_work: None,
+            duplicates: None,
+            allowed_origins: Vec::new(),
+            by_districts: true,
+            config_version: 1,
+            grid_size: None,
+            address_search: false,
+        }
+    }
+
     /// Whether the campaign takes contributions at `now`; if not, why.
     pub fn accepts_contributions(&self, now: OffsetDateTime) -> Result<()> {
         match self.status {
@@ -234,7 +314,9 @@ struct CampaignRow {
     form: sqlx::types::Json<Form>,
     public_precision_m: i32,
     min_count: i32,
-    publish_interval_minutes: i16,
+    privacy_budget: f64,
+    release_every: String,
+    map_resolution: i16,
     moderation: String,
     basemap: Option<sqlx::types::Json<Basemap>>,
     geocoder: Option<sqlx::types::Json<Geocoder>>,
@@ -262,7 +344,7 @@ macro_rules! select_campaign {
             CampaignRow,
             r#"SELECT id, slug, title_fr, title_en, description_fr, description_en,
         default_lang, status, opens_at, closes_at, form AS "form: _", public_precision_m, min_count,
-        publish_interval_minutes, moderation, basemap AS "basemap: _", geocoder AS "geocoder: _",
+        privacy_budget, release_every, map_resolution, moderation, basemap AS "basemap: _", geocoder AS "geocoder: _",
         min_fill_seconds, proof_of_work AS "proof_of_work: _", duplicates AS "duplicates: _",
         allowed_origins, retention_days, retention_applied_at,
         bounds, area IS NULL AS "by_districts!", config_version, grid_size, targets AS "targets: _",
@@ -304,7 +386,9 @@ impl From<CampaignRow> for Campaign {
             privacy: Privacy {
                 public_precision_m: row.public_precision_m,
                 min_count: row.min_count,
-                publish_interval_minutes: i32::from(row.publish_interval_minutes),
+                budget: row.privacy_budget,
+                release_every: parse(&row.release_every),
+                map_resolution: u8::try_from(row.map_resolution).unwrap_or(8),
             },
             moderation: parse(&row.moderation),
             basemap: row.basemap.map(|b| b.0),
@@ -341,6 +425,15 @@ pub async fn find(db: impl PgExecutor<'_>, slug: &str) -> Result<Option<Campaign
         .fetch_optional(db)
         .await?;
     Ok(row.map(Campaign::from))
+}
+
+/// The campaign with this id, drafts included.
+pub async fn get_by_id(db: impl PgExecutor<'_>, id: i64) -> Result<Campaign> {
+    let row = select_campaign!("WHERE id = $1", id)
+        .fetch_optional(db)
+        .await?;
+    row.map(Campaign::from)
+        .ok_or_else(|| CampaignError::NotFound(format!("#{id}")))
 }
 
 /// The campaign with this slug, or a 404 naming it.
@@ -777,7 +870,7 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, mut input: CampaignInput) -
             description_en = $5, default_lang = $6, status = $7, opens_at = $8, closes_at = $9,
             form = $10, public_precision_m = $11, min_count = $12, moderation = $13, basemap = $14, geocoder = $15,
             min_fill_seconds = $16, proof_of_work = $17, duplicates = $18, allowed_origins = $19,
-            retention_days = $20, publish_interval_minutes = $21,
+            retention_days = $20, privacy_budget = $21, release_every = $22, map_resolution = $23,
             updated_at = now(), config_version = config_version + 1
          WHERE id = $1",
         id,
@@ -800,7 +893,9 @@ async fn apply(tx: &mut sqlx::PgConnection, id: i64, mut input: CampaignInput) -
         safety.duplicates.map(sqlx::types::Json) as _,
         &safety.allowed_origins,
         safety.retention_days,
-        privacy.publish_interval_minutes as i16,
+        privacy.budget,
+        as_text(privacy.release_every),
+        i16::from(privacy.map_resolution),
     )
     .execute(&mut *tx)
     .await?;

@@ -76,7 +76,7 @@ impl From<&Campaign> for PublicCampaign {
             closes_at: c.closes_at,
             bounds: c.bounds,
             form: c.form.clone(),
-            privacy: c.privacy,
+            privacy: c.privacy.clone(),
             moderation: c.moderation,
             basemap: c.basemap.clone(),
             geocoder: c.geocoder.clone(),

@@ -113,7 +113,8 @@ async fn export(pool: &PgPool, args: ExportArgs) -> anyhow::Result<()> {
         excel: None,
     };
     let request = query.check(&campaign, true)?;
-    let aggregate = crate::exports::compute(pool, &campaign, &request, None).await?;
+    // The command line is staff: exact figures, not for publication.
+    let aggregate = crate::figures::aggregate::exact(pool, &campaign, &request).await?;
     match format {
         Format::GeoJson => {
             serde_json::to_writer(&mut out, &format::geojson(&aggregate, &campaign.slug))?

@@ -7,6 +7,7 @@ mod demo;
 mod districts;
 mod export;
 mod import;
+mod release;
 mod retention;
 mod serve;
 mod tokens;
@@ -73,6 +74,9 @@ enum Command {
     /// Coarsen the exact data of campaigns past their retention period.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Release a campaign's figures finer than a district now (without a campaign: every
+    /// release due, as `serve` does every minute).
+    Release(release::ReleaseArgs),
     /// The embedded PostgreSQL cluster (used when DATABASE_URL is not set).
     #[command(subcommand)]
     Db(DbCommand),
@@ -132,6 +136,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args).await,
         Command::Export(args) => export::run(args).await,
         Command::Retention(command) => retention::run(command).await,
+        Command::Release(args) => release::run(args).await,
         Command::Db(command) => database::run(command).await,
         Command::Backup(args) => database::backup(args).await,
         Command::Restore(args) => database::restore(args).await,

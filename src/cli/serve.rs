@@ -208,7 +208,6 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 widget_dir: args.widget_dir.clone(),
                 submission_writers: args.submission_writers,
                 tile_cache_mb: args.tile_cache_mb,
-                publication: crate::aggregates::publication::Schedule::Campaign,
                 client_ip: crate::http::client_ip::ClientIpConfig {
                     trusted_header: args.trusted_proxy_header.clone(),
                     trusted_proxies: args.trusted_proxies.clone(),
@@ -269,6 +268,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => None,
         };
         let housekeeping = tokio::spawn(housekeeping(pool.clone()));
+        let releases = tokio::spawn(releases(pool.clone()));
         if let Some(mail) = &mail {
             tracing::info!(smtp = %mail.smtp_url.host_str().unwrap_or_default(), "e-mail notices on");
         }
@@ -291,6 +291,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .await;
         housekeeping.abort();
+        releases.abort();
         if let Some(metrics) = metrics {
             metrics.abort();
         }
@@ -304,6 +305,19 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await;
     database.close().await?;
     result
+}
+
+/// The releases of figures finer than a district, as they fall due: looked for every minute
+/// (`crate::figures::release::run_due`; several instances make each release once).
+async fn releases(pool: PgPool) {
+    let mut interval = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        interval.tick().await;
+        let now = time::OffsetDateTime::now_utc();
+        if let Err(e) = crate::figures::release::run_due(&pool, now).await {
+            tracing::warn!(error = %e, "cannot release the figures due");
+        }
+    }
 }
 
 /// Periodic clean-up, every hour: expired idempotency records, spent challenges, client

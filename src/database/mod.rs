@@ -50,7 +50,7 @@ pub fn replica_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
 }
 
 /// A pool of one connection beside `pool`, for the task that listens for version changes
-/// ([`crate::aggregates::watch`]): it holds its connection for as long as it listens.
+/// ([`crate::figures::watch`]): it holds its connection for as long as it listens.
 pub fn listener_pool(pool: &PgPool) -> PgPool {
     let options =
         PgConnectOptions::clone(&pool.connect_options()).application_name("civicmap-listener");
@@ -71,7 +71,7 @@ fn lazy_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
 /// advisory lock).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await?;
-    crate::aggregates::fill_missing_h3(pool).await?;
+    crate::figures::fill_missing_h3(pool).await?;
     Ok(())
 }
 

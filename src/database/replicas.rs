@@ -1,7 +1,7 @@
 //! Read replicas: PostgreSQL streaming standbys (`--replica-url`, repeatable) that take the
 //! read-only work on published data off the primary: aggregates, time series, the districts
 //! layer, tiles' data loads and raw exports. Writes, the submitter's own reads, staff and
-//! token checks, publications and the versions that decide freshness stay on the primary.
+//! token checks, releases and the versions that decide freshness stay on the primary.
 //!
 //! Two guards keep a replica from serving old data:
 //!
@@ -11,7 +11,7 @@
 //!   exceeds `--replica-max-lag`, that does not answer, or that answers too slowly is skipped
 //!   until a probe finds it back within the bound.
 //! - **Versions.** Public reads are built for the versions the primary announced
-//!   ([`crate::aggregates::watch`]) and kept under them. Before a replica builds one, it must
+//!   ([`crate::figures::watch`]) and kept under them. Before a replica builds one, it must
 //!   hold at least those versions of the campaign (one query, remembered per replica: a
 //!   replica never goes back), else the primary builds it. So a figure kept under a version is
 //!   never older than that version, however far behind a replica is, and a write is visible
@@ -161,11 +161,8 @@ impl Member {
         if known.is_some_and(covers) {
             return true;
         }
-        match tokio::time::timeout(
-            PATIENCE,
-            crate::aggregates::versions(&self.pool, campaign_id),
-        )
-        .await
+        match tokio::time::timeout(PATIENCE, crate::figures::versions(&self.pool, campaign_id))
+            .await
         {
             Ok(Ok(versions)) => {
                 self.holds.lock().unwrap().insert(campaign_id, versions);

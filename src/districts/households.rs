@@ -13,8 +13,8 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use super::DistrictError;
-use crate::aggregates::PublishedCount;
 use crate::audit::{self, Actor};
+use crate::figures::PublishedCount;
 use crate::validation::{FieldError, Invalid};
 
 /// Most households one district may have (the largest French commune has about a million).

@@ -210,7 +210,7 @@ pub async fn districts_geojson(
 async fn layer(db: &sqlx::PgPool, campaign: &crate::campaigns::Campaign) -> ApiResult<Value> {
     let (shapes, counts, households) = tokio::try_join!(
         super::shapes(db, campaign.id),
-        crate::aggregates::district_counts(db, campaign.id),
+        crate::figures::district_counts(db, campaign.id),
         super::households::of(db, campaign.id)
     )?;
     let published = counts.published(i64::from(campaign.privacy.min_count));
@@ -219,7 +219,7 @@ async fn layer(db: &sqlx::PgPool, campaign: &crate::campaigns::Campaign) -> ApiR
         .map(|shape| {
             let position = counts.districts.iter().position(|(id, _)| *id == shape.id);
             // A district created between the two reads has no count yet: withhold it.
-            let count = position.map_or(crate::aggregates::PublishedCount { count: None, withheld: true }, |i| published.cells[i]);
+            let count = position.map_or(crate::figures::PublishedCount { count: None, withheld: true }, |i| published.cells[i]);
             let target = campaign.targets.get(&shape.code).copied();
             let progress = count
                 .count

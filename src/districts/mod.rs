@@ -240,7 +240,7 @@ pub async fn import(
     // Wait for in-flight submissions and hold new ones until this import commits, so that no
     // submission is assigned to a district that no longer exists and the counts rebuilt here
     // miss none (the statements that wait see the new districts once they run).
-    crate::aggregates::lock_writes(&mut tx).await?;
+    crate::figures::lock_writes(&mut tx).await?;
     sqlx::query!("DELETE FROM districts WHERE campaign_id = $1", campaign_id,)
         .execute(&mut *tx)
         .await?;
@@ -268,7 +268,7 @@ pub async fn import(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    crate::aggregates::rebuild(&mut tx, campaign_id).await?;
+    crate::figures::rebuild(&mut tx, campaign_id).await?;
     crate::campaigns::refresh_effective_area(&mut tx, campaign_id).await?;
     tx.commit().await?;
     tracing::info!(

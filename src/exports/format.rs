@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Aggregate, By};
-use crate::aggregates::PublishedCount;
+use super::{Aggregate, Basis, By};
+use crate::figures::PublishedCount;
 
 /// The file format of an export (aggregates, raw submissions): GeoJSON, or CSV in a flavour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,15 +191,52 @@ fn value_column(field: &str, value: &str) -> String {
     }
 }
 
+/// A column's name as the aggregate publishes it: `estimate_{name}` when the public's figures
+/// finer than district totals are estimates, so that no reader takes them for exact counts.
+fn finer(aggregate: &Aggregate, name: String) -> String {
+    if aggregate.estimated() {
+        format!("estimate_{name}")
+    } else {
+        name
+    }
+}
+
 fn count_json(count: PublishedCount) -> Value {
     count.count.map_or(Value::Null, Value::from)
+}
+
+fn rfc3339(t: OffsetDateTime) -> Value {
+    t.format(&Rfc3339).map_or(Value::Null, Value::from)
+}
+
+/// What an aggregate says of its figures: for the public's, how the estimates were made; for
+/// staff's, that they are exact and not for publication.
+fn provenance(aggregate: &Aggregate) -> Value {
+    match &aggregate.basis {
+        Basis::Exact => json!({
+            "exact": true,
+            "note": "Exact figures for the city's staff, without k: not for publication.",
+        }),
+        Basis::Public(release) => json!({
+            "exact": false,
+            "method": "District totals are exact and live, withheld below k distinct contributors (with complementary suppression). Every figure finer than a district (estimate_…) is an estimate released with differential privacy: each contribution is counted once, by one release, with discrete Laplace noise (OpenDP's exact sampler); estimates are made to add up to the published totals, rounded, at least 0, and not shown below k.",
+            // Rounded up: a reader never sees less than what was spent.
+            "epsilon": release.as_ref().map_or(Value::Null, |r| json!((r.epsilon * 1e6).ceil() / 1e6)),
+            "released_at": release.as_ref().map_or(Value::Null, |r| rfc3339(r.released_at)),
+            "counts_contributions_before": release.as_ref().map_or(Value::Null, |r| rfc3339(r.period_end)),
+            "releases": release.as_ref().map_or(0, |r| r.releases),
+            "next_release": release.as_ref().map_or(Value::Null, |r| rfc3339(r.next_release)),
+        }),
+    }
 }
 
 /// The aggregates as a GeoJSON FeatureCollection. Each feature's properties are flat (GDAL
 /// and QGIS read them as columns): the area's key, `count` (`null` when withheld) and
 /// `withheld`, the district's `target`, `progress`, `households` and `per_1000_households`
-/// (withheld with the count), `sum_{field}`, and one
-/// `{field}={answer}` count per answer of a breakdown.
+/// (withheld with the count), `sum_{field}`, and one `{field}={answer}` count per answer of a
+/// breakdown; for the public, the figures finer than district totals are estimates, named
+/// `estimate_…` (a hexagon's count is `estimate_count`). `estimates` (or `exact`) at the top
+/// says how they were made.
 pub fn geojson(aggregate: &Aggregate, slug: &str) -> Value {
     let request = &aggregate.request;
     let features: Vec<Value> = aggregate
@@ -211,16 +248,17 @@ pub fn geojson(aggregate: &Aggregate, slug: &str) -> Value {
                 By::District => {
                     p.insert("code".into(), area.key.clone().into());
                     p.insert("name".into(), area.name.clone().into());
+                    p.insert("count".into(), count_json(area.count));
+                    p.insert("withheld".into(), area.count.withheld.into());
                 }
                 By::H3(r) => {
                     p.insert("h3".into(), area.key.clone().into());
                     p.insert("resolution".into(), u8::from(r).into());
                     let codes: Vec<&str> = area.parts.iter().map(|(c, _)| c.as_str()).collect();
                     p.insert("districts".into(), codes.join(",").into());
+                    p.insert(finer(aggregate, "count".into()), count_json(area.count));
                 }
             }
-            p.insert("count".into(), count_json(area.count));
-            p.insert("withheld".into(), area.count.withheld.into());
             if request.by == By::District {
                 p.insert(
                     "target".into(),
@@ -242,13 +280,16 @@ pub fn geojson(aggregate: &Aggregate, slug: &str) -> Value {
             }
             if let Some(field) = &request.sum {
                 p.insert(
-                    format!("sum_{field}"),
+                    finer(aggregate, format!("sum_{field}")),
                     area.sum.map_or(Value::Null, |s| json!(s)),
                 );
             }
             if let Some(field) = &request.breakdown {
                 for (value, count) in aggregate.values.iter().zip(&area.breakdown) {
-                    p.insert(value_column(field, value), count_json(*count));
+                    p.insert(
+                        finer(aggregate, value_column(field, value)),
+                        count_json(*count),
+                    );
                 }
             }
             let mut feature =
@@ -265,26 +306,35 @@ pub fn geojson(aggregate: &Aggregate, slug: &str) -> Value {
         "campaign": slug,
         "by": request.by.as_query(),
         "min_count": aggregate.k,
-        "total": {"count": count_json(aggregate.total), "withheld": aggregate.total.withheld},
         "attribution": crate::campaigns::ATTRIBUTION,
     });
+    let total = json!({"count": count_json(aggregate.total), "withheld": aggregate.total.withheld});
+    match request.by {
+        By::District => collection["total"] = total,
+        // The hexagons listed, added up: an estimate too.
+        By::H3(_) => collection[finer(aggregate, "total".into())] = total,
+    }
+    collection[if aggregate.estimated() {
+        "estimates"
+    } else {
+        "figures"
+    }] = provenance(aggregate);
     if let Some(field) = &request.breakdown {
         let totals: Map<String, Value> = aggregate
             .values
             .iter()
             .zip(&aggregate.value_totals)
-            .map(|(v, c)| (value_column(field, v), count_json(*c)))
+            .map(|(v, c)| (finer(aggregate, value_column(field, v)), count_json(*c)))
             .collect();
         collection["breakdown_totals"] = Value::Object(totals);
     }
     if let Some(field) = &request.sum {
-        collection[format!("sum_{field}")] = aggregate.sum_total.map_or(Value::Null, |s| json!(s));
+        collection[finer(aggregate, format!("sum_{field}"))] =
+            aggregate.sum_total.map_or(Value::Null, |s| json!(s));
     }
     for (name, instant) in [("from", request.from), ("to", request.to)] {
         if let Some(t) = instant {
-            collection[name] = t
-                .format(&time::format_description::well_known::Rfc3339)
-                .map_or(Value::Null, Value::from);
+            collection[name] = rfc3339(t);
         }
     }
     collection
@@ -292,7 +342,7 @@ pub fn geojson(aggregate: &Aggregate, slug: &str) -> Value {
 
 /// The aggregates as CSV: one row per area, with `lon`/`lat` columns holding a point inside
 /// it (empty for "outside every district"). A withheld count is an empty cell, and its
-/// `withheld` column says `true`.
+/// `withheld` column says `true`. The public's estimates are in `estimate_…` columns.
 pub fn csv(aggregate: &Aggregate, flavour: Csv) -> std::io::Result<Vec<u8>> {
     let request = &aggregate.request;
     let mut out = flavour.writer(Vec::new())?;
@@ -309,16 +359,24 @@ pub fn csv(aggregate: &Aggregate, flavour: Csv) -> std::io::Result<Vec<u8>> {
         ]
         .map(String::from)
         .to_vec(),
-        By::H3(_) => ["h3", "resolution", "districts", "count", "withheld"]
-            .map(String::from)
-            .to_vec(),
+        By::H3(_) => vec![
+            "h3".into(),
+            "resolution".into(),
+            "districts".into(),
+            finer(aggregate, "count".into()),
+        ],
     };
     header.extend(["lon".to_owned(), "lat".to_owned()]);
     if let Some(field) = &request.sum {
-        header.push(format!("sum_{field}"));
+        header.push(finer(aggregate, format!("sum_{field}")));
     }
     if let Some(field) = &request.breakdown {
-        header.extend(aggregate.values.iter().map(|v| value_column(field, v)));
+        header.extend(
+            aggregate
+                .values
+                .iter()
+                .map(|v| finer(aggregate, value_column(field, v))),
+        );
     }
     out.write_record(&header)?;
     let count = |c: PublishedCount| c.count.map(|n| n.to_string()).unwrap_or_default();
@@ -347,7 +405,6 @@ pub fn csv(aggregate: &Aggregate, flavour: Csv) -> std::io::Result<Vec<u8>> {
                     .collect::<Vec<_>>()
                     .join(","),
                 count(area.count),
-                area.count.withheld.to_string(),
             ],
         };
         match area.center {

@@ -10,6 +10,7 @@ use super::format::{self, Csv, Format};
 use super::timeseries::TimeseriesQuery;
 use super::{AggregateQuery, ExportError, raw};
 use crate::auth::{Authorized, Planner, Role, Staff};
+use crate::figures;
 use crate::http::AppState;
 use crate::http::cache::{Basis, Key};
 use crate::http::caching::Caching::{Figures, Private};
@@ -61,24 +62,6 @@ async fn optional_staff(
     Ok(Some(staff))
 }
 
-/// The campaign's publication in force now (see [`crate::aggregates::publication`]), known in
-/// memory unless the interval has just turned or the data moved.
-async fn publication_in_force(
-    state: &AppState,
-    campaign: &crate::campaigns::Campaign,
-    data_version: i64,
-) -> ApiResult<time::OffsetDateTime> {
-    Ok(state
-        .publications
-        .in_force(
-            &state.db,
-            campaign,
-            data_version,
-            time::OffsetDateTime::now_utc(),
-        )
-        .await?)
-}
-
 async fn aggregates(
     state: AppState,
     slug: String,
@@ -89,20 +72,12 @@ async fn aggregates(
     let (campaign, data_version) = state.public_campaign(&slug).await?;
     let staff = optional_staff(&state, &headers, Role::Planner).await?;
     let request = query.check(&campaign, staff.is_some())?;
-    // The public's district totals are live, the rest a snapshot; both shared by every reader.
-    // A planner's live figures are built for them alone.
-    let (snapshot, basis) = if staff.is_some() {
-        (None, None)
-    } else if request.is_published_as_snapshot(false) {
-        let at = publication_in_force(&state, &campaign, data_version).await?;
-        (Some(at), Some(Basis::Snapshot(at.unix_timestamp_nanos())))
-    } else {
-        (None, Some(Basis::Data(data_version)))
-    };
-    let key = basis.map(|basis| Key {
+    // The public's figures are shared by every reader until the data moves (a counted change
+    // or a release); a planner's exact ones are built for them alone.
+    let key = staff.is_none().then(|| Key {
         campaign: campaign.id,
         config_version: campaign.config_version,
-        basis,
+        basis: Basis::Data(data_version),
         request: format!("aggregates/{request:?}/{format:?}"),
     });
     let body = state
@@ -112,7 +87,16 @@ async fn aggregates(
                 .reads
                 .at(campaign.id, campaign.config_version, data_version)
                 .await;
-            let aggregate = super::compute(&reads, &campaign, &request, snapshot).await?;
+            let aggregate = if staff.is_some() {
+                figures::aggregate::exact(&reads, &campaign, &request)
+                    .await
+                    .map_err(ExportError::from)?
+            } else {
+                let released = state.released(&campaign, data_version).await?;
+                figures::aggregate::public(&reads, &campaign, &request, released.as_ref().as_ref())
+                    .await
+                    .map_err(ExportError::from)?
+            };
             Ok(match format {
                 Format::GeoJson => serde_json::to_vec(&format::geojson(&aggregate, &campaign.slug))
                     .map_err(anyhow::Error::from)?,
@@ -130,11 +114,13 @@ async fn aggregates(
     Ok(body.respond(&headers, format.content_type(), filename.as_deref()))
 }
 
-/// Published counts by district or H3 cell as GeoJSON, k-protected.
+/// Counts by district (exact, live, withheld below k) or by H3 hexagon of the map, with splits
+/// by a public answer and sums of a public number as estimates released with differential
+/// privacy, as GeoJSON; a planner's token gets every figure exact.
 #[utoipa::path(get, path = "/api/v1/campaigns/{slug}/aggregates.geojson", tag = "public",
     params(("slug" = String, Path, description = "Campaign name"), AggregateQuery),
     responses(
-        (status = 200, description = "FeatureCollection (RFC 7946): district or H3 cell polygons with `count` (null when withheld), `withheld`, `target`, `progress`, `sum_{field}` and `{field}={answer}` counts", content_type = "application/geo+json", body = Object),
+        (status = 200, description = "FeatureCollection (RFC 7946): district polygons with `count` (null when withheld), `withheld`, `target`, `progress`, and the estimates `estimate_{field}={answer}` and `estimate_sum_{field}`; or H3 hexagons with `estimate_count`. `estimates` says how they were made (ε, release). With a planner token, exact figures without the `estimate_` prefix", content_type = "application/geo+json", body = Object),
         (status = 304, description = "Not modified since the ETag given in If-None-Match"),
         (status = 403, description = "A time window or an H3 breakdown without a planner token", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
@@ -149,11 +135,11 @@ pub async fn aggregates_geojson(
     aggregates(state, slug, query, headers, Format::GeoJson).await
 }
 
-/// Published counts by district or H3 cell as CSV (RFC 4180, UTF-8), k-protected.
+/// The same figures as `aggregates.geojson`, as CSV (RFC 4180, UTF-8).
 #[utoipa::path(get, path = "/api/v1/campaigns/{slug}/aggregates.csv", tag = "public",
     params(("slug" = String, Path, description = "Campaign name"), AggregateQuery),
     responses(
-        (status = 200, description = "CSV with a header row; `lon`/`lat` hold a point inside each area; a withheld count is empty. `excel=1`: BOM, `;` and decimal comma", content_type = "text/csv", body = String),
+        (status = 200, description = "CSV with a header row; `lon`/`lat` hold a point inside each area; a withheld count is empty; estimates are in `estimate_…` columns. `excel=1`: BOM, `;` and decimal comma", content_type = "text/csv", body = String),
         (status = 304, description = "Not modified since the ETag given in If-None-Match"),
         (status = 403, description = "A time window or an H3 breakdown without a planner token", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
@@ -169,12 +155,14 @@ pub async fn aggregates_csv(
     aggregates(state, slug, query, headers, format).await
 }
 
-/// Contributions per day or week, k-protected: the campaign's momentum.
+/// Contributions per period: for the public, one estimate per release (differential
+/// privacy); with a planner's token, exact counts per UTC day or week, optionally by district.
 #[utoipa::path(get, path = "/api/v1/campaigns/{slug}/timeseries.csv", tag = "public",
     params(("slug" = String, Path, description = "Campaign name"), TimeseriesQuery),
     responses(
-        (status = 200, description = "CSV: `period` (first day), then `code`/`name` with `by=district`, `count` (empty when withheld), `withheld`", content_type = "text/csv", body = String),
+        (status = 200, description = "CSV: `period` (first day), then `code`/`name` with `by=district`; public: `period_end`, `estimate` (empty when withheld), `withheld`; staff: `count`", content_type = "text/csv", body = String),
         (status = 304, description = "Not modified since the ETag given in If-None-Match"),
+        (status = 403, description = "A series by district without a planner token", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
         (status = 422, description = "A parameter is invalid, named in `errors`", body = Problem),
     ))]
@@ -185,23 +173,30 @@ pub async fn timeseries_csv(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (campaign, data_version) = state.public_campaign(&slug).await?;
-    let request = query.check()?;
+    let staff = optional_staff(&state, &headers, Role::Planner).await?;
+    let request = query.check(&campaign, staff.is_some())?;
     let flavour = Csv::from_excel(query.excel());
-    let snapshot = publication_in_force(&state, &campaign, data_version).await?;
-    let key = Key {
+    let key = staff.is_none().then(|| Key {
         campaign: campaign.id,
         config_version: campaign.config_version,
-        basis: Basis::Snapshot(snapshot.unix_timestamp_nanos()),
+        basis: Basis::Data(data_version),
         request: format!("timeseries/{request:?}/{flavour:?}"),
-    };
+    });
     let body = state
         .responses
-        .get_or_build(Some(key), async {
-            let reads = state
-                .reads
-                .at(campaign.id, campaign.config_version, data_version)
-                .await;
-            let series = super::timeseries::compute(&reads, &campaign, &request, snapshot).await?;
+        .get_or_build(key, async {
+            let series = if staff.is_some() {
+                let reads = state
+                    .reads
+                    .at(campaign.id, campaign.config_version, data_version)
+                    .await;
+                figures::series::exact(&reads, &campaign, &request)
+                    .await
+                    .map_err(ExportError::from)?
+            } else {
+                let released = state.released(&campaign, data_version).await?;
+                figures::series::public(&campaign, &request, released.as_ref().as_ref())
+            };
             Ok(super::timeseries::csv(&series, flavour).map_err(anyhow::Error::from)?)
         })
         .await?;

@@ -1,14 +1,9 @@
 //! Public reads kept in memory as ready-to-send bodies: the plain bytes, the gzipped bytes and
 //! the ETag, computed once. An entry is keyed by what its figures depend on ([`Key`]): the
-//! campaign's settings version and either its data version (live district totals) or the
-//! publication snapshot in force (figures finer than a district, see
-//! [`crate::aggregates::publication`]). Both versions are known in memory
-//! ([`crate::aggregates::watch`]), so a crowd of readers (a campaign shared on social media)
+//! campaign's settings version and its data version, which every counted change and every
+//! release moves ([`crate::figures::release`]). Both versions are known in memory
+//! ([`crate::figures::watch`]), so a crowd of readers (a campaign shared on social media)
 //! costs one computation per change and, for every other reader, no database round trip.
-//!
-//! An entry lives an hour at most ([`crate::aggregates::publication::LONGEST_KEPT`]): an erased
-//! or hidden submission leaves a snapshot's figures within the hour even while no publication
-//! moves.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,11 +18,8 @@ use super::error::{ApiError, ApiResult};
 /// What an entry's figures were computed from, besides the campaign's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Basis {
-    /// The campaign's data version: live figures (district totals), which move with every
-    /// counted change.
+    /// The campaign's data version: every counted change and every release moves it.
     Data(i64),
-    /// A publication snapshot, in Unix nanoseconds.
-    Snapshot(i128),
     /// The settings alone (TileJSON).
     Settings,
 }
@@ -134,7 +126,7 @@ impl ResponseCache {
                     u32::try_from(size + key.request.len() + 128).unwrap_or(u32::MAX)
                 })
                 .max_capacity(megabytes * 1024 * 1024)
-                .time_to_live(crate::aggregates::publication::LONGEST_KEPT)
+                .time_to_live(std::time::Duration::from_secs(3600))
                 .build(),
         )
     }

@@ -214,7 +214,7 @@ mod tests {
             }
             match parse_query::<crate::exports::timeseries::TimeseriesQuery>(&uri) {
                 Err(error) => crate::testing::clear_error(error)?,
-                Ok(series) => if let Err(error) = series.check() {
+                Ok(series) => if let Err(error) = series.check(&campaign, staff) {
                     crate::testing::clear_error(error)?;
                 },
             }

@@ -56,9 +56,9 @@ pub struct Shared {
     /// Public reads (aggregates, districts, time series, TileJSON) as built for their versions.
     pub responses: cache::ResponseCache,
     /// Each campaign's settings and data versions, kept in memory and learned by notification.
-    pub versions: crate::aggregates::watch::VersionWatch,
-    /// The publications in force, as this instance last found them.
-    pub publications: crate::aggregates::publication::Publications,
+    pub versions: crate::figures::watch::VersionWatch,
+    /// Each campaign's releases (figures finer than a district), read once per data version.
+    pub released: crate::figures::release::ReleasedCache,
     /// Rate limits on submission writes, shared by every instance over the database.
     pub limits: crate::safety::limits::RateLimits,
     /// The server secret (challenges, client hashes), read from the database on first use.
@@ -84,8 +84,8 @@ impl AppState {
             ),
             tiles: crate::tiles::TileCache::new(config.tile_cache_mb),
             responses: cache::ResponseCache::new(64),
-            versions: crate::aggregates::watch::VersionWatch::start(db.clone()),
-            publications: crate::aggregates::publication::Publications::new(config.publication),
+            versions: crate::figures::watch::VersionWatch::start(db.clone()),
+            released: Default::default(),
             limits: crate::safety::limits::RateLimits::new(config.rate_limits, db.clone()),
             secret: Default::default(),
             health: Default::default(),
@@ -104,8 +104,22 @@ impl AppState {
 }
 
 impl Shared {
+    /// The releases of `campaign` at `data_version` (`None` before its first), read once per
+    /// data version from a server that holds it.
+    pub async fn released(
+        &self,
+        campaign: &crate::campaigns::Campaign,
+        data_version: i64,
+    ) -> ApiResult<Arc<Option<crate::figures::estimates::Released>>> {
+        let reads = self
+            .reads
+            .at(campaign.id, campaign.config_version, data_version)
+            .await;
+        Ok(self.released.get(&reads, campaign.id, data_version).await?)
+    }
+
     /// The public campaign `slug` and its data version, as fresh as the versions kept in
-    /// memory ([`crate::aggregates::watch`]): a cached campaign whose settings have changed
+    /// memory ([`crate::figures::watch`]): a cached campaign whose settings have changed
     /// since is read again. No database round trip when nothing changed.
     pub async fn public_campaign(
         &self,
@@ -133,9 +147,6 @@ pub struct ServerConfig {
     pub submission_writers: usize,
     /// Memory for built vector tiles, in MiB (0: no tile cache).
     pub tile_cache_mb: u64,
-    /// When figures finer than a district are published: at each campaign's interval
-    /// (always, for `civicmap serve`).
-    pub publication: crate::aggregates::publication::Schedule,
     /// Where the client's address comes from (the TCP peer, or a trusted proxy's header).
     pub client_ip: client_ip::ClientIpConfig,
     /// Rate limits on submission writes.
@@ -168,7 +179,6 @@ impl ServerConfig {
             widget_dir: widget_dir.into(),
             submission_writers: 2,
             tile_cache_mb: 256,
-            publication: Default::default(),
             client_ip: Default::default(),
             rate_limits: Default::default(),
             header_read_timeout: HEADER_READ_TIMEOUT,
@@ -200,7 +210,7 @@ fn is_write(method: &Method) -> bool {
 
 /// While the database is known to be away, readiness and every write answer 503 with
 /// Retry-After at once, instead of each waiting out the pool's timeout. Reads go on: those
-/// served from memory (tiles, publications) still answer.
+/// served from memory (tiles, releases) still answer.
 async fn fail_fast_while_database_away(
     State(state): State<AppState>,
     request: axum::extract::Request,
@@ -215,7 +225,7 @@ async fn fail_fast_while_database_away(
 
 /// After a write on a route that names no public campaign (staff: settings, districts,
 /// moderation, erasure), every campaign's versions are read again on their next use, so that
-/// this instance's next tile holds the write (see [`crate::aggregates::watch`]).
+/// this instance's next tile holds the write (see [`crate::figures::watch`]).
 async fn mark_staff_writes(
     State(state): State<AppState>,
     request: axum::extract::Request,
@@ -241,6 +251,7 @@ fn declared(widget_dir: &Path) -> (Routes, Routes) {
         .merge(crate::basemap::http::routes())
         .merge(crate::exports::http::routes())
         .merge(crate::report::http::routes())
+        .merge(crate::figures::http::routes())
         .merge(crate::auth::http::routes())
         .merge(crate::audit::http::routes())
         .merge(crate::moderation::http::routes())

@@ -333,7 +333,8 @@ pub async fn decide(
         )));
     }
     if to != from {
-        // Published (again): it enters the finer figures at the next publication.
+        // Published (again): its district total moves now; the finer figures count it at the
+        // next release if none has yet (`figures::release`: once ever).
         sqlx::query!(
             "UPDATE submissions SET status = $2, updated_at = now(),
                     published_at = CASE WHEN $2 = 'published' THEN now() ELSE published_at END
@@ -345,13 +346,17 @@ pub async fn decide(
         .await?;
         let delta = i64::from(to == Status::Published) - i64::from(from == Status::Published);
         if delta != 0 {
-            crate::aggregates::add_published(&mut tx, id, delta).await?;
+            crate::figures::add_published(&mut tx, id, delta).await?;
         }
         // Published for the first time (approved, or a rejection undone): the campaign's
         // webhooks hear of it now, as they do of a submission published on arrival. A hidden
         // one restored was announced when it first appeared.
         if to == Status::Published && matches!(from, Status::Pending | Status::Rejected) {
             crate::notify::webhooks::enqueue_published(&mut tx, id).await?;
+        }
+        // Hidden or rejected: out of every public figure, and of the webhooks not sent yet.
+        if from == Status::Published {
+            crate::notify::webhooks::forget(&mut tx, campaign.id, id).await?;
         }
     }
     let resolved = sqlx::query!(

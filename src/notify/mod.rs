@@ -266,56 +266,83 @@ struct Crossing {
 /// closing), records each announcement once, and queues its e-mails and webhooks, all in one
 /// transaction. Returns how many announcements were made.
 ///
-/// A district's count is its published count, the one the districts layer shows, and a share
-/// is announced only once that count reaches the campaign's k (`min_count`): a notice never
-/// says more than the public figures. Several shares passed at once (targets set late) make
-/// one notice, of the highest; each share is announced once ever, even if the count falls
-/// back and rises again.
+/// A district's count is its published count, exactly as the districts layer shows it
+/// ([`crate::figures::DistrictCounts::published`]: withheld below k distinct contributors, and
+/// with complementary suppression): a district whose count is withheld is never announced, so
+/// a notice never says more than the public figures, whatever probes were posted. Several
+/// shares passed at once (targets set late) make one notice, of the highest; each share is
+/// announced once ever, even if the count falls back and rises again.
 pub async fn detect(pool: &PgPool) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
-    let rows = sqlx::query!(
-        r#"WITH counts AS (
-            SELECT c.id AS campaign_id, d.code, d.name, c.min_count,
-                   (c.targets ->> d.code)::bigint AS target,
-                   COALESCE(sum(dc.published), 0)::bigint AS n
-            FROM campaigns c
-            JOIN districts d ON d.campaign_id = c.id
-            LEFT JOIN district_counts dc ON dc.campaign_id = c.id AND dc.district_id = d.id
-            WHERE c.status <> 'draft' AND c.targets ? d.code
-              AND jsonb_typeof(c.targets -> d.code) = 'number'
-            GROUP BY c.id, d.code, d.name, c.min_count, c.targets),
-         passed AS (
-            SELECT campaign_id, code, name, t::smallint AS threshold, n, target
-            FROM counts CROSS JOIN unnest($1::int2[]) AS t
-            WHERE target > 0 AND n >= min_count AND n * 100 >= target * t),
-         announced AS (
-            INSERT INTO notice_announcements (campaign_id, kind, district_code, threshold)
-            SELECT campaign_id, 'threshold', code, threshold FROM passed
-            ORDER BY campaign_id, code, threshold
-            ON CONFLICT DO NOTHING
-            RETURNING campaign_id, district_code, threshold)
-         SELECT p.campaign_id AS "campaign_id!", p.code AS "code!", p.name AS "name!",
-                p.threshold AS "threshold!", p.n AS "count!", p.target AS "target!"
-         FROM passed p JOIN announced a
-           ON a.campaign_id = p.campaign_id AND a.district_code = p.code AND a.threshold = p.threshold"#,
-        &THRESHOLDS[..],
+    let campaigns = sqlx::query!(
+        r#"SELECT id, min_count, targets AS "targets: sqlx::types::Json<BTreeMap<String, i64>>"
+         FROM campaigns WHERE status <> 'draft' AND targets <> '{}'::jsonb"#,
     )
     .fetch_all(&mut *tx)
     .await?;
+    // Every share of a target passed by a published count.
+    let mut passed: Vec<Crossing> = Vec::new();
+    for campaign in campaigns {
+        let counts = crate::figures::district_counts(&mut *tx, campaign.id).await?;
+        let published = counts.published(i64::from(campaign.min_count));
+        let names: BTreeMap<i64, (String, String)> = sqlx::query!(
+            "SELECT id, code, name FROM districts WHERE campaign_id = $1",
+            campaign.id
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, (d.code, d.name)))
+        .collect();
+        for ((id, _), shown) in counts.districts.iter().zip(&published.cells) {
+            let (Some((code, name)), Some(count)) = (names.get(id), shown.count) else {
+                continue;
+            };
+            let Some(&target) = campaign.targets.0.get(code).filter(|t| **t > 0) else {
+                continue;
+            };
+            for &threshold in &THRESHOLDS {
+                if count * 100 >= target * i64::from(threshold) {
+                    passed.push(Crossing {
+                        campaign_id: campaign.id,
+                        code: code.clone(),
+                        name: name.clone(),
+                        threshold,
+                        count,
+                        target,
+                    });
+                }
+            }
+        }
+    }
+    let announced = sqlx::query!(
+        r#"INSERT INTO notice_announcements (campaign_id, kind, district_code, threshold)
+         SELECT campaign_id, 'threshold', code, threshold
+         FROM unnest($1::int8[], $2::text[], $3::int2[]) AS p(campaign_id, code, threshold)
+         ORDER BY campaign_id, code, threshold
+         ON CONFLICT DO NOTHING
+         RETURNING campaign_id, district_code AS "code!", threshold AS "threshold!""#,
+        &passed.iter().map(|c| c.campaign_id).collect::<Vec<_>>(),
+        &passed.iter().map(|c| c.code.clone()).collect::<Vec<_>>(),
+        &passed.iter().map(|c| c.threshold).collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let rows: Vec<&Crossing> = announced
+        .iter()
+        .filter_map(|a| {
+            passed.iter().find(|c| {
+                c.campaign_id == a.campaign_id && c.code == a.code && c.threshold == a.threshold
+            })
+        })
+        .collect();
     // The highest share newly passed, per district.
     let mut highest: BTreeMap<(i64, String), Crossing> = BTreeMap::new();
-    for row in rows {
-        let threshold = row.threshold;
-        let crossing = Crossing {
-            campaign_id: row.campaign_id,
-            code: row.code.clone(),
-            name: row.name,
-            threshold,
-            count: row.count,
-            target: row.target,
-        };
+    for crossing in rows {
+        let threshold = crossing.threshold;
+        let crossing = crossing.clone();
         highest
-            .entry((row.campaign_id, row.code))
+            .entry((crossing.campaign_id, crossing.code.clone()))
             .and_modify(|c| {
                 if threshold > c.threshold {
                     *c = crossing.clone();

@@ -124,6 +124,34 @@ pub async fn enqueue_published(tx: &mut PgConnection, id: uuid::Uuid) -> sqlx::R
     Ok(())
 }
 
+/// Forgets submission `id` of campaign `campaign_id` in the outbox, in the transaction that
+/// erases it or takes it out of the public figures (hidden, rejected): its `submission.created`
+/// events not delivered yet are deleted, and those delivered (kept a day, marked sent) lose
+/// the submission's id and position. What an endpoint already received is the city's system's
+/// to delete (docs/PRIVACY.md). Returns how many events were deleted.
+pub async fn forget(tx: &mut PgConnection, campaign_id: i64, id: uuid::Uuid) -> sqlx::Result<u64> {
+    let deleted = sqlx::query!(
+        "DELETE FROM outbox WHERE sent_at IS NULL AND key = ANY (
+            SELECT 'webhook:submission.created:' || $2::uuid || ':' || w.id
+            FROM webhooks w WHERE w.campaign_id = $1)",
+        campaign_id,
+        id,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query!(
+        "UPDATE outbox SET payload = payload - 'submission' WHERE key = ANY (
+            SELECT 'webhook:submission.created:' || $2::uuid || ':' || w.id
+            FROM webhooks w WHERE w.campaign_id = $1)",
+        campaign_id,
+        id,
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(deleted)
+}
+
 /// `t=<t>,v1=<hex HMAC-SHA-256 of "<t>.<body>">` under `secret`.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key size");

@@ -35,20 +35,12 @@ pub struct ReportQuery {
 async fn report(state: &AppState, slug: &str, query: &ReportQuery) -> ApiResult<Report> {
     let campaign = crate::campaigns::get(&state.db, slug).await?;
     let (_, data_version) = state.versions.get(campaign.id).await?;
-    let publication = state
-        .publications
-        .in_force(
-            &state.db,
-            &campaign,
-            data_version,
-            time::OffsetDateTime::now_utc(),
-        )
-        .await?;
+    let released = state.released(&campaign, data_version).await?;
     let reads = state
         .reads
         .at(campaign.id, campaign.config_version, data_version)
         .await;
-    let (aggregate, series) = super::figures(&reads, &campaign, publication).await?;
+    let (aggregate, series) = super::figures(&reads, &campaign, released.as_ref().as_ref()).await?;
     Report::new(
         &campaign,
         query.lang.unwrap_or(campaign.default_lang),

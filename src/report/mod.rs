@@ -4,9 +4,9 @@
 //! ZIP with the same figures as the public exports (CSV, GeoJSON), the PDF and a README.
 //!
 //! Every figure is the public one, built by the same code as `aggregates.csv`,
-//! `aggregates.geojson` and `timeseries.csv` (k-protected, the time series at the publication
-//! in force): the report adds no figure a reader of the public map could not have, and a test
-//! reads the PDF back and compares it with those routes.
+//! `aggregates.geojson` and `timeseries.csv` (district totals k-protected; the weekly curve
+//! the releases' estimates, see [`crate::figures`]): the report adds no figure a reader of the
+//! public map could not have, and a test reads the PDF back and compares it with those routes.
 
 pub mod http;
 mod pdf;
@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use crate::campaigns::{Campaign, Lang};
 use crate::exports::format::{self, Csv};
 use crate::exports::{self, Aggregate, By, timeseries};
+use crate::figures::estimates::Released;
 
 /// One district's line.
 #[derive(Debug, Clone)]
@@ -47,13 +48,15 @@ pub struct Report {
     pub data_version: i64,
     pub k: i64,
     pub precision_m: i32,
-    pub publish_interval_minutes: i32,
+    /// The privacy-loss budget (ε) of the estimates, and whether releases are weekly.
+    pub epsilon: f64,
+    pub weekly: bool,
     pub has_targets: bool,
     pub has_households: bool,
     pub rows: Vec<Row>,
     /// The campaign's total, `None` when withheld.
     pub total: Option<i64>,
-    /// Contributions per week (first day), `None` when withheld.
+    /// Contributions per week (first day), estimates, `None` when withheld.
     pub weeks: Vec<(time::Date, Option<i64>)>,
     /// SHA-256 of `districts.csv`, as in the ZIP and as `aggregates.csv` serves it.
     pub digest: String,
@@ -75,7 +78,7 @@ pub struct Files {
 
 impl Report {
     /// The report of `campaign` from its public figures: `aggregate` (by district, as the
-    /// public reads it) and `series` (per week, at the publication in force).
+    /// public reads it) and `series` (per week, estimated by the releases).
     pub fn new(
         campaign: &Campaign,
         lang: Lang,
@@ -118,7 +121,8 @@ impl Report {
             data_version,
             k: aggregate.k,
             precision_m: campaign.privacy.public_precision_m,
-            publish_interval_minutes: campaign.privacy.publish_interval_minutes,
+            epsilon: campaign.privacy.budget,
+            weekly: campaign.privacy.release_every == crate::campaigns::ReleaseEvery::Week,
             has_targets: rows.iter().any(|r| r.target.is_some()),
             has_households: rows.iter().any(|r| r.households.is_some()),
             rows,
@@ -182,24 +186,21 @@ impl Report {
 }
 
 /// The public figures of `campaign` the report is made of: districts as the public reads them
-/// (live totals unless the campaign publishes them as a snapshot), weeks at `publication`.
+/// (live totals), weeks as estimated by its releases `released`.
 pub async fn figures(
     db: &sqlx::PgPool,
     campaign: &Campaign,
-    publication: OffsetDateTime,
+    released: Option<&Released>,
 ) -> Result<(Aggregate, timeseries::Series), exports::ExportError> {
     let request = exports::AggregateQuery::default().check(campaign, false)?;
     debug_assert_eq!(request.by, By::District);
-    let snapshot = request
-        .is_published_as_snapshot(false)
-        .then_some(publication);
-    let aggregate = exports::compute(db, campaign, &request, snapshot).await?;
+    let aggregate = crate::figures::aggregate::public(db, campaign, &request, released).await?;
     let weekly = timeseries::TimeseriesQuery {
         interval: Some("week".to_owned()),
         ..Default::default()
     }
-    .check()?;
-    let series = timeseries::compute(db, campaign, &weekly, publication).await?;
+    .check(campaign, false)?;
+    let series = crate::figures::series::public(campaign, &weekly, released);
     Ok((aggregate, series))
 }
 
@@ -248,10 +249,12 @@ impl Words {
                 per_thousand_note: "Pour 1 000 : contributions pour 1 000 foyers du quartier.",
                 total: "Total de la campagne",
                 table_title: "Contributions par quartier",
-                curve_title: "Contributions par semaine",
-                curve_note: "Barres : contributions de la semaine (grises quand le chiffre est \
-                             masqué) ; ligne : total cumulé des semaines publiées. Semaines du \
-                             lundi, en temps universel.",
+                curve_title: "Contributions par semaine (estimations)",
+                curve_note: "Barres : contributions estimées de chaque publication (grises quand \
+                             l’estimation, sous le seuil, est masquée) ; ligne : total cumulé \
+                             des estimations. Estimations publiées avec un bruit aléatoire qui \
+                             protège chaque foyer (confidentialité différentielle) ; en temps \
+                             universel.",
                 method_title: "Méthode",
                 privacy_title: "Vie privée",
                 digest: "Empreinte SHA-256 du fichier des quartiers (districts.csv) :",
@@ -273,10 +276,11 @@ impl Words {
                 per_thousand_note: "Per 1,000: contributions per 1,000 households of the district.",
                 total: "Campaign total",
                 table_title: "Contributions by district",
-                curve_title: "Contributions per week",
-                curve_note: "Bars: the week's contributions (grey when the figure is withheld); \
-                             line: running total of the published weeks. Weeks start on \
-                             Monday, in UTC.",
+                curve_title: "Contributions per week (estimates)",
+                curve_note: "Bars: each release's estimated contributions (grey when the \
+                             estimate, below the threshold, is withheld); line: running total \
+                             of the estimates. Estimates are released with random noise that \
+                             protects each household (differential privacy); in UTC.",
                 method_title: "Method",
                 privacy_title: "Privacy",
                 digest: "SHA-256 of the districts file (districts.csv):",
@@ -329,8 +333,7 @@ impl Words {
     }
 
     fn method(&self, report: &Report) -> Vec<String> {
-        let (k, interval) = (report.k, report.publish_interval_minutes);
-        let mut paragraphs = self.method_base(k, interval);
+        let mut paragraphs = self.method_base(report.k, report.weekly);
         if report.has_households {
             paragraphs.push(match self.lang {
                 Lang::Fr => "Le taux pour 1 000 foyers divise le nombre de contributions publié \
@@ -346,7 +349,13 @@ impl Words {
         paragraphs
     }
 
-    fn method_base(&self, k: i64, interval: i32) -> Vec<String> {
+    fn method_base(&self, k: i64, weekly: bool) -> Vec<String> {
+        let every = match (self.lang, weekly) {
+            (Lang::Fr, true) => "chaque semaine",
+            (Lang::Fr, false) => "chaque jour",
+            (Lang::En, true) => "every week",
+            (Lang::En, false) => "every day",
+        };
         match self.lang {
             Lang::Fr => vec![
                 "Chaque contribution est un point déposé par un habitant sur la carte de la \
@@ -355,9 +364,10 @@ impl Words {
                  la modération ne sont pas comptées."
                     .to_owned(),
                 format!(
-                    "Les totaux par quartier sont ceux que le public voit au moment du rapport. \
-                     Les chiffres par semaine sont publiés toutes les {interval} minutes, toutes \
-                     les arrivées d’un intervalle ensemble. La progression est le nombre de \
+                    "Les totaux par quartier sont exacts : ceux que le public voit au moment du \
+                     rapport. Les chiffres plus fins (par semaine, par réponse, par hexagone) \
+                     sont des estimations publiées {every} : chaque contribution y est comptée \
+                     une fois, avec un bruit aléatoire. La progression est le nombre de \
                      contributions divisé par l’objectif du quartier fixé par la ville."
                 ),
                 format!(
@@ -373,10 +383,11 @@ impl Words {
                  its point; contributions hidden or rejected by moderation are not counted."
                     .to_owned(),
                 format!(
-                    "District totals are those the public sees when the report is made. Weekly \
-                     figures are published every {interval} minutes, all arrivals of an interval \
-                     at once. Progress is the number of contributions divided by the district's \
-                     target set by the city."
+                    "District totals are exact: those the public sees when the report is made. \
+                     Finer figures (per week, per answer, per hexagon) are estimates released \
+                     {every}: each contribution is counted in them once, with random noise. \
+                     Progress is the number of contributions divided by the district's target \
+                     set by the city."
                 ),
                 format!(
                     "These figures are those of the campaign's public exports \
@@ -389,14 +400,17 @@ impl Words {
     }
 
     fn privacy(&self, report: &Report) -> Vec<String> {
-        let (k, precision) = (report.k, report.precision_m);
+        let (k, epsilon) = (report.k, report.epsilon);
         match report.lang {
             Lang::Fr => vec![
                 format!(
-                    "Ce rapport ne contient aucune position ni réponse individuelle. Un chiffre \
-                     inférieur à {k} est masqué, ainsi que tout chiffre qui permettrait de le \
-                     retrouver par différence (un total et ses parties) ; la carte publique ne \
-                     montre les points qu’arrondis à {precision} m."
+                    "Ce rapport ne contient aucune position ni réponse individuelle. Un total \
+                     de quartier de moins de {k} contributeurs est masqué, ainsi qu’un autre \
+                     qui permettrait de le retrouver par différence. Les chiffres plus fins que \
+                     le quartier sont publiés avec la confidentialité différentielle (budget \
+                     ε = {epsilon} par contribution sur toute la vie de la campagne) : quoi \
+                     qu’on sache par ailleurs, ils ne rendent aucune affirmation sur la place ou \
+                     les réponses d’un foyer plus de e^ε fois plus probable."
                 ),
                 "Les positions exactes restent dans la base de la ville, pour les seules \
                  personnes habilitées, et sont dégradées à la fin de la durée de conservation \
@@ -405,10 +419,12 @@ impl Words {
             ],
             Lang::En => vec![
                 format!(
-                    "This report holds no individual position or answer. A figure below {k} is \
-                     withheld, and so is any figure that would give it away by difference (a \
-                     total and its parts); the public map shows points only rounded to \
-                     {precision} m."
+                    "This report holds no individual position or answer. A district total of \
+                     fewer than {k} contributors is withheld, and so is another that would give \
+                     it away by difference. Figures finer than a district are released with \
+                     differential privacy (budget ε = {epsilon} per contribution over the \
+                     campaign's whole life): whatever else one knows, they make no statement \
+                     about a household's place or answers more than e^ε times more likely."
                 ),
                 "Exact positions stay in the city's database, for authorised staff only, and \
                  are coarsened when the campaign's retention period ends. Details: civicmap's \
@@ -428,8 +444,9 @@ impl Words {
                  {slug}-report.pdf        le rapport (carte, tableau, courbe, méthode, vie privée)\r\n\
                  {slug}-districts.csv     contributions par quartier (= aggregates.csv), SHA-256 {digest}\r\n\
                  {slug}-districts.geojson les mêmes, avec les limites des quartiers (= aggregates.geojson)\r\n\
-                 {slug}-weeks.csv         contributions par semaine (= timeseries.csv?interval=week)\r\n\r\n\
+                 {slug}-weeks.csv         contributions par semaine, estimations (= timeseries.csv?interval=week)\r\n\r\n\
                  Un chiffre vide (colonne withheld = true) est masqué pour protéger les habitants.\r\n\
+                 Les estimations (colonnes estimate) portent un bruit aléatoire qui protège chaque foyer.\r\n\
                  CSV en UTF-8, séparateur virgule, point décimal (RFC 4180).\r\n",
                 title = report.title,
                 subtitle = self.subtitle,
@@ -440,8 +457,9 @@ impl Words {
                  {slug}-report.pdf        the report (map, table, curve, method, privacy)\r\n\
                  {slug}-districts.csv     contributions by district (= aggregates.csv), SHA-256 {digest}\r\n\
                  {slug}-districts.geojson the same, with the district boundaries (= aggregates.geojson)\r\n\
-                 {slug}-weeks.csv         contributions per week (= timeseries.csv?interval=week)\r\n\r\n\
+                 {slug}-weeks.csv         contributions per week, estimates (= timeseries.csv?interval=week)\r\n\r\n\
                  An empty figure (column withheld = true) is withheld to protect residents.\r\n\
+                 Estimates (columns estimate) carry random noise that protects each household.\r\n\
                  CSV in UTF-8, comma-separated, decimal point (RFC 4180).\r\n",
                 title = report.title,
                 subtitle = self.subtitle,

@@ -227,7 +227,7 @@ pub async fn resolve_campaign(
             parts.extensions.insert(ResolvedCampaign(campaign));
             let response = next.run(Request::from_parts(parts, body)).await;
             // Committed (a write answers after its commit): this instance's next tile and
-            // figures of the campaign read its versions again (`aggregates::watch`).
+            // figures of the campaign read its versions again (`figures::watch`).
             state.versions.touched(id);
             response
         }

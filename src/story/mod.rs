@@ -5,7 +5,7 @@
 //!
 //! Every write bumps the campaign's `config_version` in its transaction: the public story is
 //! cached by that version ([`crate::http::cache`]), and other instances learn of it through the
-//! version notifications ([`crate::aggregates::watch`]). Every write is audited.
+//! version notifications ([`crate::figures::watch`]). Every write is audited.
 //!
 //! `save` is the one place where an entry is stored, and where it becomes public: the place
 //! where the notice to the campaign's followers is queued (`notify::enqueue_update`).

@@ -458,7 +458,7 @@ pub async fn store_batch_on(
             WHERE status = ",
         crate::status!(Published),
         "), ",
-        crate::aggregates::counting::count!("to_count", "$14"),
+        crate::figures::counting::count!("to_count", "$14"),
         "
          SELECT fresh, inside, id IN (SELECT id FROM created) AS created, code, name
          FROM placed ORDER BY ord"
@@ -539,7 +539,7 @@ pub async fn store_one_checked(pool: &PgPool, pending: Pending) -> Result<Stored
     let result = store_batch_on(
         &mut tx,
         std::slice::from_ref(&pending),
-        crate::aggregates::random_shard(),
+        crate::figures::random_shard(),
     )
     .await?
     .pop()
@@ -597,8 +597,10 @@ pub async fn erase(pool: &PgPool, campaign: &Campaign, id: Uuid, token: &str) ->
         .execute(&mut *tx)
         .await?;
     if status == "published" {
-        crate::aggregates::add_published(&mut tx, id, -1).await?;
+        crate::figures::add_published(&mut tx, id, -1).await?;
     }
+    // Its webhook events not sent yet go with it; those sent lose its position.
+    crate::notify::webhooks::forget(&mut tx, campaign.id, id).await?;
     sqlx::query!("DELETE FROM submissions WHERE id = $1", id)
         .execute(&mut *tx)
         .await?;
@@ -804,7 +806,7 @@ pub async fn correct(
         return Err(Invalid::field("geometry", "is outside the campaign's area").into());
     }
     if published {
-        crate::aggregates::add_published(&mut tx, id, -1).await?;
+        crate::figures::add_published(&mut tx, id, -1).await?;
     }
     sqlx::query!(
         "UPDATE submissions SET geom = ST_SetSRID(ST_MakePoint($2, $3), 4326), answers = $4,
@@ -822,7 +824,7 @@ pub async fn correct(
     .execute(&mut *tx)
     .await?;
     if status == Status::Published {
-        crate::aggregates::add_published(&mut tx, id, 1).await?;
+        crate::figures::add_published(&mut tx, id, 1).await?;
     }
     let row: OwnRow = select_own!("", id, campaign.id).fetch_one(&mut *tx).await?;
     tx.commit().await?;

@@ -118,9 +118,9 @@ where
     let receiver = Arc::new(Mutex::new(receiver));
     // Each worker of this instance writes its own counter shard, so that two batches in
     // flight never queue on the same counter row; other instances start elsewhere.
-    let first_shard = crate::aggregates::random_shard();
+    let first_shard = crate::figures::random_shard();
     for worker in 0..workers.max(1) {
-        let shard = (first_shard + worker as i16) % crate::aggregates::SHARDS;
+        let shard = (first_shard + worker as i16) % crate::figures::SHARDS;
         tokio::spawn(supervise(receiver.clone(), store.clone(), shard));
     }
 }

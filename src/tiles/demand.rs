@@ -1,18 +1,15 @@
-//! The counts of the `demand` layer: the H3 hexagons the public downloads, drawn on the map.
+//! The estimates of the `demand` layer: the map's H3 hexagons, drawn on the map.
 //!
-//! The map and the H3 aggregates (`aggregates.{geojson,csv}?by=h3:{6..10}`) are one family of
-//! figures: the layer shows, at each zoom, the published cells of one resolution, with the
-//! counts the downloads give for them ([`crate::exports::published_hexagons`]). Two families
-//! of places that do not nest (squares and hexagons) could be compared with each other, a
-//! hexagon less the squares inside it leaving a few households on its rim; one family,
-//! protected once, leaves nothing to compare. The cells are read once per campaign publication
-//! and shared by every tile.
+//! The map and the H3 aggregates (`aggregates.{geojson,csv}?by=h3:{6..}`) are one family of
+//! figures: the layer shows, at each zoom, the hexagons of one resolution with the estimates
+//! the downloads give for them ([`crate::figures::estimates::hexagons`], released with
+//! differential privacy), never finer than the campaign's map resolution. They are computed
+//! once per release and shared by every tile.
 
 use h3o::{CellIndex, LatLng, Resolution};
-use sqlx::PgPool;
 
-use super::TileError;
 use crate::campaigns::Campaign;
+use crate::figures::estimates::{self, Released};
 
 use super::{HALF_WORLD, MAX_CELLS_PER_SIDE, TileCoord};
 
@@ -25,11 +22,14 @@ const RESOLUTIONS: [Resolution; 5] = [
     Resolution::Ten,
 ];
 
-/// The published hexagons of a campaign's publication, by resolution: centre in Web Mercator
-/// metres and count.
+/// The published hexagons of a campaign's releases, by resolution: centre in Web Mercator
+/// metres and estimate; and the finest resolution drawn.
 #[derive(Debug, Default)]
 pub struct Hexagons {
     by_resolution: [Vec<(f64, f64, i64)>; 5],
+    /// The campaign's map resolution, and its public precision in metres.
+    finest: Option<Resolution>,
+    precision_m: f64,
 }
 
 impl Hexagons {
@@ -46,20 +46,33 @@ impl Hexagons {
         hexagons
     }
 
-    /// The published hexagons of `campaign` at publication `snapshot`.
-    pub async fn load(
-        db: &PgPool,
-        campaign: &Campaign,
-        snapshot: time::OffsetDateTime,
-    ) -> Result<Self, TileError> {
-        let cells = crate::exports::published_hexagons(db, campaign, Some(snapshot)).await?;
-        Ok(Self::new(&cells))
+    /// The hexagons of `campaign`'s releases (`None` before the first: none), at every
+    /// resolution from 6 to its map's.
+    pub fn of(released: Option<&Released>, campaign: &Campaign) -> Self {
+        let finest = campaign.privacy.map_resolution;
+        let k = i64::from(campaign.privacy.min_count);
+        let cells: Vec<(CellIndex, i64)> = released
+            .map(|released| {
+                RESOLUTIONS
+                    .iter()
+                    .filter(|r| u8::from(**r) <= finest)
+                    .flat_map(|&r| estimates::hexagons(released, finest, r, k))
+                    .map(|h| (h.cell, h.count))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut hexagons = Self::new(&cells);
+        hexagons.finest = Resolution::try_from(finest).ok();
+        hexagons.precision_m = f64::from(campaign.privacy.public_precision_m);
+        hexagons
     }
 
     /// The hexagons drawn on `tile` (centres within the tile and `margin` metres around it):
     /// those of [`resolution_for`]'s resolution, none when the tile is too coarse for any.
-    pub fn on(&self, tile: TileCoord, precision_m: f64, margin: f64) -> Vec<(f64, f64, i64)> {
-        let Some(resolution) = resolution_for(tile, precision_m) else {
+    pub fn on(&self, tile: TileCoord, margin: f64) -> Vec<(f64, f64, i64)> {
+        let Some(resolution) =
+            resolution_for(tile, self.precision_m).map(|r| self.finest.map_or(r, |f| r.min(f)))
+        else {
             return Vec::new();
         };
         let slot = RESOLUTIONS
@@ -153,20 +166,23 @@ mod tests {
     #[test]
     fn hexagons_are_drawn_at_their_centres_on_the_tiles_that_hold_them() {
         let cell = LatLng::new(48.9, 2.2).unwrap().to_cell(Resolution::Ten);
-        let hexagons = Hexagons::new(&[(cell, 7), (cell.parent(Resolution::Six).unwrap(), 7)]);
+        let mut hexagons = Hexagons::new(&[(cell, 7), (cell.parent(Resolution::Six).unwrap(), 7)]);
+        hexagons.precision_m = 50.0;
         let tile = tile_at(16, 2.2, 48.9);
-        let drawn = hexagons.on(tile, 50.0, 0.0);
+        let drawn = hexagons.on(tile, 0.0);
         assert_eq!(drawn.len(), 1);
         assert_eq!(drawn[0].2, 7);
         let centre = mercator(LatLng::from(cell));
         assert_eq!((drawn[0].0, drawn[0].1), centre);
         let elsewhere = tile_at(16, 2.3, 48.9);
-        assert!(hexagons.on(elsewhere, 50.0, 0.0).is_empty());
+        assert!(hexagons.on(elsewhere, 0.0).is_empty());
         let coarse = tile_at(7, 2.2, 48.9);
-        assert_eq!(
-            hexagons.on(coarse, 50.0, 0.0).len(),
-            1,
-            "resolution 6 at z7"
+        assert_eq!(hexagons.on(coarse, 0.0).len(), 1, "resolution 6 at z7");
+        // A campaign whose map is at resolution 8 draws no finer, even at z16.
+        hexagons.finest = Some(Resolution::Eight);
+        assert!(
+            hexagons.on(tile, 0.0).is_empty(),
+            "no resolution-8 cell given"
         );
     }
 }

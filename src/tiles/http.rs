@@ -91,25 +91,12 @@ pub async fn tile(
 ) -> ApiResult<Response> {
     let coord = tile_address(format_args!("/tiles/{slug}"), &z, &x, &y)?;
     // Versions kept in memory, fresh after a write here and within milliseconds of one
-    // elsewhere (`aggregates::watch`).
+    // elsewhere (`figures::watch`).
     let (campaign, data_version) = state.public_campaign(&slug).await?;
+    let released = state.released(&campaign, data_version).await?;
     let tile = state
         .tiles
-        .get(
-            &state.reads,
-            &campaign,
-            data_version,
-            state
-                .publications
-                .in_force(
-                    &state.db,
-                    &campaign,
-                    data_version,
-                    time::OffsetDateTime::now_utc(),
-                )
-                .await?,
-            coord,
-        )
+        .get(&state.reads, &campaign, data_version, &released, coord)
         .await?;
 
     // How long it may be kept: `Caching::Tiles`. Revalidated with the ETag, a cheap 304 while

@@ -1,12 +1,12 @@
-//! Vector tiles of a campaign: its districts with their published counts, and the demand as
-//! the published H3 hexagons. Small at any scale, fresh after every write, private by
-//! construction.
+//! Vector tiles of a campaign: its districts with their published counts (live), and the
+//! demand as the map's released hexagons (estimates). Small at any scale, fresh after every
+//! write, private by construction.
 //!
-//! Nothing in a tile comes from a submission row: the `demand` layer draws the H3 cells of the
-//! campaign's current publication, the very figures of its H3 downloads ([`demand`]), at a
-//! resolution per zoom such that a tile never holds more than [`MAX_CELLS_PER_SIDE`]²
-//! features, whatever the number of submissions. Exact positions, answers, ids, tokens and
-//! counts below k cannot reach a tile.
+//! Nothing in a tile comes from a submission row: the `demand` layer draws the hexagons of the
+//! campaign's releases, the very estimates of its H3 downloads ([`demand`]), at a resolution per
+//! zoom such that a tile never holds more than [`MAX_CELLS_PER_SIDE`]² features, whatever the
+//! number of submissions. Exact positions, answers, ids, tokens and counts below k cannot reach
+//! a tile.
 
 pub mod demand;
 pub mod http;
@@ -16,9 +16,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sqlx::PgPool;
 
-use crate::aggregates::{self, PublishedCount};
 use crate::campaigns::Campaign;
 use crate::exports::ExportError;
+use crate::figures::{self, PublishedCount};
 
 /// Why a tile could not be built: the database is away (a retry will do), or something
 /// failed that should not have.
@@ -143,15 +143,14 @@ pub struct Tile {
     pub etag_gzip: String,
 }
 
-/// Key of the tile cache: a tile of a campaign at given settings and data versions and
-/// publication snapshot. A write changes the data version (the districts layer is live), and
-/// the demand layer changes with the snapshot only.
+/// Key of the tile cache: a tile of a campaign at given settings and data versions. A write
+/// changes the data version (the districts layer is live), and so does a release (the demand
+/// layer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct TileKey {
     campaign: i64,
     config_version: i64,
     data_version: i64,
-    snapshot: i128,
     tile: TileCoord,
 }
 
@@ -159,9 +158,8 @@ struct TileKey {
 #[derive(Clone)]
 pub struct TileCache {
     tiles: moka::future::Cache<TileKey, Arc<Tile>>,
-    /// The published hexagons of each campaign at its settings version and publication
-    /// snapshot.
-    hexagons: moka::future::Cache<(i64, i64, i128), Arc<demand::Hexagons>>,
+    /// The published hexagons of each campaign at its settings version and latest release.
+    hexagons: moka::future::Cache<(i64, i64, i64), Arc<demand::Hexagons>>,
 }
 
 impl TileCache {
@@ -177,30 +175,28 @@ impl TileCache {
             .max_capacity(megabytes * 1024 * 1024)
             .build();
         // Kept even without a tile cache: the published hexagons are state of the campaign's
-        // publication, not of a tile.
+        // release, not of a tile.
         let hexagons = moka::future::Cache::builder()
             .max_capacity(64)
             .time_to_idle(std::time::Duration::from_secs(600))
-            .time_to_live(crate::aggregates::publication::LONGEST_KEPT)
             .build();
         Self { tiles, hexagons }
     }
 
-    /// The tile at `tile` for `campaign` at `data_version` (districts) and publication
-    /// `snapshot` (demand), built once and shared by concurrent requests.
+    /// The tile at `tile` for `campaign` at `data_version` (districts) with its releases
+    /// `released` (demand), built once and shared by concurrent requests.
     pub async fn get(
         &self,
         reads: &crate::database::replicas::Replicas,
         campaign: &Arc<Campaign>,
         data_version: i64,
-        snapshot: time::OffsetDateTime,
+        released: &Arc<Option<crate::figures::estimates::Released>>,
         tile: TileCoord,
     ) -> Result<Arc<Tile>> {
         let key = TileKey {
             campaign: campaign.id,
             config_version: campaign.config_version,
             data_version,
-            snapshot: snapshot.unix_timestamp_nanos(),
             tile,
         };
         metrics::counter!("civicmap_tile_requests_total").increment(1);
@@ -211,22 +207,13 @@ impl TileCache {
                 let db = &reads
                     .at(campaign.id, campaign.config_version, data_version)
                     .await;
+                let release = released.as_ref().as_ref().map_or(0, |r| r.id);
                 let hexagons = self
                     .hexagons
-                    .try_get_with(
-                        (
-                            campaign.id,
-                            campaign.config_version,
-                            snapshot.unix_timestamp_nanos(),
-                        ),
-                        async {
-                            Ok::<_, TileError>(Arc::new(
-                                demand::Hexagons::load(db, campaign, snapshot).await?,
-                            ))
-                        },
-                    )
-                    .await
-                    .map_err(|e| e.as_ref().shared())?;
+                    .get_with((campaign.id, campaign.config_version, release), async {
+                        Arc::new(demand::Hexagons::of(released.as_ref().as_ref(), campaign))
+                    })
+                    .await;
                 let raw = build_with(db, campaign, tile, &hexagons).await?;
                 let gzip = gzip(&raw)?;
                 let etag = {
@@ -260,12 +247,17 @@ pub fn gzip(raw: &[u8]) -> Result<Bytes> {
 
 /// Builds the MVT of `tile`: layer `districts` (outlines simplified to the pixel, code, name,
 /// published count or withheld flag, share of the total, target and progress toward it) and
-/// layer `demand` (one point per published H3 cell of the zoom's resolution, at its centre,
-/// with its count). The demand layer holds every published submission (for benchmarks and
-/// tools; the server's tiles use the publication snapshot).
+/// layer `demand` (one point per hexagon of the map at the zoom's resolution, at its centre,
+/// with its estimate, from the campaign's releases).
 pub async fn build(db: &PgPool, campaign: &Campaign, tile: TileCoord) -> Result<Bytes> {
-    let cells = crate::exports::published_hexagons(db, campaign, None).await?;
-    build_with(db, campaign, tile, &demand::Hexagons::new(&cells)).await
+    let released = crate::figures::release::read(db, campaign.id).await?;
+    build_with(
+        db,
+        campaign,
+        tile,
+        &demand::Hexagons::of(released.as_ref(), campaign),
+    )
+    .await
 }
 
 /// [`build`] with the campaign's published hexagons already read.
@@ -275,7 +267,7 @@ pub async fn build_with(
     tile: TileCoord,
     hexagons: &demand::Hexagons,
 ) -> Result<Bytes> {
-    let counts = aggregates::district_counts(db, campaign.id).await?;
+    let counts = figures::district_counts(db, campaign.id).await?;
     let published = counts.published(i64::from(campaign.privacy.min_count));
     let total = published.total.count;
     let ids: Vec<i64> = counts.districts.iter().map(|(id, _)| *id).collect();
@@ -291,7 +283,7 @@ pub async fn build_with(
         .collect();
     let pixel = tile.size() / f64::from(EXTENT);
     let margin = pixel * f64::from(BUFFER);
-    let cells = hexagons.on(tile, f64::from(campaign.privacy.public_precision_m), margin);
+    let cells = hexagons.on(tile, margin);
     let mvt: Option<Vec<u8>> = sqlx::query_scalar!(
         "WITH env AS (SELECT ST_TileEnvelope($2, $3, $4) AS e),
          counts AS (

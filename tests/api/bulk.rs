@@ -154,43 +154,59 @@ async fn a_good_import_stores_and_counts_everything_and_the_cli_export_matches_t
         .unwrap();
     assert_eq!(audit, 1);
 
-    // The time series follows the forms' dates.
-    let series = app
-        .get("/api/v1/campaigns/legacy/timeseries.csv?interval=day")
-        .await
-        .text()
-        .await
-        .unwrap();
-    let rows: Vec<&str> = series.lines().collect();
-    assert_eq!(rows[0], "period,count,withheld");
-    assert!(
-        rows.contains(&"2026-01-05,3,false") && rows.contains(&"2026-01-06,2,false"),
-        "{series}"
-    );
-    assert!(
-        rows.contains(&"2026-01-07,,true"),
-        "quiet days are rows too (withheld zeros): {series}"
-    );
-    let weekly = app
-        .get("/api/v1/campaigns/legacy/timeseries.csv?interval=week&by=district")
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        weekly.lines().any(|l| l == "2026-01-05,west,West,3,false"),
-        "{weekly}"
-    );
-    assert!(
-        weekly.lines().any(|l| l == "2026-01-12,east,East,1,false"),
-        "{weekly}"
-    );
-
-    // A time window needs a planner token, and then counts only that window.
+    // The time series follows the forms' dates: a planner's, exact, per day of arrival.
     let planner =
         civicmap::auth::create_token(&app.db, "planner", civicmap::auth::Role::Planner, None)
             .await
             .unwrap();
+    let as_planner = |path: &'static str| {
+        let (client, url, planner) = (app.client.clone(), app.url(path), planner.clone());
+        async move {
+            client
+                .get(url)
+                .bearer_auth(planner)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let series = as_planner("/api/v1/campaigns/legacy/timeseries.csv?interval=day").await;
+    let rows: Vec<&str> = series.lines().collect();
+    assert_eq!(rows[0], "period,count");
+    assert!(
+        rows.contains(&"2026-01-05,3") && rows.contains(&"2026-01-06,2"),
+        "{series}"
+    );
+    assert!(
+        rows.contains(&"2026-01-07,0"),
+        "quiet days are rows too: {series}"
+    );
+    let weekly =
+        as_planner("/api/v1/campaigns/legacy/timeseries.csv?interval=week&by=district").await;
+    assert!(
+        weekly.lines().any(|l| l == "2026-01-05,west,West,3"),
+        "{weekly}"
+    );
+    assert!(
+        weekly.lines().any(|l| l == "2026-01-12,east,East,1"),
+        "{weekly}"
+    );
+    // The public's: one estimate per release, none before the first.
+    let public = app
+        .get("/api/v1/campaigns/legacy/timeseries.csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        public.lines().collect::<Vec<_>>(),
+        ["period,period_end,estimate,withheld"]
+    );
+
+    // A time window needs a planner token, and then counts only that window.
     let window = app
         .client
         .get(app.url("/api/v1/campaigns/legacy/aggregates.geojson?from=2026-01-06&to=2026-01-07"))
@@ -226,11 +242,16 @@ async fn a_good_import_stores_and_counts_everything_and_the_cli_export_matches_t
         } else {
             "geojson"
         };
+        // The command line is staff: the same exact figures as a planner's token gets.
         let api = app
-            .get(&format!(
+            .client
+            .get(app.url(&format!(
                 "/api/v1/campaigns/legacy/aggregates.{ext}?{query}"
-            ))
+            )))
+            .bearer_auth(&planner)
+            .send()
             .await
+            .unwrap()
             .bytes()
             .await
             .unwrap();

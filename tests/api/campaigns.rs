@@ -19,7 +19,7 @@ async fn a_campaign_goes_from_draft_to_open_to_closed() {
     assert_eq!(created["status"], "draft");
     assert_eq!(
         created["privacy"],
-        json!({"public_precision_m": 50, "min_count": 5, "publish_interval_minutes": 5})
+        json!({"public_precision_m": 50, "min_count": 5, "budget": 2.0, "release_every": "week", "map_resolution": 8})
     );
     assert_eq!(created["moderation"], "post");
 

@@ -205,3 +205,56 @@ fn a_proxy_header_without_the_proxies_it_comes_from_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--trusted-proxies"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_figures_are_released_from_the_command_line_and_audited() {
+    let (pool, options) = fresh_database().await;
+    let url = url_of(&options);
+    let app = TestApp::spawn_on(pool).await;
+    app.open_campaign("released", crate::helpers::exact()).await;
+    for i in 0..3 {
+        app.contribute(
+            "released",
+            2.05 + f64::from(i) * 1e-3,
+            48.05,
+            crate::helpers::answers(),
+        )
+        .await;
+    }
+    let out = civicmap(&url, &["release", "released"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("counted 3 contributions"), "{text}");
+    // Counted once: a second release counts nobody.
+    let again = civicmap(&url, &["release", "released"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("counted 0 contributions"));
+    let entries: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, action FROM audit_log WHERE action = 'figures.release' ORDER BY id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(
+        entries.iter().all(|(actor, _)| actor == "command line"),
+        "{entries:?}"
+    );
+    // Nothing due yet (the week has not ended): the whole-campaign form makes none.
+    let due = civicmap(&url, &["release"]);
+    assert!(String::from_utf8_lossy(&due.stdout).contains("0 releases made"));
+    // A draft releases nothing.
+    let draft = app
+        .admin_post(
+            "/api/v1/admin/campaigns",
+            &json!({"slug": "draft", "title": {"fr": "b", "en": "d"}}),
+        )
+        .await;
+    assert_eq!(draft.status(), StatusCode::CREATED);
+    let refused = civicmap(&url, &["release", "draft"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("draft"));
+}

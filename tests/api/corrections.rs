@@ -23,8 +23,8 @@ async fn data_version(app: &TestApp) -> i64 {
 
 async fn cells(app: &TestApp) -> Vec<(i64, i64, i64)> {
     sqlx::query_as(
-        "SELECT cell, COALESCE(district_id, 0), published FROM h3_counts
-         WHERE published <> 0 ORDER BY 1, 2",
+        "SELECT h3, COALESCE(district_id, 0), count(*) FROM submissions
+         WHERE status = 'published' GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .fetch_all(&app.db)
     .await
@@ -314,9 +314,7 @@ async fn a_correction_racing_a_district_import_never_keeps_a_deleted_district() 
     // An import in progress, as `districts::import` does it: the writers' lock, then the
     // districts replaced under new ids and the campaign's settings version moved.
     let mut import = app.db.begin().await.unwrap();
-    civicmap::aggregates::lock_writes(&mut import)
-        .await
-        .unwrap();
+    civicmap::figures::lock_writes(&mut import).await.unwrap();
     for statement in [
         "UPDATE districts SET position = position + 1000, code = code || '-old'
          WHERE campaign_id = (SELECT id FROM campaigns WHERE slug = 'race')",

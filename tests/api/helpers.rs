@@ -258,6 +258,20 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// Releases campaign `slug`'s figures finer than a district now (as an admin would):
+    /// the map's hexagons, splits, sums and time series count what was published until now.
+    /// Returns the release (`id`, `counted`, `epsilon`).
+    pub async fn release(&self, slug: &str) -> Value {
+        let response = self
+            .admin_post(
+                &format!("/api/v1/admin/campaigns/{slug}/releases"),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "releasing {slug}");
+        response.json().await.unwrap()
+    }
+
     pub async fn admin_post(&self, path: &str, body: &Value) -> Response {
         self.admin(reqwest::Method::POST, path, body).await
     }
@@ -410,9 +424,6 @@ pub fn test_config() -> ServerConfig {
     let mut config = ServerConfig::new("widget");
     config.client_ip.trusted_header = Some("x-forwarded-for".parse().unwrap());
     config.client_ip.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
-    // Finer figures as live as district totals, for every test but those of the publication
-    // itself (tests/api/publication.rs), which use the campaign's schedule.
-    config.publication = civicmap::aggregates::publication::Schedule::Live;
     config.rate_limits = civicmap::safety::limits::RateLimitConfig {
         per_ip_per_minute: 0,
         per_ip_burst: 0,

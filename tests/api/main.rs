@@ -29,7 +29,7 @@ mod notify;
 mod outage;
 mod padding;
 mod privacy;
-mod publication;
+mod releases;
 mod replicas;
 mod report;
 mod retention;

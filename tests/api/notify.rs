@@ -1614,3 +1614,169 @@ async fn https_webhooks_are_sent_over_tls_to_a_trusted_endpoint_and_never_to_an_
         }
     }
 }
+
+/// The announcements `detect` recorded for campaign `slug`: (district, share).
+async fn announced(app: &TestApp, slug: &str) -> Vec<(String, i16)> {
+    sqlx::query_as(
+        "SELECT a.district_code, a.threshold FROM notice_announcements a
+         JOIN campaigns c ON c.id = a.campaign_id
+         WHERE c.slug = $1 AND a.kind = 'threshold' ORDER BY 1, 2",
+    )
+    .bind(slug)
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn notices_fire_from_published_totals_so_probes_reveal_no_withheld_count() {
+    let app = TestApp::spawn().await;
+    // k = 5; east's target is 5, so its shares are 2, 3, 4 and 5 contributions.
+    app.open_campaign(
+        "probed",
+        json!({"privacy": {"public_precision_m": 50, "min_count": 5},
+               "targets": {"east": 5, "middle": 20}}),
+    )
+    .await;
+    for i in 0..12 {
+        app.contribute("probed", 2.02 + f64::from(i) * 1e-3, 48.05, answers())
+            .await;
+    }
+    // The victim, alone in the east; then the attacker's four probes there, from one address:
+    // five contributions (raw), two contributors: the published total is withheld.
+    app.contribute("probed", 2.25, 48.05, answers()).await;
+    for _ in 0..4 {
+        let response = app
+            .submit_from("203.0.113.9", "probed", 2.26, 48.05, answers())
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    assert_eq!(app.counts("probed").await["east"], None);
+    civicmap::notify::detect(&app.db).await.unwrap();
+    assert!(
+        announced(&app, "probed").await.is_empty(),
+        "a notice said what the districts layer withholds: {:?}",
+        announced(&app, "probed").await
+    );
+    // Middle holds 6 contributions of 6 contributors (past k), but is withheld with east
+    // (complementary suppression: the total less the others would give east away)...
+    for i in 0..6 {
+        app.contribute("probed", 2.12 + f64::from(i) * 1e-3, 48.05, answers())
+            .await;
+    }
+    let counts = app.counts("probed").await;
+    assert_eq!(
+        (counts["east"], counts["middle"]),
+        (None, None),
+        "{counts:?}"
+    );
+    civicmap::notify::detect(&app.db).await.unwrap();
+    assert!(announced(&app, "probed").await.is_empty());
+    // ...until east has k contributors: both published, both announced at their shares.
+    for _ in 0..3 {
+        app.contribute("probed", 2.27, 48.05, answers()).await;
+    }
+    let counts = app.counts("probed").await;
+    assert_eq!(
+        (counts["east"], counts["middle"]),
+        (Some(8), Some(6)),
+        "{counts:?}"
+    );
+    civicmap::notify::detect(&app.db).await.unwrap();
+    assert_eq!(
+        announced(&app, "probed").await,
+        [
+            ("east".to_owned(), 25),
+            ("east".to_owned(), 50),
+            ("east".to_owned(), 75),
+            ("east".to_owned(), 100),
+            ("middle".to_owned(), 25)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn erasing_or_hiding_a_submission_leaves_no_undelivered_event_with_its_position() {
+    let app = TestApp::spawn().await;
+    app.open_campaign("forget", exact()).await;
+    // An internal endpoint (exact positions), never reached: no workers run here, so every
+    // event waits in the outbox.
+    let created = app
+        .admin_post(
+            "/api/v1/admin/campaigns/forget/webhooks",
+            &json!({"url": "http://127.0.0.1:9/hook", "events": ["submission.created"],
+                    "internal": true}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let receipts: Vec<civicmap::submissions::Receipt> = futures::future::join_all(
+        (0..3).map(|i| app.contribute("forget", 2.05 + f64::from(i) * 1e-3, 48.05, answers())),
+    )
+    .await;
+    let events_of = |id: uuid::Uuid| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_as::<_, (Value, Option<time::OffsetDateTime>)>(
+                "SELECT payload, sent_at FROM outbox WHERE key LIKE '%' || $1 || '%'",
+            )
+            .bind(id.to_string())
+            .fetch_all(&db)
+            .await
+            .unwrap()
+        }
+    };
+    for r in &receipts {
+        let events = events_of(r.id).await;
+        assert_eq!(events.len(), 1);
+        assert!(events[0].0["submission"]["lon"].is_number(), "{events:?}");
+    }
+    // The third was delivered already (the row stays a day, marked sent).
+    sqlx::query("UPDATE outbox SET sent_at = now() WHERE key LIKE '%' || $1 || '%'")
+        .bind(receipts[2].id.to_string())
+        .execute(&app.db)
+        .await
+        .unwrap();
+    // Erased by its submitter; hidden by a moderator; erased after delivery.
+    for r in [&receipts[0], &receipts[2]] {
+        let response = app
+            .client
+            .delete(app.url(&format!("/api/v1/campaigns/forget/submissions/{}", r.id)))
+            .header("X-Edit-Token", &r.edit_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+    let hidden = app
+        .admin_post(
+            &format!(
+                "/api/v1/moderation/campaigns/forget/submissions/{}/decision",
+                receipts[1].id
+            ),
+            &json!({"action": "hide", "reason": "spam"}),
+        )
+        .await;
+    assert_eq!(hidden.status(), StatusCode::OK);
+    assert!(
+        events_of(receipts[0].id).await.is_empty(),
+        "the erased one's event is gone"
+    );
+    assert!(
+        events_of(receipts[1].id).await.is_empty(),
+        "the hidden one's event is gone"
+    );
+    let delivered = events_of(receipts[2].id).await;
+    assert_eq!(delivered.len(), 1);
+    assert!(delivered[0].1.is_some());
+    assert!(
+        delivered[0].0.get("submission").is_none(),
+        "the delivered event kept its position: {delivered:?}"
+    );
+    // Nothing anywhere in the outbox holds the positions any more.
+    let positions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE payload ? 'submission'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(positions, 0);
+}

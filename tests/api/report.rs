@@ -113,7 +113,7 @@ async fn the_reports_figures_are_the_apis_and_its_zip_holds_the_public_exports()
             .fetch_one(&app.db)
             .await
             .unwrap();
-        let (_, version) = civicmap::aggregates::versions(&app.db, id).await.unwrap();
+        let (_, version) = civicmap::figures::versions(&app.db, id).await.unwrap();
 
         // The PDF, in English.
         let pdf = get_as(

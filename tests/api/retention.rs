@@ -37,8 +37,9 @@ async fn stored(app: &TestApp, slug: &str) -> Vec<Stored> {
 
 async fn cells(app: &TestApp, slug: &str) -> Vec<(i64, i64, i64)> {
     sqlx::query_as(
-        "SELECT cell, COALESCE(district_id, 0), published FROM h3_counts
-         WHERE campaign_id = (SELECT id FROM campaigns WHERE slug = $1) ORDER BY 1, 2",
+        "SELECT h3, COALESCE(district_id, 0), count(*) FROM submissions
+         WHERE campaign_id = (SELECT id FROM campaigns WHERE slug = $1) AND status = 'published'
+         GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind(slug)
     .fetch_all(&app.db)

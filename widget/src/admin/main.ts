@@ -2,87 +2,23 @@
 // signed in and shows only what that role may do; the server enforces it again on every call
 // (src/http/routes.rs). Hash routes: #/campaigns, #/campaign/new, #/campaign/{slug},
 // #/moderation/{slug}, #/downloads/{slug}, #/dashboard/{slug}, #/tokens, #/audit. Maps: maps.ts.
-import { ApiError, Me, call, signIn, signOut, whenSignedOut, whoAmI } from './api';
+import { Me, call, signIn, signOut, whenSignedOut, whoAmI } from './api';
 import { Key, Lang, lang, setLang, t } from './i18n';
 import { type Basemap, NoWebGL, addPolygons, boundsOf, consoleMap, removeMaps } from './maps';
+import { type Campaign, type Field } from './model';
+import { type PrivacyPanel, budgetOf, privacyPanel } from './privacy';
+import { field, fmtDate, h, input, loc, problemText, scroller, select, status } from './ui';
+import {
+  DEFAULT_BUDGET, DEFAULT_MAP_RESOLUTION, H3_RESOLUTIONS, MAX_BUDGET, MIN_BUDGET, type Provenance, type SeriesRow,
+  breakdownColumn, formatArea, formatLength, isEstimated, likelihoodFactor, numberMayBePublic, parseSeries, sumSensitivity,
+} from '../lib/figures';
 import { interiorPoint } from '../lib/geo';
 import { computeBreaks, colorFor, WITHHELD_COLOR } from '../lib/choropleth';
 import { PROGRESS_CLASSES as PROGRESS, progressClass } from '../lib/staffmap';
 import type { DistrictFeature } from '../lib/types';
 
-type Attrs = Record<string, string | boolean | number | EventListener | undefined>;
-type Child = Node | string | null | undefined | false;
-
-/** An element with attributes (`on…` are listeners) and children. */
-function h(tag: string, attrs: Attrs = {}, ...children: (Child | Child[])[]): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === undefined || value === false) continue;
-    if (name.startsWith('on') && typeof value === 'function') el.addEventListener(name.slice(2), value as EventListener);
-    // Through the CSSOM: the console's CSP allows no style attribute.
-    else if (name === 'style') el.style.cssText = String(value);
-    else if (value === true) el.setAttribute(name, '');
-    else el.setAttribute(name, String(value));
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
-
-/** A labelled input; returns the wrapper and the control. */
-function field(label: string, control: HTMLElement, hint?: string): HTMLElement {
-  const id = control.id || `f-${Math.random().toString(36).slice(2, 9)}`;
-  control.id = id;
-  const wrap = h('div', { class: 'field' }, h('label', { for: id }, label), control);
-  if (hint) {
-    const hid = `${id}-hint`;
-    control.setAttribute('aria-describedby', hid);
-    wrap.append(h('p', { class: 'hint', id: hid }, hint));
-  }
-  return wrap;
-}
-
-function input(attrs: Attrs = {}): HTMLInputElement {
-  return h('input', { type: 'text', ...attrs }) as HTMLInputElement;
-}
-
-function select(options: [string, string][], value: string, attrs: Attrs = {}): HTMLSelectElement {
-  const s = h('select', attrs, ...options.map(([v, label]) => h('option', { value: v, selected: v === value }, label))) as HTMLSelectElement;
-  return s;
-}
-
-/** A polite status line; errors are assertive. */
-function status(): { el: HTMLElement; ok: (m: string) => void; fail: (e: unknown) => void; clear: () => void } {
-  const el = h('div', { class: 'status', role: 'status', 'aria-live': 'polite' });
-  return {
-    el,
-    ok: (m) => { el.className = 'status ok'; el.replaceChildren(m); },
-    fail: (e) => { el.className = 'status error'; el.replaceChildren(...problemText(e)); },
-    clear: () => { el.className = 'status'; el.replaceChildren(); },
-  };
-}
-
-function problemText(e: unknown): Node[] {
-  if (e instanceof ApiError) {
-    const out: Node[] = [document.createTextNode(t('error', { e: e.problem.detail }))];
-    if (e.problem.errors?.length) {
-      out.push(h('ul', { class: 'errors' }, ...e.problem.errors.map((x) => h('li', {}, h('code', {}, x.field), t('colon'), x.detail))));
-    }
-    return out;
-  }
-  return [document.createTextNode(t('error', { e: String(e instanceof Error ? e.message : e) }))];
-}
-
 const root = document.getElementById('console') as HTMLElement;
 let me: Me | null = null;
-
-function loc(l: { fr: string; en: string } | undefined): string {
-  return l ? l[lang()] || l.fr || l.en : '';
-}
-
-function fmtDate(s: string | null | undefined): string {
-  if (!s) return '—';
-  return new Date(s).toLocaleString(lang() === 'fr' ? 'fr-FR' : 'en-GB', { dateStyle: 'short', timeStyle: 'short' });
-}
 
 // ------------------------------------------------------------------ shell
 
@@ -179,37 +115,6 @@ function signInView(main: HTMLElement): void {
 
 // ------------------------------------------------------------------ campaigns
 
-interface Field {
-  key: string;
-  type: 'choice' | 'number' | 'text' | 'boolean';
-  label: { fr: string; en: string };
-  required?: boolean;
-  options?: { value: string; label: { fr: string; en: string } }[];
-  min?: number | null;
-  max?: number | null;
-  integer?: boolean;
-  max_length?: number | null;
-  public?: boolean;
-  help?: { fr: string; en: string } | null;
-}
-
-interface Campaign {
-  slug: string;
-  title: { fr: string; en: string };
-  description?: { fr: string; en: string };
-  status: 'draft' | 'open' | 'closed';
-  moderation: 'post' | 'pre';
-  form: { fields: Field[] };
-  privacy: { min_count: number; public_precision_m: number; [k: string]: unknown };
-  allowed_origins?: string[];
-  opens_at?: string | null;
-  closes_at?: string | null;
-  targets?: Record<string, number>;
-  basemap?: Basemap;
-  geocoder?: { url: string } | null;
-  retention_days?: number | null;
-}
-
 async function campaignsView(main: HTMLElement): Promise<void> {
   const [list, queues] = await Promise.all([call<Campaign[]>('GET', '/api/v1/admin/campaigns'), staffCampaigns()]);
   const queueOf = new Map((queues ?? []).map((q) => [q.slug, q]));
@@ -280,7 +185,7 @@ function formBuilder(fields: Field[], onChange: () => void): HTMLElement {
       ];
       if (f.type === 'choice' || f.type === 'boolean') {
         parts.push(h('div', { class: 'field check' }, pub, h('label', { for: `pub-${i}` }, t('public_answers'))), h('p', { class: 'hint', id: `pub-${i}-hint` }, t('public_answers_hint')));
-      } else if (f.public) f.public = false;
+      } else if (f.type !== 'number' && f.public) f.public = false;
       if (f.type === 'choice') {
         const opts = h('textarea', { rows: 3, oninput: (e: Event) => {
           f.options = (e.target as HTMLTextAreaElement).value.split('\n').map((l) => l.split('|').map((s) => s.trim())).filter((p) => p[0])
@@ -290,14 +195,27 @@ function formBuilder(fields: Field[], onChange: () => void): HTMLElement {
         parts.push(field(t('options'), opts));
       }
       if (f.type === 'number') {
+        // Its sums may be public when its answers are whole numbers between a min and a max:
+        // their noise is proportional to that range (the server refuses anything else).
+        const sumHint = h('p', { class: 'hint', id: `pub-${i}-hint` });
+        const pubSum = h('input', { type: 'checkbox', id: `pub-${i}`, checked: !!f.public, 'aria-describedby': `pub-${i}-hint`, onchange: (e: Event) => { f.public = (e.target as HTMLInputElement).checked; onChange(); } }) as HTMLInputElement;
+        const syncPublic = () => {
+          const ok = numberMayBePublic(f);
+          pubSum.disabled = !ok;
+          if (!ok && f.public) { f.public = false; pubSum.checked = false; }
+          sumHint.replaceChildren(ok ? t('public_sums_hint', { range: new Intl.NumberFormat(lang() === 'fr' ? 'fr-FR' : 'en-GB').format(sumSensitivity(f.min as number, f.max as number)) }) : t('public_sums_needs'));
+        };
         const num = (prop: 'min' | 'max') => input({ type: 'number', value: f[prop] ?? '', oninput: (e: Event) => {
           const v = (e.target as HTMLInputElement).value;
           f[prop] = v === '' ? null : Number(v);
+          syncPublic();
           onChange();
         } });
-        const whole = h('input', { type: 'checkbox', id: `int-${i}`, checked: !!f.integer, onchange: (e: Event) => { f.integer = (e.target as HTMLInputElement).checked; onChange(); } });
+        const whole = h('input', { type: 'checkbox', id: `int-${i}`, checked: !!f.integer, onchange: (e: Event) => { f.integer = (e.target as HTMLInputElement).checked; syncPublic(); onChange(); } });
         parts.push(h('div', { class: 'row' }, field(t('min'), num('min')), field(t('max'), num('max')),
-          h('div', { class: 'field check' }, whole, h('label', { for: `int-${i}` }, t('integer')))));
+          h('div', { class: 'field check' }, whole, h('label', { for: `int-${i}` }, t('integer')))),
+        h('div', { class: 'field check' }, pubSum, h('label', { for: `pub-${i}` }, t('public_sums'))), sumHint);
+        syncPublic();
       }
       if (f.type === 'text') {
         parts.push(field(t('max_length'), input({ type: 'number', min: 1, max: 10000, required: true, value: f.max_length ?? 500, oninput: (e: Event) => {
@@ -335,7 +253,7 @@ function formPreview(fields: Field[]): HTMLElement {
 async function campaignView(main: HTMLElement, slug: string | null): Promise<void> {
   const c: Campaign = slug
     ? await call<Campaign>('GET', `/api/v1/admin/campaigns/${encodeURIComponent(slug)}`)
-    : { slug: '', title: { fr: '', en: '' }, description: { fr: '', en: '' }, status: 'draft', moderation: 'post', form: { fields: [blankField(1)] }, privacy: { min_count: 5, public_precision_m: 200 }, allowed_origins: [] };
+    : { slug: '', title: { fr: '', en: '' }, description: { fr: '', en: '' }, status: 'draft', moderation: 'post', form: { fields: [blankField(1)] }, privacy: { min_count: 5, public_precision_m: 200, budget: DEFAULT_BUDGET, release_every: 'week', map_resolution: DEFAULT_MAP_RESOLUTION }, allowed_origins: [] };
   const fields: Field[] = JSON.parse(JSON.stringify(c.form.fields));
   main.append(h('h1', {}, slug ? `${t('campaign')}${t('colon')}${loc(c.title)}` : t('new_campaign')));
 
@@ -346,12 +264,30 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
   const dfr = h('textarea', { rows: 2 }, c.description?.fr ?? '') as HTMLTextAreaElement;
   const den = h('textarea', { rows: 2 }, c.description?.en ?? '') as HTMLTextAreaElement;
   const mod = select([['post', t('moderation_post')], ['pre', t('moderation_pre')]], c.moderation);
+  // Privacy: k and the precision; the budget ε, the release period and the map's hexagons of
+  // the figures finer than a district (released with differential privacy).
   const k = input({ type: 'number', min: 1, value: c.privacy.min_count });
   const m = input({ type: 'number', min: 1, value: c.privacy.public_precision_m });
-  const explained = h('p', { class: 'explain' });
-  const explain = () => explained.replaceChildren(t('privacy_explained', { k: k.value, m: m.value }));
-  k.addEventListener('input', explain);
-  m.addEventListener('input', explain);
+  const budget = input({ type: 'number', name: 'budget', min: MIN_BUDGET, max: MAX_BUDGET, step: 0.1, required: true, value: c.privacy.budget ?? DEFAULT_BUDGET });
+  const every = select([['week', t('release_week')], ['day', t('release_day')]], c.privacy.release_every ?? 'week', { name: 'release_every' });
+  const resolution = select(H3_RESOLUTIONS.map((r) => {
+    const label = t('resolution_option', { r: r.resolution, area: formatArea(r.areaKm2, lang()), side: formatLength(r.edgeM, lang()) });
+    return [String(r.resolution), r.resolution === DEFAULT_MAP_RESOLUTION ? t('resolution_default', { label }) : label];
+  }), String(c.privacy.map_resolution ?? DEFAULT_MAP_RESOLUTION), { name: 'map_resolution' });
+  const explained = h('p', { class: 'explain', 'data-privacy-explained': '' });
+  const explain = () => {
+    const res = H3_RESOLUTIONS.find((r) => String(r.resolution) === resolution.value) ?? H3_RESOLUTIONS[2];
+    const e = budgetOf(budget.value);
+    const x = new Intl.NumberFormat(lang() === 'fr' ? 'fr-FR' : 'en-GB', { maximumFractionDigits: 1 });
+    explained.replaceChildren(t('privacy_explained', {
+      k: k.value, m: m.value, area: formatArea(res.areaKm2, lang()), every: t(every.value === 'day' ? 'every_day' : 'every_week'),
+      e: e === null ? budget.value : x.format(e), x: e === null ? 'e^ε' : x.format(likelihoodFactor(e)),
+    }));
+  };
+  let panel: PrivacyPanel | null = null;
+  for (const el of [k, m, budget]) el.addEventListener('input', explain);
+  for (const el of [every, resolution]) el.addEventListener('change', explain);
+  budget.addEventListener('input', () => panel?.preview(budget.value));
   explain();
   const origins = h('textarea', { rows: 2 }, (c.allowed_origins ?? []).join('\n')) as HTMLTextAreaElement;
   // Dates in the browser's time zone, sent as RFC 3339.
@@ -398,7 +334,7 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
       description: { fr: dfr.value, en: den.value },
       moderation: mod.value,
       form: { fields },
-      privacy: { ...c.privacy, min_count: Number(k.value), public_precision_m: Number(m.value) },
+      privacy: { min_count: Number(k.value), public_precision_m: Number(m.value), budget: Number(budget.value), release_every: every.value, map_resolution: Number(resolution.value) },
       allowed_origins: origins.value.split('\n').map((s) => s.trim()).filter(Boolean),
       opens_at: opens.value ? new Date(opens.value).toISOString() : null,
       closes_at: closes.value ? new Date(closes.value).toISOString() : null,
@@ -409,8 +345,14 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
     };
     try {
       if (slug) {
-        await call('PATCH', `/api/v1/admin/campaigns/${encodeURIComponent(slug)}`, body);
+        const updated = await call<Campaign>('PATCH', `/api/v1/admin/campaigns/${encodeURIComponent(slug)}`, body);
         st.ok(t('saved'));
+        // The preview follows the saved settings (release period, public questions, k).
+        if (panel && updated?.privacy) {
+          const fresh = privacyPanelFor(slug, updated, fields, budget.value);
+          panel.el.replaceWith(fresh.el);
+          panel = fresh;
+        }
       } else {
         body.slug = slugIn.value.trim();
         await call('POST', '/api/v1/admin/campaigns', body);
@@ -425,7 +367,10 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
   h('div', { class: 'row' }, field(t('title_fr'), tfr), field(t('title_en'), ten)),
   h('div', { class: 'row' }, field(t('desc_fr'), dfr), field(t('desc_en'), den)),
   field(t('moderation_mode'), mod),
-  h('fieldset', {}, h('legend', {}, t('privacy')), h('div', { class: 'row' }, field(t('min_count'), k), field(t('precision'), m)), explained),
+  h('fieldset', { class: 'privacy' }, h('legend', {}, t('privacy')), h('div', { class: 'row' }, field(t('min_count'), k), field(t('precision'), m)),
+    field(t('budget'), budget, t('budget_hint')),
+    h('div', { class: 'row' }, field(t('release_every'), every, t('release_hint')), field(t('map_resolution'), resolution, t('resolution_hint'))),
+    explained),
   field(t('allowed_origins'), origins),
   h('div', { class: 'row' }, field(t('opens_at'), opens), field(t('closes_at'), closes)),
   field(t('targets'), targets),
@@ -439,8 +384,17 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
   st.el);
   main.append(settings);
   if (!slug) return;
+  // What the budget typed above means for this campaign, and its ledger of releases.
+  panel = privacyPanelFor(slug, c, fields, budget.value);
+  main.append(panel.el);
 
   main.append(await districtsCard(slug, c), openCloseCard(slug, c), await embedCard(slug));
+}
+
+/** The privacy panel of a campaign's page: at the budget typed in its form, publishing for admins. */
+function privacyPanelFor(slug: string, c: Campaign, fields: Field[], typed: string): PrivacyPanel {
+  // A draft releases nothing (the server answers 409): no button to publish it.
+  return privacyPanel({ slug, admin: me?.role === 'admin' && c.status !== 'draft', fields, k: c.privacy.min_count, releaseEvery: c.privacy.release_every ?? 'week', typed: true, budget: budgetOf(typed) });
 }
 
 /** A map box with its caption; `fail` puts a short note in place of the map (no WebGL, or it failed). */
@@ -621,16 +575,16 @@ async function slugPicker(main: HTMLElement, view: string, slug: string): Promis
 }
 
 /** The campaign's form (public endpoint, or the admin one for a draft), for labels of answers. */
-async function campaignForm(slug: string): Promise<{ fields: Field[]; basemap: Basemap; status?: string } | null> {
+async function campaignForm(slug: string): Promise<{ fields: Field[]; basemap: Basemap; status?: string; privacy?: Campaign['privacy'] } | null> {
   const s = encodeURIComponent(slug);
   try {
     const c = await call<Campaign>('GET', `/api/v1/campaigns/${s}`);
-    return { fields: c.form.fields, basemap: c.basemap, status: c.status };
+    return { fields: c.form.fields, basemap: c.basemap, status: c.status, privacy: c.privacy };
   } catch { /* a draft: admins only */ }
   if (me?.role !== 'admin') return null;
   try {
     const c = await call<Campaign>('GET', `/api/v1/admin/campaigns/${s}`);
-    return { fields: c.form.fields, basemap: c.basemap, status: c.status };
+    return { fields: c.form.fields, basemap: c.basemap, status: c.status, privacy: c.privacy };
   } catch {
     return null;
   }
@@ -761,21 +715,34 @@ async function downloadsView(main: HTMLElement, slug: string): Promise<void> {
   await slugPicker(main, 'downloads', slug);
   if (!slug) return;
   const s = encodeURIComponent(slug);
-  const links: [Key, string, boolean][] = [
-    ['dl_districts', `/api/v1/campaigns/${s}/districts.geojson`, false],
-    ['dl_agg_csv', `/api/v1/campaigns/${s}/aggregates.csv`, false],
-    ['dl_agg_excel', `/api/v1/campaigns/${s}/aggregates.csv?excel=1`, false],
-    ['dl_h3', `/api/v1/campaigns/${s}/aggregates.geojson?by=h3:8`, false],
-    ['dl_timeseries', `/api/v1/campaigns/${s}/timeseries.csv`, false],
-    ['dl_report_pdf', `/api/v1/admin/campaigns/${s}/report.pdf?lang=${lang()}`, true],
-    ['dl_report_zip', `/api/v1/admin/campaigns/${s}/report.zip?lang=${lang()}`, true],
-    ['dl_raw_geojson', `/api/v1/admin/campaigns/${s}/submissions.geojson`, true],
-    ['dl_raw_csv', `/api/v1/admin/campaigns/${s}/submissions.csv`, true],
+  const form = await campaignForm(slug);
+  // The public's hexagons are never finer than the campaign's map resolution.
+  const res = form?.privacy?.map_resolution ?? DEFAULT_MAP_RESOLUTION;
+  const publicFields = (form?.fields ?? []).filter((f) => f.public);
+  const links: [string, string][] = [
+    [t('dl_districts'), `/api/v1/campaigns/${s}/districts.geojson`],
+    [t('dl_agg_csv'), `/api/v1/campaigns/${s}/aggregates.csv`],
+    [t('dl_agg_excel'), `/api/v1/campaigns/${s}/aggregates.csv?excel=1`],
+    [t('dl_h3'), `/api/v1/campaigns/${s}/aggregates.geojson?by=h3:${res}`],
+    ...publicFields.filter((f) => f.type === 'choice' || f.type === 'boolean')
+      .map((f): [string, string] => [t('dl_breakdown', { q: loc(f.label) || f.key }), `/api/v1/campaigns/${s}/aggregates.csv?breakdown=${encodeURIComponent(f.key)}`]),
+    ...publicFields.filter((f) => f.type === 'number')
+      .map((f): [string, string] => [t('dl_sum', { q: loc(f.label) || f.key }), `/api/v1/campaigns/${s}/aggregates.csv?sum=${encodeURIComponent(f.key)}`]),
+    [t('dl_timeseries'), `/api/v1/campaigns/${s}/timeseries.csv`],
+    [t('dl_report_pdf'), `/api/v1/admin/campaigns/${s}/report.pdf?lang=${lang()}`],
+    [t('dl_report_zip'), `/api/v1/admin/campaigns/${s}/report.zip?lang=${lang()}`],
+    [t('dl_raw_geojson'), `/api/v1/admin/campaigns/${s}/submissions.geojson`],
+    [t('dl_raw_csv'), `/api/v1/admin/campaigns/${s}/submissions.csv`],
   ];
-  main.append(h('ul', { class: 'downloads' }, ...links.map(([key, href]) => {
-    const file = `${slug}-${href.split('/').pop()?.split('?')[0] ?? 'export'}`;
-    return h('li', {}, h('a', { class: 'button secondary', href, download: file }, t(key)));
-  })));
+  main.append(
+    h('p', { class: 'explain' }, t('dl_explain', { every: t(form?.privacy?.release_every === 'day' ? 'every_day' : 'every_week') })),
+    h('ul', { class: 'downloads' }, ...links.map(([label, href]) => {
+      const query = new URLSearchParams(href.split('?')[1] ?? '');
+      const extra = ['breakdown', 'sum'].map((p) => (query.get(p) ? `-${p}-${query.get(p)}` : '')).join('');
+      const name = href.split('/').pop()?.split('?')[0] ?? 'export';
+      const file = `${slug}-${name.replace(/(\.[a-z]+)$/, `${extra}$1`)}`;
+      return h('li', {}, h('a', { class: 'button secondary', href, download: file }, label));
+    })));
 }
 
 // ------------------------------------------------------------------ dashboard
@@ -783,11 +750,6 @@ async function downloadsView(main: HTMLElement, slug: string): Promise<void> {
 interface DistrictFigures { code: string; name: string; count: number | null; withheld: boolean; target: number | null; progress: number | null }
 
 const NO_TARGET = '#ffffff';
-
-/** A table that may be wider than the screen scrolls inside a labelled, focusable region. */
-function scroller(labelId: string, table: HTMLElement): HTMLElement {
-  return h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-labelledby': labelId }, table);
-}
 
 async function dashboardView(main: HTMLElement, slug: string): Promise<void> {
   main.append(h('h1', {}, t('dashboard')));
@@ -805,9 +767,12 @@ async function dashboardView(main: HTMLElement, slug: string): Promise<void> {
     return h('tr', {}, h('th', { scope: 'row' }, `${d.name} (${d.code})`), h('td', { class: 'num' }, fmt(d.count)), h('td', { class: 'num' }, d.target === null ? '—' : fmt(d.target)),
       h('td', {}, pct === null ? '—' : h('span', { class: 'bar', role: 'img', 'aria-label': `${pct} %` }, h('span', { class: 'fill', style: `width:${pct}%` }), ` ${pct} %`)));
   });
+  // The public's series (the session's cookie alone does not make this a staff request): one
+  // estimate per release, noise added.
   const csv = await fetch(`/api/v1/campaigns/${s}/timeseries.csv`, { credentials: 'same-origin', cache: 'no-store' }).then((r) => (r.ok ? r.text() : ''));
-  const series = csv.trim().split('\n').slice(1).map((l) => l.split(',')).filter((p) => p.length >= 2).map(([period, count, withheld]) => ({ period, count: withheld === 'true' ? null : Number(count) }));
+  const { estimated: seriesEstimated, rows: series } = parseSeries(csv);
   const max = Math.max(1, ...series.map((x) => x.count ?? 0));
+  const periodText = (x: SeriesRow) => (x.end ? t('series_range', { a: x.period, b: x.end.slice(0, 10) }) : x.period);
 
   // The choropleth: progress toward the target when the campaign has targets, else the count.
   const byTarget = fc.features.some((f) => f.properties.target);
@@ -835,9 +800,10 @@ async function dashboardView(main: HTMLElement, slug: string): Promise<void> {
     h('div', { class: 'split' }, m.fig,
       scroller('dist-h', h('table', { class: 'districts' }, h('thead', {}, h('tr', {}, ...(['district', 'col_contributions', 'target', 'progress'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))), h('tbody', {}, ...rows)))),
     h('h2', { id: 'time-h' }, t('over_time')),
+    h('p', { class: 'explain', 'data-series-basis': seriesEstimated ? 'estimate' : 'exact' }, t(seriesEstimated ? 'series_estimated' : 'series_exact')),
     series.length ? '' : h('p', {}, t('series_empty')),
-    scroller('time-h', h('table', { class: 'series' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('period')), h('th', { scope: 'col' }, t('col_contributions')))),
-      h('tbody', {}, ...series.map((x) => h('tr', {}, h('th', { scope: 'row' }, x.period), h('td', {}, h('span', { class: 'bar wide' }, h('span', { class: 'fill', style: `width:${Math.round((100 * (x.count ?? 0)) / max)}%` })), ` ${fmt(x.count)}`)))))),
+    scroller('time-h', h('table', { class: 'series' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('period')), h('th', { scope: 'col' }, t(seriesEstimated ? 'col_estimate' : 'col_contributions')))),
+      h('tbody', {}, ...series.map((x) => h('tr', {}, h('th', { scope: 'row' }, periodText(x)), h('td', {}, h('span', { class: 'bar wide' }, h('span', { class: 'fill', style: `width:${Math.round((100 * (x.count ?? 0)) / max)}%` })), ` ${fmt(x.count)}`)))))),
   );
   const withColor = { type: 'FeatureCollection' as const, features: fc.features.map((f) => ({ ...f, properties: { ...f.properties, color: colorOf(f.properties) } })) };
   consoleMap(m.box, form?.basemap, boundsOf(fc), byTarget ? t('map_progress') : t('map_counts')).then(({ map }) => {
@@ -845,20 +811,29 @@ async function dashboardView(main: HTMLElement, slug: string): Promise<void> {
     m.box.dataset.ready = 'true';
   }).catch(m.fail);
 
-  // Breakdowns by answer: the same k-protected figures as the public's; staff (planners and
-  // admins) may break down by a field that is not public, moderators only by public ones.
+  // Breakdowns by answer: moderators see the public's (estimates, by public fields only);
+  // planners and admins exact counts, by any choice or yes/no field, labelled not public.
   const staff = me?.role === 'planner' || me?.role === 'admin';
   const fields = (form?.fields ?? []).filter((f) => (f.type === 'choice' || f.type === 'boolean') && (staff || f.public));
   if (fields.length) {
     main.append(h('h2', {}, t('breakdowns')), h('p', { class: 'explain' }, t('breakdowns_explained', { k: fc.min_count })));
-    for (const f of fields) main.append(await breakdownTable(slug, f, fmt));
+    for (const f of fields) main.append(await breakdownTable(slug, f, fmt, form?.privacy?.release_every ?? 'week'));
   }
   if (staff) main.append(await exactFigures(slug, form?.fields ?? [], nf));
+  // The privacy ledger and what the campaign's budget means (staff: it shows exact counts).
+  if (staff && form?.privacy && form.status !== 'draft') {
+    main.append(privacyPanel({ slug, admin: me?.role === 'admin', fields: form.fields, k: form.privacy.min_count, releaseEvery: form.privacy.release_every ?? 'week', typed: false }).el);
+  }
 }
 
-type Breakdown = { features: { properties: Record<string, unknown> & { code: string; name: string } }[]; breakdown_totals?: Record<string, number | null>; total: { count: number | null } };
+type Breakdown = Provenance & { features: { properties: Record<string, unknown> & { code: string; name: string } }[]; breakdown_totals?: Record<string, number | null>; total: { count: number | null } };
 
-async function breakdownTable(slug: string, f: Field, fmt: (n: number | null) => string): Promise<HTMLElement> {
+/**
+ * A breakdown by one answer, per district. The public's (a moderator's view) are estimates,
+ * `estimate_F=v`, labelled with their release; staff's (planners and admins, whose session
+ * sends its CSRF token) are exact, `F=v`, labelled as not public.
+ */
+async function breakdownTable(slug: string, f: Field, fmt: (n: number | null) => string, every: 'day' | 'week'): Promise<HTMLElement> {
   const id = `bd-${f.key}`;
   const section = h('section', { class: 'breakdown', 'aria-labelledby': id, 'data-field': f.key }, h('h3', { id }, loc(f.label) || f.key));
   let data: Breakdown;
@@ -868,20 +843,29 @@ async function breakdownTable(slug: string, f: Field, fmt: (n: number | null) =>
     section.append(h('p', { class: 'status error' }, ...problemText(e)));
     return section;
   }
+  const estimated = isEstimated(data);
+  const released = data.estimates?.released_at;
+  section.dataset.basis = estimated ? 'estimate' : 'exact';
+  section.append(h('p', { class: estimated ? 'basis' : 'basis warning' },
+    !estimated ? t('basis_exact', { every: t(every === 'day' ? 'every_day' : 'every_week') })
+      : released ? t('basis_estimates', { d: fmtDate(released) }) : t('basis_unreleased', { d: fmtDate(data.estimates?.next_release) })));
   const values: [string, string][] = f.type === 'choice'
     ? (f.options ?? []).map((o) => [o.value, loc(o.label) || o.value])
     : [['true', t('yes')], ['false', t('no')]];
-  values.push(['(no answer)', t('no_answer')]);
+  const column = (v: string) => breakdownColumn(f.key, v, estimated);
+  // "No answer" is a column of the figures unless the question is required (the public's
+  // estimates then have none: it would only hold noise).
+  if (column('') in (data.breakdown_totals ?? {})) values.push(['', t('no_answer')]);
   const cell = (n: unknown) => h('td', { class: 'num' }, n === null || n === undefined ? t('withheld') : fmt(Number(n)));
   const rows = data.features.map(({ properties: p }) => h('tr', {},
     h('th', { scope: 'row' }, p.code ? `${p.name} (${p.code})` : t('outside')),
-    ...values.map(([v]) => cell(p[`${f.key}=${v}`])),
+    ...values.map(([v]) => cell(p[column(v)])),
     cell(p.count)));
   const totals = data.breakdown_totals ?? {};
   section.append(scroller(id, h('table', { class: 'breakdown-table' },
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('district')), ...values.map(([, label]) => h('th', { scope: 'col', class: 'num' }, label)), h('th', { scope: 'col', class: 'num' }, t('total_short')))),
     h('tbody', {}, ...rows),
-    h('tfoot', {}, h('tr', {}, h('th', { scope: 'row' }, t('total_short')), ...values.map(([v]) => cell(totals[`${f.key}=${v}`])), cell(data.total.count))))));
+    h('tfoot', {}, h('tr', {}, h('th', { scope: 'row' }, t('total_short')), ...values.map(([v]) => cell(totals[column(v)])), cell(data.total.count))))));
   return section;
 }
 

@@ -90,6 +90,11 @@ export class App {
     return this.districts?.min_count ?? this.campaign?.privacy?.min_count ?? 0;
   }
 
+  /** "every week" / "every day": how often the finer figures (the map's dots) are released. */
+  private get every(): string {
+    return this.t(this.campaign?.privacy?.release_every === 'day' ? 'everyDay' : 'everyWeek');
+  }
+
   private get placing(): boolean {
     return this.o.mode !== 'view' && this.state === 'open' && !this.result;
   }
@@ -276,7 +281,7 @@ export class App {
     ));
     const hasWithheld = this.k > 0;
     if (hasWithheld) items.push(h('li', null, h('span', { class: 'cm-swatch cm-swatch-withheld', 'aria-hidden': 'true' }), this.t('legendWithheld', { k: this.k })));
-    if (this.tiles) items.push(h('li', null, h('span', { class: 'cm-swatch cm-swatch-demand', 'aria-hidden': 'true' }), this.t('legendDemand')));
+    if (this.tiles) items.push(h('li', { class: 'cm-legend-demand' }, h('span', { class: 'cm-swatch cm-swatch-demand', 'aria-hidden': 'true' }), this.t('legendDemand', { every: this.every })));
     legend.replaceChildren(h('span', { class: 'cm-legend-title', id: titleId }, this.t('legendTitle')), h('ul', { class: 'cm-legend-items', 'aria-labelledby': titleId }, items));
     if (hasHouseholds(this.districts)) legend.append(h('p', { class: 'cm-legend-note' }, this.t('legendPer1000')));
   }
@@ -501,9 +506,8 @@ export class App {
     for (const f of c.form?.fields ?? []) form.append(this.renderField(f));
     const submit = h('button', { class: 'cm-btn cm-submit', type: 'submit' }, this.t('submit'));
     this.r.submit = submit;
-    const p = c.privacy ?? {};
     form.append(general, h('div', { class: 'cm-actions' }, submit),
-      h('p', { class: 'cm-note' }, this.t('privacy', { p: p.public_precision_m ?? 50, k: p.min_count ?? this.k })));
+      h('p', { class: 'cm-note cm-privacy' }, this.t('privacy', { k: c.privacy?.min_count ?? this.k, every: this.every })));
     panel.replaceChildren(h('h3', { id: hId }, this.t('formTitle')), h('p', { class: 'cm-note' }, this.t('requiredNote')), form);
     this.applyErrors();
   }

@@ -11,3 +11,4 @@ export * from './own';
 export * from './location';
 export * from './story';
 export * from './staffmap';
+export * from './figures';

@@ -29,7 +29,11 @@ export interface Campaign {
   default_lang?: Lang;
   bounds?: [number, number, number, number] | null;
   form: { fields: Field[] };
-  privacy?: { public_precision_m?: number; min_count?: number };
+  /**
+   * District totals are exact, withheld below `min_count`; finer figures (the map's dots) are
+   * estimates released `release_every` with a privacy budget of `budget` (ε) per contribution.
+   */
+  privacy?: { public_precision_m?: number; min_count?: number; budget?: number; release_every?: 'day' | 'week'; map_resolution?: number };
   moderation?: 'post' | 'pre';
   attribution?: string;
   basemap?: Basemap | null;

@@ -5,10 +5,14 @@
 //      copies the snippet, and issues a moderator's and a planner's token (shown once);
 //   2. a citizen contributes through the snippet pasted on a host page of another origin;
 //   3. the moderator signs in and approves it (it then counts);
-//   4. the planner signs in and downloads the districts GeoJSON, which GDAL's ogrinfo reads;
+//   4. the admin publishes the figures now (the ledger gains a release), and the moderator's
+//      dashboard shows the public's breakdown: estimates, labelled with their release;
+//   5. the planner signs in and downloads the districts GeoJSON, which GDAL's ogrinfo reads;
 // with the maps along the way (districts preview with names and codes, the moderation queue's
-// numbered markers, the dashboard's choropleth), the breakdowns by answer, the exact figures for
-// the planner (and not the moderator), the basemap, geocoder and retention settings; then every
+// numbered markers, the dashboard's choropleth), the privacy settings (budget ε, releases, hexagons)
+// and their preview (the attacker's bounds, the noise's margins, the ledger), the breakdowns by
+// answer (estimates for the moderator, exact for the planner), the exact figures for the planner
+// (and not the moderator), the basemap, geocoder and retention settings; then every
 // console page, in French and English, is checked by axe-core and screenshotted into
 // docs/screenshots/ (console-*.png), and on a tablet (768×1024, 1024×768) nothing is wider than
 // the screen and the main controls are on it (console-tablet-*.png).
@@ -21,6 +25,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BASE, launch, newPage, adminToken, api, screenshotDir, mapPoint, fillForm } from './helpers.mjs';
+import { formatPercent, parseSeries } from '../../.build/lib.mjs';
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const browser = await launch();
@@ -62,6 +67,16 @@ async function mapsSettled(page) {
   await page.waitForFunction(() => [...document.querySelectorAll('[data-map]')].every((m) => m.dataset.ready === 'true' && m.map?.loaded()), null, { timeout: 30000 });
 }
 
+/** The campaign's privacy report (ledger and preview) as the API gives it to an admin. */
+async function privacyReport(budget) {
+  const r = await api(`/api/v1/admin/campaigns/${SLUG}/privacy${budget ? `?budget=${budget}` : ''}`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body;
+}
+
+/** Text with its spaces (narrow, non-breaking) made plain, for comparing formatted numbers. */
+const plain = (s) => s.replace(/\s+/g, ' ').trim();
+
 /** Requests to any origin but the server's. */
 function thirdParty(requests) {
   const origin = new URL(BASE).origin;
@@ -101,6 +116,21 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   await page.getByLabel('Mode de modération').selectOption('pre');
   await page.getByLabel('Seuil k').fill('1');
   await page.getByLabel('Précision publique').fill('50');
+  // The figures finer than a district: a budget ε, weekly releases, hexagons of resolution 9;
+  // the explanation follows what is chosen (hexagons, not squares; e^ε).
+  await page.getByLabel('Budget de confidentialité').fill('1.5');
+  await page.getByLabel('Publication des chiffres').selectOption('week');
+  const resolutions = await page.getByLabel('Taille des hexagones').locator('option').allInnerTexts();
+  assert.deepEqual(resolutions.map((x) => x.split(' ')[0]), ['6', '7', '8', '9', '10']);
+  assert.match(plain(resolutions[2]), /^8 — environ 0,74 km² \(côté ≈ 530 m\) \(par défaut\)$/);
+  await page.getByLabel('Taille des hexagones').selectOption('9');
+  const explained = plain(await page.locator('[data-privacy-explained]').innerText());
+  assert.match(explained, /totaux par secteur sont exacts et à jour, masqués sous 1/);
+  assert.match(explained, /hexagones de la carte, d’environ 0,11 km², jamais plus fins que 50 m/);
+  assert.match(explained, /publié chaque semaine en estimations, avec un bruit aléatoire/);
+  assert.match(explained, /À ε = 1,5, ces chiffres rendent toute affirmation sur un foyer au plus 4,5 fois plus probable/);
+  assert.doesNotMatch(explained, /carré|\{/);
+  assert.match(await page.locator('p.hint', { hasText: 'e^ε' }).innerText(), /Quoi que sache déjà quelqu’un/);
   const q1 = page.locator('fieldset.question').nth(0);
   await q1.getByLabel('Clé (technique)').fill('connexion');
   await q1.getByLabel('Libellé (français)').fill('Votre connexion');
@@ -116,7 +146,14 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   await q2.getByLabel('Libellé (anglais)').fill('Households in the building');
   await q2.getByLabel('Minimum').fill('1');
   await q2.getByLabel('Maximum').fill('80');
+  // Its sums may be public only once its answers are whole numbers between a min and a max.
+  const publicSums = q2.getByLabel('Sommes publiables');
+  assert.ok(await publicSums.isDisabled(), 'a number field that is not whole numbers cannot be public');
+  assert.match(await q2.locator('p.hint', { hasText: 'nombres entiers' }).innerText(), /Possible seulement pour des nombres entiers/);
   await q2.getByLabel('Nombres entiers seulement').check();
+  assert.ok(await publicSums.isEnabled());
+  assert.match(await q2.locator('p.hint', { hasText: 'bruit proportionnel' }).innerText(), /étendue des réponses \(ici 80\)/);
+  await publicSums.check();
   // A third, optional yes/no question whose answers may be published (aggregated).
   await page.getByRole('button', { name: 'Ajouter une question' }).click();
   const q3 = page.locator('fieldset.question').nth(2);
@@ -136,7 +173,7 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   await q4.getByLabel('Obligatoire').uncheck();
   await q4.getByLabel('Longueur maximale').fill('200');
   assert.equal(await q4.getByLabel('Réponses publiables').count(), 0, 'free text is never public');
-  assert.equal(await q2.getByLabel('Réponses publiables').count(), 0, 'a number field cannot be public');
+  assert.equal(await q2.getByLabel('Réponses publiables').count(), 0, 'a number field has sums, not answers, to publish');
   const preview = page.locator('.preview');
   assert.match(await preview.innerText(), /Votre connexion \*[\s\S]*Aucune[\s\S]*Foyers dans l’immeuble/);
   assert.equal(await preview.locator('input[type=number]').getAttribute('max'), '80');
@@ -146,6 +183,38 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   await page.getByRole('button', { name: 'Créer la campagne' }).click();
   await page.waitForURL(new RegExp(`#/campaign/${SLUG}$`));
   await page.locator('#d-h').waitFor();
+  const saved0 = (await api(`/api/v1/admin/campaigns/${SLUG}`, { headers: { Authorization: `Bearer ${ADMIN}` } })).body;
+  assert.deepEqual(saved0.privacy, { public_precision_m: 50, min_count: 1, budget: 1.5, release_every: 'week', map_resolution: 9 });
+
+  // The privacy preview of the budget in the form: what an attacker can learn, in words and
+  // percentages, as the API computes it on the campaign's data.
+  const panel = page.locator('[data-privacy]');
+  await panel.locator('[data-preview-budget="1.5"]').waitFor();
+  let report = await privacyReport(1.5);
+  assert.equal(plain(await panel.locator('[data-bound="place"]').innerText()),
+    plain(`peut dire si un foyer habite à une adresse donnée ou ailleurs dans son secteur, et avoir raison au plus ${formatPercent(report.preview.attacker.place, 'fr')} du temps (à pile ou face : 50 %) ;`));
+  const bound = report.preview.attacker.answers.find((a) => a.field === 'teletravail');
+  assert.equal(plain(await panel.locator('[data-bound="teletravail"]').innerText()),
+    plain(`« Télétravail dans le foyer » : devine la réponse d’un foyer avec au plus ${formatPercent(bound.bound, 'fr')} de réussite, contre ${formatPercent(bound.prior, 'fr')} sans les chiffres (en donnant toujours la réponse la plus fréquente).`));
+  assert.equal(await panel.locator('[data-bound="connexion"]').count(), 0, 'a question that is not public gives no bound');
+  assert.equal(await panel.locator('[data-releases]').getAttribute('data-releases'), String(report.preview.releases));
+  assert.match(await panel.locator('[data-margin="sum-foyers"]').innerText(), /Somme de « Foyers dans l’immeuble » \(réponses de 1 à 80\)/);
+  // A draft has released nothing, and cannot be released.
+  assert.match(await panel.locator('[data-ledger="empty"]').innerText(), /Aucune publication/);
+  assert.equal(await panel.locator('[data-publish]').count(), 0, 'a draft has no "publish now"');
+  // Typing another budget previews it (after a pause): a lower ε, a smaller bound.
+  await page.getByLabel('Budget de confidentialité').fill('0.5');
+  await panel.locator('[data-preview-budget="0.5"]').waitFor();
+  const lower = await privacyReport(0.5);
+  assert.ok(lower.preview.attacker.place < report.preview.attacker.place);
+  assert.equal(plain(await panel.locator('[data-bound="place"]').innerText()).match(/au plus ([\d,]+ %)/)[1], plain(formatPercent(lower.preview.attacker.place, 'fr')));
+  assert.match(await panel.locator('[data-privacy-status]').innerText(), /Aperçu mis à jour pour ε = 0,5/);
+  // Out of range: said, and not asked of the server.
+  await page.getByLabel('Budget de confidentialité').fill('20');
+  await panel.locator('[data-privacy-status].error').waitFor();
+  assert.match(await panel.locator('[data-privacy-status]').innerText(), /ε doit être un nombre de 0,1 à 10/);
+  await page.getByLabel('Budget de confidentialité').fill('1.5');
+  await panel.locator('[data-preview-budget="1.5"]').waitFor();
 
   // Settings: the API's per-field error for an address search that is not https; then a
   // basemap (image tiles from this server), an address search and a retention, saved and read
@@ -208,6 +277,29 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   await page.getByLabel('Objectifs par secteur').fill('CR = 10');
   await page.getByRole('button', { name: 'Enregistrer' }).click();
   await page.getByText('Enregistré.').waitFor();
+  // The preview, redrawn with the saved settings, now has the districts: each one's margin for
+  // the public question, and the exact count beside a simulated example of its estimate.
+  const split = page.locator('[data-privacy] table.pp-split[data-field="teletravail"]');
+  await split.locator('tr[data-district="PI"]').first().waitFor();
+  report = await privacyReport(1.5);
+  assert.match(await split.locator('caption').innerText(), /le compte exact \(non public\) et un exemple simulé de l’estimation que verrait le public \(jamais publié\)/);
+  // Under each answer (yes, no, no answer), the exact count and the example (no contribution
+  // yet: every example is 0, below k, whatever the noise drawn, as the estimates add up to the
+  // district's total).
+  assert.deepEqual(await split.locator('thead th[scope="colgroup"]').allInnerTexts(), ['Oui', 'Non', 'Sans réponse']);
+  for (const code of ['CR', 'PI']) {
+    const d = report.preview.districts.find((x) => x.code === code);
+    const s = d.splits.find((x) => x.field === 'teletravail');
+    const row = split.locator(`tr[data-district="${code}"]`);
+    assert.equal(await row.count(), 1);
+    assert.equal(plain(await row.locator('[data-split-margin]').innerText()), plain(`± ${new Intl.NumberFormat('fr-FR', { maximumFractionDigits: 1 }).format(s.margin)}`));
+    assert.ok(s.margin > 0);
+    for (const v of s.values) {
+      assert.equal(await row.locator(`td[data-value-exact="${v.value}"]`).innerText(), String(v.exact));
+      assert.equal(await row.locator(`td[data-value-example="${v.value}"]`).innerText(), v.example === null ? 'masqué (< 1)' : String(v.example));
+    }
+  }
+  assert.match(plain(await page.locator('[data-privacy] [data-margin="map"]').innerText()), /95 % des estimations par hexagone sont à ± [\d,]+ contributions/);
 
   // Open it.
   await page.getByRole('button', { name: 'Ouvrir la campagne' }).click();
@@ -216,11 +308,14 @@ test('the web team signs in and runs a campaign from nothing: form, districts, o
   const currentMap = page.locator('[data-map="districts-current"][data-ready]');
   await currentMap.waitFor({ timeout: 30000 });
   assert.equal(await currentMap.locator('.map-label').count(), 2);
+  // Open, it may be released now by an admin.
+  assert.equal(await page.locator('[data-privacy] [data-publish]').count(), 1);
   const campaign = await api(`/api/v1/campaigns/${SLUG}`);
   assert.equal(campaign.status, 200);
   assert.equal(campaign.body.status, 'open');
   assert.equal(campaign.body.moderation, 'pre');
-  assert.deepEqual(campaign.body.form.fields.map((f) => [f.key, f.type, !!f.required, !!f.public]), [['connexion', 'choice', true, false], ['foyers', 'number', true, false], ['teletravail', 'boolean', false, true], ['remarque', 'text', false, false]]);
+  assert.deepEqual(campaign.body.form.fields.map((f) => [f.key, f.type, !!f.required, !!f.public]), [['connexion', 'choice', true, false], ['foyers', 'number', true, true], ['teletravail', 'boolean', false, true], ['remarque', 'text', false, false]]);
+  assert.equal(campaign.body.privacy.release_every, 'week');
   const [connexion, foyers, , remarque] = campaign.body.form.fields;
   assert.deepEqual(connexion.help, { fr: 'Celle du logement aujourd’hui', en: 'Celle du logement aujourd’hui' });
   assert.equal(foyers.integer, true);
@@ -335,15 +430,6 @@ test('the moderator signs in and approves the contribution', { skip: !ADMIN && '
   await reported.focus();
   assert.equal(await page.locator('.map-pin.current').innerText(), '1');
   assert.equal(await page.getByLabel('Campagne', { exact: true }).inputValue(), SLUG);
-  // The moderator's dashboard: public figures, no exact figures, no breakdown by a field that is
-  // not public (`connexion` is not).
-  await page.goto(`${BASE}/admin?lang=fr#/dashboard/${SLUG}`);
-  await page.locator('p.total strong').waitFor();
-  await mapsSettled(page);
-  assert.equal(await page.locator('[data-exact]').count(), 0, 'no exact figures for a moderator');
-  // Only the public field's breakdown, `teletravail`; not `connexion`.
-  assert.deepEqual(await page.locator('section.breakdown').evaluateAll((els) => els.map((e) => e.dataset.field)), ['teletravail'], 'no breakdown by a non-public field for a moderator');
-  assert.equal(await page.locator('section.breakdown .status.error').count(), 0);
   assert.deepEqual(thirdParty(requests), [], 'no third-party request');
   // An admin page is refused by the server, whatever the UI shows.
   assert.equal(await page.evaluate(async () => (await fetch('/api/v1/admin/tokens')).status), 403);
@@ -351,6 +437,95 @@ test('the moderator signs in and approves the contribution', { skip: !ADMIN && '
   assert.equal(fc.features.find((f) => f.properties.code === 'CR').properties.count, 1, 'the approved contribution counts');
   const audit = await api('/api/v1/admin/audit?action=submission.approve', { headers: { Authorization: `Bearer ${ADMIN}` } });
   assert.ok(audit.body.entries.some((e) => e.actor.includes('console e2e moderator')), JSON.stringify(audit.body).slice(0, 400));
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('the admin publishes the figures now, after a confirmation: the ledger gains a release', { skip: !ADMIN && 'no admin token' }, async () => {
+  const page = await newPage(browser);
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await signIn(page, ADMIN);
+  await page.goto(`${BASE}/admin?lang=fr#/campaign/${SLUG}`);
+  const panel = page.locator('[data-privacy]');
+  await panel.locator('[data-ledger="uncounted"]').waitFor();
+  // The approved contribution waits for the next release; none made yet.
+  assert.equal(await panel.locator('[data-ledger="uncounted"]').innerText(), '1');
+  assert.equal(await panel.locator('tr[data-release]').count(), 0);
+  assert.equal((await privacyReport()).ledger.releases.length, 0);
+  // The button asks first, saying what it costs; "Annuler" releases nothing.
+  await panel.getByRole('button', { name: 'Publier les chiffres maintenant' }).click();
+  const confirm = panel.locator('.confirm');
+  await confirm.waitFor();
+  assert.match(plain(await confirm.innerText()), /compte les 1 contribution\(s\) en attente, sans dépenser davantage le budget de quiconque.*chaque publication ajoute son propre bruit aux estimations cumulées/);
+  assert.ok(await page.evaluate(() => document.activeElement?.matches('[data-publish-confirm]')), 'the confirmation takes the focus');
+  await panel.getByRole('button', { name: 'Annuler' }).click();
+  assert.ok(await confirm.isHidden());
+  assert.equal((await privacyReport()).ledger.releases.length, 0, 'cancelled: no release');
+  // Confirmed: one release, counting the contribution; the ledger shows it, the live line says so.
+  await panel.getByRole('button', { name: 'Publier les chiffres maintenant' }).click();
+  await panel.getByRole('button', { name: 'Oui, publier maintenant' }).click();
+  await panel.locator('tr[data-release]').waitFor();
+  assert.match(await panel.locator('[data-privacy-status]').innerText(), /Chiffres publiés : 1 contribution\(s\) comptée\(s\), ε = [\d,]+ chacune/);
+  const { ledger } = await privacyReport();
+  assert.equal(ledger.releases.length, 1);
+  assert.equal(ledger.releases[0].counted, 1);
+  assert.equal(ledger.uncounted, 0);
+  const row = panel.locator(`tr[data-release="${ledger.releases[0].id}"]`);
+  assert.equal(await row.locator('td').nth(1).innerText(), '1', 'counted');
+  assert.equal(await panel.locator('[data-ledger="uncounted"]').innerText(), '0');
+  assert.equal(plain(await panel.locator('[data-ledger="spent"]').innerText()), plain(new Intl.NumberFormat('fr-FR', { maximumFractionDigits: 2 }).format(ledger.spent)));
+  assert.ok(ledger.spent > 0 && ledger.spent <= 1.5);
+  const audit = await api('/api/v1/admin/audit?action=figures.release', { headers: { Authorization: `Bearer ${ADMIN}` } });
+  assert.ok(audit.body.entries.some((e) => e.subject === String(ledger.releases[0].id)), JSON.stringify(audit.body).slice(0, 400));
+  assert.deepEqual(thirdParty(requests), [], 'no third-party request');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('the moderator\'s dashboard shows the public\'s breakdown: estimates, labelled with their release', { skip: !ADMIN && 'no admin token' }, async () => {
+  const page = await newPage(browser);
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await signIn(page, state.moderator);
+  // Public figures, no exact figures, no privacy panel (exact counts), no breakdown by a field
+  // that is not public (`connexion` is not).
+  await page.goto(`${BASE}/admin?lang=fr#/dashboard/${SLUG}`);
+  await page.locator('p.total strong').waitFor();
+  await mapsSettled(page);
+  assert.equal(await page.locator('[data-exact]').count(), 0, 'no exact figures for a moderator');
+  assert.equal(await page.locator('[data-privacy]').count(), 0, 'no privacy preview (exact counts) for a moderator');
+  // Only the public field's breakdown, `teletravail`; not `connexion`.
+  assert.deepEqual(await page.locator('section.breakdown').evaluateAll((els) => els.map((e) => e.dataset.field)), ['teletravail'], 'no breakdown by a non-public field for a moderator');
+  assert.equal(await page.locator('section.breakdown .status.error').count(), 0);
+  // The public's figures: estimates of the release just made, read from their `estimate_` columns.
+  const section = page.locator('section.breakdown[data-field="teletravail"]');
+  assert.equal(await section.getAttribute('data-basis'), 'estimate');
+  assert.match(plain(await section.locator('p.basis').innerText()), /^Estimations \(bruit ajouté pour la confidentialité\), publiées le .+ : ce que voit le public\.$/);
+  const pub = (await api(`/api/v1/campaigns/${SLUG}/aggregates.geojson?breakdown=teletravail`)).body;
+  assert.equal(pub.estimates.exact, false);
+  assert.ok(pub.estimates.released_at, 'released');
+  const columns = ['estimate_teletravail=true', 'estimate_teletravail=false', 'estimate_teletravail=(no answer)'];
+  const fmt = (n) => (n === null || n === undefined ? 'masqué' : String(n));
+  const cr = pub.features.find((f) => f.properties.code === 'CR').properties;
+  assert.ok(columns.some((c) => cr[c] !== null), `an estimate is shown in CR: ${JSON.stringify(cr)}`);
+  for (const f of pub.features.filter((x) => x.properties.code)) {
+    const p = f.properties;
+    for (const c of columns) assert.ok(c in p, `${c} in ${JSON.stringify(p)}`);
+    const cells = await section.locator('tbody tr', { hasText: `(${p.code})` }).locator('td').allInnerTexts();
+    assert.deepEqual(cells, [...columns.map((c) => p[c]), p.count].map(fmt), p.code);
+  }
+  assert.deepEqual(await section.locator('tfoot td').allInnerTexts(), [...columns.map((c) => pub.breakdown_totals[c]), pub.total.count].map(fmt));
+  // The time series: the public's, one estimate per release, said to be estimates.
+  assert.equal(await page.locator('[data-series-basis]').getAttribute('data-series-basis'), 'estimate');
+  assert.match(await page.locator('table.series thead').innerText(), /Contributions \(estimation\)/);
+  const csv = await (await fetch(`${BASE}/api/v1/campaigns/${SLUG}/timeseries.csv`, { cache: 'no-store' })).text();
+  assert.match(csv.split('\n')[0], /^period,period_end,estimate,withheld/);
+  const series = parseSeries(csv);
+  assert.equal(series.rows.length, 1, 'one release, one row');
+  assert.deepEqual(await page.locator('table.series tbody td').allInnerTexts().then((x) => x.map((c) => c.trim())), series.rows.map((r) => fmt(r.count)));
+  assert.match(await page.locator('table.series tbody th').first().innerText(), new RegExp(`^${series.rows[0].period} → ${series.rows[0].end.slice(0, 10)}$`));
+  assert.deepEqual(thirdParty(requests), [], 'no third-party request');
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
@@ -363,7 +538,19 @@ test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !A
   assert.deepEqual(await page.locator('header nav a').allInnerTexts(), ['Downloads', 'Dashboard']);
   await page.getByLabel('Campaign', { exact: true }).selectOption(SLUG);
   await page.getByRole('button', { name: 'Show' }).click();
+  // Each file says whether it holds exact totals or estimates; the public's hexagons are the
+  // campaign's (resolution 9), and each public answer and sum has its file of estimates.
   const link = page.getByRole('link', { name: /Districts with their counts \(GeoJSON\)/ });
+  await link.waitFor();
+  assert.match(await page.locator('main p.explain').innerText(), /Exact totals:[\s\S]*Estimates: everything finer[\s\S]*released every week with noise added for privacy/);
+  assert.match(await link.innerText(), /public, exact totals, withheld below k/);
+  const h3 = page.getByRole('link', { name: /Counts per H3 hexagon/ });
+  assert.match(await h3.innerText(), /public, estimates \(noise added for privacy\)/);
+  assert.match(await h3.getAttribute('href'), /aggregates\.geojson\?by=h3:9$/);
+  assert.match(await page.getByRole('link', { name: /^Time series \(CSV\)/ }).innerText(), /one estimate per release \(noise added for privacy\)/);
+  assert.match(await page.getByRole('link', { name: /“Remote work at home” per district \(CSV\) — public, estimates/ }).getAttribute('href'), /aggregates\.csv\?breakdown=teletravail$/);
+  assert.match(await page.getByRole('link', { name: /Sum of “Households in the building” per district \(CSV\) — public, estimates/ }).getAttribute('href'), /aggregates\.csv\?sum=foyers$/);
+  assert.equal(await page.getByRole('link', { name: /“Your connection”/ }).count(), 0, 'no public file of a question that is not public');
   const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
   const file = join(mkdtempSync(join(tmpdir(), 'planner-')), download.suggestedFilename());
   await download.saveAs(file);
@@ -386,6 +573,14 @@ test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !A
   assert.deepEqual(await page.locator('section.breakdown').evaluateAll((els) => els.map((e) => e.dataset.field)), ['connexion', 'teletravail']);
   const section = page.locator('section.breakdown[data-field="connexion"]');
   await section.waitFor();
+  // Staff's breakdowns are exact, and said not to be public; the API's have no `estimate_` prefix.
+  assert.equal(bd.figures.exact, true);
+  assert.equal(bd.estimates, undefined);
+  for (const field of ['connexion', 'teletravail']) {
+    const s = page.locator(`section.breakdown[data-field="${field}"]`);
+    assert.equal(await s.getAttribute('data-basis'), 'exact');
+    assert.equal(plain(await s.locator('p.basis').innerText()), 'Exact counts, not public: the public sees noisy estimates, released every week.');
+  }
   const fmt = (n) => (n === null || n === undefined ? 'withheld' : String(n));
   for (const f of bd.features.filter((x) => x.properties.code)) {
     const p = f.properties;
@@ -404,6 +599,14 @@ test('the planner downloads the districts GeoJSON and GDAL reads it', { skip: !A
   // Per answer, with the options' labels: the one contribution said "None" and "yes".
   assert.match(await exact.locator('tbody tr', { hasText: 'None' }).innerText(), /None\s+1\s+1\s+0/);
   assert.match(await exact.locator('tbody tr', { hasText: 'Yes' }).innerText(), /Yes\s+1\s+1\s+0/);
+  // The privacy ledger, for the planner too (at the campaign's budget): the release the admin
+  // made, and no button to make another (admins only).
+  const panel = page.locator('[data-privacy]');
+  await panel.locator('tr[data-release]').first().waitFor();
+  assert.equal(await panel.locator('tr[data-release]').count(), 1);
+  assert.equal(await panel.locator('[data-preview-budget]').getAttribute('data-preview-budget'), '1.5');
+  assert.match(await panel.locator('[data-bound="place"]').innerText(), /right at most [\d.]+% of the time \(a coin toss: 50%\)/);
+  assert.equal(await panel.locator('[data-publish]').count(), 0, 'a planner cannot release');
   // The operator's report, one click from the downloads: a PDF with the district's count.
   await page.goto(`${BASE}/admin?lang=en#/downloads/${SLUG}`);
   const report = page.getByRole('link', { name: /Report for the operator \(PDF/ });

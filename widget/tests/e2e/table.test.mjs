@@ -1,7 +1,9 @@
-// The table (text equivalent of the map) shows exactly the API's counts, in French and in English.
+// The table (text equivalent of the map) shows exactly the API's counts, in French and in English;
+// the legend and the privacy note say what the public figures are (exact district counts withheld
+// below k, the map's dots noisy estimates released each week or day).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, newPage, embedUrl, getDistricts, waitForWidget } from './helpers.mjs';
+import { launch, newPage, embedUrl, getCampaign, getDistricts, waitForWidget } from './helpers.mjs';
 
 const browser = await launch();
 test.after(() => browser.close());
@@ -49,6 +51,33 @@ for (const lang of ['fr', 'en']) {
       const total = await page.locator('civicmap-map table.cm-table tfoot td[data-count]').getAttribute('data-count');
       assert.equal(total, fc.total.withheld || fc.total.count == null ? 'withheld' : String(fc.total.count));
     }
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+}
+
+for (const lang of ['fr', 'en']) {
+  test(`the legend and the privacy note say the map's dots are estimates with noise added for privacy (${lang})`, async () => {
+    const campaign = await getCampaign();
+    const every = campaign.privacy?.release_every ?? 'week';
+    const page = await newPage(browser);
+    await page.goto(embedUrl(`lang=${lang}`));
+    await waitForWidget(page);
+    // The demand dots come with the vector tiles: their legend says what they are, and how often they change.
+    const demand = page.locator('civicmap-map .cm-legend-demand');
+    assert.equal(await demand.count(), 1, 'the map shows demand dots (vector tiles) and their legend');
+    const when = { fr: { week: 'chaque semaine', day: 'chaque jour' }, en: { week: 'every week', day: 'every day' } }[lang][every];
+    assert.equal((await demand.innerText()).trim(), lang === 'fr'
+      ? `Demande : estimations, avec un bruit ajouté pour la confidentialité, mises à jour ${when}`
+      : `Demand: estimates, with noise added for privacy, updated ${when}`);
+    const k = (await getDistricts()).min_count;
+    const note = (await page.locator('civicmap-map .cm-privacy').innerText()).replace(/\s+/g, ' ');
+    if (lang === 'fr') {
+      assert.match(note, new RegExp(`position exacte n’est jamais publiée.*exacts, mais masqués en dessous de ${k}.*estimations auxquelles un bruit aléatoire est ajouté.*confidentialité différentielle.*publiés ${when}\\.$`));
+    } else {
+      assert.match(note, new RegExp(`exact position is never published.*exact, but hidden below ${k}.*estimates with random noise added, so that no household can be singled out \\(differential privacy\\); they are released ${when}\\.$`));
+    }
+    assert.doesNotMatch(note, /arrondi|rounded/);
     assert.deepEqual(page.errors, []);
     await page.context().close();
   });

@@ -54,3 +54,23 @@ test('dates', () => {
   assert.equal(formatDate('2026-03-31T10:00:00Z', 'en'), '31 March 2026');
   assert.equal(formatDate('not a date', 'en'), 'not a date');
 });
+
+test('the privacy note and the demand legend say what is published: exact totals withheld below k, finer figures as noisy estimates', () => {
+  for (const [every, fr, en] of [['everyWeek', 'chaque semaine', 'every week'], ['everyDay', 'chaque jour', 'every day']]) {
+    const f = msg('fr', 'privacy', { k: 5, every: msg('fr', every) });
+    const e = msg('en', 'privacy', { k: 5, every: msg('en', every) });
+    assert.match(f, /position exacte n’est jamais publiée/);
+    assert.match(f, /masqués en dessous de 5/);
+    assert.match(f, /estimations auxquelles un bruit aléatoire est ajouté/);
+    assert.match(f, /confidentialité différentielle/);
+    assert.ok(f.endsWith(`publiés ${fr}.`), f);
+    assert.match(e, /exact position is never published/);
+    assert.match(e, /hidden below 5/);
+    assert.match(e, /estimates with random noise added, so that no household can be singled out \(differential privacy\)/);
+    assert.ok(e.endsWith(`released ${en}.`), e);
+    // Nothing about rounding: the map is of estimates, not of rounded positions.
+    assert.doesNotMatch(f + e, /arrondi|rounded|\{/);
+    assert.equal(msg('en', 'legendDemand', { every: msg('en', every) }), `Demand: estimates, with noise added for privacy, updated ${en}`);
+    assert.match(msg('fr', 'legendDemand', { every: msg('fr', every) }), new RegExp(`^Demande : estimations.*bruit.*confidentialité.*${fr}$`));
+  }
+});
