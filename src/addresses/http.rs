@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 use super::{AddressError, Suggestion};
 use crate::http::AppState;
 use crate::http::caching::Caching::Private;
+use crate::http::client_ip::{ClientAddr, ClientKey};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{PathParams, QueryParams};
 use crate::http::routes::{Access::Public, Routes};
@@ -62,12 +63,18 @@ pub struct AddressQuery {
         (status = 200, description = "Suggestions, best first", body = [Suggestion]),
         (status = 404, description = "No such public campaign", body = Problem),
         (status = 422, description = "`q` is missing, empty or too long, or `limit` is not 1 to 20 (each named in `errors`)", body = Problem),
+        (status = 429, description = "Too many address searches from this client or its network; see Retry-After", body = Problem),
     ))]
 pub async fn suggest_addresses(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
     QueryParams(query): QueryParams<AddressQuery>,
+    ClientAddr(client): ClientAddr,
 ) -> ApiResult<Response> {
+    // Each search is work for this instance: limited per client and network, in memory.
+    state
+        .limits
+        .check_read(crate::safety::limits::Read::Search, ClientKey::from(client))?;
     // Fresh as the versions in memory: an area whose districts just changed is searched as it
     // is now (`AppState::public_campaign`).
     let (campaign, _) = state.public_campaign(&slug).await?;

@@ -109,7 +109,7 @@ pub async fn sign_in(
         state.config.sign_ins_per_minute.div_ceil(2),
     ) {
         let secret = state.secret.get(&state.db).await?;
-        let key = secret.rate_limit_key(&ClientKey::from(ip));
+        let key = secret.rate_limit_key(&ClientKey::from(ip).to_string());
         if let Some(lead_us) = take_one(&state.db, "signin", &key, allowance).await? {
             let retry_after = allowance.retry_after(lead_us);
             metrics::counter!("civicmap_rate_limited_total", "scope" => "signin").increment(1);

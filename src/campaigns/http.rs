@@ -111,7 +111,13 @@ pub async fn list_campaigns(
     State(state): State<AppState>,
 ) -> ApiResult<Json<Vec<StaffCampaign>>> {
     let campaigns = super::list(&state.db).await?;
-    Ok(Json(campaigns.iter().map(StaffCampaign::from).collect()))
+    let pressure = crate::safety::limits::pressure(&state.db).await?;
+    Ok(Json(
+        campaigns
+            .iter()
+            .map(|c| StaffCampaign::new(c, &pressure))
+            .collect(),
+    ))
 }
 
 /// Every campaign, drafts included, with how many submissions wait for a moderator: what a
@@ -160,9 +166,9 @@ pub async fn get_campaign_admin(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
 ) -> ApiResult<Json<StaffCampaign>> {
-    Ok(Json(StaffCampaign::from(
-        &super::get(&state.db, &slug).await?,
-    )))
+    let campaign = super::get(&state.db, &slug).await?;
+    let pressure = crate::safety::limits::pressure(&state.db).await?;
+    Ok(Json(StaffCampaign::new(&campaign, &pressure)))
 }
 
 /// Creates a campaign.
@@ -180,7 +186,10 @@ pub async fn create_campaign(
 ) -> ApiResult<(StatusCode, Json<StaffCampaign>)> {
     let campaign = super::create(&state.db, input).await?;
     tracing::info!(campaign = %campaign.slug, "campaign created");
-    Ok((StatusCode::CREATED, Json(StaffCampaign::from(&campaign))))
+    Ok((
+        StatusCode::CREATED,
+        Json(StaffCampaign::new(&campaign, &Default::default())),
+    ))
 }
 
 /// Changes a campaign: absent fields stay as they are, `null` clears a nullable one.
@@ -200,5 +209,5 @@ pub async fn update_campaign(
 ) -> ApiResult<Json<StaffCampaign>> {
     let campaign = super::update(&state.db, &slug, input).await?;
     state.campaigns.invalidate(&slug).await;
-    Ok(Json(StaffCampaign::from(&campaign)))
+    Ok(Json(StaffCampaign::new(&campaign, &Default::default())))
 }

@@ -29,6 +29,8 @@ pub struct ListedCampaign {
     pub pending: i64,
     /// Submissions with an open report.
     pub reported: i64,
+    /// Set while the campaign's allowance is spent and each submission needs a proof of work.
+    pub pressure: Option<crate::safety::limits::Pressure>,
 }
 
 /// Every campaign, newest first, with its moderation queues' sizes.
@@ -49,6 +51,7 @@ pub async fn list(db: &PgPool) -> Result<Vec<ListedCampaign>> {
         .into_iter()
         .map(|r| (r.id, (r.pending, r.reported)))
         .collect();
+    let pressure = crate::safety::limits::pressure(db).await?;
     Ok(campaigns
         .into_iter()
         .map(|c| {
@@ -60,6 +63,7 @@ pub async fn list(db: &PgPool) -> Result<Vec<ListedCampaign>> {
                 moderation: c.moderation,
                 pending,
                 reported,
+                pressure: pressure.get(&c.id).cloned(),
             }
         })
         .collect())

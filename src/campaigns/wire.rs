@@ -94,18 +94,27 @@ impl From<&Campaign> for PublicCampaign {
     }
 }
 
-/// A campaign as its staff see it (`/api/v1/admin/campaigns`): what the public sees, and what
-/// only staff may (nothing yet: every setting is public today).
+/// A campaign as its staff see it (`/api/v1/admin/campaigns`): what the public sees, and
+/// whether it is under pressure now.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StaffCampaign {
     #[serde(flatten)]
     pub public: PublicCampaign,
+    /// Set while the campaign's allowance is spent and each submission needs a proof of work
+    /// (see docs/OPERATIONS.md, "Under attack").
+    pub pressure: Option<crate::safety::limits::Pressure>,
 }
 
-impl From<&Campaign> for StaffCampaign {
-    fn from(c: &Campaign) -> Self {
+impl StaffCampaign {
+    /// `c` as staff see it, with its pressure from `pressure` (see
+    /// [`crate::safety::limits::pressure`]).
+    pub fn new(
+        c: &Campaign,
+        pressure: &std::collections::HashMap<i64, crate::safety::limits::Pressure>,
+    ) -> Self {
         Self {
             public: PublicCampaign::from(c),
+            pressure: pressure.get(&c.id).cloned(),
         }
     }
 }

@@ -29,15 +29,18 @@ pub(super) struct ServeArgs {
     /// Memory for built vector tiles, in MiB; 0 turns the tile cache off.
     #[arg(long, env = "CIVICMAP_TILE_CACHE_MB", default_value_t = 256)]
     tile_cache_mb: u64,
-    /// Submission writes (POST, PATCH, DELETE) and challenges a client (IPv4 address or IPv6
-    /// /64) may make per minute; 0 turns the limit off (load tests).
+    /// Submission writes (POST, PATCH, DELETE) a client (IPv4 address or IPv6 /64) may make per
+    /// minute, and, each in its own bucket, challenges and confirmations; its IPv4 /24 and IPv6
+    /// /56 get 8 times as many, its IPv6 /48 16 times; 0 turns these limits off (load tests).
     #[arg(long, env = "CIVICMAP_SUBMISSIONS_PER_IP", default_value_t = 30)]
     submissions_per_ip: u32,
     /// Writes a client may make at once before --submissions-per-ip applies.
     #[arg(long, env = "CIVICMAP_SUBMISSIONS_PER_IP_BURST", default_value_t = 10)]
     submissions_per_ip_burst: u32,
-    /// Submission writes per campaign per minute from all clients together (bursts of ten
-    /// seconds' worth); 0 turns the limit off.
+    /// Admitted submissions per campaign per minute from all clients together (bursts of ten
+    /// seconds' worth); beyond it the campaign asks each submission for a proof of work, its
+    /// difficulty rising with the load, and lets first contributions through from a reserve of
+    /// a tenth of this rate. 0: never.
     #[arg(
         long,
         env = "CIVICMAP_SUBMISSIONS_PER_CAMPAIGN",
@@ -52,6 +55,22 @@ pub(super) struct ServeArgs {
         default_value_t = crate::http::DEFAULT_SIGN_INS_PER_MINUTE
     )]
     sign_ins_per_ip: u32,
+    /// Subscription requests (e-mail notices) a client may make per minute, bursts of half as
+    /// many (its networks: as for --submissions-per-ip); 0 turns the limit off.
+    #[arg(long, env = "CIVICMAP_SUBSCRIPTIONS_PER_IP", default_value_t = 6)]
+    subscriptions_per_ip: u32,
+    /// Address searches a client may make per minute on this instance, bursts of a quarter as
+    /// many (its networks: as for --submissions-per-ip); 0 turns the limit off.
+    #[arg(long, env = "CIVICMAP_SEARCHES_PER_IP", default_value_t = 120)]
+    searches_per_ip: u32,
+    /// Public downloads a client may have built on this instance per minute (the cached ones
+    /// are free), bursts of half as many; 0 turns the limit off.
+    #[arg(long, env = "CIVICMAP_BUILDS_PER_IP", default_value_t = 30)]
+    builds_per_ip: u32,
+    /// Unconfirmed subscriptions a campaign accepts per hour (a tenth of them per recipient
+    /// domain); beyond, subscribing is refused with 429 until the hour turns.
+    #[arg(long, env = "CIVICMAP_UNCONFIRMED_PER_HOUR", default_value_t = 2000)]
+    unconfirmed_per_hour: u32,
     /// Header holding the client's address, set by a reverse proxy in front of civicmap
     /// (`X-Forwarded-For`: its right-most entry; `X-Real-IP`). Without it, the TCP peer is
     /// the client. Needs --trusted-proxies: the header is believed only from those peers.
@@ -125,9 +144,14 @@ pub(super) struct ServeArgs {
     /// links in e-mail notices.
     #[arg(long, env = "CIVICMAP_PUBLIC_URL")]
     public_url: Option<String>,
-    /// Most notices (e-mails and webhook POSTs) this instance sends a second.
+    /// Most notices (e-mails and webhook POSTs) this instance sends a second, confirmations
+    /// apart.
     #[arg(long, env = "CIVICMAP_NOTICES_PER_SECOND", default_value_t = 5)]
     notices_per_second: u32,
+    /// Most subscription confirmations this instance sends a second, in a lane of their own
+    /// (a flood of subscriptions never delays notices and webhooks).
+    #[arg(long, env = "CIVICMAP_CONFIRMATIONS_PER_SECOND", default_value_t = 2)]
+    confirmations_per_second: u32,
     /// Milliseconds between two looks for districts passing a share of their target and
     /// campaigns closing.
     #[arg(long, env = "CIVICMAP_NOTICE_INTERVAL_MS", default_value_t = 10_000)]
@@ -216,7 +240,11 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     per_ip_per_minute: args.submissions_per_ip,
                     per_ip_burst: args.submissions_per_ip_burst,
                     per_campaign_per_minute: args.submissions_per_campaign,
+                    subscriptions_per_ip_per_minute: args.subscriptions_per_ip,
+                    searches_per_ip_per_minute: args.searches_per_ip,
+                    builds_per_ip_per_minute: args.builds_per_ip,
                 },
+                unconfirmed_per_hour: args.unconfirmed_per_hour,
                 header_read_timeout,
                 basemap,
                 fonts_dir: args.fonts.clone(),
@@ -278,6 +306,7 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             crate::notify::outbox::NotifyConfig {
                 mail,
                 per_second: args.notices_per_second,
+                confirmations_per_second: args.confirmations_per_second,
                 interval: Duration::from_millis(args.notice_interval_ms.max(100)),
                 retry_base: Duration::from_secs(args.notice_retry_seconds.max(1)),
                 extra_root,

@@ -14,6 +14,7 @@ use crate::auth::{Admin, Authorized};
 use crate::http::AppState;
 use crate::http::cache::{Basis, Key};
 use crate::http::caching::Caching::{Figures, Private};
+use crate::http::client_ip::ClientAddr;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams, QueryParams};
 use crate::http::routes::{ADMIN, Access::Public, Routes};
@@ -176,10 +177,13 @@ pub async fn import_districts(
         (status = 200, description = "GeoJSON FeatureCollection; each feature has code, name, count, withheld, target, progress (count / target), households (on file, or null) and per_1000_households (count per 1,000 households, null when the count is withheld)", content_type = "application/geo+json", body = Object),
         (status = 304, description = "Not modified since the ETag given in If-None-Match"),
         (status = 404, description = "No such public campaign", body = Problem),
+        (status = 429, description = "Too many downloads built on demand from this client or its network; see Retry-After", body = Problem),
+        (status = 503, description = "This instance is building as many downloads as it takes at once, or the database is unavailable; see Retry-After", body = Problem),
     ))]
 pub async fn districts_geojson(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (campaign, data_version) = state.public_campaign(&slug).await?;
@@ -194,7 +198,7 @@ pub async fn districts_geojson(
     let body =
         state
             .responses
-            .get_or_build(Some(key), async {
+            .get_or_build_for(&state.limits, client, Some(key), async {
                 let reads = state
                     .reads
                     .at(campaign.id, campaign.config_version, data_version)

@@ -14,6 +14,7 @@ use crate::figures;
 use crate::http::AppState;
 use crate::http::cache::{Basis, Key};
 use crate::http::caching::Caching::{Figures, Private};
+use crate::http::client_ip::ClientAddr;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{PathParams, QueryParams};
 use crate::http::routes::{Access::Public, PLANNER, Routes};
@@ -66,6 +67,7 @@ async fn aggregates(
     state: AppState,
     slug: String,
     query: AggregateQuery,
+    client: std::net::IpAddr,
     headers: HeaderMap,
     format: Format,
 ) -> ApiResult<Response> {
@@ -82,7 +84,7 @@ async fn aggregates(
     });
     let body = state
         .responses
-        .get_or_build(key, async {
+        .get_or_build_for(&state.limits, client, key, async {
             let reads = state
                 .reads
                 .at(campaign.id, campaign.config_version, data_version)
@@ -125,14 +127,17 @@ async fn aggregates(
         (status = 403, description = "A time window or an H3 breakdown without a planner token", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
         (status = 422, description = "A parameter is invalid, named in `errors`", body = Problem),
+        (status = 429, description = "Too many downloads built on demand from this client or its network; see Retry-After", body = Problem),
+        (status = 503, description = "This instance is building as many downloads as it takes at once, or the database is unavailable; see Retry-After", body = Problem),
     ))]
 pub async fn aggregates_geojson(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
     QueryParams(query): QueryParams<AggregateQuery>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    aggregates(state, slug, query, headers, Format::GeoJson).await
+    aggregates(state, slug, query, client, headers, Format::GeoJson).await
 }
 
 /// The same figures as `aggregates.geojson`, as CSV (RFC 4180, UTF-8).
@@ -144,15 +149,18 @@ pub async fn aggregates_geojson(
         (status = 403, description = "A time window or an H3 breakdown without a planner token", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
         (status = 422, description = "A parameter is invalid, named in `errors`", body = Problem),
+        (status = 429, description = "Too many downloads built on demand from this client or its network; see Retry-After", body = Problem),
+        (status = 503, description = "This instance is building as many downloads as it takes at once, or the database is unavailable; see Retry-After", body = Problem),
     ))]
 pub async fn aggregates_csv(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
     QueryParams(query): QueryParams<AggregateQuery>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let format = Format::new(true, query.excel());
-    aggregates(state, slug, query, headers, format).await
+    aggregates(state, slug, query, client, headers, format).await
 }
 
 /// Contributions per period: for the public, one estimate per release (differential
@@ -165,11 +173,14 @@ pub async fn aggregates_csv(
         (status = 403, description = "A series by district without a planner token", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
         (status = 422, description = "A parameter is invalid, named in `errors`", body = Problem),
+        (status = 429, description = "Too many downloads built on demand from this client or its network; see Retry-After", body = Problem),
+        (status = 503, description = "This instance is building as many downloads as it takes at once, or the database is unavailable; see Retry-After", body = Problem),
     ))]
 pub async fn timeseries_csv(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
     QueryParams(query): QueryParams<TimeseriesQuery>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (campaign, data_version) = state.public_campaign(&slug).await?;
@@ -184,7 +195,7 @@ pub async fn timeseries_csv(
     });
     let body = state
         .responses
-        .get_or_build(key, async {
+        .get_or_build_for(&state.limits, client, key, async {
             let series = if staff.is_some() {
                 let reads = state
                     .reads

@@ -112,9 +112,17 @@ impl Body {
     }
 }
 
-/// The public responses this instance has built (cheap to clone).
+/// Bodies this instance builds at once; a build waits up to [`BUILD_WAIT`] for its turn.
+pub const BUILDS_AT_ONCE: usize = 4;
+/// Longest wait for a turn to build before the request is answered 503 with `Retry-After`.
+pub const BUILD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The public responses this instance has built (cheap to clone), and the turns to build them.
 #[derive(Clone)]
-pub struct ResponseCache(moka::future::Cache<Key, Arc<Body>>);
+pub struct ResponseCache(
+    moka::future::Cache<Key, Arc<Body>>,
+    Arc<tokio::sync::Semaphore>,
+);
 
 impl ResponseCache {
     /// A cache of at most `megabytes` MiB of bodies (0: nothing is kept).
@@ -128,7 +136,29 @@ impl ResponseCache {
                 .max_capacity(megabytes * 1024 * 1024)
                 .time_to_live(std::time::Duration::from_secs(3600))
                 .build(),
+            Arc::new(tokio::sync::Semaphore::new(BUILDS_AT_ONCE)),
         )
+    }
+
+    /// [`Self::get_or_build`] for a public read by `client`: a body that must be built (no
+    /// copy for `key` yet) first takes a cell of the client's and its networks' build
+    /// allowance (429 when spent); a cached one is free.
+    pub async fn get_or_build_for(
+        &self,
+        limits: &crate::safety::limits::RateLimits,
+        client: std::net::IpAddr,
+        key: Option<Key>,
+        build: impl Future<Output = ApiResult<Vec<u8>>>,
+    ) -> ApiResult<Arc<Body>> {
+        if let Some(key) = &key
+            && !self.0.contains_key(key)
+        {
+            limits.check_read(
+                crate::safety::limits::Read::Build,
+                super::client_ip::ClientKey::from(client),
+            )?;
+        }
+        self.get_or_build(key, build).await
     }
 
     /// The body of `key`, built by `build` once for all concurrent readers; without a key
@@ -138,7 +168,20 @@ impl ResponseCache {
         key: Option<Key>,
         build: impl Future<Output = ApiResult<Vec<u8>>>,
     ) -> ApiResult<Arc<Body>> {
-        let build = async { Ok(Arc::new(Body::new(build.await?)?)) };
+        // At most BUILDS_AT_ONCE at a time: a flood of distinct downloads waits its turn (and
+        // is told to come back) rather than taking every core from the citizens' writes.
+        let build = async {
+            let _turn = tokio::time::timeout(BUILD_WAIT, self.1.acquire())
+                .await
+                .map_err(|_| {
+                    ApiError::Busy(
+                        "too many downloads are being prepared right now; retry in a few seconds"
+                            .into(),
+                    )
+                })?
+                .map_err(anyhow::Error::from)?;
+            Ok(Arc::new(Body::new(build.await?)?))
+        };
         match key {
             Some(key) => self
                 .0

@@ -141,6 +141,57 @@ impl From<IpAddr> for ClientKey {
     }
 }
 
+/// A network a client belongs to, for the limits that one owner of many addresses cannot
+/// spread thin: the client itself, and the prefixes an operator or a proxy pool hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Network {
+    /// The client's own key (IPv4 address or IPv6 /64).
+    Client,
+    /// Its IPv4 /24.
+    V4Slash24,
+    /// Its IPv6 /56 (what many providers give one customer).
+    V6Slash56,
+    /// Its IPv6 /48 (a site, or a rented block).
+    V6Slash48,
+}
+
+impl Network {
+    /// The label of the bucket scope (`client`, `24`, `56`, `48`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::V4Slash24 => "24",
+            Self::V6Slash56 => "56",
+            Self::V6Slash48 => "48",
+        }
+    }
+}
+
+impl ClientKey {
+    /// The networks of this client, narrowest first, each with its text (`192.0.2.7`,
+    /// `192.0.2.0/24`, `2001:db8:1:2::/64`, `2001:db8:1::/56`, `2001:db8:1::/48`).
+    pub fn networks(&self) -> Vec<(Network, String)> {
+        match self.0 {
+            IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                vec![
+                    (Network::Client, self.to_string()),
+                    (Network::V4Slash24, format!("{a}.{b}.{c}.0/24")),
+                ]
+            }
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                let prefix = |len: u32| Ipv6Addr::from(bits & !((1u128 << (128 - len)) - 1));
+                vec![
+                    (Network::Client, self.to_string()),
+                    (Network::V6Slash56, format!("{}/56", prefix(56))),
+                    (Network::V6Slash48, format!("{}/48", prefix(48))),
+                ]
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for ClientKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
@@ -275,5 +326,22 @@ mod tests {
         assert_eq!(a.to_string(), "2001:db8:1:2::/64");
         let mapped = ClientKey::from("::ffff:192.0.2.7".parse::<IpAddr>().unwrap());
         assert_eq!(mapped.to_string(), "192.0.2.7");
+    }
+
+    #[test]
+    fn a_client_belongs_to_its_prefixes() {
+        let v4 = ClientKey::from("192.0.2.7".parse::<IpAddr>().unwrap());
+        let names: Vec<String> = v4.networks().into_iter().map(|(_, n)| n).collect();
+        assert_eq!(names, ["192.0.2.7", "192.0.2.0/24"]);
+        let v6 = ClientKey::from("2001:db8:1:2ff:aaaa::1".parse::<IpAddr>().unwrap());
+        let names: Vec<String> = v6.networks().into_iter().map(|(_, n)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "2001:db8:1:2ff::/64",
+                "2001:db8:1:200::/56",
+                "2001:db8:1::/48"
+            ]
+        );
     }
 }

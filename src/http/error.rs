@@ -79,6 +79,10 @@ pub enum ApiError {
     /// The database cannot be reached; the client should retry.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// This instance is doing as much of this work as it takes at once; the client should
+    /// retry (503 with `Retry-After`).
+    #[error("{0}")]
+    Busy(String),
     /// The service is up but cannot serve yet (readiness probe); the reason is shown.
     #[error("not ready: {0}")]
     NotReady(String),
@@ -115,6 +119,7 @@ impl ApiError {
                 retry_after: *retry_after,
             },
             Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Busy(m) => Self::Busy(m.clone()),
             Self::NotReady(m) => Self::NotReady(m.clone()),
             Self::Internal(e) => Self::Internal(anyhow::anyhow!("{e:#}")),
         }
@@ -138,7 +143,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy(_) | Self::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -158,6 +165,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::MethodNotAllowed(_) => "method-not-allowed",
             Self::Unavailable(_) => "unavailable",
+            Self::Busy(_) => "busy",
             Self::NotReady(_) => "not-ready",
             Self::Internal(_) => "internal",
         }

@@ -10,7 +10,10 @@
 //! | `civicmap_submission_queue_depth` | gauge | |
 //! | `civicmap_submission_worker_restarts_total` | counter | (a writer panicked and was replaced) |
 //! | `civicmap_tile_requests_total`, `civicmap_tile_builds_total` | counters | (hits = requests − builds) |
-//! | `civicmap_rate_limited_total` | counter | `scope` (`client`, `campaign`) |
+//! | `civicmap_rate_limited_total` | counter | `scope`: door or read and network (`submit/client`, `challenge/24`, `subscribe/56`, `search/48`, `build/client`, …) |
+//! | `civicmap_campaign_pressure_difficulty` | gauge | `campaign` (slug): the proof of work each submission needs while the campaign's allowance is spent; 0 when it is not |
+//! | `civicmap_pressure_admitted_total` | counter | `by` (`proof`, `reserve`): submissions let in while under pressure |
+//! | `civicmap_pressure_refused_total` | counter | submissions asked for a proof of work under pressure |
 //! | `civicmap_db_pool_connections`, `civicmap_db_pool_idle` | gauges | |
 //! | `civicmap_database_away` | gauge | 1 while the embedded cluster is being restarted |
 //! | `civicmap_embedded_restarts_total` | counter | |
@@ -80,6 +83,30 @@ async fn render(State(state): State<AppState>) -> Response {
     metrics::gauge!("civicmap_db_pool_connections").set(f64::from(state.db.size()));
     metrics::gauge!("civicmap_db_pool_idle").set(state.db.num_idle() as f64);
     metrics::gauge!("civicmap_database_away").set(if state.health.is_away() { 1.0 } else { 0.0 });
+    // Every campaign that was under pressure within the hour: its difficulty now, or 0.
+    let pressure = sqlx::query!(
+        r#"SELECT c.slug, p.difficulty,
+                  p.last_seen > now() - $1::interval AS "active!"
+           FROM campaign_pressure p JOIN campaigns c ON c.id = p.campaign_id"#,
+        sqlx::postgres::types::PgInterval::try_from(crate::safety::limits::PRESSURE_QUIET)
+            .unwrap_or_default(),
+    )
+    .fetch_all(&state.db)
+    .await;
+    match pressure {
+        Ok(rows) => {
+            for row in rows {
+                let difficulty = if row.active {
+                    f64::from(row.difficulty)
+                } else {
+                    0.0
+                };
+                metrics::gauge!("civicmap_campaign_pressure_difficulty", "campaign" => row.slug)
+                    .set(difficulty);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot read the campaigns' pressure"),
+    }
     let handle = handle();
     handle.run_upkeep();
     (

@@ -59,7 +59,8 @@ pub struct Shared {
     pub versions: crate::figures::watch::VersionWatch,
     /// Each campaign's releases (figures finer than a district), read once per data version.
     pub released: crate::figures::release::ReleasedCache,
-    /// Rate limits on submission writes, shared by every instance over the database.
+    /// Rate limits of the citizens' doors and reads, and the campaigns' allowance (shared by
+    /// every instance over the database where it matters).
     pub limits: crate::safety::limits::RateLimits,
     /// The server secret (challenges, client hashes), read from the database on first use.
     pub secret: crate::safety::secret::SecretStore,
@@ -149,8 +150,11 @@ pub struct ServerConfig {
     pub tile_cache_mb: u64,
     /// Where the client's address comes from (the TCP peer, or a trusted proxy's header).
     pub client_ip: client_ip::ClientIpConfig,
-    /// Rate limits on submission writes.
+    /// Rate limits of the citizens' doors and reads, and the campaigns' allowance.
     pub rate_limits: crate::safety::limits::RateLimitConfig,
+    /// Unconfirmed subscriptions a campaign accepts per hour, a tenth of them per recipient
+    /// domain (`--unconfirmed-per-hour`).
+    pub unconfirmed_per_hour: u32,
     /// Longest wait for a request's headers, from the connection's first byte or, on a
     /// kept-alive connection, from the end of the previous response (the idle timeout).
     pub header_read_timeout: Duration,
@@ -189,6 +193,7 @@ impl ServerConfig {
             replica_max_lag: crate::database::replicas::DEFAULT_MAX_LAG,
             email_notices: false,
             sign_ins_per_minute: DEFAULT_SIGN_INS_PER_MINUTE,
+            unconfirmed_per_hour: 2000,
         }
     }
 }
@@ -310,11 +315,13 @@ pub fn app(state: AppState) -> Router {
             routes::enforce,
         ))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(crate::safety::http::guard_writes))
+        // The origin guard before any limit: a hostile page's visitors take nothing from
+        // anyone's allowance.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::safety::http::limit_writes,
         ))
+        .layer(axum::middleware::from_fn(crate::safety::http::guard_writes))
         .layer(crate::safety::http::write_cors())
         // Outermost: the campaign, resolved once from the decoded path for every guard above.
         .layer(axum::middleware::from_fn_with_state(

@@ -75,6 +75,7 @@ pub struct SubscriptionReceipt {
     params(
         ("slug" = String, Path, description = "Campaign name"),
         ("Civicmap-Honeypot" = Option<String>, Header, description = "The widget's hidden `website` field; must be empty"),
+        ("Civicmap-Proof" = Option<String>, Header, description = "`<challenge>:<nonce>`, required by campaigns with `proof_of_work` (see POST …/challenges)"),
     ),
     request_body = SubscriptionInput,
     responses(
@@ -84,8 +85,8 @@ pub struct SubscriptionReceipt {
         (status = 404, description = "No such public campaign", body = Problem),
         (status = 409, description = "The campaign is closed, or this server sends no e-mail", body = Problem),
         (status = 413, description = "Body over 4 KiB", body = Problem),
-        (status = 422, description = "Invalid address, district or language, each naming its field", body = Problem),
-        (status = 429, description = "Too many requests from this client or to this campaign; see Retry-After", body = Problem),
+        (status = 422, description = "Invalid address, district or language, each naming its field; a missing or bad proof of work (field `proof_of_work`)", body = Problem),
+        (status = 429, description = "Too many requests from this client or its network, or too many subscriptions waiting for their confirmation this hour in this campaign or to this recipient domain; see Retry-After", body = Problem),
         (status = 503, description = "Database unavailable; retry after Retry-After seconds", body = Problem),
     ))]
 pub async fn subscribe(
@@ -134,14 +135,27 @@ pub async fn subscribe(
         return Err(ApiError::Validation(errors));
     };
     let lang = input.lang.unwrap_or(campaign.default_lang);
-    super::subscribe(
+    // A campaign that asks a proof of work of its submissions asks it of subscriptions too.
+    if let Some(proof) = campaign.proof_of_work {
+        let now = time::OffsetDateTime::now_utc();
+        crate::safety::http::check_proof(&state, &headers, &campaign, proof.difficulty, now)
+            .await?;
+    }
+    if let Err(capped) = super::subscribe(
         &state.db,
         campaign.id,
         &email,
         lang,
         input.district.as_deref(),
+        state.config.unconfirmed_per_hour,
     )
-    .await?;
+    .await?
+    {
+        return Err(ApiError::RateLimited {
+            detail: capped.detail,
+            retry_after: capped.retry_after,
+        });
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(SubscriptionReceipt {

@@ -306,15 +306,31 @@ pub fn render(n: &Notice) -> Option<Rendered> {
                 format!("Confirmez votre abonnement : {title}"),
                 format!("Confirm your subscription: {title}"),
             ),
-            vec![pick(
-                lang,
-                format!(
-                    "Vous avez demandé à être prévenu·e des nouvelles de « {title} ». Confirmez en ouvrant ce lien ; sans confirmation, votre adresse sera effacée dans 7 jours. Si vous n'avez rien demandé, ignorez ce message."
-                ),
-                format!(
-                    "You asked to be told about \"{title}\". Confirm by opening this link; without confirmation your address is deleted within 7 days. If you did not ask, ignore this message."
-                ),
-            )],
+            {
+                let mut lead = vec![pick(
+                    lang,
+                    format!(
+                        "Vous avez demandé à être prévenu·e des nouvelles de « {title} ». Confirmez en ouvrant ce lien ; sans confirmation, votre adresse sera effacée dans 7 jours. Si vous n'avez rien demandé, ignorez ce message."
+                    ),
+                    format!(
+                        "You asked to be told about \"{title}\". Confirm by opening this link; without confirmation your address is deleted within 7 days. If you did not ask, ignore this message."
+                    ),
+                )];
+                // Other requests of the same mailbox, sent together (one message an hour).
+                for other in n.payload["others"].as_array().into_iter().flatten() {
+                    let link = str_of(&other["link"])?;
+                    let what = match str_of(&other["district"]) {
+                        Some(d) => pick(lang, format!("Quartier {d}"), format!("District {d}")),
+                        None => pick(lang, "Toute la campagne", "The whole campaign"),
+                    };
+                    lead.push(pick(
+                        lang,
+                        format!("Autre demande pour cette adresse ({what}) : {link}"),
+                        format!("Another request for this address ({what}): {link}"),
+                    ));
+                }
+                lead
+            },
             pick(lang, "Confirmer", "Confirm"),
         ),
         "threshold" => {

@@ -84,74 +84,216 @@ pub fn parse_email(raw: &str) -> Option<String> {
     Some(email)
 }
 
+/// The mailbox an address reaches, for the limits on confirmations: lower case, without a
+/// `+tag` (most providers deliver `name+anything@` to `name@`; where one does not, folding
+/// only makes the limits stricter), and for Gmail without dots (`g.mail` and `gmail` are one
+/// inbox there) and with `googlemail.com` as `gmail.com`. Messages still go to the address as
+/// typed.
+pub fn mailbox(email: &str) -> String {
+    let email = email.trim().to_lowercase();
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return email;
+    };
+    let local = local.split('+').next().unwrap_or(local);
+    match domain {
+        "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
+        _ => format!("{local}@{domain}"),
+    }
+}
+
+/// Most unconfirmed subscriptions one mailbox may have in a campaign: beyond, further ones are
+/// not stored (and the answer is the same, so nobody learns it).
+pub const PENDING_PER_MAILBOX: i64 = 20;
+
 /// What [`subscribe`] did; the HTTP answer is the same whatever it is, so that nobody learns
 /// whether an address follows a campaign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subscribed {
-    /// A new subscription, waiting for its confirmation.
+    /// A new subscription; its confirmation is queued (this hour, or the next one when its
+    /// mailbox had one this hour).
     New,
-    /// Already waiting: its confirmation was sent again (at most once an hour).
+    /// Already waiting: its confirmation was queued again (at most once an hour a mailbox).
     Reminded,
     /// Already waiting, and a confirmation was sent within the hour: nothing sent.
     Throttled,
     /// Already confirmed: nothing sent.
     Already,
+    /// The mailbox has [`PENDING_PER_MAILBOX`] unconfirmed subscriptions: nothing stored.
+    Crowded,
+}
+
+/// A subscription refused because too many are waiting for their confirmation this hour.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct Capped {
+    /// Which cap, and when it lifts.
+    pub detail: String,
+    /// Seconds until the hour turns.
+    pub retry_after: u64,
 }
 
 /// Records that `email` wants notices of campaign `campaign_id` (and of district `district`),
-/// and queues its confirmation message, in one transaction.
+/// and queues its confirmation message, in one transaction. One confirmation at most per
+/// mailbox ([`mailbox`]) per campaign per hour, whatever the district or spelling: a request
+/// while one went out this hour is queued for the next hour, whose message carries a link for
+/// every subscription of the mailbox still waiting. At most `per_hour` unconfirmed
+/// subscriptions created per campaign this hour, a tenth of them per recipient domain.
 pub async fn subscribe(
     pool: &PgPool,
     campaign_id: i64,
     email: &str,
     lang: Lang,
     district: Option<&str>,
-) -> sqlx::Result<Subscribed> {
+    per_hour: u32,
+) -> sqlx::Result<Result<Subscribed, Capped>> {
     let mut tx = pool.begin().await?;
     let lang = lang_code(lang);
-    // Inserted, or the existing row locked and read (an upsert that changes nothing).
-    let row = sqlx::query!(
-        r#"INSERT INTO subscriptions (id, campaign_id, email, lang, district_code)
-           VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT ON CONSTRAINT subscriptions_key
-              DO UPDATE SET lang = subscriptions.lang
-           RETURNING id, xmax = 0 AS "created!", confirmed,
-                     confirmation_hour IS DISTINCT FROM date_trunc('hour', now()) AS "may_remind!""#,
-        Uuid::new_v4(),
+    let mailbox = mailbox(email);
+    let domain = mailbox.rsplit_once('@').map_or("", |(_, d)| d).to_owned();
+    // One request per mailbox and campaign at a time: what it reads stays true until it
+    // commits.
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('subscribe:' || $1::bigint || ':' || $2, 0))",
+        campaign_id,
+        mailbox,
+    )
+    .execute(&mut *tx)
+    .await?;
+    let existing = sqlx::query!(
+        r#"SELECT id, confirmed,
+                  confirmation_hour IS DISTINCT FROM date_trunc('hour', now()) AS "may_remind!"
+           FROM subscriptions
+           WHERE campaign_id = $1 AND email = $2 AND district_code IS NOT DISTINCT FROM $3"#,
         campaign_id,
         email,
-        lang,
         district,
     )
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    let id = row.id;
-    let outcome = match (row.created, row.confirmed, row.may_remind) {
-        (true, _, _) => Subscribed::New,
-        (false, true, _) => Subscribed::Already,
-        (false, false, true) => Subscribed::Reminded,
-        (false, false, false) => Subscribed::Throttled,
+    let (id, outcome) = match existing {
+        Some(row) if row.confirmed => (row.id, Subscribed::Already),
+        Some(row) if row.may_remind => (row.id, Subscribed::Reminded),
+        Some(row) => (row.id, Subscribed::Throttled),
+        None => {
+            let load = sqlx::query!(
+                r#"SELECT count(*) FILTER (WHERE mailbox = $2) AS "pending!",
+                          count(*) FILTER (WHERE created_hour = date_trunc('hour', now())) AS "this_hour!",
+                          count(*) FILTER (WHERE created_hour = date_trunc('hour', now())
+                                             AND split_part(mailbox, '@', 2) = $3) AS "domain_this_hour!",
+                          extract(epoch FROM date_trunc('hour', now()) + interval '1 hour' - now())::bigint AS "to_next_hour!"
+                   FROM subscriptions WHERE campaign_id = $1 AND NOT confirmed"#,
+                campaign_id,
+                mailbox,
+                domain,
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if load.pending >= PENDING_PER_MAILBOX {
+                return Ok(Ok(Subscribed::Crowded));
+            }
+            let retry_after = u64::try_from(load.to_next_hour).unwrap_or(0).max(1);
+            let per_domain = i64::from(per_hour.div_ceil(10));
+            if load.this_hour >= i64::from(per_hour) {
+                return Ok(Err(Capped {
+                    detail: format!(
+                        "too many subscriptions are waiting for their confirmation in this campaign this hour (at most {per_hour}); retry in {retry_after} s"
+                    ),
+                    retry_after,
+                }));
+            }
+            if load.domain_this_hour >= per_domain {
+                return Ok(Err(Capped {
+                    detail: format!(
+                        "too many subscriptions to addresses at {domain} are waiting for their confirmation in this campaign this hour (at most {per_domain}); retry in {retry_after} s"
+                    ),
+                    retry_after,
+                }));
+            }
+            let id = Uuid::new_v4();
+            sqlx::query!(
+                "INSERT INTO subscriptions (id, campaign_id, email, mailbox, lang, district_code)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                id,
+                campaign_id,
+                email,
+                mailbox,
+                lang,
+                district,
+            )
+            .execute(&mut *tx)
+            .await?;
+            (id, Subscribed::New)
+        }
     };
     if matches!(outcome, Subscribed::New | Subscribed::Reminded) {
-        sqlx::query!(
-            "UPDATE subscriptions SET confirmation_hour = date_trunc('hour', now()) WHERE id = $1",
-            id,
+        // The mailbox's confirmation of this hour, or, when it had one, of the next hour; the
+        // key makes every request of that hour one message.
+        let digest = crate::auth::hash_secret(mailbox.as_bytes());
+        let sent_this_hour = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT FROM subscriptions
+                              WHERE campaign_id = $1 AND mailbox = $2
+                                AND confirmation_hour = date_trunc('hour', now())) AS "sent!""#,
+            campaign_id,
+            mailbox,
         )
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
+        let hours_ahead: i32 = if sent_this_hour { 1 } else { 0 };
         sqlx::query!(
-            "INSERT INTO outbox (campaign_id, subscription_id, kind, key)
-             VALUES ($1, $2::uuid, 'confirm',
-                     'confirm:' || $2::uuid || ':' || extract(epoch FROM date_trunc('hour', now())))
+            "INSERT INTO outbox (campaign_id, subscription_id, kind, key, next_attempt_at)
+             SELECT $1, $2::uuid, 'confirm',
+                    'confirm:' || $1::bigint || ':' || encode($3::bytea, 'hex') || ':'
+                        || extract(epoch FROM hour)::bigint,
+                    greatest(hour, now())
+             FROM (SELECT date_trunc('hour', now()) + make_interval(hours => $4) AS hour) h
              ON CONFLICT (key) DO NOTHING",
             campaign_id,
             id,
+            digest.as_slice(),
+            hours_ahead,
         )
         .execute(&mut *tx)
         .await?;
+        if !sent_this_hour {
+            sqlx::query!(
+                "UPDATE subscriptions SET confirmation_hour = date_trunc('hour', now()) WHERE id = $1",
+                id,
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     tx.commit().await?;
-    Ok(outcome)
+    Ok(Ok(outcome))
+}
+
+/// The subscriptions of the mailbox of subscription `id` in its campaign that still wait for
+/// their confirmation, marked as asked this hour, with their district's name (`None`: the whole
+/// campaign), `id`'s first: what one confirmation message lists.
+pub async fn pending_of_mailbox(
+    db: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Vec<(Uuid, Option<String>)>> {
+    let rows = sqlx::query!(
+        r#"WITH mine AS (SELECT campaign_id, mailbox FROM subscriptions WHERE id = $1),
+           asked AS (
+               UPDATE subscriptions s SET confirmation_hour = date_trunc('hour', now())
+               FROM mine
+               WHERE s.campaign_id = mine.campaign_id AND s.mailbox = mine.mailbox
+                 AND NOT s.confirmed
+               RETURNING s.id, s.campaign_id, s.district_code
+           )
+           SELECT a.id, d.name AS "district?"
+           FROM asked a
+           LEFT JOIN districts d ON d.campaign_id = a.campaign_id AND d.code = a.district_code
+           ORDER BY a.id = $1 DESC, d.name NULLS FIRST
+           LIMIT $2"#,
+        id,
+        PENDING_PER_MAILBOX,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.district)).collect())
 }
 
 /// Confirms subscription `id`; false when there is none (unsubscribed, expired).
@@ -486,5 +628,25 @@ mod tests {
             assert_eq!(parse_email(bad), None, "{bad:?}");
         }
         assert_eq!(parse_email(&format!("{}@b.c", "a".repeat(260))), None);
+    }
+
+    #[test]
+    fn every_spelling_of_a_mailbox_is_one_mailbox() {
+        for spelling in [
+            "victim@gmail.com",
+            "Victim@Gmail.com",
+            "v.i.c.t.i.m@gmail.com",
+            "vic.tim+news@googlemail.com",
+            "victim+1+2@gmail.com",
+        ] {
+            assert_eq!(mailbox(spelling), "victim@gmail.com", "{spelling}");
+        }
+        // Elsewhere dots are part of the name; `+tags` are folded.
+        assert_eq!(mailbox("jean.dupont+x@ville.fr"), "jean.dupont@ville.fr");
+        assert_ne!(
+            mailbox("jean.dupont@ville.fr"),
+            mailbox("jeandupont@ville.fr")
+        );
+        assert_ne!(mailbox("victim@example.org"), mailbox("victim@example.net"));
     }
 }

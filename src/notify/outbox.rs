@@ -1,6 +1,8 @@
 //! The outbox's workers, run by every instance of `civicmap serve`: one finds what is to be
-//! announced ([`super::detect`]) every `interval`; the other sends what is due, one row at a
-//! time, at most `per_second` a second.
+//! announced ([`super::detect`]) every `interval`; two send what is due, one row at a time, each
+//! from a lane of its own: confirmations of subscriptions at most `confirmations_per_second` a
+//! second, everything else (notices, webhooks) at most `per_second`, so that a flood of
+//! subscriptions never delays a notice or a webhook.
 //!
 //! Sending a row: a transaction claims it (`FOR UPDATE SKIP LOCKED`: no two instances send the
 //! same row at once), hands the message to the SMTP server or POSTs it to the webhook, and
@@ -38,8 +40,10 @@ pub struct NotifyConfig {
     /// The SMTP server and links of e-mail notices; `None`: no e-mail is sent (and nobody may
     /// subscribe), webhooks still are.
     pub mail: Option<MailConfig>,
-    /// Most messages (e-mails and webhook POSTs) this instance sends a second.
+    /// Most notices and webhook POSTs this instance sends a second.
     pub per_second: u32,
+    /// Most confirmations of subscriptions this instance sends a second (their own lane).
+    pub confirmations_per_second: u32,
     /// How often thresholds and closings are looked for.
     pub interval: Duration,
     /// Wait before the first retry; each further retry waits twice as long, up to
@@ -55,6 +59,7 @@ impl Default for NotifyConfig {
         Self {
             mail: None,
             per_second: 5,
+            confirmations_per_second: 2,
             interval: Duration::from_secs(10),
             retry_base: Duration::from_secs(30),
             extra_root: None,
@@ -69,7 +74,16 @@ pub fn backoff(attempts: i32, base: Duration) -> Duration {
         .min(MAX_BACKOFF)
 }
 
-/// The two workers, stopped when dropped.
+/// Which rows a sender claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Confirmations of subscriptions.
+    Confirmations,
+    /// Notices and webhooks.
+    Notices,
+}
+
+/// The workers, stopped when dropped.
 pub struct Workers {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -82,7 +96,7 @@ impl Drop for Workers {
     }
 }
 
-/// Starts the finder and the sender over `pool`.
+/// Starts the finder and the two senders over `pool`.
 pub fn start(pool: PgPool, config: NotifyConfig) -> Workers {
     let finder = {
         let pool = pool.clone();
@@ -98,13 +112,18 @@ pub fn start(pool: PgPool, config: NotifyConfig) -> Workers {
             }
         })
     };
-    let sender = tokio::spawn(send_forever(pool, config));
+    let confirmations = tokio::spawn(send_forever(
+        pool.clone(),
+        config.clone(),
+        Lane::Confirmations,
+    ));
+    let notices = tokio::spawn(send_forever(pool, config, Lane::Notices));
     Workers {
-        tasks: vec![finder, sender],
+        tasks: vec![finder, confirmations, notices],
     }
 }
 
-async fn send_forever(pool: PgPool, config: NotifyConfig) {
+async fn send_forever(pool: PgPool, config: NotifyConfig, lane: Lane) {
     // HTTPS endpoints are checked against the machine's certificate authorities (Debian's
     // ca-certificates, where a city adds its own internal CA) and `--ca-file`'s.
     let extra = config
@@ -147,11 +166,15 @@ async fn send_forever(pool: PgPool, config: NotifyConfig) {
         secrets: SecretStore::default(),
         retry_base: config.retry_base,
     };
-    let per_second = NonZeroU32::new(config.per_second.max(1)).expect("at least one");
+    let per_second = match lane {
+        Lane::Confirmations => config.confirmations_per_second,
+        Lane::Notices => config.per_second,
+    };
+    let per_second = NonZeroU32::new(per_second.max(1)).expect("at least one");
     let limiter = RateLimiter::direct(Quota::per_second(per_second));
     loop {
         limiter.until_ready().await;
-        match sender.send_one(&pool).await {
+        match sender.send_one(&pool, lane).await {
             Ok(true) => {}
             Ok(false) => tokio::time::sleep(IDLE).await,
             Err(e) => {
@@ -188,8 +211,9 @@ struct Due {
 }
 
 impl Sender {
-    /// Claims the next due row, sends it and records the outcome; false when none is due.
-    pub async fn send_one(&self, pool: &PgPool) -> anyhow::Result<bool> {
+    /// Claims the next due row of `lane`, sends it and records the outcome; false when none is
+    /// due.
+    pub async fn send_one(&self, pool: &PgPool, lane: Lane) -> anyhow::Result<bool> {
         let mut tx = pool.begin().await?;
         let due = sqlx::query_as!(
             Due,
@@ -201,20 +225,29 @@ impl Sender {
              LEFT JOIN subscriptions s ON s.id = o.subscription_id
              LEFT JOIN webhooks w ON w.id = o.webhook_id
              WHERE o.sent_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= now()
+               AND (o.kind = 'confirm') = $2
                AND (o.webhook_id IS NOT NULL OR $1)
-             ORDER BY o.next_attempt_at, o.id
+             ORDER BY (o.kind = 'confirm'), o.next_attempt_at, o.id
              LIMIT 1
              FOR UPDATE OF o SKIP LOCKED"#,
             self.mailer.is_some(),
+            lane == Lane::Confirmations,
         )
         .fetch_optional(&mut *tx)
         .await?;
         let Some(due) = due else {
             return Ok(false);
         };
+        // A confirmation lists every subscription of its mailbox still waiting (and marks them
+        // asked this hour); when none is left, there is nothing to send.
+        let pending = match (due.kind.as_str(), due.subscription_id) {
+            ("confirm", Some(id)) => super::pending_of_mailbox(&mut tx, id).await?,
+            _ => Vec::new(),
+        };
         let outcome = match (&due.url, &due.email) {
             (Some(url), _) => self.post(&due, url).await,
-            (None, Some(email)) => self.mail(pool, &due, email).await,
+            (None, Some(_)) if due.kind == "confirm" && pending.is_empty() => Ok(()),
+            (None, Some(email)) => self.mail(pool, &due, email, &pending).await,
             (None, None) => Err(SendError {
                 message: "neither an address nor an endpoint".into(),
                 permanent: true,
@@ -268,7 +301,13 @@ impl Sender {
         Ok(true)
     }
 
-    async fn mail(&self, pool: &PgPool, due: &Due, email: &str) -> Result<(), SendError> {
+    async fn mail(
+        &self,
+        pool: &PgPool,
+        due: &Due,
+        email: &str,
+        pending: &[(uuid::Uuid, Option<String>)],
+    ) -> Result<(), SendError> {
         let mailer = self
             .mailer
             .as_ref()
@@ -287,13 +326,31 @@ impl Sender {
             "{base}/unsubscribe?token={}",
             super::token(secret, super::Purpose::Unsubscribe, id)
         ));
-        let action = if due.kind == "confirm" {
+        let confirm_link = |id| {
             mailer.config.link(&format!(
                 "{base}/confirm?token={}",
                 super::token(secret, super::Purpose::Confirm, id)
             ))
-        } else {
-            mailer.config.link(&format!("/embed/{}", due.slug))
+        };
+        // The first pending subscription is the message's button; the others, each a line
+        // with its own link.
+        let (action, payload) = match pending.split_first() {
+            Some(((first, _), others)) if due.kind == "confirm" => (
+                confirm_link(*first),
+                serde_json::json!({
+                    "others": others
+                        .iter()
+                        .map(|(id, district)| serde_json::json!({
+                            "district": district,
+                            "link": confirm_link(*id),
+                        }))
+                        .collect::<Vec<_>>(),
+                }),
+            ),
+            _ => (
+                mailer.config.link(&format!("/embed/{}", due.slug)),
+                due.payload.clone(),
+            ),
         };
         let title = Localized {
             fr: due.title_fr.clone(),
@@ -306,7 +363,7 @@ impl Sender {
         };
         let rendered = super::mail::render(&Notice {
             kind: &due.kind,
-            payload: &due.payload,
+            payload: &payload,
             title: &title,
             lang,
             action: &action,

@@ -2,7 +2,7 @@
 //! work, the CORS and origin check of writes, and the rate-limit middleware.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -11,9 +11,10 @@ use time::OffsetDateTime;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa_axum::routes;
 
-use super::limits::Limited;
-use super::pow::{self, Challenge, ProofError};
+use super::limits::{Admission, Door, Limited};
+use super::pow::{self, Challenge, ProofError, Verified};
 use super::{FILL_MS_HEADER, HONEYPOT_HEADER, ResolvedCampaign};
+use crate::campaigns::Campaign;
 use crate::http::AppState;
 use crate::http::caching::Caching::Private;
 use crate::http::client_ip::ClientKey;
@@ -46,14 +47,18 @@ pub fn routes() -> Routes {
     Routes::new().add(Public, Private, routes!(create_challenge))
 }
 
-/// A proof-of-work challenge for one submission (campaigns with `proof_of_work` only).
+/// A proof-of-work challenge for one submission or subscription, at the difficulty the
+/// campaign asks now: its own setting, or more while it is under pressure (see
+/// [`crate::safety::limits`]), or [`crate::safety::limits::PRESSURE_BASE`] when it asks none
+/// (a client may prepare a proof before it is asked).
 #[utoipa::path(post, path = "/api/v1/campaigns/{slug}/challenges", tag = "public",
     params(("slug" = String, Path, description = "Campaign name")),
     responses(
-        (status = 201, description = "Find a decimal nonce such that SHA-256(challenge + \":\" + nonce) starts with `difficulty` zero bits, then send `Civicmap-Proof: <challenge>:<nonce>` with the submission, before `expires_at`; each challenge is usable once", body = Challenge),
+        (status = 201, description = "Find a decimal nonce such that SHA-256(challenge + \":\" + nonce) starts with `difficulty` zero bits, then send `Civicmap-Proof: <challenge>:<nonce>` with the submission (or subscription), before `expires_at`; each challenge is usable once", body = Challenge),
+        (status = 403, description = "Sent by a page of a site the campaign does not allow", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
-        (status = 409, description = "The campaign does not ask for a proof of work, or is not open", body = Problem),
-        (status = 429, description = "Too many requests from this client or to this campaign; see Retry-After", body = Problem),
+        (status = 409, description = "The campaign is not open", body = Problem),
+        (status = 429, description = "Too many challenges from this client or its network; see Retry-After", body = Problem),
     ))]
 pub async fn create_challenge(
     State(state): State<AppState>,
@@ -62,14 +67,92 @@ pub async fn create_challenge(
     let campaign = state.campaigns.get_public(&state.db, &slug).await?;
     let now = OffsetDateTime::now_utc();
     campaign.accepts_contributions(now)?;
-    let Some(proof) = campaign.proof_of_work else {
-        return Err(ApiError::Conflict(format!(
-            "campaign `{slug}` does not ask for a proof of work: submit without one"
-        )));
-    };
+    let own = campaign.proof_of_work.map(|p| p.difficulty);
+    let pressed = state.limits.asked(campaign.id, own).await?;
+    let difficulty = pressed.or(own).unwrap_or(super::limits::PRESSURE_BASE);
     let secret = state.secret.get(&state.db).await?;
-    let challenge = pow::issue(secret, campaign.id, proof.difficulty, now);
+    let challenge = pow::issue(secret, campaign.id, difficulty, now);
     Ok((StatusCode::CREATED, Json(challenge)).into_response())
+}
+
+// ---------------------------------------------------------------- proofs and admission
+
+/// Checks and spends the request's proof of work against campaign `campaign`, at `difficulty`
+/// bits or more.
+pub async fn check_proof(
+    state: &AppState,
+    headers: &HeaderMap,
+    campaign: &Campaign,
+    difficulty: u8,
+    now: OffsetDateTime,
+) -> ApiResult<Verified> {
+    let header = headers
+        .get(pow::PROOF_HEADER)
+        .map(|v| v.to_str().map_err(|_| ProofError::Malformed))
+        .transpose()?
+        .ok_or_else(|| ProofError::Missing(campaign.slug.clone()))?;
+    let secret = state.secret.get(&state.db).await?;
+    let verified = pow::verify(secret, header, campaign.id, difficulty, now)?;
+    pow::spend(&state.db, &verified).await??;
+    Ok(verified)
+}
+
+/// Admits a new submission that passed the origin guard, validation and its client's limits
+/// (and the campaign's own proof of work, `proven`) into the campaign's allowance. When that is
+/// spent the campaign is under pressure: the submission gets in with a proof of work of the
+/// difficulty asked now (one bit less is still taken: it may have risen while the citizen's
+/// device was solving), or, for a client's first contribution, from the reserve; else it is
+/// refused with 422 `proof_of_work` and nothing is stored.
+pub async fn admit(
+    state: &AppState,
+    campaign: &Campaign,
+    client: ClientKey,
+    headers: &HeaderMap,
+    proven: Option<&Verified>,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let own = campaign.proof_of_work.map(|p| p.difficulty);
+    let Admission::Pressed { difficulty } = state.limits.admit(campaign.id, own, false).await?
+    else {
+        return Ok(());
+    };
+    let enough = difficulty.saturating_sub(1).max(own.unwrap_or(0));
+    let proof = match proven {
+        Some(verified) => Some(verified.difficulty >= enough),
+        None if headers.contains_key(pow::PROOF_HEADER) => Some(
+            check_proof(state, headers, campaign, enough, now)
+                .await
+                .is_ok(),
+        ),
+        None => None,
+    };
+    if proof == Some(true) {
+        // On credit: the backlog it adds raises the difficulty for whoever comes next.
+        state.limits.admit(campaign.id, own, true).await?;
+        metrics::counter!("civicmap_pressure_admitted_total", "by" => "proof").increment(1);
+        return Ok(());
+    }
+    if proof.is_none() {
+        let secret = state.secret.get(&state.db).await?;
+        let contributor = secret.contributor(campaign.id, &client);
+        let known = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT FROM contributors WHERE campaign_id = $1 AND hash = $2) AS "known!""#,
+            campaign.id,
+            contributor.as_slice(),
+        )
+        .fetch_one(&state.db)
+        .await?;
+        if !known && state.limits.take_reserve(campaign.id).await? {
+            metrics::counter!("civicmap_pressure_admitted_total", "by" => "reserve").increment(1);
+            return Ok(());
+        }
+    }
+    metrics::counter!("civicmap_pressure_refused_total").increment(1);
+    Err(ProofError::UnderPressure {
+        slug: campaign.slug.clone(),
+        difficulty,
+    }
+    .into())
 }
 
 // ---------------------------------------------------------------- allowed origins
@@ -171,9 +254,24 @@ pub async fn guard_writes(request: Request, next: Next) -> Response {
 
 // ---------------------------------------------------------------- rate limits
 
-/// Middleware of the submission and challenge routes: applies the limits to writes (not to
-/// reads or CORS preflights), shared by every instance through the database; 503 when the
-/// database cannot be reached.
+/// Which door of the citizens' writes a matched route is (each has its own buckets).
+fn door_of(route: &str) -> Door {
+    if route.ends_with("/challenges") {
+        Door::Challenge
+    } else if route.ends_with("/subscriptions") {
+        Door::Subscribe
+    } else if route.contains("/subscriptions/") {
+        Door::Confirm
+    } else {
+        Door::Submit
+    }
+}
+
+/// Middleware of the citizens' write routes, inside the origin guard: takes a cell of the
+/// route's door from the client's and its networks' buckets for every write (not for reads or
+/// CORS preflights), shared by every instance through the database; 503 when the database
+/// cannot be reached. The campaign's own allowance is not charged here but by the submissions
+/// that pass every check ([`crate::safety::limits::RateLimits::admit`]).
 pub async fn limit_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if matches!(
         *request.method(),
@@ -181,13 +279,12 @@ pub async fn limit_writes(State(state): State<AppState>, request: Request, next:
     ) {
         let (parts, body) = request.into_parts();
         let client = ClientKey::from(state.config.client_ip.of_request(&parts));
-        // Keyed by the campaign's id, resolved by `resolve_campaign` from the decoded path:
-        // no spelling of the path gets a fresh allowance.
-        let Some(ResolvedCampaign(campaign)) = parts.extensions.get::<ResolvedCampaign>() else {
-            return ApiError::NotFound("this path names no campaign".into()).into_response();
-        };
+        let door = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or(Door::Submit, |path| door_of(path.as_str()));
         let checked = match state.secret.get(&state.db).await {
-            Ok(secret) => state.limits.check(secret, client, campaign.id).await,
+            Ok(secret) => state.limits.check(secret, door, client).await,
             Err(e) => Err(e),
         };
         match checked {

@@ -3,9 +3,11 @@
 //! phone's time for a citizen; a real cost for a program posting thousands. Nothing third-party,
 //! nothing stored about the client.
 //!
-//! Challenges are stateless: `v1.{campaign id}.{expiry, Unix seconds}.{random}.{HMAC}`, signed
-//! with the server secret, so any instance can check one that another issued. Each is usable
-//! once: its random part is recorded in `spent_challenges` until it expires.
+//! Challenges are stateless: `v2.{campaign id}.{difficulty}.{expiry, Unix seconds}.{random}.{HMAC}`,
+//! signed with the server secret, so any instance can check one that another issued, and a
+//! proof is worth the difficulty its challenge was issued at (a campaign under pressure asks
+//! more than its own setting). Each is usable once: its random part is recorded in
+//! `spent_challenges` until it expires.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -76,7 +78,10 @@ pub fn issue(
         .replace_nanosecond(0)
         .unwrap_or(now + CHALLENGE_TTL);
     let random = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
-    let payload = format!("v1.{campaign_id}.{}.{random}", expires_at.unix_timestamp());
+    let payload = format!(
+        "v2.{campaign_id}.{difficulty}.{}.{random}",
+        expires_at.unix_timestamp()
+    );
     let mac = URL_SAFE_NO_PAD.encode(secret.mac(MAC_LABEL, &[payload.as_bytes()]));
     Challenge {
         challenge: format!("{payload}.{mac}"),
@@ -107,6 +112,10 @@ pub enum ProofError {
     Insufficient { found: u32, needed: u8 },
     #[error("this challenge was already used; get a new one for each submission")]
     Spent,
+    #[error(
+        "is required right now: campaign `{slug}` is receiving more contributions than it can take, so each needs a proof of work of {difficulty} bits: get a challenge with POST /api/v1/campaigns/{slug}/challenges, find a decimal nonce such that SHA-256(challenge + \":\" + nonce) starts with that many zero bits, and send again with the header `Civicmap-Proof: <challenge>:<nonce>`"
+    )]
+    UnderPressure { slug: String, difficulty: u8 },
 }
 
 /// A checked proof, not yet spent.
@@ -116,9 +125,12 @@ pub struct Verified {
     pub id: String,
     /// When it expires (it may be forgotten then).
     pub expires_at: OffsetDateTime,
+    /// The difficulty its challenge was issued at, which the nonce meets.
+    pub difficulty: u8,
 }
 
-/// Checks the `Civicmap-Proof` header value against campaign `campaign_id` and `difficulty`.
+/// Checks the `Civicmap-Proof` header value against campaign `campaign_id`: a challenge of ours
+/// issued at `difficulty` bits or more, whose nonce meets the difficulty it was issued at.
 pub fn verify(
     secret: &ServerSecret,
     header: &str,
@@ -134,14 +146,14 @@ pub fn verify(
         return Err(ProofError::Malformed);
     }
     let parts: Vec<&str> = challenge.split('.').collect();
-    let [version, campaign, expires, random, mac] = parts[..] else {
+    let [version, campaign, issued_at, expires, random, mac] = parts[..] else {
         return Err(ProofError::Forged);
     };
     let payload = &challenge[..challenge.len() - mac.len() - 1];
     let mac = URL_SAFE_NO_PAD
         .decode(mac)
         .map_err(|_| ProofError::Forged)?;
-    if version != "v1" || !secret.verify(MAC_LABEL, &[payload.as_bytes()], &mac) {
+    if version != "v2" || !secret.verify(MAC_LABEL, &[payload.as_bytes()], &mac) {
         return Err(ProofError::Forged);
     }
     // Signed by us: the fields are ours.
@@ -150,6 +162,7 @@ pub fn verify(
         .ok()
         .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
         .ok_or(ProofError::Forged)?;
+    let issued_at: u8 = issued_at.parse().map_err(|_| ProofError::Forged)?;
     if campaign.parse::<i64>().ok() != Some(campaign_id) {
         return Err(ProofError::OtherCampaign);
     }
@@ -160,15 +173,14 @@ pub fn verify(
         return Err(ProofError::Expired(at));
     }
     let found = leading_zero_bits(&Sha256::digest(format!("{challenge}:{nonce}")));
-    if found < u32::from(difficulty) {
-        return Err(ProofError::Insufficient {
-            found,
-            needed: difficulty,
-        });
+    let needed = issued_at.max(difficulty);
+    if found < u32::from(needed) {
+        return Err(ProofError::Insufficient { found, needed });
     }
     Ok(Verified {
         id: random.to_owned(),
         expires_at,
+        difficulty: issued_at,
     })
 }
 
@@ -251,6 +263,22 @@ mod tests {
         let header = format!("{}:{nonce}", issued.challenge);
         let verified = verify(&secret, &header, 42, 8, now()).unwrap();
         assert_eq!(verified.expires_at, issued.expires_at);
+        assert_eq!(verified.difficulty, 8);
+        // Enough for less than its challenge's difficulty; for more, only a nonce that meets
+        // more (finding one is that much work).
+        assert!(verify(&secret, &header, 42, 4, now()).is_ok());
+        let just_eight = (0..)
+            .find(|n| leading_zero_bits(&Sha256::digest(format!("{}:{n}", issued.challenge))) == 8)
+            .unwrap();
+        let header = format!("{}:{just_eight}", issued.challenge);
+        assert!(verify(&secret, &header, 42, 8, now()).is_ok());
+        assert_eq!(
+            verify(&secret, &header, 42, 9, now()),
+            Err(ProofError::Insufficient {
+                found: 8,
+                needed: 9
+            })
+        );
         assert!(issued.challenge.contains(&verified.id));
     }
 
@@ -272,7 +300,7 @@ mod tests {
         let other = ServerSecret::from_bytes([8; 32]);
         assert_eq!(verify(&other, &good, 42, 8, now()), Err(ProofError::Forged));
         // A challenge edited to name another campaign or a later expiry.
-        let forged = good.replacen("v1.42.", "v1.43.", 1);
+        let forged = good.replacen("v2.42.", "v2.43.", 1);
         assert_eq!(
             verify(&secret, &forged, 43, 8, now()),
             Err(ProofError::Forged)
@@ -304,7 +332,19 @@ mod tests {
                 "{malformed}"
             );
         }
-        for garbage in ["x:1", "v1.42:1", "v1.42.1.2.%%%:1", "a.b.c.d.e:1"] {
+        // A challenge issued at 8 bits, edited to claim 20.
+        let raised = good.replacen("v2.42.8.", "v2.42.20.", 1);
+        assert_eq!(
+            verify(&secret, &raised, 42, 8, now()),
+            Err(ProofError::Forged)
+        );
+        for garbage in [
+            "x:1",
+            "v2.42:1",
+            "v2.42.1.2.3.%%%:1",
+            "a.b.c.d.e.f:1",
+            "v1.42.1.2.3:1",
+        ] {
             assert_eq!(
                 verify(&secret, garbage, 42, 8, now()),
                 Err(ProofError::Forged),

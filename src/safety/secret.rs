@@ -57,11 +57,11 @@ impl ServerSecret {
         .to_vec()
     }
 
-    /// The key of a client's bucket in the shared rate limits (`rate_limits.key`): a keyed hash
-    /// of its address, of its own kind, so that it matches no other stored hash.
-    pub fn rate_limit_key(&self, client: &crate::http::client_ip::ClientKey) -> Vec<u8> {
-        self.mac("rate-limit", &[client.to_string().as_bytes()])
-            .to_vec()
+    /// The key of a client's or a network's bucket in the shared rate limits
+    /// (`rate_limits.key`): a keyed hash of its text (`192.0.2.7`, `192.0.2.0/24`,
+    /// `2001:db8::/64`…), of its own kind, so that it matches no other stored hash.
+    pub fn rate_limit_key(&self, name: &str) -> Vec<u8> {
+        self.mac("rate-limit", &[name.as_bytes()]).to_vec()
     }
 
     /// The keyed hash of a client's address, as stored on submissions (never the address).

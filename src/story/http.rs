@@ -16,6 +16,7 @@ use crate::campaigns::Lang;
 use crate::http::AppState;
 use crate::http::cache::{Basis, Key};
 use crate::http::caching::Caching::{Private, Settings};
+use crate::http::client_ip::ClientAddr;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams, QueryParams};
 use crate::http::routes::{ADMIN, Access::Public, Routes};
@@ -58,10 +59,13 @@ pub struct Story {
         (status = 200, description = "The published story", body = Story),
         (status = 304, description = "Not modified since the ETag given in If-None-Match"),
         (status = 404, description = "No such public campaign", body = Problem),
+        (status = 429, description = "Too many downloads built on demand from this client or its network; see Retry-After", body = Problem),
+        (status = 503, description = "This instance is building as many downloads as it takes at once, or the database is unavailable; see Retry-After", body = Problem),
     ))]
 pub async fn public_story(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (campaign, _) = state.public_campaign(&slug).await?;
@@ -74,7 +78,7 @@ pub async fn public_story(
     };
     let body = state
         .responses
-        .get_or_build(Some(key), async {
+        .get_or_build_for(&state.limits, client, Some(key), async {
             let entries = super::list(&state.db, campaign.id, false).await?;
             let story = Story {
                 campaign: campaign.slug.clone(),
@@ -103,11 +107,14 @@ pub struct FeedQuery {
         (status = 304, description = "Not modified since the ETag given in If-None-Match"),
         (status = 400, description = "`lang` is not `fr` or `en`", body = Problem),
         (status = 404, description = "No such public campaign", body = Problem),
+        (status = 429, description = "Too many downloads built on demand from this client or its network; see Retry-After", body = Problem),
+        (status = 503, description = "This instance is building as many downloads as it takes at once, or the database is unavailable; see Retry-After", body = Problem),
     ))]
 pub async fn story_atom(
     State(state): State<AppState>,
     PathParams(slug): PathParams<String>,
     QueryParams(query): QueryParams<FeedQuery>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (campaign, _) = state.public_campaign(&slug).await?;
@@ -122,7 +129,7 @@ pub async fn story_atom(
     };
     let body = state
         .responses
-        .get_or_build(Some(key), async {
+        .get_or_build_for(&state.limits, client, Some(key), async {
             let entries = super::list(&state.db, campaign.id, false).await?;
             let updated = sqlx::query_scalar!(
                 "SELECT updated_at FROM campaigns WHERE id = $1",

@@ -19,7 +19,7 @@ use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{JsonBody, PathParams};
 use crate::http::routes::Access::{EditToken, Public};
 use crate::http::routes::Routes;
-use crate::safety::pow::{self, ProofError};
+use crate::safety::http::{admit, check_proof};
 
 impl From<SubmissionError> for ApiError {
     fn from(error: SubmissionError) -> Self {
@@ -136,28 +136,41 @@ pub async fn create_submission(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers, &body)?;
+    let client = ClientKey::from(client);
     let mut attempts = 0;
-    let mut proven = false;
+    let mut proven = None;
+    let mut admitted = false;
     let (replayed, receipt) = loop {
         let campaign = state.campaigns.get_public(&state.db, &slug).await?;
         let now = OffsetDateTime::now_utc();
         campaign.accepts_contributions(now)?;
         crate::safety::http::check_form_signals(campaign.min_fill_seconds, &headers)?;
         let submission = super::parse_feature(&campaign, &body).map_err(ApiError::Validation)?;
+        let mut refused = None;
         if let Some(proof) = campaign.proof_of_work
-            && !proven
+            && proven.is_none()
         {
             match check_proof(&state, &headers, &campaign, proof.difficulty, now).await {
-                Ok(()) => proven = true,
-                Err(refused) => match replay_of(&state, &campaign, key.as_ref()).await? {
-                    // A retry of a request that was stored: its proof was spent by then.
-                    Some(receipt) => break (true, receipt),
-                    None => return Err(refused),
-                },
+                Ok(verified) => proven = Some(verified),
+                Err(error) => refused = Some(error),
+            }
+        }
+        // Only a submission that passed every check takes from the campaign's allowance.
+        if refused.is_none() && !admitted {
+            match admit(&state, &campaign, client, &headers, proven.as_ref(), now).await {
+                Ok(()) => admitted = true,
+                Err(error) => refused = Some(error),
+            }
+        }
+        if let Some(refused) = refused {
+            match replay_of(&state, &campaign, key.as_ref()).await? {
+                // A retry of a request that was stored: its proof was spent by then, and the
+                // campaign may be under pressure since.
+                Some(receipt) => break (true, receipt),
+                None => return Err(refused),
             }
         }
         let secret = state.secret.get(&state.db).await?;
-        let client = ClientKey::from(client);
         let client_hash = campaign.duplicates.map(|_| secret.client_hash(&client));
         let contributor = Some(secret.contributor(campaign.id, &client));
         let pending = Pending {
@@ -198,24 +211,6 @@ pub async fn create_submission(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
-}
-
-/// Checks and spends the request's proof of work.
-async fn check_proof(
-    state: &AppState,
-    headers: &HeaderMap,
-    campaign: &crate::campaigns::Campaign,
-    difficulty: u8,
-    now: OffsetDateTime,
-) -> ApiResult<()> {
-    let header = headers
-        .get(pow::PROOF_HEADER)
-        .map(|v| v.to_str().map_err(|_| ProofError::Malformed))
-        .transpose()?
-        .ok_or_else(|| ProofError::Missing(campaign.slug.clone()))?;
-    let secret = state.secret.get(&state.db).await?;
-    let verified = pow::verify(secret, header, campaign.id, difficulty, now)?;
-    Ok(pow::spend(&state.db, &verified).await??)
 }
 
 /// The stored receipt of an earlier request with this idempotency key, if there is one.

@@ -133,6 +133,7 @@ pub async fn tile(
     responses(
         (status = 200, description = "TileJSON 3.0.0", body = Object),
         (status = 404, description = "No such public campaign", body = crate::http::error::Problem),
+        (status = 503, description = "This instance is building as many public bodies as it takes at once; see Retry-After", body = crate::http::error::Problem),
     ))]
 pub async fn tilejson(
     State(state): State<AppState>,

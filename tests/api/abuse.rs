@@ -266,7 +266,7 @@ async fn a_campaign_with_proof_of_work_takes_a_solved_challenge_once() {
             .contains("another campaign"),
         "{body}"
     );
-    let forged = text.replacen("v1.", "v1.9", 1);
+    let forged = text.replacen("v2.", "v2.9", 1);
     let body = problem(
         post(
             &app,
@@ -318,15 +318,11 @@ async fn a_campaign_with_proof_of_work_takes_a_solved_challenge_once() {
     assert_eq!(retry["id"], first["id"]);
 
     assert_eq!(app.counts("pow").await["total"], Some(2));
-    // A campaign without proof of work has no challenges; the setting is bounded.
+    // A campaign without proof of work still issues challenges, at the difficulty it would
+    // ask under pressure (a client may prepare one); the setting is bounded.
     app.open_campaign("plain", exact()).await;
-    let response = app
-        .client
-        .post(app.url("/api/v1/campaigns/plain/challenges"))
-        .send()
-        .await
-        .unwrap();
-    problem(response, StatusCode::CONFLICT).await;
+    let issued = challenge(&app, "plain").await;
+    assert_eq!(issued["difficulty"], 16);
     let response = app
         .admin_patch(
             "/api/v1/admin/campaigns/pow",
@@ -639,57 +635,5 @@ async fn without_a_trusted_header_the_peer_address_is_the_client() {
             StatusCode::TOO_MANY_REQUESTS,
             StatusCode::TOO_MANY_REQUESTS
         ]
-    );
-}
-
-#[tokio::test]
-async fn a_campaign_limit_holds_whatever_the_number_of_clients() {
-    let mut config = behind_proxy();
-    config.rate_limits.per_campaign_per_minute = 12; // bursts of 2
-    let app = TestApp::spawn_with(config).await;
-    app.open_campaign("crowd", exact()).await;
-    app.open_campaign("calm", exact()).await;
-    let mut statuses = Vec::new();
-    for i in 1..=4 {
-        let ip = format!("203.0.113.{i}");
-        statuses.push(
-            post(&app, "crowd", 2.05, 48.05, &[("X-Forwarded-For", &ip)])
-                .await
-                .status(),
-        );
-    }
-    assert_eq!(statuses[..2], [StatusCode::CREATED; 2]);
-    assert!(
-        statuses[2..]
-            .iter()
-            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
-        "{statuses:?}"
-    );
-    let refused = post(
-        &app,
-        "crowd",
-        2.05,
-        48.05,
-        &[("X-Forwarded-For", "203.0.113.9")],
-    )
-    .await;
-    assert!(refused.headers().contains_key("retry-after"));
-    let body = problem(refused, StatusCode::TOO_MANY_REQUESTS).await;
-    assert!(
-        body["detail"].as_str().unwrap().contains("this campaign"),
-        "{body}"
-    );
-    // Another campaign has its own allowance.
-    assert_eq!(
-        post(
-            &app,
-            "calm",
-            2.05,
-            48.05,
-            &[("X-Forwarded-For", "203.0.113.9")]
-        )
-        .await
-        .status(),
-        StatusCode::CREATED
     );
 }

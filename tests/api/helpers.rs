@@ -424,11 +424,7 @@ pub fn test_config() -> ServerConfig {
     let mut config = ServerConfig::new("widget");
     config.client_ip.trusted_header = Some("x-forwarded-for".parse().unwrap());
     config.client_ip.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
-    config.rate_limits = civicmap::safety::limits::RateLimitConfig {
-        per_ip_per_minute: 0,
-        per_ip_burst: 0,
-        per_campaign_per_minute: 0,
-    };
+    config.rate_limits = civicmap::safety::limits::RateLimitConfig::off();
     config
 }
 

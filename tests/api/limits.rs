@@ -12,9 +12,18 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use civicmap::safety::limits::{self, Allowance, Refused, Scope};
+use civicmap::safety::limits::{self, Allowance, Refused};
 
 use crate::helpers::{TestApp, answers, exact, fresh_database, point, problem, test_config};
+
+/// One bucket of a client's, as the submission door keeps them.
+fn alone(key: &[u8], allowance: Allowance) -> [limits::Bucket<'_>; 1] {
+    [limits::Bucket {
+        scope: "submit/client",
+        key,
+        allowance,
+    }]
+}
 
 /// Test settings with a per-client limit of `per_minute`, `burst` at once.
 fn per_client(per_minute: u32, burst: u32) -> civicmap::http::ServerConfig {
@@ -150,9 +159,9 @@ async fn concurrent_writes_of_one_client_to_two_instances_get_its_burst_once() {
 }
 
 #[tokio::test]
-async fn a_campaign_limit_holds_across_two_instances() {
+async fn a_campaign_allowance_holds_across_two_instances_then_it_asks_for_proofs_of_work() {
     let mut config = test_config();
-    config.rate_limits.per_campaign_per_minute = 12; // bursts of 2
+    config.rate_limits.per_campaign_per_minute = 12; // bursts of 2; a reserve of 1 at once
     let instances = two_instances(config, "crowd").await;
     instances[1].open_campaign("calm", exact()).await;
     let mut statuses = Vec::new();
@@ -164,23 +173,40 @@ async fn a_campaign_limit_holds_across_two_instances() {
                 .status(),
         );
     }
-    assert_eq!(statuses[..2], [StatusCode::CREATED; 2], "{statuses:?}");
+    // The allowance (2), then one first contribution from the reserve, then proofs of work:
+    // nobody is told to go away.
+    assert_eq!(statuses[..3], [StatusCode::CREATED; 3], "{statuses:?}");
     assert_eq!(
-        statuses[2..],
-        [StatusCode::TOO_MANY_REQUESTS; 4],
+        statuses[3..],
+        [StatusCode::UNPROCESSABLE_ENTITY; 3],
         "{statuses:?}"
     );
     let body = problem(
         post_as(&instances[1], "203.0.113.50", "crowd", &[]).await,
-        StatusCode::TOO_MANY_REQUESTS,
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
+    assert_eq!(body["field"], "proof_of_work");
+    let detail = body["detail"].as_str().unwrap();
     assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("to this campaign right now: at most 12 per minute"),
+        detail.contains("receiving more contributions than it can take")
+            && detail.contains("proof of work of 16 bits"),
         "{body}"
+    );
+    // The challenge is issued at the difficulty asked; with its proof, the same citizen gets
+    // in through either instance.
+    let proof = challenge(&instances[0], "crowd").await;
+    assert!(proof.starts_with("v2."), "{proof}");
+    assert_eq!(
+        post_as(
+            &instances[1],
+            "203.0.113.50",
+            "crowd",
+            &[("Civicmap-Proof", proof.as_str())]
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
     );
     // Another campaign has its own allowance.
     assert_eq!(
@@ -189,6 +215,7 @@ async fn a_campaign_limit_holds_across_two_instances() {
             .status(),
         StatusCode::CREATED
     );
+    assert_eq!(instances[0].counts("crowd").await["west"], Some(4));
 }
 
 #[tokio::test]
@@ -200,7 +227,8 @@ async fn a_flooding_client_cannot_use_up_the_campaigns_allowance_across_instance
     for i in 0..20 {
         post_as(&instances[i % 2], "198.51.100.66", "shield", &[]).await;
     }
-    // Its refused writes took nothing from the campaign: two others still get in.
+    // Its refused writes took nothing from the campaign: two others still get in without
+    // any proof of work.
     for (i, from) in ["198.51.100.1", "198.51.100.2"].iter().enumerate() {
         assert_eq!(
             post_as(&instances[i % 2], from, "shield", &[])
@@ -345,13 +373,13 @@ async fn in_the_shared_table_a_clients_decisions_are_the_same_whatever_another_c
             if b_writes {
                 for j in 0..3 {
                     let b_at = at - time::Duration::milliseconds(300 * j);
-                    limits::take(&db, Some(b_at), Some((b"client B", allowance)), None)
+                    limits::take(&db, Some(b_at), &alone(b"client B", allowance))
                         .await
                         .unwrap();
                 }
             }
             a_got.push(
-                limits::take(&db, Some(at), Some((b"client A", allowance)), None)
+                limits::take(&db, Some(at), &alone(b"client A", allowance))
                     .await
                     .unwrap(),
             );
@@ -406,14 +434,14 @@ async fn the_shared_limit_decides_as_a_token_bucket_would() {
     let (db, _) = fresh_database().await;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
     let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-    let mut checked = [0_usize; 3]; // allowed, refused by a client, refused by the campaign
+    let mut checked = [0_usize; 3]; // allowed, refused by a client, refused by its network
     for round in 0..6_i64 {
         let (per_minute, burst) =
             [(1, 1), (7, 3), (30, 10), (600, 2), (13, 1), (60, 5)][round as usize];
         let client = Allowance::new(per_minute, burst).unwrap();
-        let campaign_burst = burst * 2 + 1;
-        let campaign = Allowance::new(per_minute * 2, campaign_burst).unwrap();
-        let campaign_id = 1000 + round;
+        let network_burst = burst * 2 + 1;
+        let network = Allowance::new(per_minute * 2, network_burst).unwrap();
+        let network_key = format!("round {round} network").into_bytes();
         let keys: Vec<Vec<u8>> = (0..3)
             .map(|k| format!("round {round} client {k}").into_bytes())
             .collect();
@@ -421,8 +449,8 @@ async fn the_shared_limit_decides_as_a_token_bucket_would() {
             .map(|_| Bucket::new(client, i64::from(burst)))
             .collect();
         // Asked only when the client's bucket allowed the write: a client over its allowance
-        // takes nothing from the campaign.
-        let mut shared = Bucket::new(campaign, i64::from(campaign_burst));
+        // takes nothing from its network.
+        let mut shared = Bucket::new(network, i64::from(network_burst));
         let mut now = 0_i64;
         for _ in 0..120 {
             // Gaps around a tenth of T, sometimes several T, sometimes none.
@@ -433,33 +461,34 @@ async fn the_shared_limit_decides_as_a_token_bucket_would() {
             };
             let k = rng.random_range(0..3);
             let expected = match clients[k].take(now) {
-                Some(wait) => Some((Scope::Client, wait)),
-                None => shared.take(now).map(|wait| (Scope::Campaign, wait)),
+                Some(wait) => Some((0, wait)),
+                None => shared.take(now).map(|wait| (1, wait)),
             };
             let at = start + time::Duration::microseconds(now);
-            let got = limits::take(
-                &db,
-                Some(at),
-                Some((&keys[k], client)),
-                Some((campaign_id, campaign)),
-            )
-            .await
-            .unwrap();
+            let buckets = [
+                limits::Bucket {
+                    scope: "submit/client",
+                    key: &keys[k],
+                    allowance: client,
+                },
+                limits::Bucket {
+                    scope: "submit/24",
+                    key: &network_key,
+                    allowance: network,
+                },
+            ];
+            let got = limits::take(&db, Some(at), &buckets).await.unwrap();
             match (expected, got) {
                 (None, None) => checked[0] += 1,
                 (
-                    Some((scope, wait)),
+                    Some((bucket, wait)),
                     Some(Refused {
-                        scope: got,
+                        bucket: got,
                         lead_us,
                     }),
                 ) => {
-                    assert_eq!(scope, got, "round {round} at {now} µs");
-                    let allowance = if scope == Scope::Client {
-                        client
-                    } else {
-                        campaign
-                    };
+                    assert_eq!(bucket, got, "round {round} at {now} µs");
+                    let allowance = buckets[bucket].allowance;
                     assert_eq!(
                         lead_us - allowance.tolerance_us(),
                         wait,
@@ -469,7 +498,7 @@ async fn the_shared_limit_decides_as_a_token_bucket_would() {
                         allowance.retry_after(lead_us),
                         (wait as u64).div_ceil(1_000_000).max(1)
                     );
-                    checked[if scope == Scope::Client { 1 } else { 2 }] += 1;
+                    checked[bucket + 1] += 1;
                 }
                 (expected, got) => {
                     panic!("round {round} at {now} µs: expected {expected:?}, got {got:?}")
@@ -485,7 +514,8 @@ async fn concurrent_takes_of_one_bucket_never_allow_more_than_its_burst() {
     let (db, _) = fresh_database().await;
     let allowance = Allowance::new(1, 10).unwrap();
     let at = OffsetDateTime::now_utc();
-    let takes = (0..60).map(|_| limits::take(&db, Some(at), Some((b"one", allowance)), None));
+    let takes =
+        (0..60).map(|_| async { limits::take(&db, Some(at), &alone(b"one", allowance)).await });
     let refused = futures::future::join_all(takes)
         .await
         .into_iter()
@@ -495,9 +525,9 @@ async fn concurrent_takes_of_one_bucket_never_allow_more_than_its_burst() {
     assert_eq!(refused, 50);
 }
 
-/// Rows of the clients' buckets: their keys and the number of rows.
+/// Keys of the submission door's buckets (clients' and networks').
 async fn client_rows(db: &PgPool) -> Vec<Vec<u8>> {
-    sqlx::query_scalar("SELECT key FROM rate_limits WHERE scope = 'client'")
+    sqlx::query_scalar("SELECT key FROM rate_limits WHERE scope LIKE 'submit/%'")
         .fetch_all(db)
         .await
         .unwrap()
@@ -517,16 +547,15 @@ async fn the_table_holds_keyed_hashes_never_addresses_and_forgets_full_buckets()
     }
     let db = &instances[0].db;
     let keys = client_rows(db).await;
-    assert_eq!(keys.len(), 2);
+    // The IPv4 client and its /24; the IPv6 /64, its /56 and its /48.
+    assert_eq!(keys.len(), 5);
     let mut forms: Vec<Vec<u8>> = Vec::new();
     for from in addresses {
         let ip: std::net::IpAddr = from.parse().unwrap();
         forms.push(from.as_bytes().to_vec());
-        forms.push(
-            civicmap::http::client_ip::ClientKey::from(ip)
-                .to_string()
-                .into_bytes(),
-        );
+        for (_, name) in civicmap::http::client_ip::ClientKey::from(ip).networks() {
+            forms.push(name.into_bytes());
+        }
         match ip {
             std::net::IpAddr::V4(v4) => forms.push(v4.octets().to_vec()),
             std::net::IpAddr::V6(v6) => forms.push(v6.octets()[..8].to_vec()),
@@ -553,19 +582,20 @@ async fn the_table_holds_keyed_hashes_never_addresses_and_forgets_full_buckets()
     // A bucket full again is deleted; one still filling is kept.
     let gone = Allowance::new(60, 1).unwrap();
     let an_hour_ago = OffsetDateTime::now_utc() - time::Duration::hours(1);
-    limits::take(db, Some(an_hour_ago), Some((b"long gone", gone)), None)
+    limits::take(db, Some(an_hour_ago), &alone(b"long gone", gone))
         .await
         .unwrap();
-    assert_eq!(client_rows(db).await.len(), 3);
+    assert_eq!(client_rows(db).await.len(), 6);
     assert_eq!(limits::purge_full(db).await.unwrap(), 1);
-    assert_eq!(client_rows(db).await.len(), 2);
+    assert_eq!(client_rows(db).await.len(), 5);
 
     // Each instance purges by itself: one a second, a single write, full again in 1 s.
     let instances = two_instances(per_client(60, 1), "forget").await;
     post_as(&instances[0], "198.51.100.78", "forget", &[]).await;
-    assert_eq!(client_rows(&instances[0].db).await.len(), 1);
-    // Full 1 s after the write; a purge runs within 10 s of that (5 s of margin, for a busy
-    // machine).
+    // The client's bucket and its /24's.
+    assert_eq!(client_rows(&instances[0].db).await.len(), 2);
+    // Full 1 s after the write (the /24's: 1/8 s); a purge runs within 10 s of that (5 s of
+    // margin, for a busy machine).
     tokio::time::sleep(limits::PURGE_EVERY + Duration::from_secs(6)).await;
     assert!(client_rows(&instances[0].db).await.is_empty());
 }

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod addresses;
+mod attack;
 mod auth;
 mod backup;
 mod basemap;

@@ -96,7 +96,12 @@ async fn metrics_count_requests_submissions_tiles_and_refusals() {
     config.rate_limits.per_ip_burst = 1;
     let limited = TestApp::spawn_with(config).await;
     limited.open_campaign("limited", exact()).await;
-    let refusals = sample(&url, "civicmap_rate_limited_total", &[r#"scope="client""#]).await;
+    let refusals = sample(
+        &url,
+        "civicmap_rate_limited_total",
+        &[r#"scope="submit/client""#],
+    )
+    .await;
     let from = household();
     let mut statuses = Vec::new();
     for _ in 0..2 {
@@ -110,6 +115,12 @@ async fn metrics_count_requests_submissions_tiles_and_refusals() {
         [StatusCode::CREATED, StatusCode::TOO_MANY_REQUESTS]
     );
     assert!(
-        sample(&url, "civicmap_rate_limited_total", &[r#"scope="client""#]).await >= refusals + 1.0
+        sample(
+            &url,
+            "civicmap_rate_limited_total",
+            &[r#"scope="submit/client""#]
+        )
+        .await
+            >= refusals + 1.0
     );
 }

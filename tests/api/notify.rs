@@ -34,7 +34,7 @@ fn python() -> &'static str {
 }
 
 /// The SMTP server of a test: tests/smtp_sink.py on a loopback port, saving to a folder.
-struct Sink {
+pub(crate) struct Sink {
     port: u16,
     dir: tempfile::TempDir,
     child: Child,
@@ -42,7 +42,7 @@ struct Sink {
 
 impl Sink {
     /// Starts it; with `hold`, the first message matching that regex is held (see the script).
-    async fn start(hold: Option<(&str, u32)>) -> Self {
+    pub(crate) async fn start(hold: Option<(&str, u32)>) -> Self {
         Self::start_on(free_port(), hold).await
     }
 
@@ -88,12 +88,12 @@ impl Sink {
         sink
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
     /// The messages accepted so far, decoded, oldest first.
-    fn messages(&self) -> Vec<Value> {
+    pub(crate) fn messages(&self) -> Vec<Value> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("json"))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -106,7 +106,7 @@ impl Sink {
     }
 
     /// The accepted messages of kind `kind` (`X-Civicmap-Notice`).
-    fn of_kind(&self, kind: &str) -> Vec<Value> {
+    pub(crate) fn of_kind(&self, kind: &str) -> Vec<Value> {
         self.messages()
             .into_iter()
             .filter(|m| m["headers"]["x-civicmap-notice"] == kind)
@@ -125,7 +125,7 @@ impl Drop for Sink {
     }
 }
 
-async fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let since = Instant::now();
     while !done() {
         assert!(since.elapsed() < within, "waited {within:?} for {what}");
@@ -475,10 +475,33 @@ fn quick_workers() -> NotifyConfig {
     NotifyConfig {
         mail: None,
         per_second: 100,
+        confirmations_per_second: 100,
         interval: Duration::from_millis(100),
         retry_base: Duration::from_millis(100),
         extra_root: None,
     }
+}
+
+/// The notice workers of `app`, sending e-mail to `sink`: at most `per_second` notices and
+/// webhooks and `confirmations` confirmations a second.
+pub(crate) fn mail_workers(
+    app: &TestApp,
+    sink: &Sink,
+    per_second: u32,
+    confirmations: u32,
+) -> Workers {
+    let mail =
+        civicmap::notify::mail::MailConfig::new(&sink.url(), "carte@ville.test", &app.url(""))
+            .unwrap();
+    civicmap::notify::outbox::start(
+        app.db.clone(),
+        NotifyConfig {
+            mail: Some(mail),
+            per_second,
+            confirmations_per_second: confirmations,
+            ..quick_workers()
+        },
+    )
 }
 
 /// An in-process server that sends e-mail to `sink`, with its notice workers.
@@ -656,7 +679,8 @@ async fn addresses_are_kept_apart_from_submissions_out_of_exports_and_deleted_at
             "district_code",
             "confirmed",
             "created_hour",
-            "confirmation_hour"
+            "confirmation_hour",
+            "mailbox"
         ]
     );
     let on_the_hour: bool = sqlx::query_scalar(
@@ -725,10 +749,10 @@ async fn without_an_smtp_server_nobody_can_subscribe_and_subscriptions_are_rate_
 
     let mut config = test_config();
     config.email_notices = true;
+    // Subscriptions have a bucket of their own: 4 a minute, 2 at once.
     config.rate_limits = civicmap::safety::limits::RateLimitConfig {
-        per_ip_per_minute: 2,
-        per_ip_burst: 2,
-        per_campaign_per_minute: 0,
+        subscriptions_per_ip_per_minute: 4,
+        ..civicmap::safety::limits::RateLimitConfig::off()
     };
     let app = TestApp::spawn_with(config).await;
     app.open_campaign("limited", exact()).await;
@@ -1045,20 +1069,31 @@ async fn staff_updates_and_the_closing_reach_each_confirmed_address_once_in_its_
         .await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
     }
-    wait_for(Duration::from_secs(20), "four confirmations", || {
-        sink.of_kind("confirm").len() == 4
+    // One message per mailbox: Hélène's lists both of her requests, each with its link.
+    wait_for(Duration::from_secs(20), "three confirmations", || {
+        sink.of_kind("confirm").len() == 3
     })
     .await;
+    let prefix = app.url("/api/v1/campaigns/story/subscriptions/confirm?token=");
     for message in sink.of_kind("confirm") {
         if message["to"] != json!(["jo@example.org"]) {
-            let confirm = link(
-                &message,
-                &app.url("/api/v1/campaigns/story/subscriptions/confirm?token="),
-            );
-            assert_eq!(
-                app.client.post(&confirm).send().await.unwrap().status(),
-                StatusCode::OK
-            );
+            let text = message["text"].as_str().unwrap();
+            let links: Vec<&str> = text
+                .split_whitespace()
+                .filter(|word| word.starts_with(&prefix))
+                .collect();
+            let expected = if message["to"] == json!(["helene@example.org"]) {
+                2
+            } else {
+                1
+            };
+            assert_eq!(links.len(), expected, "{text}");
+            for confirm in links {
+                assert_eq!(
+                    app.client.post(confirm).send().await.unwrap().status(),
+                    StatusCode::OK
+                );
+            }
         }
     }
 
@@ -1177,8 +1212,8 @@ async fn staff_updates_and_the_closing_reach_each_confirmed_address_once_in_its_
     );
     assert_eq!(
         sink.messages().len(),
-        8,
-        "4 confirmations, 2 updates, 2 closings"
+        7,
+        "3 confirmations (one per mailbox), 2 updates, 2 closings"
     );
     let update = sink
         .of_kind("update")
@@ -1779,4 +1814,178 @@ async fn erasing_or_hiding_a_submission_leaves_no_undelivered_event_with_its_pos
             .await
             .unwrap();
     assert_eq!(positions, 0);
+}
+
+/// Subscribing from `from` (a household's address) to `slug`.
+async fn follow_from(app: &TestApp, slug: &str, from: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/campaigns/{slug}/subscriptions")))
+        .header("X-Forwarded-For", from)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The attack: someone subscribes a victim's mailbox, spelled many ways and for every district,
+/// from many addresses, to have the city's server mail them again and again; or floods the
+/// confirmations' queue so that the notices and webhooks wait. One message an hour reaches the
+/// mailbox, listing every request still waiting; a mailbox holds 20 requests at most; the
+/// requests waiting in a campaign and to one domain are capped per hour; and the notices do not
+/// wait behind the confirmations.
+#[tokio::test]
+async fn confirmations_cannot_be_aimed_at_a_mailbox_nor_delay_notices() {
+    let sink = Sink::start(None).await;
+    let mut config = test_config();
+    config.email_notices = true;
+    config.unconfirmed_per_hour = 400; // 40 per recipient domain
+    let app = TestApp::spawn_with(config).await;
+    app.open_campaign("aimed", exact()).await;
+    // 1. One mailbox, four spellings, four choices of district: stored, one message.
+    for (i, (email, district)) in [
+        ("j.o@gmail.com", None),
+        ("jo+a@gmail.com", Some("west")),
+        ("J.O+b@googlemail.com", Some("middle")),
+        ("jo@gmail.com", Some("east")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let response = follow_from(
+            &app,
+            "aimed",
+            &format!("203.0.113.{i}"),
+            &json!({"email": email, "district": district, "lang": "en"}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    let _workers = mail_workers(&app, &sink, 50, 1);
+    wait_for(Duration::from_secs(20), "the confirmation", || {
+        !sink.of_kind("confirm").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let messages = sink.of_kind("confirm");
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let text = messages[0]["text"].as_str().unwrap();
+    let links = text.matches("/subscriptions/confirm?token=").count();
+    assert_eq!(links, 4, "one link per request: {text}");
+    assert_eq!(
+        text.matches("Another request for this address").count(),
+        3,
+        "{text}"
+    );
+    for district in ["(District West)", "(District Middle)", "(District East)"] {
+        assert!(text.contains(district), "{district}: {text}");
+    }
+
+    // 2. More requests this hour: nothing now; one message next hour for all of them.
+    for i in 0..30 {
+        let response = follow_from(
+            &app,
+            "aimed",
+            &format!("198.51.100.{i}"),
+            &json!({"email": format!("jo+again{i}@gmail.com"), "district": (["west", "east"][i % 2])}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sink.of_kind("confirm").len(), 1);
+    let waiting: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT key, next_attempt_at >= date_trunc('hour', now()) + interval '1 hour'
+         FROM outbox WHERE kind = 'confirm'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert!(waiting[0].1, "{waiting:?}");
+    // 3. A mailbox holds 20 requests at most: the others were answered alike, not stored.
+    let held: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM subscriptions WHERE mailbox = 'jo@gmail.com'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(held, 20);
+
+    // 4. Requests to one domain are capped per hour (40 here, of which 20 are jo's), with a
+    //    clear refusal; another domain is not.
+    let mut statuses = Vec::new();
+    for i in 0..25 {
+        let response = follow_from(
+            &app,
+            "aimed",
+            &format!("192.0.2.{i}"),
+            &json!({"email": format!("person{i}@gmail.com")}),
+        )
+        .await;
+        statuses.push(response.status().as_u16());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key("retry-after"));
+            let body: Value = response.json().await.unwrap();
+            assert!(
+                body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("addresses at gmail.com are waiting for their confirmation"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        5,
+        "{statuses:?}"
+    );
+    let other = follow_from(
+        &app,
+        "aimed",
+        "192.0.2.200",
+        &json!({"email": "someone@ville.fr"}),
+    )
+    .await;
+    assert_eq!(other.status(), StatusCode::ACCEPTED);
+
+    // 5. Twenty more confirmations queue at one a second; a webhook goes out meanwhile.
+    for i in 0..20 {
+        follow_from(
+            &app,
+            "aimed",
+            &format!("192.0.2.{}", 100 + i),
+            &json!({"email": format!("reader{i}@domain{i}.example")}),
+        )
+        .await;
+    }
+    let (url, received) = receiver().await;
+    let created = app
+        .admin_post(
+            "/api/v1/admin/campaigns/aimed/webhooks",
+            &json!({"url": url, "events": ["submission.created"]}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    app.contribute("aimed", 2.05, 48.05, answers()).await;
+    let started = std::time::Instant::now();
+    wait_for(Duration::from_secs(10), "the webhook", || {
+        received.lock().unwrap().iter().any(|r| r.3)
+    })
+    .await;
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE kind = 'confirm' AND next_attempt_at <= now()",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(
+        queued >= 10,
+        "the webhook went out after {:?}, with {queued} confirmations still queued",
+        started.elapsed()
+    );
 }

@@ -264,7 +264,7 @@ async fn two_instances_a_replica_and_nginx_show_every_acknowledged_submission_an
         assert_eq!(stored, BURST, "through nginx: a burst of {BURST}, once");
     }
     acknowledged += stored as i64;
-    let refused = "civicmap_rate_limited_total{scope=\"client\"}";
+    let refused = "civicmap_rate_limited_total{scope=\"submit/client\"}";
     assert!(
         writer.metric(&http, refused).await > 0.0 && reader.metric(&http, refused).await > 0.0,
         "both instances refused the client's excess"

@@ -101,6 +101,7 @@ async fn every_staff_role_lists_campaigns_with_their_queues_and_no_submission() 
                 [
                     "moderation",
                     "pending",
+                    "pressure",
                     "reported",
                     "slug",
                     "status",

@@ -59,6 +59,8 @@ const fr = {
   precision: 'Précision publique (mètres)',
   privacy_explained: 'Le public ne voit jamais une contribution ni sa position. Les totaux par secteur sont exacts et à jour, masqués sous {k}. Tout ce qui est plus fin (les hexagones de la carte, d’environ {area}, jamais plus fins que {m} m ; les répartitions par réponse, les sommes, la série temporelle) est publié {every} en estimations, avec un bruit aléatoire. À ε = {e}, ces chiffres rendent toute affirmation sur un foyer au plus {x} fois plus probable.',
   allowed_origins: 'Sites autorisés à intégrer le widget (un par ligne ; vide : tous)',
+  proof_of_work: 'Preuve de travail demandée à chaque contribution (bits, 1 à 26)',
+  proof_of_work_hint: 'Vide : seulement quand la campagne est sous pression. 16 : une fraction de seconde sur un téléphone ; 20 : une à deux secondes. Voir docs/OPERATIONS.md, « Under attack ».',
   opens_at: 'Ouverture (facultatif)',
   targets: 'Objectifs par secteur, un par ligne : code = nombre de contributions',
   closes_at: 'Fermeture (facultatif)',
@@ -288,6 +290,7 @@ const fr = {
   dl_explain: 'Totaux exacts : les comptes par secteur, exacts et à jour, masqués sous k. Estimations : tout ce qui est plus fin (hexagones, répartitions par réponse, sommes, série temporelle), publié {every} avec un bruit ajouté pour la confidentialité (confidentialité différentielle) ; leurs colonnes commencent par estimate_.',
   dl_breakdown: '« {q} » par secteur (CSV) — public, estimations (bruit ajouté pour la confidentialité)',
   dl_sum: 'Somme de « {q} » par secteur (CSV) — public, estimations (bruit ajouté pour la confidentialité)',
+  pressure_since: 'Campagne sous pression depuis le {time} : les contributions demandent maintenant une preuve de travail (difficulté {d}). Voir docs/OPERATIONS.md.',
 };
 
 type Key = keyof typeof fr;
@@ -350,6 +353,8 @@ const en: Record<Key, string> = {
   precision: 'Public precision (metres)',
   privacy_explained: 'The public never sees a contribution or its position. District totals are exact and live, withheld under {k}. Everything finer (the map’s hexagons, about {area}, never finer than {m} m; the splits by answer, the sums, the time series) is released {every} as estimates, with random noise. At ε = {e}, these figures make any statement about one household at most {x} times more likely.',
   allowed_origins: 'Sites allowed to embed the widget (one per line; empty: any)',
+  proof_of_work: 'Proof of work asked of every contribution (bits, 1 to 26)',
+  proof_of_work_hint: 'Empty: only while the campaign is under pressure. 16: a fraction of a second on a phone; 20: a second or two. See docs/OPERATIONS.md, "Under attack".',
   opens_at: 'Opens (optional)',
   targets: 'Targets per district, one per line: code = number of contributions',
   closes_at: 'Closes (optional)',
@@ -579,6 +584,7 @@ const en: Record<Key, string> = {
   dl_explain: 'Exact totals: the counts per district, exact and live, withheld below k. Estimates: everything finer (hexagons, splits by answer, sums, time series), released {every} with noise added for privacy (differential privacy); their columns start with estimate_.',
   dl_breakdown: '“{q}” per district (CSV) — public, estimates (noise added for privacy)',
   dl_sum: 'Sum of “{q}” per district (CSV) — public, estimates (noise added for privacy)',
+  pressure_since: 'Under pressure since {time}: contributions now need a proof of work (difficulty {d}). See docs/OPERATIONS.md.',
 };
 
 const tables: Record<Lang, Record<Key, string>> = { fr, en };

@@ -5,7 +5,7 @@
 import { Me, call, signIn, signOut, whenSignedOut, whoAmI } from './api';
 import { Key, Lang, lang, setLang, t } from './i18n';
 import { type Basemap, NoWebGL, addPolygons, boundsOf, consoleMap, removeMaps } from './maps';
-import { type Campaign, type Field } from './model';
+import { type Campaign, type Field, type Pressure } from './model';
 import { type PrivacyPanel, budgetOf, privacyPanel } from './privacy';
 import { field, fmtDate, h, input, loc, problemText, scroller, select, status } from './ui';
 import {
@@ -137,13 +137,27 @@ async function campaignsView(main: HTMLElement): Promise<void> {
       h('td', {}, queueOf.has(c.slug) ? t('pending_reported', { p: queueOf.get(c.slug)?.pending ?? 0, r: queueOf.get(c.slug)?.reported ?? 0 }) : '—'),
       h('td', {}, h('a', { href: `#/dashboard/${encodeURIComponent(c.slug)}` }, t('nav_dashboard')), ' · ', h('a', { href: `#/moderation/${encodeURIComponent(c.slug)}` }, t('nav_moderation')), ' · ', h('a', { href: `#/downloads/${encodeURIComponent(c.slug)}` }, t('nav_downloads'))));
   }));
+  // Flooded campaigns first, above the table, where no one can miss them.
+  const banners = list.map((c) => pressureBanner(c.pressure ?? queueOf.get(c.slug)?.pressure, h('a', { href: `#/campaign/${encodeURIComponent(c.slug)}` }, loc(c.title))));
   main.append(
     h('h1', { id: 'campaigns-h' }, t('campaigns')),
+    ...banners.filter((b): b is HTMLElement => !!b),
     h('p', {}, h('a', { class: 'button', href: '#/campaign/new' }, t('new_campaign'))),
     scroller('campaigns-h', h('table', {},
       h('thead', {}, h('tr', {}, ...(['col_title', 'col_status', 'col_moderation', 'col_districts', 'col_contributions', 'col_queues', 'col_actions'] as Key[]).map((k) => h('th', { scope: 'col' }, t(k))))),
       h('tbody', {}, ...rows))),
   );
+}
+
+/**
+ * The warning that a campaign is flooded ("under pressure"): every contribution now needs a proof of
+ * work, which slows citizens down too, so staff should know and read the runbook. Null when it is not.
+ * `name`: the campaign, on a page that lists several.
+ */
+function pressureBanner(p: Pressure | null | undefined, name?: Node): HTMLElement | null {
+  if (!p) return null;
+  return h('p', { class: 'pressure', role: 'status', 'data-pressure': p.difficulty },
+    name ? [name, t('colon')] : null, t('pressure_since', { time: fmtDate(p.since), d: p.difficulty }));
 }
 
 function blankField(n: number): Field {
@@ -256,6 +270,8 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
     : { slug: '', title: { fr: '', en: '' }, description: { fr: '', en: '' }, status: 'draft', moderation: 'post', form: { fields: [blankField(1)] }, privacy: { min_count: 5, public_precision_m: 200, budget: DEFAULT_BUDGET, release_every: 'week', map_resolution: DEFAULT_MAP_RESOLUTION }, allowed_origins: [] };
   const fields: Field[] = JSON.parse(JSON.stringify(c.form.fields));
   main.append(h('h1', {}, slug ? `${t('campaign')}${t('colon')}${loc(c.title)}` : t('new_campaign')));
+  const banner = pressureBanner(c.pressure);
+  if (banner) main.append(banner);
 
   // Settings and form.
   const slugIn = input({ value: c.slug, required: true, pattern: '[a-z0-9][a-z0-9-]*', disabled: !!slug });
@@ -290,6 +306,9 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
   budget.addEventListener('input', () => panel?.preview(budget.value));
   explain();
   const origins = h('textarea', { rows: 2 }, (c.allowed_origins ?? []).join('\n')) as HTMLTextAreaElement;
+  // Every submission and subscription pays this work from the first one (empty: only when the
+  // campaign is under pressure).
+  const pow = input({ type: 'number', name: 'proof_of_work', min: 1, max: 26, value: c.proof_of_work?.difficulty ?? '' });
   // Dates in the browser's time zone, sent as RFC 3339.
   const local = (iso: string | null | undefined) => {
     if (!iso) return '';
@@ -336,6 +355,7 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
       form: { fields },
       privacy: { min_count: Number(k.value), public_precision_m: Number(m.value), budget: Number(budget.value), release_every: every.value, map_resolution: Number(resolution.value) },
       allowed_origins: origins.value.split('\n').map((s) => s.trim()).filter(Boolean),
+      proof_of_work: pow.value === '' ? null : { difficulty: Number(pow.value) },
       opens_at: opens.value ? new Date(opens.value).toISOString() : null,
       closes_at: closes.value ? new Date(closes.value).toISOString() : null,
       basemap: basemapBody(),
@@ -372,6 +392,7 @@ async function campaignView(main: HTMLElement, slug: string | null): Promise<voi
     h('div', { class: 'row' }, field(t('release_every'), every, t('release_hint')), field(t('map_resolution'), resolution, t('resolution_hint'))),
     explained),
   field(t('allowed_origins'), origins),
+  field(t('proof_of_work'), pow, t('proof_of_work_hint')),
   h('div', { class: 'row' }, field(t('opens_at'), opens), field(t('closes_at'), closes)),
   field(t('targets'), targets),
   h('fieldset', {}, h('legend', {}, t('basemap')), field(t('basemap_kind'), bmKind, t('basemap_hint')), rasterBox, styleBox),
@@ -540,7 +561,7 @@ interface QueueItem {
   reports?: { reason: string; reporter: string; created_at: string }[];
 }
 
-interface StaffCampaignRow { slug: string; title: { fr: string; en: string }; status: Campaign['status']; moderation: Campaign['moderation']; pending: number; reported: number }
+interface StaffCampaignRow { slug: string; title: { fr: string; en: string }; status: Campaign['status']; moderation: Campaign['moderation']; pending: number; reported: number; pressure?: Pressure | null }
 
 /** The campaigns this staff member may pick from (any staff role); `null` when the list cannot be read. */
 async function staffCampaigns(): Promise<StaffCampaignRow[] | null> {
@@ -551,8 +572,11 @@ async function staffCampaigns(): Promise<StaffCampaignRow[] | null> {
   }
 }
 
-/** Which campaign a moderator's or planner's page is about: a list to pick from, kept in the hash route. */
-async function slugPicker(main: HTMLElement, view: string, slug: string): Promise<void> {
+/**
+ * Which campaign a moderator's or planner's page is about: a list to pick from, kept in the hash
+ * route. Returns the picked campaign's row, when the list could be read.
+ */
+async function slugPicker(main: HTMLElement, view: string, slug: string): Promise<StaffCampaignRow | null> {
   const go = (v: string) => { location.hash = `#/${view}/${encodeURIComponent(v.trim())}`; };
   const list = await staffCampaigns();
   if (!list) {
@@ -560,11 +584,11 @@ async function slugPicker(main: HTMLElement, view: string, slug: string): Promis
     const s = input({ value: slug, required: true });
     main.append(h('form', { class: 'inline', onsubmit: (e: Event) => { e.preventDefault(); go(s.value); } },
       field(t('campaign_slug'), s), h('button', { type: 'submit' }, t('go'))));
-    return;
+    return null;
   }
   if (!list.length) {
     main.append(h('p', {}, t('no_campaigns')));
-    return;
+    return null;
   }
   const counts = (c: StaffCampaignRow) => (view === 'moderation' ? ` — ${t('pending_reported', { p: c.pending, r: c.reported })}` : '');
   const options: [string, string][] = list.map((c) => [c.slug, `${loc(c.title)} (${c.slug}, ${t(`status_${c.status}` as Key)})${counts(c)}`]);
@@ -572,6 +596,7 @@ async function slugPicker(main: HTMLElement, view: string, slug: string): Promis
   const s = select(options, slug, { name: 'campaign', required: true });
   main.append(h('form', { class: 'inline picker', onsubmit: (e: Event) => { e.preventDefault(); if (s.value) go(s.value); } },
     field(t('campaign_pick'), s), h('button', { type: 'submit' }, t('go'))));
+  return list.find((c) => c.slug === slug) ?? null;
 }
 
 /** The campaign's form (public endpoint, or the admin one for a draft), for labels of answers. */
@@ -753,8 +778,10 @@ const NO_TARGET = '#ffffff';
 
 async function dashboardView(main: HTMLElement, slug: string): Promise<void> {
   main.append(h('h1', {}, t('dashboard')));
-  await slugPicker(main, 'dashboard', slug);
+  const picked = await slugPicker(main, 'dashboard', slug);
   if (!slug) return;
+  const banner = pressureBanner(picked?.pressure);
+  if (banner) main.append(banner);
   const s = encodeURIComponent(slug);
   const [fc, form] = await Promise.all([
     call<{ min_count: number; total: { count: number | null; withheld: boolean }; features: { type: 'Feature'; geometry: { type: string; coordinates: unknown } | null; properties: DistrictFigures }[] }>('GET', `/api/v1/campaigns/${s}/districts.geojson`),

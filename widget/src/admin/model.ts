@@ -30,6 +30,15 @@ export interface Privacy {
   map_resolution: number;
 }
 
+/**
+ * The campaign is flooded ("under pressure"): since `since` (RFC 3339), every contribution
+ * needs a proof of work of `difficulty` bits (a first contribution may come in from a reserve).
+ */
+export interface Pressure {
+  difficulty: number;
+  since: string;
+}
+
 export interface Campaign {
   slug: string;
   title: { fr: string; en: string };
@@ -39,10 +48,14 @@ export interface Campaign {
   form: { fields: Field[] };
   privacy: Privacy;
   allowed_origins?: string[];
+  /** Asked of every contribution and subscription; null: only under pressure. */
+  proof_of_work?: { difficulty: number } | null;
   opens_at?: string | null;
   closes_at?: string | null;
   targets?: Record<string, number>;
   basemap?: Basemap;
   geocoder?: { url: string } | null;
   retention_days?: number | null;
+  /** Set by the server (read only): null, or absent from an older server, when not under pressure. */
+  pressure?: Pressure | null;
 }

@@ -73,7 +73,7 @@ export class App {
   // DOM references (rebuilt by render()).
   private r: {
     info?: HTMLElement; legend?: HTMLElement; meta?: HTMLElement; tbody?: HTMLElement; tfoot?: HTMLElement; panel?: HTMLElement;
-    live?: HTMLElement; submit?: HTMLButtonElement; summary?: HTMLElement; general?: HTMLElement;
+    live?: HTMLElement; submit?: HTMLButtonElement; busy?: HTMLElement; summary?: HTMLElement; general?: HTMLElement;
     form?: HTMLFormElement; mapBox?: HTMLElement; mapEl?: HTMLElement; mapWait?: HTMLElement; mapHelp?: HTMLElement;
     noMapNote?: HTMLElement; honeypot?: HTMLInputElement;
     fields: Record<string, FieldRef>;
@@ -322,6 +322,7 @@ export class App {
       lang: this.lang,
       districts: (this.districts?.features ?? []).map((f) => ({ code: f.properties.code, name: f.properties.name })),
       district,
+      proofOfWork: !!this.campaign!.proof_of_work,
     }, heading);
   }
 
@@ -506,7 +507,10 @@ export class App {
     for (const f of c.form?.fields ?? []) form.append(this.renderField(f));
     const submit = h('button', { class: 'cm-btn cm-submit', type: 'submit' }, this.t('submit'));
     this.r.submit = submit;
-    form.append(general, h('div', { class: 'cm-actions' }, submit),
+    // Seen while the widget waits to send again to a busy server (the live region tells screen readers).
+    const busy = h('span', { class: 'cm-hint cm-busy' });
+    this.r.busy = busy;
+    form.append(general, h('div', { class: 'cm-actions' }, submit, busy),
       h('p', { class: 'cm-note cm-privacy' }, this.t('privacy', { k: c.privacy?.min_count ?? this.k, every: this.every })));
     panel.replaceChildren(h('h3', { id: hId }, this.t('formTitle')), h('p', { class: 'cm-note' }, this.t('requiredNote')), form);
     this.applyErrors();
@@ -562,6 +566,7 @@ export class App {
     const b = this.r.submit;
     if (!b) return;
     b.disabled = on;
+    if (!on && this.r.busy) this.r.busy.textContent = '';
     b.replaceChildren(...(on ? [h('span', { class: 'cm-spinner', 'aria-hidden': 'true' }), this.t('sending')] : [this.t('submit')]));
     this.r.form?.setAttribute('aria-busy', String(on));
   }
@@ -585,13 +590,21 @@ export class App {
       const c = this.campaign;
       const key = this.attempt.key;
       // Sent before the campaign's minimum fill time: wait it out quietly (never an error for a fast human).
+      // Every attempt (new proof of work, busy server) carries the same key: the server stores one.
       const res = await sendProtected({
         send: (headers) => this.api.submit(c.slug, body, key, headers),
         formStart: this.formStart || Date.now(),
         minFillSeconds: minFillSeconds(c),
         honeypot: () => this.hp,
         pow: this.pow,
+        // Under pressure, the server asks for a proof of work even if the campaign asked for none at load.
+        challenge: () => this.api.challenge(c.slug),
         onWait: () => this.announce(this.t('sendingWait')),
+        onBusy: (s) => {
+          const text = this.t('sendingBusy', { s });
+          if (this.r.busy) this.r.busy.textContent = text;
+          this.announce(text);
+        },
       });
       if (this.destroyed) return;
       this.result = res;

@@ -2,8 +2,11 @@
 // to POST …/subscriptions. The server answers the same whatever the address's state, and sends a
 // confirmation link (double opt-in); this form only says so. No honeypot: a program that fills it
 // gets no further than one confirmation message per address and hour, which nobody confirms.
+// A campaign with a proof of work, or under pressure, asks for one here too (422 `proof_of_work`):
+// sent as with a contribution (sendProtected), which also sends again after a short 429 or 503.
 import { ApiError, type Api } from '../lib/api';
 import { msg } from '../lib/i18n';
+import { ProofOfWork, problemField, sendProtected } from '../lib/protect';
 import type { Lang } from '../lib/types';
 import { describedBy, h, uid } from './dom';
 
@@ -15,6 +18,8 @@ export interface FollowOptions {
   districts: { code: string; name: string }[];
   /** The district chosen first (the pin's), if any. */
   district?: string | null;
+  /** The campaign asks for a proof of work: solved from the first keystroke, so that it is ready. */
+  proofOfWork?: boolean;
 }
 
 /** The small form, under a heading of level `heading`, or none when a <summary> above titles it. */
@@ -32,6 +37,8 @@ export function renderFollow(o: FollowOptions, heading: 'h4' | null = 'h4'): HTM
     o.districts.map((d) => h('option', { value: d.code }, d.name)));
   select.value = o.district && o.districts.some((d) => d.code === o.district) ? o.district : '';
   const status = h('p', { class: 'cm-followstatus', role: 'status' });
+  const pow = o.proofOfWork ? new ProofOfWork(() => o.api.challenge(o.slug)) : null;
+  if (pow) email.addEventListener('input', () => pow.start());
   const button = h('button', { type: 'submit', class: 'cm-btn cm-secondary cm-small' }, t('followSubmit'));
   const showError = (text: string | null) => {
     error.textContent = text ?? '';
@@ -51,12 +58,22 @@ export function renderFollow(o: FollowOptions, heading: 'h4' | null = 'h4'): HTM
     button.disabled = true;
     status.textContent = '';
     try {
-      await o.api.follow(o.slug, { email: value, district: select.value || null, lang: o.lang });
+      const body = { email: value, district: select.value || null, lang: o.lang };
+      await sendProtected({
+        send: (headers) => o.api.follow(o.slug, body, headers),
+        formStart: 0,
+        minFillSeconds: 0,
+        pow,
+        challenge: () => o.api.challenge(o.slug),
+        onWait: () => { status.textContent = t('sendingWait'); },
+        onBusy: (s) => { status.textContent = t('sendingBusy', { s }); },
+      });
       status.textContent = t('followSent');
       email.value = '';
     } catch (err) {
-      const detail = err instanceof ApiError ? err.message : String(err);
-      if (err instanceof ApiError && err.status === 422 && /email/.test(JSON.stringify(err.problem))) {
+      const proof = err instanceof ApiError && err.status === 422 && problemField(err.problem) === 'proof_of_work';
+      const detail = proof ? t('errProof') : err instanceof ApiError ? err.message : String(err);
+      if (!proof && err instanceof ApiError && err.status === 422 && /email/.test(JSON.stringify(err.problem))) {
         showError(t('followBadEmail'));
         email.focus();
       } else {

@@ -115,16 +115,19 @@ export class Api {
     return r.body as SubmissionResult;
   }
 
-  /** Follows the campaign (or one district) by e-mail: the server sends a confirmation link. */
-  async follow(slug: string, body: { email: string; district: string | null; lang: string }): Promise<void> {
+  /**
+   * Follows the campaign (or one district) by e-mail: the server sends a confirmation link.
+   * `extra`: the anti-abuse headers (Civicmap-Proof, when the campaign asks for a proof of work).
+   */
+  async follow(slug: string, body: { email: string; district: string | null; lang: string }, extra: Record<string, string> = {}): Promise<void> {
     await this.request<unknown>(`${this.campaignPath(slug)}/subscriptions`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { ...extra, 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
     });
   }
 
-  /** A proof-of-work challenge for one submission. */
+  /** A proof-of-work challenge for one submission or subscription (any open campaign). */
   async challenge(slug: string): Promise<Challenge> {
     const r = await this.request<Challenge>(`${this.campaignPath(slug)}/challenges`, { method: 'POST' });
     const c = r.body;

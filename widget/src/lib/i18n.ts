@@ -132,6 +132,7 @@ const S = {
   errTooFast: { fr: 'Le formulaire a été envoyé trop vite. Réessayez dans quelques secondes.', en: 'The form was sent too quickly. Try again in a few seconds.' },
   errProof: { fr: 'La vérification anti-spam automatique n’a pas abouti. Réessayez.', en: 'The automatic anti-spam check did not succeed. Please try again.' },
   sendingWait: { fr: 'Envoi en cours, quelques secondes…', en: 'Sending, a few seconds…' },
+  sendingBusy: { fr: 'Le service est très sollicité, nouvel essai dans {s} s…', en: 'The service is busy, retrying in {s} s…' },
   honeypot: { fr: 'Laissez ce champ vide', en: 'Leave this empty' },
   charCount: { fr: '{c} / {n} caractères', en: '{c} / {n} characters' },
   yes: { fr: 'Oui', en: 'Yes' },

@@ -1,5 +1,6 @@
 // Anti-abuse parts of a submission: honeypot and fill-time headers, waiting out the campaign's minimum
-// fill time (a fast human never sees an error), the proof of work, and the messages for 409/429.
+// fill time (a fast human never sees an error), the proof of work (also when a campaign under pressure
+// asks for one), sending again after a short 429/503, and the messages for 409/429.
 import type { ApiError } from './api';
 import { msg } from './i18n';
 import { solvePow } from './pow';
@@ -94,34 +95,98 @@ export class ProofOfWork {
   }
 }
 
+/** The longest Retry-After (seconds) of a 429 or 503 waited out automatically; a longer one is shown. */
+export const BUSY_RETRY_MAX_SECONDS = 10;
+/** Automatic sends again after a 429 or 503, per submission. */
+const BUSY_RETRIES = 3;
+/** Proofs of work sent per submission: the difficulty of a campaign under pressure may rise between two. */
+const PROOF_ATTEMPTS = 3;
+
 /**
- * Sends a submission with its anti-abuse headers: waits until the form has been open the campaign's
- * minimum time, attaches the proof of work when there is one, and retries once with a new proof when
- * the server says the proof expired or was used (422, field `proof_of_work`).
+ * Seconds to wait before sending again after `err`: a 429 (rate limited) or 503 (busy) whose
+ * Retry-After is short enough that the citizen would rather wait than read an error; else null.
+ */
+export function busyRetrySeconds(err: unknown): number | null {
+  const e = err as Partial<ApiError> | null;
+  if (e?.status !== 429 && e?.status !== 503) return null;
+  const s = e.retryAfter;
+  return typeof s === 'number' && s >= 0 && s <= BUSY_RETRY_MAX_SECONDS ? s : null;
+}
+
+/** Whether the server refused a request for want of a (good, fresh) proof of work (422, field `proof_of_work`). */
+function proofRefused(err: unknown): boolean {
+  const e = err as Partial<ApiError> | null;
+  return e?.status === 422 && !!e.problem && problemField(e.problem) === 'proof_of_work';
+}
+
+/**
+ * Sends a submission (or a subscription) with its anti-abuse headers: waits until the form has been
+ * open the campaign's minimum time, attaches the proof of work when there is one, and sends the same
+ * request again (same body, same Idempotency-Key in `send`, same headers but the proof):
+ * - after a 422 `proof_of_work`, with a new proof: the one sent expired or was used, or the campaign is
+ *   under pressure and asks for one although it asked for none at load (`pow` null: a challenge is then
+ *   fetched with `challenge`), or for a higher difficulty than before; at most 3 proofs in all;
+ * - after a 429 or 503 whose Retry-After is at most 10 s, once that time (and up to 1 s of jitter, so
+ *   that the clients held back together do not all come back in the same instant) has passed; at most
+ *   3 times. The proof goes again unchanged: the server did not spend it, or it stored the submission
+ *   and answers the key's replay without one (had it spent it without storing, its 422 brings a new one).
  */
 export async function sendProtected<T>(o: {
   send: (headers: Record<string, string>) => Promise<T>;
   /** When the form was shown (ms, same clock as `now`). */
   formStart: number;
   minFillSeconds: number;
-  honeypot: () => string;
+  /** The honeypot field's value; without it (the follow form), neither it nor the fill time is sent. */
+  honeypot?: () => string;
+  /** The campaign's proof of work, started early; null when it asked for none at load. */
   pow: ProofOfWork | null;
+  /** A new challenge, for a proof the server asks for although `pow` is null (campaign under pressure). */
+  challenge?: () => Promise<Challenge>;
   /** Called when the citizen has to wait (minimum fill time, or the proof not solved yet). */
   onWait?: () => void;
+  /** Called before waiting `seconds` to send again after a 429 or 503. */
+  onBusy?: (seconds: number) => void;
   now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
 }): Promise<T> {
   const now = o.now ?? (() => Date.now());
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((ok) => setTimeout(ok, ms)));
+  const random = o.random ?? Math.random;
   let told = false;
   const wait = () => { if (!told) { told = true; o.onWait?.(); } };
-  await waitForMinFill(o.formStart, o.minFillSeconds, wait, now);
-  for (let i = 0; ; i++) {
-    if (o.pow && !o.pow.ready) wait();
-    const proof = o.pow ? await o.pow.get() : null;
+  // The time the citizen took to fill the form: the same in every attempt (solving a proof or
+  // waiting for a busy server is not filling the form).
+  const fillMs = await waitForMinFill(o.formStart, o.minFillSeconds, wait, now);
+  let pow = o.pow;
+  let proof: string | null = null;
+  let proofs = 0;
+  let busy = 0;
+  for (;;) {
     try {
-      return await o.send(submissionHeaders({ honeypot: o.honeypot(), fillMs: now() - o.formStart, proof }));
+      if (pow && proof === null) {
+        if (!pow.ready) wait();
+        proof = await pow.get();
+        proofs++;
+      }
+      const headers = o.honeypot ? submissionHeaders({ honeypot: o.honeypot(), fillMs, proof }) : proof ? { 'Civicmap-Proof': proof } : {};
+      return await o.send(headers);
     } catch (e) {
-      const err = e as Partial<ApiError>;
-      if (i === 0 && o.pow && err?.status === 422 && err.problem && problemField(err.problem) === 'proof_of_work') continue;
+      if (proofRefused(e) && proofs < PROOF_ATTEMPTS) {
+        // A campaign under pressure asks for a proof although it asked for none at load.
+        if (!pow && o.challenge) pow = new ProofOfWork(o.challenge);
+        if (pow) {
+          proof = null;
+          continue;
+        }
+      }
+      const s = busyRetrySeconds(e);
+      if (s !== null && busy < BUSY_RETRIES) {
+        busy++;
+        o.onBusy?.(s);
+        await sleep(s * 1000 + Math.floor(random() * 1000));
+        continue;
+      }
       throw e;
     }
   }
@@ -132,7 +197,8 @@ export interface SubmitErrors { fields: Record<string, string>; geometry: string
 
 /** The field a 422 is about, for the anti-abuse checks (`website`, `form`, `proof_of_work`). */
 export function problemField(p: Problem): string | null {
-  return (p.errors ?? []).map((e) => e?.field).find((f) => f === 'website' || f === 'form' || f === 'proof_of_work') ?? p.field ?? null;
+  return (p.errors ?? []).map((e) => e?.field).find((f) => f === 'website' || f === 'form' || f === 'proof_of_work') ?? p.field
+    ?? (/proof-of-work-needed$/.test(p.type ?? '') ? 'proof_of_work' : null);
 }
 
 /** Messages for a failed submission (or correction), in the citizen's language. */

@@ -1,5 +1,6 @@
 // Anti-abuse parts of a submission: the proof-of-work solver (checked against node:crypto), the headers,
-// waiting out the minimum fill time (fake timers), the retry with a new proof, and the 409/429 messages.
+// waiting out the minimum fill time (fake timers), the retry with a new proof, the proof asked by a
+// campaign under pressure, sending again after a short 429/503, and the 409/429 messages.
 import { test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -8,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import {
   powKernel, checkNonce, solveSliced, solvePow, workerSource, submissionHeaders, fillWaitMs, waitForMinFill, minFillSeconds,
-  ProofOfWork, sendProtected, describeSubmitError, problemField, Api, ApiError, msg, parseOwn,
+  ProofOfWork, sendProtected, describeSubmitError, problemField, busyRetrySeconds, Api, ApiError, msg, parseOwn,
 } from '../../.build/lib.mjs';
 
 /** Leading zero bits of SHA-256(challenge:nonce), computed independently with node:crypto. */
@@ -173,7 +174,7 @@ test('minimum fill time: no wait once it has passed', async (t) => {
   assert.equal(ms, 4000);
 });
 
-test('proof of work: started early, used once, renewed and retried once on 422 proof_of_work', async () => {
+test('proof of work: started early, used once, renewed on 422 proof_of_work (3 proofs at most)', async () => {
   let n = 0;
   const challenges = [];
   const pow = new ProofOfWork(async () => { const c = { challenge: `ch${++n}`, difficulty: 4, expires_at: '2999-01-01T00:00:00Z' }; challenges.push(c.challenge); return c; }, async (c) => `${c.length}`);
@@ -191,11 +192,12 @@ test('proof of work: started early, used once, renewed and retried once on 422 p
   });
   assert.equal(r, 'ok');
   assert.deepEqual(sent, ['ch1:3', 'ch2:3'], 'a new challenge after the 422');
-  // Twice in a row: the second 422 is shown, no third attempt.
-  fails = 2;
+  // Three times in a row: the third 422 is shown, no fourth attempt (3 proofs at most).
+  fails = 3;
   sent.length = 0;
   await assert.rejects(sendProtected({ send: async (h) => { sent.push(h['Civicmap-Proof']); if (fails-- > 0) throw bad; return 'ok'; }, formStart: 0, minFillSeconds: 0, honeypot: () => '', pow }), (e) => e === bad);
-  assert.equal(sent.length, 2);
+  assert.equal(sent.length, 3);
+  assert.equal(new Set(sent).size, 3, 'a new proof each time');
   // Other errors are not retried.
   sent.length = 0;
   const other = new ApiError(422, { errors: [{ field: 'properties.x', detail: 'bad' }] });
@@ -231,6 +233,202 @@ test('422 anti-abuse fields, 429 and 409 messages (fr, en)', () => {
   const m = describeSubmitError({ status: 422, problem: { errors: [{ field: 'properties.households', message: 'too many' }] } }, 'en', ['households']);
   assert.deepEqual(m.fields, { households: 'too many' });
   assert.match(describeSubmitError({ status: 422, problem: { errors: [{ field: 'properties.q', detail: 'no' }] } }, 'fr', [], 'editRefused').general[0], /refusé les corrections/);
+});
+
+// ------------------------------------------------------------------ under pressure, busy server
+
+/**
+ * A fake civicmap server: POST …/challenges answers the next of `challenges` (201); POST
+ * …/submissions and …/subscriptions answer `answer(n, headers)`, n counting them from 1.
+ */
+function fakeServer(answer, challenges = []) {
+  const calls = [];
+  const f = async (url, init = {}) => {
+    calls.push({ url, init });
+    if (url.endsWith('/challenges')) return Response.json(challenges.shift(), { status: 201 });
+    return answer(calls.filter((c) => !c.url.endsWith('/challenges')).length, init.headers);
+  };
+  f.calls = calls;
+  f.paths = () => calls.map((c) => c.url.split('/').pop());
+  f.sent = () => calls.filter((c) => !c.url.endsWith('/challenges'));
+  return f;
+}
+const problem = (status, body, headers = {}) => new Response(JSON.stringify({ status, ...body }), { status, headers: { 'Content-Type': 'application/problem+json', ...headers } });
+const proofNeeded = (detail) => problem(422, { type: 'urn:civicmap:problem:proof-of-work-needed', title: 'Proof of work needed', detail, field: 'proof_of_work', errors: [{ field: 'proof_of_work', detail }] });
+const busyAnswer = (status, retryAfter) => problem(status, { type: `urn:civicmap:problem:${status === 429 ? 'rate-limited' : 'unavailable'}`, detail: 'busy' }, { 'Retry-After': String(retryAfter) });
+const receipt = () => Response.json({ id: 'i', status: 'published', district: null, edit_token: 't', edit_url: '/embed/s/edit#id=i&token=t' }, { status: 201 });
+/** Whether the Civicmap-Proof header has at least `difficulty` leading zero bits. */
+function proves(headers, difficulty) {
+  const p = headers['Civicmap-Proof'];
+  if (!p) return false;
+  const at = p.lastIndexOf(':');
+  return zeroBits(p.slice(0, at), p.slice(at + 1)) >= difficulty;
+}
+const BODY = { type: 'Feature', geometry: { type: 'Point', coordinates: [2.2069, 48.8924] }, properties: { households: 2 } };
+const FAR = '2999-01-01T00:00:00Z';
+
+test('under pressure: a 422 proof_of_work without a proof of work at load fetches a challenge, solves it, and sends the same request again with the proof', async () => {
+  const f = fakeServer((n, h) => (n > 1 && proves(h, 8) ? receipt() : proofNeeded('is required while the campaign is under pressure')),
+    [{ challenge: 'press1', difficulty: 8, expires_at: FAR }]);
+  const api = new Api('https://h', f);
+  const told = [];
+  const r = await sendProtected({
+    send: (h) => api.submit('s', BODY, 'key-1', h), formStart: Date.now() - 5000, minFillSeconds: 3, honeypot: () => '',
+    pow: null, challenge: () => api.challenge('s'), onWait: () => told.push('wait'), onBusy: () => told.push('busy'),
+  });
+  assert.equal(r.id, 'i');
+  assert.deepEqual(f.paths(), ['submissions', 'challenges', 'submissions']);
+  assert.equal(f.calls[1].init.method, 'POST');
+  const [first, second] = f.sent();
+  assert.equal('Civicmap-Proof' in first.init.headers, false, 'no proof at first: the campaign asked for none at load');
+  const { 'Civicmap-Proof': proof, ...rest } = second.init.headers;
+  assert.deepEqual(rest, first.init.headers, 'the same headers (Idempotency-Key, honeypot, fill time), the proof apart');
+  assert.equal(rest['Idempotency-Key'], 'key-1');
+  assert.equal(second.init.body, first.init.body);
+  assert.match(proof, /^press1:\d+$/);
+  assert.ok(proves(second.init.headers, 8));
+  assert.deepEqual(told, ['wait'], 'told to wait while the proof is solved');
+});
+
+test('under pressure: the difficulty rises between two attempts: a second proof, at the new difficulty; 3 proofs at most, then the message', async () => {
+  let f = fakeServer((n, h) => {
+    if (n === 1) return proofNeeded('is required while the campaign is under pressure');
+    // The flood goes on: by the time the first proof arrives, the server asks for 10 bits.
+    if (n === 2) return proofNeeded('SHA-256 of challenge:nonce starts with 4 zero bits; this campaign needs 10');
+    return proves(h, 10) ? receipt() : proofNeeded('not enough');
+  }, [{ challenge: 'rise1', difficulty: 4, expires_at: FAR }, { challenge: 'rise2', difficulty: 10, expires_at: FAR }]);
+  let api = new Api('https://h', f);
+  const r = await sendProtected({ send: (h) => api.submit('s', BODY, 'key-2', h), formStart: 0, minFillSeconds: 0, honeypot: () => '', pow: null, challenge: () => api.challenge('s') });
+  assert.equal(r.id, 'i');
+  assert.deepEqual(f.paths(), ['submissions', 'challenges', 'submissions', 'challenges', 'submissions']);
+  const proofs = f.sent().map((c) => c.init.headers['Civicmap-Proof']);
+  assert.equal(proofs[0], undefined);
+  assert.match(proofs[1], /^rise1:/);
+  assert.match(proofs[2], /^rise2:/);
+  assert.ok(proves(f.sent()[2].init.headers, 10), 'the second proof meets the new difficulty');
+  assert.ok(f.sent().every((c) => c.init.headers['Idempotency-Key'] === 'key-2'));
+
+  // Refused every time: one try without a proof, then 3 proofs, then the error is shown.
+  const challenges = Array.from({ length: 5 }, (_, i) => ({ challenge: `again${i}`, difficulty: 1, expires_at: FAR }));
+  f = fakeServer(() => proofNeeded('needs 22'), challenges);
+  api = new Api('https://h', f);
+  const err = await sendProtected({ send: (h) => api.submit('s', BODY, 'key-3', h), formStart: 0, minFillSeconds: 0, honeypot: () => '', pow: null, challenge: () => api.challenge('s') }).catch((e) => e);
+  assert.ok(err instanceof ApiError && err.status === 422);
+  assert.deepEqual(f.paths(), ['submissions', 'challenges', 'submissions', 'challenges', 'submissions', 'challenges', 'submissions']);
+  assert.deepEqual(describeSubmitError(err, 'fr', []).general, [msg('fr', 'errProof')]);
+
+  // Without a way to get a challenge, the 422 is shown at once.
+  f = fakeServer(() => proofNeeded('required'));
+  api = new Api('https://h', f);
+  await assert.rejects(sendProtected({ send: (h) => api.submit('s', BODY, 'key-4', h), formStart: 0, minFillSeconds: 0, honeypot: () => '', pow: null }), (e) => e.status === 422);
+  assert.equal(f.calls.length, 1);
+});
+
+test('a proof asked by the problem type alone (no field) counts as proof_of_work', () => {
+  assert.equal(problemField({ type: 'urn:civicmap:problem:proof-of-work-needed', status: 422 }), 'proof_of_work');
+  assert.equal(problemField({ type: 'urn:civicmap:problem:validation', status: 422 }), null);
+  assert.equal(problemField({ field: 'proof_of_work', errors: [{ field: 'proof_of_work' }] }), 'proof_of_work');
+});
+
+test('429 with Retry-After 2: waits 2 s and a jitter under 1 s, tells the citizen, sends again with the same Idempotency-Key, body and proof', async () => {
+  const f = fakeServer((n) => (n === 1 ? busyAnswer(429, 2) : receipt()), [{ challenge: 'static1', difficulty: 4, expires_at: FAR }]);
+  const api = new Api('https://h', f);
+  // A campaign with a proof of work at load: the proof was not spent by the 429, it goes again.
+  const pow = new ProofOfWork(() => api.challenge('s'));
+  const busy = [];
+  const slept = [];
+  const r = await sendProtected({
+    send: (h) => api.submit('s', BODY, 'key-5', h), formStart: 0, minFillSeconds: 0, honeypot: () => '', pow,
+    challenge: () => api.challenge('s'), onBusy: (s) => busy.push(s), sleep: async (ms) => { slept.push(ms); }, random: () => 0.5,
+  });
+  assert.equal(r.id, 'i');
+  assert.deepEqual(busy, [2]);
+  assert.deepEqual(slept, [2500], '2 s plus 0.5 s of jitter');
+  assert.deepEqual(f.paths(), ['challenges', 'submissions', 'submissions'], 'no new challenge');
+  const [a, b] = f.sent();
+  assert.deepEqual(b.init.headers, a.init.headers, 'the very same headers: Idempotency-Key, honeypot, fill time, proof');
+  assert.equal(b.init.body, a.init.body);
+  assert.equal(a.init.headers['Idempotency-Key'], 'key-5');
+  assert.match(a.init.headers['Civicmap-Proof'], /^static1:/);
+  assert.equal(msg('fr', 'sendingBusy', { s: 2 }), 'Le service est très sollicité, nouvel essai dans 2 s…');
+  assert.equal(msg('en', 'sendingBusy', { s: 2 }), 'The service is busy, retrying in 2 s…');
+});
+
+test('429 with Retry-After 2: the real timer (fake clock): nothing is sent before 2 s and the jitter', async (t) => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  t.after(() => mock.timers.reset());
+  let sends = 0;
+  let onBusy;
+  const busy = new Promise((ok) => { onBusy = ok; });
+  const p = sendProtected({
+    send: async () => { if (++sends === 1) throw new ApiError(429, { status: 429 }, 2); return 'ok'; },
+    formStart: 0, minFillSeconds: 0, honeypot: () => '', pow: null, onBusy, random: () => 0.25,
+  });
+  assert.equal(await busy, 2);
+  const flush = async () => { for (let i = 0; i < 10; i++) await Promise.resolve(); };
+  mock.timers.tick(2249);
+  await flush();
+  assert.equal(sends, 1, 'not sent again before 2.25 s');
+  mock.timers.tick(1);
+  assert.equal(await p, 'ok');
+  assert.equal(sends, 2);
+});
+
+test('429 with Retry-After 60 (or 503 without Retry-After): no automatic retry, the error is shown', async () => {
+  for (const answer of [busyAnswer(429, 60), problem(503, { detail: 'busy' })]) {
+    const f = fakeServer(() => answer.clone());
+    const api = new Api('https://h', f);
+    const busy = [];
+    const slept = [];
+    const err = await sendProtected({
+      send: (h) => api.submit('s', BODY, 'key-6', h), formStart: 0, minFillSeconds: 0, honeypot: () => '', pow: null,
+      onBusy: (s) => busy.push(s), sleep: async (ms) => { slept.push(ms); },
+    }).catch((e) => e);
+    assert.ok(err instanceof ApiError);
+    assert.equal(f.calls.length, 1);
+    assert.deepEqual([busy, slept], [[], []]);
+  }
+  const e429 = new ApiError(429, { status: 429 }, 60);
+  assert.equal(busyRetrySeconds(e429), null);
+  assert.deepEqual(describeSubmitError(e429, 'en', []).general, ['Too many contributions from your connection; please try again in 60 seconds.']);
+  assert.equal(busyRetrySeconds(new ApiError(429, {}, 10)), 10);
+  assert.equal(busyRetrySeconds(new ApiError(503, {}, 0)), 0);
+  assert.equal(busyRetrySeconds(new ApiError(503, {}, 11)), null);
+  assert.equal(busyRetrySeconds(new ApiError(500, {}, 2)), null);
+  assert.equal(busyRetrySeconds(new ApiError(422, {}, 2)), null);
+});
+
+test('a busy server: 3 automatic retries at most, then the error is shown', async () => {
+  const f = fakeServer(() => busyAnswer(503, 1));
+  const api = new Api('https://h', f);
+  const busy = [];
+  const slept = [];
+  const err = await sendProtected({
+    send: (h) => api.submit('s', BODY, 'key-7', h), formStart: 0, minFillSeconds: 0, honeypot: () => '', pow: null,
+    onBusy: (s) => busy.push(s), sleep: async (ms) => { slept.push(ms); }, random: () => 0.999,
+  }).catch((e) => e);
+  assert.ok(err instanceof ApiError && err.status === 503 && err.retryAfter === 1);
+  assert.equal(f.calls.length, 4, 'the first try and 3 retries');
+  assert.ok(f.calls.every((c) => c.init.headers['Idempotency-Key'] === 'key-7'));
+  assert.deepEqual(busy, [1, 1, 1]);
+  assert.deepEqual(slept, [1999, 1999, 1999], 'the jitter stays under 1 s');
+  assert.match(describeSubmitError(err, 'en', []).general[0], /temporarily unavailable/);
+});
+
+test('follow: a 422 proof_of_work gets a proof and sends again with Civicmap-Proof only (no honeypot or fill time); a short 429 is waited out too', async () => {
+  const f = fakeServer((n, h) => (n === 1 ? proofNeeded('required') : n === 2 ? busyAnswer(429, 1) : proves(h, 6) ? new Response(null, { status: 202 }) : proofNeeded('bad')),
+    [{ challenge: 'follow1', difficulty: 6, expires_at: FAR }]);
+  const api = new Api('https://h', f);
+  const body = { email: 'a@example.org', district: null, lang: 'fr' };
+  const slept = [];
+  await sendProtected({ send: (h) => api.follow('s', body, h), formStart: 0, minFillSeconds: 0, pow: null, challenge: () => api.challenge('s'), sleep: async (ms) => { slept.push(ms); }, random: () => 0 });
+  assert.deepEqual(f.paths(), ['subscriptions', 'challenges', 'subscriptions', 'subscriptions']);
+  assert.deepEqual(slept, [1000]);
+  const [a, b, c] = f.sent().map((x) => x.init.headers);
+  assert.deepEqual(a, { Accept: 'application/json, application/problem+json', 'Content-Type': 'application/json' });
+  assert.deepEqual(Object.keys(b).sort(), ['Accept', 'Civicmap-Proof', 'Content-Type']);
+  assert.deepEqual(c, b, 'the retry after the 429 carries the same proof');
+  assert.ok(f.sent().every((x) => x.init.body === JSON.stringify(body)));
 });
 
 test('parseOwn: answers as form values, exact point, metadata in `civicmap` or in properties', () => {
