@@ -5,7 +5,7 @@
 # theirs, and 50 IPv6 addresses of fd0c:1c00::/32 spread over a few /64, /56 and /48) flood it as
 # fast as they can, 2 requests in flight each: empty challenges, invalid submissions (bad JSON,
 # outside the districts, bad answers), valid ones without proof of work, junk subscriptions and
-# valid ones aiming confirmation e-mails at one victim spelled many ways (victim+N@example.org,
+# valid ones aiming confirmation e-mails at one victim spelled many ways (victim+N@outlook.fr,
 # v.i.c.t.i.m+N@gmail.com...), address searches and export variants with junk parameters.
 # Meanwhile 50 honest citizens, each from an address in a /24 of its own, contribute every ~6 s
 # as the widget does (Idempotency-Key, honeypot and fill-time headers; a proof of work when the

@@ -218,9 +218,18 @@ def refusal(status, retry, body):
     return f"{status} Retry-After={retry}: {detail[:90]}"
 
 
+# Providers that deliver name+tag@ to name@ (the same list as src/notify/mod.rs).
+SUBADDRESSING = {"gmail.com", "googlemail.com", "outlook.com", "outlook.fr", "hotmail.com",
+                 "hotmail.fr", "live.com", "live.fr", "icloud.com", "me.com", "proton.me",
+                 "protonmail.com"}
+
+
 def normalised_mailbox(address):
-    """One mailbox however it is spelled: case, a +tag, and dots for Gmail."""
+    """One mailbox however it is spelled: case; a +tag where the provider ignores it; and dots
+    for Gmail. Elsewhere a +tag or a dot may be another person's mailbox, and counts apart."""
     local, _, domain = address.strip().lower().rpartition("@")
+    if domain not in SUBADDRESSING:
+        return f"{local}@{domain}"
     local = local.split("+", 1)[0]
     if domain in ("gmail.com", "googlemail.com"):
         local, domain = local.replace(".", ""), "gmail.com"
@@ -386,8 +395,8 @@ class Attack:
         if kind == "subscribe_victim":
             n = rng.randrange(1_000_000)
             email = rng.choice([
-                "victim@example.org", "Victim@Example.org", f"victim+{n}@example.org",
-                f"VICTIM+{n}@EXAMPLE.ORG", f"v.i.c.t.i.m+{n}@gmail.com", f"vic.tim+{n}@gmail.com",
+                "victim@outlook.fr", "Victim@Outlook.fr", f"victim+{n}@outlook.fr",
+                f"VICTIM+{n}@OUTLOOK.FR", f"v.i.c.t.i.m+{n}@gmail.com", f"vic.tim+{n}@gmail.com",
                 f"V.Ictim+{n}@Gmail.com", "victim@gmail.com", f"victim+{n}@googlemail.com",
                 f"v.ictim+{n}@gmail.com",
             ])

@@ -188,7 +188,10 @@ pub async fn create_campaign(
     tracing::info!(campaign = %campaign.slug, "campaign created");
     Ok((
         StatusCode::CREATED,
-        Json(StaffCampaign::new(&campaign, &Default::default())),
+        Json(StaffCampaign::new(
+            &campaign,
+            &crate::safety::limits::pressure(&state.db).await?,
+        )),
     ))
 }
 
@@ -209,5 +212,8 @@ pub async fn update_campaign(
 ) -> ApiResult<Json<StaffCampaign>> {
     let campaign = super::update(&state.db, &slug, input).await?;
     state.campaigns.invalidate(&slug).await;
-    Ok(Json(StaffCampaign::new(&campaign, &Default::default())))
+    Ok(Json(StaffCampaign::new(
+        &campaign,
+        &crate::safety::limits::pressure(&state.db).await?,
+    )))
 }

@@ -65,10 +65,10 @@ pub(super) struct ServeArgs {
     searches_per_ip: u32,
     /// Public downloads a client may have built on this instance per minute (the cached ones
     /// are free), bursts of half as many; 0 turns the limit off.
-    #[arg(long, env = "CIVICMAP_BUILDS_PER_IP", default_value_t = 30)]
+    #[arg(long, env = "CIVICMAP_BUILDS_PER_IP", default_value_t = 60)]
     builds_per_ip: u32,
-    /// Unconfirmed subscriptions a campaign accepts per hour (a tenth of them per recipient
-    /// domain); beyond, subscribing is refused with 429 until the hour turns.
+    /// Unconfirmed subscriptions a campaign takes per hour without a proof of work (a tenth of
+    /// them per recipient domain); beyond, until the hour turns, every subscription needs one.
     #[arg(long, env = "CIVICMAP_UNCONFIRMED_PER_HOUR", default_value_t = 2000)]
     unconfirmed_per_hour: u32,
     /// Header holding the client's address, set by a reverse proxy in front of civicmap

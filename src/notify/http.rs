@@ -85,8 +85,8 @@ pub struct SubscriptionReceipt {
         (status = 404, description = "No such public campaign", body = Problem),
         (status = 409, description = "The campaign is closed, or this server sends no e-mail", body = Problem),
         (status = 413, description = "Body over 4 KiB", body = Problem),
-        (status = 422, description = "Invalid address, district or language, each naming its field; a missing or bad proof of work (field `proof_of_work`)", body = Problem),
-        (status = 429, description = "Too many requests from this client or its network, or too many subscriptions waiting for their confirmation this hour in this campaign or to this recipient domain; see Retry-After", body = Problem),
+        (status = 422, description = "Invalid address, district or language, each naming its field; a missing or bad proof of work (field `proof_of_work`): asked by campaigns with `proof_of_work`, and of every subscription once the campaign (or the recipient's domain) has as many unconfirmed subscriptions this hour as it takes without one", body = Problem),
+        (status = 429, description = "Too many requests from this client or its network; see Retry-After", body = Problem),
         (status = 503, description = "Database unavailable; retry after Retry-After seconds", body = Problem),
     ))]
 pub async fn subscribe(
@@ -135,12 +135,26 @@ pub async fn subscribe(
         return Err(ApiError::Validation(errors));
     };
     let lang = input.lang.unwrap_or(campaign.default_lang);
-    // A campaign that asks a proof of work of its submissions asks it of subscriptions too.
-    if let Some(proof) = campaign.proof_of_work {
-        let now = time::OffsetDateTime::now_utc();
-        crate::safety::http::check_proof(&state, &headers, &campaign, proof.difficulty, now)
-            .await?;
-    }
+    // A campaign that asks a proof of work of its submissions asks it of subscriptions too;
+    // once the hour's unconfirmed subscriptions reach their cap, every subscription needs one
+    // (the campaign's, or the difficulty `POST …/challenges` issues when it asks none).
+    let own = campaign.proof_of_work.map(|p| p.difficulty);
+    let needed = own.unwrap_or(crate::safety::limits::PRESSURE_BASE);
+    let now = time::OffsetDateTime::now_utc();
+    let proven = match own {
+        Some(difficulty) => {
+            crate::safety::http::check_proof(&state, &headers, &campaign, difficulty, now).await?;
+            true
+        }
+        None if headers.contains_key(crate::safety::pow::PROOF_HEADER) => {
+            match crate::safety::http::check_proof(&state, &headers, &campaign, needed, now).await {
+                Ok(_) => true,
+                Err(ApiError::ProofOfWork(_)) => false,
+                Err(other) => return Err(other),
+            }
+        }
+        None => false,
+    };
     if let Err(capped) = super::subscribe(
         &state.db,
         campaign.id,
@@ -148,13 +162,14 @@ pub async fn subscribe(
         lang,
         input.district.as_deref(),
         state.config.unconfirmed_per_hour,
+        proven,
     )
     .await?
     {
-        return Err(ApiError::RateLimited {
-            detail: capped.detail,
-            retry_after: capped.retry_after,
-        });
+        return Err(ApiError::ProofOfWork(format!(
+            "is required right now: {capped}; get a challenge with POST /api/v1/campaigns/{slug}/challenges, find a decimal nonce such that SHA-256(challenge + \":\" + nonce) starts with {needed} zero bits, and send again with the header `Civicmap-Proof: <challenge>:<nonce>`",
+            slug = campaign.slug
+        )));
     }
     Ok((
         StatusCode::ACCEPTED,

@@ -80,20 +80,50 @@ pub fn parse_email(raw: &str) -> Option<String> {
     if email.len() > 254 || email.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return None;
     }
+    // No quoted local part, and the domain in its one ASCII form (IDNA: `ｇｍａｉｌ.com` is
+    // `gmail.com`, `mairie-é.fr` is `xn--mairie--9ya.fr`), so that one mailbox has one spelling
+    // of its domain; no address literal.
+    let (local, domain) = email.rsplit_once('@')?;
+    if local.contains('"') {
+        return None;
+    }
+    let url::Host::Domain(domain) = url::Host::parse(domain).ok()? else {
+        return None;
+    };
+    let email = format!("{local}@{domain}");
     email.parse::<lettre::Address>().ok()?;
     Some(email)
 }
 
-/// The mailbox an address reaches, for the limits on confirmations: lower case, without a
-/// `+tag` (most providers deliver `name+anything@` to `name@`; where one does not, folding
-/// only makes the limits stricter), and for Gmail without dots (`g.mail` and `gmail` are one
-/// inbox there) and with `googlemail.com` as `gmail.com`. Messages still go to the address as
-/// typed.
+/// Domains whose mail service delivers `name+anything@` to `name@` (subaddressing).
+const SUBADDRESSING: [&str; 12] = [
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "outlook.fr",
+    "hotmail.com",
+    "hotmail.fr",
+    "live.com",
+    "live.fr",
+    "icloud.com",
+    "me.com",
+    "proton.me",
+    "protonmail.com",
+];
+
+/// The mailbox an address reaches, for the limits on confirmations: lower case; for the
+/// providers that deliver `name+anything@` to `name@`, without the `+tag`; for Gmail, also
+/// without dots (`g.mail` and `gmail` are one inbox there) and with `googlemail.com` as
+/// `gmail.com`. Elsewhere `+` and dots may name another person and are kept. Messages go to the
+/// address as typed (the first typed for the mailbox and district).
 pub fn mailbox(email: &str) -> String {
     let email = email.trim().to_lowercase();
     let Some((local, domain)) = email.rsplit_once('@') else {
         return email;
     };
+    if !SUBADDRESSING.contains(&domain) {
+        return email;
+    }
     let local = local.split('+').next().unwrap_or(local);
     match domain {
         "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
@@ -101,8 +131,9 @@ pub fn mailbox(email: &str) -> String {
     }
 }
 
-/// Most unconfirmed subscriptions one mailbox may have in a campaign: beyond, further ones are
-/// not stored (and the answer is the same, so nobody learns it).
+/// Most unconfirmed subscriptions one mailbox may have in a campaign (one per district and one
+/// for the whole campaign, up to this): beyond, further ones are not stored (and the answer is
+/// the same, so nobody learns it).
 pub const PENDING_PER_MAILBOX: i64 = 20;
 
 /// What [`subscribe`] did; the HTTP answer is the same whatever it is, so that nobody learns
@@ -120,24 +151,33 @@ pub enum Subscribed {
     Already,
     /// The mailbox has [`PENDING_PER_MAILBOX`] unconfirmed subscriptions: nothing stored.
     Crowded,
+    /// Other requests of the same mailbox kept it busy for [`MAILBOX_TRIES`] tries (someone is
+    /// flooding it): nothing done.
+    Contended,
 }
 
-/// A subscription refused because too many are waiting for their confirmation this hour.
+/// How many times a request tries to take its mailbox's lock, a little longer apart each time,
+/// without holding a database connection in between: a flood of requests for one mailbox cannot
+/// take every connection of the pool.
+pub const MAILBOX_TRIES: u32 = 8;
+
+/// Why a subscription needs a proof of work: the campaign, or the recipient's domain, has as
+/// many unconfirmed subscriptions this hour as it takes without one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{detail}")]
-pub struct Capped {
-    /// Which cap, and when it lifts.
-    pub detail: String,
-    /// Seconds until the hour turns.
-    pub retry_after: u64,
-}
+#[error("{0}")]
+pub struct Capped(pub String);
 
 /// Records that `email` wants notices of campaign `campaign_id` (and of district `district`),
-/// and queues its confirmation message, in one transaction. One confirmation at most per
-/// mailbox ([`mailbox`]) per campaign per hour, whatever the district or spelling: a request
-/// while one went out this hour is queued for the next hour, whose message carries a link for
-/// every subscription of the mailbox still waiting. At most `per_hour` unconfirmed
-/// subscriptions created per campaign this hour, a tenth of them per recipient domain.
+/// and queues its confirmation message, in one transaction.
+///
+/// One confirmation at most per mailbox ([`mailbox`]) per campaign per hour, whatever the
+/// district or spelling: a request while one went out this hour is queued for the next hour,
+/// whose message carries a link for every subscription of the mailbox still waiting. A mailbox
+/// has one subscription per district (a new spelling reminds it). Once `per_hour` unconfirmed
+/// subscriptions were created in the campaign this hour (a tenth of them for one recipient
+/// domain), every request, new or not, needs a proof of work (`proven`): the same answer for
+/// all, so that it tells nobody whether an address follows, and a flood cannot close the form
+/// to everyone.
 pub async fn subscribe(
     pool: &PgPool,
     campaign_id: i64,
@@ -145,27 +185,63 @@ pub async fn subscribe(
     lang: Lang,
     district: Option<&str>,
     per_hour: u32,
+    proven: bool,
 ) -> sqlx::Result<Result<Subscribed, Capped>> {
-    let mut tx = pool.begin().await?;
     let lang = lang_code(lang);
     let mailbox = mailbox(email);
     let domain = mailbox.rsplit_once('@').map_or("", |(_, d)| d).to_owned();
-    // One request per mailbox and campaign at a time: what it reads stays true until it
-    // commits.
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended('subscribe:' || $1::bigint || ':' || $2, 0))",
-        campaign_id,
-        mailbox,
-    )
-    .execute(&mut *tx)
-    .await?;
+    // One request per mailbox and campaign at a time, here and in the sender
+    // (`pending_of_mailbox`): what it reads stays true until it commits. Taken without
+    // waiting: a busy mailbox's requests let go of their connection and try again later.
+    let mut tries = 0;
+    let mut tx = loop {
+        let mut tx = pool.begin().await?;
+        if try_lock_mailbox(&mut tx, campaign_id, &mailbox).await? {
+            break tx;
+        }
+        tx.rollback().await?;
+        tries += 1;
+        if tries == MAILBOX_TRIES {
+            return Ok(Ok(Subscribed::Contended));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(
+            20 * u64::from(tries) + rand::random::<u64>() % 20,
+        ))
+        .await;
+    };
+    if !proven {
+        let hour = sqlx::query!(
+            r#"SELECT count(*) AS "campaign!",
+                      count(*) FILTER (WHERE split_part(mailbox, '@', 2) = $2) AS "domain!"
+               FROM subscriptions
+               WHERE campaign_id = $1 AND NOT confirmed
+                 AND created_hour = date_trunc('hour', now())"#,
+            campaign_id,
+            domain,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let per_domain = i64::from(per_hour.div_ceil(10));
+        if hour.campaign >= i64::from(per_hour) {
+            return Ok(Err(Capped(format!(
+                "this campaign received {per_hour} subscriptions or more this hour that wait for their confirmation"
+            ))));
+        }
+        if hour.domain >= per_domain {
+            return Ok(Err(Capped(format!(
+                "this campaign received {per_domain} subscriptions or more to addresses at {domain} this hour that wait for their confirmation"
+            ))));
+        }
+    }
     let existing = sqlx::query!(
         r#"SELECT id, confirmed,
                   confirmation_hour IS DISTINCT FROM date_trunc('hour', now()) AS "may_remind!"
            FROM subscriptions
-           WHERE campaign_id = $1 AND email = $2 AND district_code IS NOT DISTINCT FROM $3"#,
+           WHERE campaign_id = $1 AND mailbox = $2 AND district_code IS NOT DISTINCT FROM $3
+           ORDER BY confirmed DESC
+           LIMIT 1"#,
         campaign_id,
-        email,
+        mailbox,
         district,
     )
     .fetch_optional(&mut *tx)
@@ -175,39 +251,16 @@ pub async fn subscribe(
         Some(row) if row.may_remind => (row.id, Subscribed::Reminded),
         Some(row) => (row.id, Subscribed::Throttled),
         None => {
-            let load = sqlx::query!(
-                r#"SELECT count(*) FILTER (WHERE mailbox = $2) AS "pending!",
-                          count(*) FILTER (WHERE created_hour = date_trunc('hour', now())) AS "this_hour!",
-                          count(*) FILTER (WHERE created_hour = date_trunc('hour', now())
-                                             AND split_part(mailbox, '@', 2) = $3) AS "domain_this_hour!",
-                          extract(epoch FROM date_trunc('hour', now()) + interval '1 hour' - now())::bigint AS "to_next_hour!"
-                   FROM subscriptions WHERE campaign_id = $1 AND NOT confirmed"#,
+            let pending = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "pending!" FROM subscriptions
+                   WHERE campaign_id = $1 AND mailbox = $2 AND NOT confirmed"#,
                 campaign_id,
                 mailbox,
-                domain,
             )
             .fetch_one(&mut *tx)
             .await?;
-            if load.pending >= PENDING_PER_MAILBOX {
+            if pending >= PENDING_PER_MAILBOX {
                 return Ok(Ok(Subscribed::Crowded));
-            }
-            let retry_after = u64::try_from(load.to_next_hour).unwrap_or(0).max(1);
-            let per_domain = i64::from(per_hour.div_ceil(10));
-            if load.this_hour >= i64::from(per_hour) {
-                return Ok(Err(Capped {
-                    detail: format!(
-                        "too many subscriptions are waiting for their confirmation in this campaign this hour (at most {per_hour}); retry in {retry_after} s"
-                    ),
-                    retry_after,
-                }));
-            }
-            if load.domain_this_hour >= per_domain {
-                return Ok(Err(Capped {
-                    detail: format!(
-                        "too many subscriptions to addresses at {domain} are waiting for their confirmation in this campaign this hour (at most {per_domain}); retry in {retry_after} s"
-                    ),
-                    retry_after,
-                }));
             }
             let id = Uuid::new_v4();
             sqlx::query!(
@@ -267,6 +320,39 @@ pub async fn subscribe(
     Ok(Ok(outcome))
 }
 
+/// Takes the transaction-level lock of `mailbox` in campaign `campaign_id` if it is free:
+/// subscribing and sending its confirmation happen one after the other.
+async fn try_lock_mailbox(
+    db: &mut PgConnection,
+    campaign_id: i64,
+    mailbox: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock(hashtextextended('subscribe:' || $1::bigint || ':' || $2, 0)) AS "locked!""#,
+        campaign_id,
+        mailbox,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Takes the transaction-level lock of `mailbox` in campaign `campaign_id`, waiting for it (the
+/// sender, one task per instance).
+pub(crate) async fn lock_mailbox(
+    db: &mut PgConnection,
+    campaign_id: i64,
+    mailbox: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('subscribe:' || $1::bigint || ':' || $2, 0))",
+        campaign_id,
+        mailbox,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// The subscriptions of the mailbox of subscription `id` in its campaign that still wait for
 /// their confirmation, marked as asked this hour, with their district's name (`None`: the whole
 /// campaign), `id`'s first: what one confirmation message lists.
@@ -274,6 +360,18 @@ pub async fn pending_of_mailbox(
     db: &mut PgConnection,
     id: Uuid,
 ) -> sqlx::Result<Vec<(Uuid, Option<String>)>> {
+    let Some(mine) = sqlx::query!(
+        "SELECT campaign_id, mailbox FROM subscriptions WHERE id = $1",
+        id
+    )
+    .fetch_optional(&mut *db)
+    .await?
+    else {
+        return Ok(Vec::new());
+    };
+    // A request of this mailbox made while this message is being sent waits for it, then sees
+    // that this hour's confirmation went out (`subscribe`).
+    lock_mailbox(db, mine.campaign_id, &mine.mailbox).await?;
     let rows = sqlx::query!(
         r#"WITH mine AS (SELECT campaign_id, mailbox FROM subscriptions WHERE id = $1),
            asked AS (
@@ -624,7 +722,20 @@ mod tests {
             parse_email("  Alice@Example.ORG "),
             Some("alice@example.org".into())
         );
-        for bad in ["", "alice", "a@", "@b", "a b@c.d", "a@b\r\nBcc: x@y.z"] {
+        assert_eq!(
+            parse_email("victim@ｇｍａｉｌ.com"),
+            Some("victim@gmail.com".into())
+        );
+        for bad in [
+            "",
+            "alice",
+            "a@",
+            "@b",
+            "a b@c.d",
+            "a@b\r\nBcc: x@y.z",
+            "\"victim\"@gmail.com",
+            "a@[192.0.2.1]",
+        ] {
             assert_eq!(parse_email(bad), None, "{bad:?}");
         }
         assert_eq!(parse_email(&format!("{}@b.c", "a".repeat(260))), None);
@@ -641,8 +752,9 @@ mod tests {
         ] {
             assert_eq!(mailbox(spelling), "victim@gmail.com", "{spelling}");
         }
-        // Elsewhere dots are part of the name; `+tags` are folded.
-        assert_eq!(mailbox("jean.dupont+x@ville.fr"), "jean.dupont@ville.fr");
+        assert_eq!(mailbox("Jo+Club@Outlook.fr"), "jo@outlook.fr");
+        // Elsewhere `+` and dots may name someone else: kept.
+        assert_eq!(mailbox("jean.dupont+x@ville.fr"), "jean.dupont+x@ville.fr");
         assert_ne!(
             mailbox("jean.dupont@ville.fr"),
             mailbox("jeandupont@ville.fr")

@@ -59,6 +59,7 @@ pub fn routes() -> Routes {
         (status = 404, description = "No such public campaign", body = Problem),
         (status = 409, description = "The campaign is not open", body = Problem),
         (status = 429, description = "Too many challenges from this client or its network; see Retry-After", body = Problem),
+        (status = 503, description = "Database unavailable; retry after Retry-After seconds", body = Problem),
     ))]
 pub async fn create_challenge(
     State(state): State<AppState>,
@@ -102,7 +103,9 @@ pub async fn check_proof(
 /// spent the campaign is under pressure: the submission gets in with a proof of work of the
 /// difficulty asked now (one bit less is still taken: it may have risen while the citizen's
 /// device was solving), or, for a client's first contribution, from the reserve; else it is
-/// refused with 422 `proof_of_work` and nothing is stored.
+/// refused with 422 `proof_of_work` and nothing is stored. "First" is the client's first in
+/// ten minutes (its own bucket, not the campaign's contributors: whether someone else at the same
+/// address contributed, ever, changes nothing in the answer).
 pub async fn admit(
     state: &AppState,
     campaign: &Campaign,
@@ -119,11 +122,14 @@ pub async fn admit(
     let enough = difficulty.saturating_sub(1).max(own.unwrap_or(0));
     let proof = match proven {
         Some(verified) => Some(verified.difficulty >= enough),
-        None if headers.contains_key(pow::PROOF_HEADER) => Some(
-            check_proof(state, headers, campaign, enough, now)
-                .await
-                .is_ok(),
-        ),
+        None if headers.contains_key(pow::PROOF_HEADER) => {
+            match check_proof(state, headers, campaign, enough, now).await {
+                Ok(_) => Some(true),
+                Err(ApiError::ProofOfWork(_)) => Some(false),
+                // The database's absence is a 503, not a request for more work.
+                Err(other) => return Err(other),
+            }
+        }
         None => None,
     };
     if proof == Some(true) {
@@ -134,15 +140,11 @@ pub async fn admit(
     }
     if proof.is_none() {
         let secret = state.secret.get(&state.db).await?;
-        let contributor = secret.contributor(campaign.id, &client);
-        let known = sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT FROM contributors WHERE campaign_id = $1 AND hash = $2) AS "known!""#,
-            campaign.id,
-            contributor.as_slice(),
-        )
-        .fetch_one(&state.db)
-        .await?;
-        if !known && state.limits.take_reserve(campaign.id).await? {
+        if state
+            .limits
+            .take_reserve(secret, campaign.id, client)
+            .await?
+        {
             metrics::counter!("civicmap_pressure_admitted_total", "by" => "reserve").increment(1);
             return Ok(());
         }
@@ -267,6 +269,20 @@ fn door_of(route: &str) -> Door {
     }
 }
 
+/// Whether a confirmation or unsubscription request carries a token made by this server.
+fn genuine_token(secret: &crate::safety::secret::ServerSecret, parts: &Parts) -> bool {
+    use crate::notify::{Purpose, check_token};
+    let purpose = if parts.uri.path().ends_with("/unsubscribe") {
+        Purpose::Unsubscribe
+    } else {
+        Purpose::Confirm
+    };
+    parts.uri.query().is_some_and(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .any(|(name, value)| name == "token" && check_token(secret, purpose, &value).is_some())
+    })
+}
+
 /// Middleware of the citizens' write routes, inside the origin guard: takes a cell of the
 /// route's door from the client's and its networks' buckets for every write (not for reads or
 /// CORS preflights), shared by every instance through the database; 503 when the database
@@ -284,6 +300,10 @@ pub async fn limit_writes(State(state): State<AppState>, request: Request, next:
             .get::<MatchedPath>()
             .map_or(Door::Submit, |path| door_of(path.as_str()));
         let checked = match state.secret.get(&state.db).await {
+            // A confirmation or an unsubscription with a genuine token is never refused: a
+            // mailbox provider's one-click unsubscriptions come in bursts from few addresses.
+            // Only guesses take from the door's buckets.
+            Ok(secret) if door == Door::Confirm && genuine_token(secret, &parts) => Ok(Ok(())),
             Ok(secret) => state.limits.check(secret, door, client).await,
             Err(e) => Err(e),
         };

@@ -84,7 +84,7 @@ impl Default for RateLimitConfig {
             per_campaign_per_minute: 6000,
             subscriptions_per_ip_per_minute: 6,
             searches_per_ip_per_minute: 120,
-            builds_per_ip_per_minute: 30,
+            builds_per_ip_per_minute: 60,
         }
     }
 }
@@ -187,30 +187,40 @@ const NETWORKS: [Network; 4] = [
 pub struct Allowance {
     per_minute: u32,
     burst: u32,
+    /// T, in microseconds (see [`Allowance::interval_us`]).
+    interval_us: i64,
 }
 
 impl Allowance {
     /// `per_minute` writes a minute, `burst` at once (at least 1); `None` when `per_minute` is
     /// 0 (no limit).
     pub fn new(per_minute: u32, burst: u32) -> Option<Self> {
-        (per_minute > 0).then_some(Self {
+        (per_minute > 0).then(|| Self {
             per_minute,
             burst: burst.max(1),
+            // Rounded up, so that the shared limit never allows more than configured.
+            interval_us: 60_000_000_u64.div_ceil(u64::from(per_minute)) as i64,
         })
+    }
+
+    /// One request per `period`, no burst (in the database only: no per-minute rate to show).
+    pub fn every(period: Duration) -> Self {
+        Self {
+            per_minute: 0,
+            burst: 1,
+            interval_us: i64::try_from(period.as_micros()).unwrap_or(i64::MAX),
+        }
     }
 
     /// This allowance `factor` times over (a network's, from its clients').
     fn times(self, factor: u32) -> Self {
-        Self {
-            per_minute: self.per_minute.saturating_mul(factor),
-            burst: self.burst.saturating_mul(factor),
-        }
+        let per_minute = self.per_minute.saturating_mul(factor);
+        Self::new(per_minute, self.burst.saturating_mul(factor)).unwrap_or(self)
     }
 
-    /// T: the time one write's cell takes to come back, in microseconds (rounded up, so that
-    /// the shared limit never allows more than configured).
+    /// T: the time one write's cell takes to come back, in microseconds.
     pub fn interval_us(self) -> i64 {
-        60_000_000_u64.div_ceil(u64::from(self.per_minute)) as i64
+        self.interval_us
     }
 
     /// τ: how far ahead of now a bucket's `tat` may be for a write to be allowed, in
@@ -256,6 +266,9 @@ impl<K: std::hash::Hash + Eq + Clone> Limit<K> {
         })
     }
 }
+
+/// How often a client may come in from a campaign's reserve without a proof of work.
+pub const RESERVE_EVERY: Duration = Duration::from_secs(600);
 
 /// The lowest difficulty a campaign under pressure asks (a fraction of a second on a phone).
 pub const PRESSURE_BASE: u8 = 16;
@@ -454,7 +467,7 @@ impl RateLimits {
     /// Takes one cell from campaign `campaign_id`'s allowance for a submission that passed
     /// every other check. When it is spent, says how much work is asked instead; with
     /// `proven`, the submission brought that work and is admitted on credit (the backlog that
-    /// raises the difficulty), up to [`MAX_BACKLOG_US`].
+    /// raises the difficulty), up to 20 minutes of backlog.
     pub async fn admit(
         &self,
         campaign_id: i64,
@@ -494,19 +507,34 @@ impl RateLimits {
         Ok(Admission::Pressed { difficulty })
     }
 
-    /// Whether the campaign's reserve for first contributions has a cell left (and takes it).
-    pub async fn take_reserve(&self, campaign_id: i64) -> sqlx::Result<bool> {
+    /// Whether a submission from `client` without a proof of work may come in from campaign
+    /// `campaign_id`'s reserve (and takes its cells): the client's first in [`RESERVE_EVERY`]
+    /// (its own bucket, so that the answer depends on nobody else's contributions, whenever
+    /// made), within the reserve's rate (a tenth of the campaign's).
+    pub async fn take_reserve(
+        &self,
+        secret: &ServerSecret,
+        campaign_id: i64,
+        client: ClientKey,
+    ) -> sqlx::Result<bool> {
         let Some(reserve) = self.inner.reserve else {
             return Ok(true);
         };
-        let refused = take_one(
-            &self.inner.db,
-            "reserve",
-            &campaign_id.to_be_bytes(),
-            reserve,
-        )
-        .await?;
-        Ok(refused.is_none())
+        let client_key = secret.rate_limit_key(&format!("{campaign_id} {client}"));
+        let campaign_key = campaign_id.to_be_bytes();
+        let buckets = [
+            Bucket {
+                scope: "reserve/client",
+                key: &client_key,
+                allowance: Allowance::every(RESERVE_EVERY),
+            },
+            Bucket {
+                scope: "reserve",
+                key: &campaign_key,
+                allowance: reserve,
+            },
+        ];
+        Ok(take(&self.inner.db, None, &buckets).await?.is_none())
     }
 
     /// The difficulty campaign `campaign_id` asks right now because of pressure (`None` when
@@ -941,7 +969,7 @@ mod tests {
                 assert_eq!(limits.check(&secret, door, client).await.unwrap(), Ok(()));
             }
             assert_eq!(limits.admit(1, None, false).await.unwrap(), Admission::Open);
-            assert!(limits.take_reserve(1).await.unwrap());
+            assert!(limits.take_reserve(&secret, 1, client).await.unwrap());
             assert_eq!(limits.asked(1, None).await.unwrap(), None);
             assert_eq!(limits.check_read(Read::Build, client), Ok(()));
         }

@@ -124,8 +124,8 @@ struct PointGeometry {
         (status = 404, description = "No such public campaign", body = Problem),
         (status = 409, description = "Campaign not open, or key reused for another request", body = Problem),
         (status = 413, description = "Body over 16 KiB", body = Problem),
-        (status = 422, description = "Invalid point or answers, each error naming its field; a form filled by a program (`website`, `form`); a missing or bad proof of work (`urn:civicmap:problem:proof-of-work-needed`, field `proof_of_work`)", body = Problem),
-        (status = 429, description = "Too many submissions from this client or to this campaign; see Retry-After", body = Problem),
+        (status = 422, description = "Invalid point or answers, each error naming its field; a form filled by a program (`website`, `form`); a missing or bad proof of work (`urn:civicmap:problem:proof-of-work-needed`, field `proof_of_work`): asked by campaigns with `proof_of_work`, and while the campaign is under pressure", body = Problem),
+        (status = 429, description = "Too many submissions from this client or its network; see Retry-After", body = Problem),
         (status = 503, description = "Database unavailable; retry after Retry-After seconds", body = Problem),
     ))]
 pub async fn create_submission(

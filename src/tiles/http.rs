@@ -10,6 +10,7 @@ use super::{MAX_ZOOM, TileCoord, TileError};
 use crate::http::AppState;
 use crate::http::cache::{Basis, Key};
 use crate::http::caching::Caching::{Settings, Tiles};
+use crate::http::client_ip::ClientAddr;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::PathParams;
 use crate::http::routes::{Access::Public, Routes};
@@ -133,11 +134,13 @@ pub async fn tile(
     responses(
         (status = 200, description = "TileJSON 3.0.0", body = Object),
         (status = 404, description = "No such public campaign", body = crate::http::error::Problem),
+        (status = 429, description = "Too many bodies built on demand for this client or its network; see Retry-After", body = crate::http::error::Problem),
         (status = 503, description = "This instance is building as many public bodies as it takes at once; see Retry-After", body = crate::http::error::Problem),
     ))]
 pub async fn tilejson(
     State(state): State<AppState>,
     PathParams(file): PathParams<String>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let slug = file.strip_suffix(".json").ok_or_else(|| {
@@ -154,9 +157,10 @@ pub async fn tilejson(
         basis: Basis::Settings,
         request: format!("tilejson/{base}"),
     };
+    // One body per host the client names: each new one is a build, charged to the client.
     let body = state
         .responses
-        .get_or_build(Some(key), async {
+        .get_or_build_for(&state.limits, client, Some(key), async {
             Ok(serde_json::to_vec(&tilejson_of(&campaign, &base)).map_err(anyhow::Error::from)?)
         })
         .await?;
