@@ -59,6 +59,29 @@ pub(crate) fn solve(challenge: &str, difficulty: u32) -> u64 {
         .unwrap()
 }
 
+/// A solved proof for campaign `slug`, as client `from` gets one: `<challenge>:<nonce>`, the
+/// value of `Civicmap-Proof` (solved off the runtime's thread, as a phone does beside the page).
+pub(crate) async fn proof_for(app: &TestApp, slug: &str, from: &str) -> String {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/campaigns/{slug}/challenges")))
+        .header("X-Forwarded-For", from)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    let text = body["challenge"].as_str().unwrap().to_owned();
+    let difficulty = body["difficulty"].as_u64().unwrap() as u32;
+    let nonce = tokio::task::spawn_blocking({
+        let text = text.clone();
+        move || solve(&text, difficulty)
+    })
+    .await
+    .unwrap();
+    format!("{text}:{nonce}")
+}
+
 async fn challenge(app: &TestApp, slug: &str) -> Value {
     let response = app
         .client

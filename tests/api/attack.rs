@@ -127,25 +127,7 @@ async fn honest_submission(app: &TestApp, from: &str) -> Result<uuid::Uuid, u16>
             && proofs < 3
         {
             proofs += 1;
-            let challenge: Value = app
-                .client
-                .post(app.url(&format!("/api/v1/campaigns/{SLUG}/challenges")))
-                .header("X-Forwarded-For", from)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let text = challenge["challenge"].as_str().unwrap().to_owned();
-            let difficulty = challenge["difficulty"].as_u64().unwrap() as u32;
-            let nonce = tokio::task::spawn_blocking({
-                let text = text.clone();
-                move || crate::abuse::solve(&text, difficulty)
-            })
-            .await
-            .unwrap();
-            proof = Some(format!("{text}:{nonce}"));
+            proof = Some(crate::abuse::proof_for(app, SLUG, from).await);
             continue;
         }
         match retry_after {

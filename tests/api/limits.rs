@@ -240,18 +240,7 @@ async fn a_flooding_client_cannot_use_up_the_campaigns_allowance_across_instance
 }
 
 async fn challenge(app: &TestApp, slug: &str) -> String {
-    let response = app
-        .client
-        .post(app.url(&format!("/api/v1/campaigns/{slug}/challenges")))
-        .header("X-Forwarded-For", crate::helpers::household())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value = response.json().await.unwrap();
-    let text = body["challenge"].as_str().unwrap().to_owned();
-    let difficulty = body["difficulty"].as_u64().unwrap() as u32;
-    format!("{text}:{}", crate::abuse::solve(&text, difficulty))
+    crate::abuse::proof_for(app, slug, &crate::helpers::household()).await
 }
 
 #[tokio::test]

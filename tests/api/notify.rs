@@ -2007,19 +2007,7 @@ async fn confirmations_cannot_be_aimed_at_a_mailbox_nor_delay_notices() {
             "{refused}"
         );
     }
-    let challenge: Value = app
-        .client
-        .post(app.url("/api/v1/campaigns/aimed/challenges"))
-        .header("X-Forwarded-For", "192.0.2.151")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let text = challenge["challenge"].as_str().unwrap();
-    let difficulty = challenge["difficulty"].as_u64().unwrap() as u32;
-    let proof = format!("{text}:{}", crate::abuse::solve(text, difficulty));
+    let proof = crate::abuse::proof_for(&app, "aimed", "192.0.2.151").await;
     let proven = app
         .client
         .post(app.url("/api/v1/campaigns/aimed/subscriptions"))
