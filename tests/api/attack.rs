@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::helpers::{TestApp, answers, assert_stored, exact, point, test_config};
+use crate::helpers::{TestApp, answers, assert_stored, exact, point, problem, test_config};
 use crate::notify::Sink;
 
 const SLUG: &str = "siege";
@@ -395,4 +395,90 @@ async fn many_addresses_of_one_network_share_its_allowance() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::CREATED, "{network}");
     }
+}
+
+/// The reads that cost work, played by a prober: address searches, and downloads that must be
+/// built, are limited per client; a copy already built is free to everyone; another client is
+/// not concerned; parameters a route does not read, or refuses, never make a new copy to build.
+#[tokio::test]
+async fn searches_and_downloads_built_on_demand_are_limited_per_client() {
+    let mut config = test_config();
+    config.rate_limits.searches_per_ip_per_minute = 4; // 1 at once
+    config.rate_limits.builds_per_ip_per_minute = 4; // 2 at once
+    let app = TestApp::spawn_with(config).await;
+    app.open_campaign(SLUG, exact()).await;
+    let get = |path: String, from: &'static str| {
+        app.client
+            .get(app.url(&format!("/api/v1/campaigns/{SLUG}/{path}")))
+            .header("X-Forwarded-For", from)
+            .send()
+    };
+    let (a, b, c) = ("198.51.100.1", "198.51.100.2", "198.51.100.3");
+    // Searches: one at once per client; the next is refused, naming the limit.
+    assert_eq!(
+        get("addresses?q=rue".into(), a).await.unwrap().status(),
+        200
+    );
+    let refused = get("addresses?q=rue%20de".into(), a).await.unwrap();
+    assert!(refused.headers().contains_key("retry-after"));
+    let body = problem(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many address searches from this connection"),
+        "{body}"
+    );
+    assert_eq!(
+        get("addresses?q=rue".into(), b).await.unwrap().status(),
+        200
+    );
+    // Downloads: two variants built for `a`, the third refused; a built one is free again.
+    for path in ["aggregates.csv?excel=0", "aggregates.csv?excel=1"] {
+        assert_eq!(get(path.into(), a).await.unwrap().status(), 200, "{path}");
+    }
+    let body = problem(
+        get("aggregates.geojson".into(), a).await.unwrap(),
+        StatusCode::TOO_MANY_REQUESTS,
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many downloads built on demand from this connection"),
+        "{body}"
+    );
+    assert_eq!(
+        get("aggregates.csv?excel=0".into(), a)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Another client builds it; then it is free to `a` too.
+    assert_eq!(
+        get("aggregates.geojson".into(), b).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        get("aggregates.geojson".into(), a).await.unwrap().status(),
+        200
+    );
+    // Junk parameters: ignored where the route reads none (one copy, one build), refused
+    // where it reads some; neither is a build.
+    for n in 0..10 {
+        let status = get(format!("districts.geojson?junk={n}"), c)
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "junk={n}");
+        let status = get(format!("aggregates.csv?junk={n}"), c)
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 400, "junk={n}");
+    }
+    // `c` built one copy only: it may still build one more.
+    assert_eq!(get("timeseries.csv".into(), c).await.unwrap().status(), 200);
 }
